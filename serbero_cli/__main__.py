@@ -1,0 +1,3 @@
+from serbero_cli.cli import main
+
+main()

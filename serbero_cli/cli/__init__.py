@@ -1,0 +1,7 @@
+"""Command-line interface: Typer app, one module per subcommand; parses, calls a run_*(), renders."""
+
+
+def main() -> None:
+    from serbero_cli.cli.app import app
+
+    app()

@@ -1,0 +1,49 @@
+"""The Typer app: global options and one registration line per subcommand module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from serbero_cli.cli.common import state
+
+app = typer.Typer(
+    name="serbero",
+    help="Serbero coordinates Mostro disputes over Nostr: it notifies solvers, mediates, escalates and audits. "
+    "It never moves funds.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config file (default: $SERBERO_CONFIG, else ./config.toml).",
+                     show_default=False),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option("--log-level", help="debug, info, warning or error (beats SERBERO_LOG and the config).",
+                     show_default=False),
+    ] = None,
+) -> None:
+    """Global options shared by every subcommand."""
+    st = state(ctx)
+    st.config_path = config
+    st.log_level = log_level
+
+
+def _register() -> None:
+    from serbero_cli.cli import listen
+
+    app.command("listen")(listen.listen)
+
+
+_register()

@@ -1,0 +1,76 @@
+"""`serbero listen`: detect disputes, notify every solver, follow the lifecycle (core.md)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from serbero_cli.cli.common import console, emit_json, execute, load, maybe_init_nostr_logger
+
+
+def listen(
+    ctx: typer.Context,
+    follow: Annotated[bool, typer.Option("--follow", help="Stay connected and apply events as they arrive.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Fetch and show what would happen; write and send nothing.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (listen/v1) on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no summary (logs and exit code only).")] = False,
+) -> None:
+    """Fetch new Mostro dispute events, record them, notify solvers, remind them, and exit.
+
+    Run it from cron or a timer every minute, or once with --follow as a long-running service.
+    """
+    from serbero_cli.core.result import error_report
+
+    def body() -> int:
+        from serbero_cli.errors import UsageError
+
+        if follow and dry_run:
+            raise UsageError("--follow cannot be combined with --dry-run")
+        config = load(ctx)
+        maybe_init_nostr_logger(ctx, json_output)
+        from serbero_cli.cli.render import ProgressBar
+        from serbero_cli.core.run import run_listen
+
+        bar = ProgressBar("sending", enabled=sys.stdout.isatty() and not json_output and not quiet)
+        try:
+            result = run_listen(config, dry_run=dry_run, follow=follow, progress=bar)
+        finally:
+            bar.close()
+        if json_output:
+            emit_json(result.to_dict())
+        elif not quiet:
+            render_listen(result)
+        return result.exit_code
+
+    execute(ctx, json_output=json_output, error_report=lambda c, e: error_report(c, e, dry_run), body=body)
+
+
+def render_listen(result) -> None:
+    from rich.table import Table
+
+    out = console()
+    title = "listen (dry run: nothing written or sent)" if result.dry_run else "listen"
+    table = Table(title=title, title_justify="left")
+    for name in ("events", "disputes", "notifications", "relays"):
+        table.add_column(name)
+    d = result.to_dict()
+    table.add_row(
+        "fetched {fetched}\napplied {applied}\nrejected {rejected}".format(**d["events"]),
+        "new {new}\ntaken {taken}\nresolved {resolved}".format(**d["disputes"]),
+        ("would queue {queued}\nwould stay pending {pending}" if result.dry_run else
+         "queued {queued}\nsent {sent}\nfailed {failed}\npending {pending}").format(**d["notifications"]),
+        "connected {connected}\nfailed {failed}".format(**d["relays"]),
+    )
+    out.print(table)
+    if result.dry_run and result.planned_sends:
+        plan = Table(title="would send", title_justify="left")
+        for col in ("dispute", "type", "recipients", "why"):
+            plan.add_column(col)
+        for item in result.planned_sends:
+            plan.add_row(item["dispute_id"][:12], item["type"], ", ".join(r[:8] for r in item["recipients"]),
+                         item["reason"])
+        out.print(plan)
+    for warning in result.warnings:
+        out.print(f"warning: {warning}")

@@ -1,0 +1,581 @@
+"""Configuration: one table of keys, one loader for every subcommand (core.md §2).
+
+`load_config(path, env)` reads the TOML with tomlkit, applies environment overrides, validates
+every key against `KEYS`, and returns frozen dataclasses. Every problem is collected as
+(line, key, message) and raised together in one `ConfigError`, rendered as
+`config.toml:12: [[solvers]] pubkey: not a valid public key`. A secret value is never echoed.
+`config.toml.sample` is generated from `KEYS` (`render_sample()`), and a test keeps them equal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from serbero_cli.errors import ConfigError
+from serbero_cli.keys import KeyFormatError, Secret, parse_public_key, parse_secret_key, public_key_of
+
+REQUIRED = object()
+ARRAY_SECTIONS = ("relays", "solvers")
+PROVIDERS = ("openai", "openai-compatible", "anthropic")
+TRANSPORTS = ("auto", "giftwrap", "nip44")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One configuration key: where it lives, its type, default and the help line of the sample."""
+
+    section: str
+    name: str
+    kind: str  # str | int | bool | pubkey | secret | choice | url | path
+    default: Any
+    help: str
+    minimum: int | None = None
+    choices: tuple[str, ...] = ()
+    env: str | None = None
+
+
+KEYS: tuple[KeySpec, ...] = (
+    KeySpec("serbero", "private_key", "secret", REQUIRED,
+            "Serbero's Nostr secret key, 64 hex or nsec1…. Env SERBERO_PRIVATE_KEY overrides it.",
+            env="SERBERO_PRIVATE_KEY"),
+    KeySpec("serbero", "db_path", "path", "serbero.db",
+            "SQLite file shared by every subcommand; relative to this file's folder.", env="SERBERO_DB_PATH"),
+    KeySpec("serbero", "log_level", "choice", "info",
+            "debug, info, warning or error. Env SERBERO_LOG; --log-level beats both.",
+            choices=LOG_LEVELS, env="SERBERO_LOG"),
+    KeySpec("mostro", "pubkey", "pubkey", REQUIRED,
+            "The Mostro node's public key: hex, npub1… or nostr:npub1…."),
+    KeySpec("mostro", "transport", "choice", "auto",
+            "How take requests travel: auto (read the node's kind-38385 event), giftwrap (alias gift-wrap) or nip44.",
+            choices=TRANSPORTS),
+    KeySpec("relays", "url", "url", REQUIRED, "A relay, ws:// or wss://. Repeat [[relays]] for each one."),
+    KeySpec("solvers", "pubkey", "pubkey", REQUIRED,
+            "A human solver to notify: hex, npub1… or nostr:npub1…. Repeat [[solvers]] for each one."),
+    KeySpec("solvers", "permission", "choice", "read",
+            "read or write; write solvers receive escalation handoffs first.", choices=("read", "write")),
+    KeySpec("timeouts", "renotification_seconds", "int", 300,
+            "Remind solvers when a notified dispute is still untaken after this long.", minimum=1),
+    KeySpec("timeouts", "renotification_check_interval_seconds", "int", 60,
+            "How often `listen --follow` runs the reminder sweep and retries.", minimum=1),
+    KeySpec("listen", "initial_lookback_seconds", "int", 604800,
+            "How far back the first run (empty database) reads dispute events.", minimum=0),
+    KeySpec("listen", "fetch_timeout_seconds", "int", 10, "Per relay round trip.", minimum=1),
+    KeySpec("delivery", "max_attempts", "int", 5, "Attempts per solver message, across runs.", minimum=1),
+    KeySpec("delivery", "send_timeout_seconds", "int", 5,
+            "How long to wait for a relay's OK to a published event.", minimum=1),
+    KeySpec("mediation", "enabled", "bool", False,
+            "Run AI-guided mediation (needs [reasoning].enabled too)."),
+    KeySpec("mediation", "max_rounds", "int", 2,
+            "Escalate with round_limit once both parties answered this many rounds.", minimum=1),
+    KeySpec("mediation", "party_response_timeout_seconds", "int", 1800,
+            "Escalate party_unresponsive after this much silence; 0 disables it.", minimum=0),
+    KeySpec("mediation", "session_timeout_seconds", "int", 86400,
+            "Escalate mediation_timeout when a session is older than this; 0 disables it.", minimum=0),
+    KeySpec("mediation", "max_starts_per_run", "int", 5,
+            "Most new sessions one run starts (--max-starts overrides it).", minimum=1),
+    KeySpec("mediation", "take_reply_wait_seconds", "int", 15,
+            "One shared wait for Mostro's answers to this run's take requests.", minimum=1),
+    KeySpec("mediation", "start_retry_interval_seconds", "int", 300,
+            "Minimum gap between two start attempts for one dispute.", minimum=0),
+    KeySpec("mediation", "solver_auth_retry_initial_seconds", "int", 60,
+            "First back-off after Mostro refuses Serbero as a solver.", minimum=1),
+    KeySpec("mediation", "solver_auth_retry_max_interval_seconds", "int", 3600,
+            "Longest back-off between authorization probes.", minimum=1),
+    KeySpec("mediation", "solver_auth_retry_max_total_seconds", "int", 86400,
+            "Give up probing after this long since the first refusal.", minimum=1),
+    KeySpec("mediation", "solver_auth_retry_max_attempts", "int", 24,
+            "Give up probing after this many refusals.", minimum=1),
+    KeySpec("reasoning", "enabled", "bool", False, "Allow calls to the reasoning provider."),
+    KeySpec("reasoning", "provider", "choice", "openai",
+            "openai, openai-compatible (self-hosted, PPQ.ai, …) or anthropic.", choices=PROVIDERS),
+    KeySpec("reasoning", "model", "str", "gpt-4o-mini", "Model name sent to the provider."),
+    KeySpec("reasoning", "api_base", "str", "https://api.openai.com/v1",
+            "Base URL; a trailing / is trimmed. Anthropic: https://api.anthropic.com."),
+    KeySpec("reasoning", "api_key_env", "str", "SERBERO_REASONING_API_KEY",
+            "Name of the environment variable that holds the API key (never put the key here)."),
+    KeySpec("reasoning", "request_timeout_seconds", "int", 30,
+            "Per HTTP attempt; 0 acts as 1.", minimum=0),
+    KeySpec("reasoning", "followup_retry_count", "int", 1,
+            "Extra attempts after the first, for timeouts, 408, 429 and 5xx only.", minimum=0),
+    KeySpec("prompts", "bundle_id", "str", "serbero-default", "Name recorded with every mediation row."),
+    KeySpec("prompts", "system_instructions_path", "path", None,
+            "Override for system.md (relative to this file's folder); unset uses the packaged file."),
+    KeySpec("prompts", "classification_policy_path", "path", None, "Override for classification.md."),
+    KeySpec("prompts", "escalation_policy_path", "path", None, "Override for escalation-policy.md."),
+    KeySpec("prompts", "mediation_style_path", "path", None, "Override for mediation-style.md."),
+    KeySpec("prompts", "message_templates_path", "path", None, "Override for message-templates.md."),
+    KeySpec("chat", "fetch_timeout_seconds", "int", 5, "Timeout of the chat and take-reply fetches.", minimum=1),
+    KeySpec("chat", "lookback_seconds", "int", 604800, "The since window of every gift-wrap fetch.", minimum=1),
+    KeySpec("chat", "transcript_max_messages", "int", 40, "Most messages shown to the model.", minimum=1),
+    KeySpec("chat", "legacy_giftwrap_copy", "choice", "auto",
+            "Also send each question as a kind-1059 copy: auto (until the party answers in kind 14), always, never.",
+            choices=("auto", "always", "never")),
+    KeySpec("escalation", "enabled", "bool", False, "Let dispatch-once deliver escalation handoffs."),
+    KeySpec("escalation", "dispatch_interval_seconds", "int", 30,
+            "The cadence your timer runs dispatch-once at; audit flags slower deliveries.", minimum=1),
+    KeySpec("escalation", "fallback_to_all_solvers", "bool", False,
+            "With no write solver, send handoffs to every solver."),
+    KeySpec("escalation", "max_dispatches_per_run", "int", 50,
+            "Most handoff claims per run (--limit overrides it).", minimum=1),
+    KeySpec("escalation", "run_budget_seconds", "int", 20, "No new claim starts after this much time.", minimum=1),
+    KeySpec("escalation", "connect_timeout_seconds", "int", 5, "Relay connect timeout.", minimum=1),
+    KeySpec("escalation", "sending_stale_seconds", "int", 120,
+            "Age at which an unfinished send is taken as abandoned.", minimum=1),
+)
+
+# Keys of the reference program that we no longer read (mediation.md §3): warn, ignore.
+DROPPED_KEYS: dict[tuple[str, str], str] = {
+    ("chat", "inbound_fetch_interval_seconds"): "the timer cadence replaces it; remove the key",
+    ("reasoning", "api_key"): "secrets never come from the file; put the key in the variable named by api_key_env",
+}
+
+SECTIONS = tuple(dict.fromkeys(k.section for k in KEYS))
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    pubkey: str  # lowercase hex
+    permission: str  # "read" | "write"
+
+
+@dataclass(frozen=True)
+class TimeoutsConfig:
+    renotification_seconds: int
+    renotification_check_interval_seconds: int
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    initial_lookback_seconds: int
+    fetch_timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    max_attempts: int
+    send_timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class MediationConfig:
+    enabled: bool
+    max_rounds: int
+    party_response_timeout_seconds: int  # 0 disables
+    session_timeout_seconds: int  # 0 disables
+    max_starts_per_run: int
+    take_reply_wait_seconds: int
+    start_retry_interval_seconds: int
+    solver_auth_retry_initial_seconds: int
+    solver_auth_retry_max_interval_seconds: int
+    solver_auth_retry_max_total_seconds: int
+    solver_auth_retry_max_attempts: int
+
+
+@dataclass(frozen=True)
+class ReasoningConfig:
+    enabled: bool
+    provider: str
+    model: str
+    api_base: str  # trailing "/" trimmed
+    api_key_env: str
+    request_timeout_seconds: int  # 0 acts as 1 at use
+    followup_retry_count: int
+
+
+@dataclass(frozen=True)
+class PromptsConfig:
+    bundle_id: str
+    system_instructions_path: Path | None
+    classification_policy_path: Path | None
+    escalation_policy_path: Path | None
+    mediation_style_path: Path | None
+    message_templates_path: Path | None
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    fetch_timeout_seconds: int
+    lookback_seconds: int
+    transcript_max_messages: int
+    legacy_giftwrap_copy: str
+
+
+@dataclass(frozen=True)
+class EscalationConfig:
+    enabled: bool
+    dispatch_interval_seconds: int
+    fallback_to_all_solvers: bool
+    max_dispatches_per_run: int
+    run_budget_seconds: int
+    connect_timeout_seconds: int
+    sending_stale_seconds: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration. Keys are lowercase hex; paths are absolute."""
+
+    path: Path
+    private_key: Secret
+    public_key: str  # derived from private_key
+    db_path: Path
+    log_level: str
+    mostro_pubkey: str
+    mostro_transport: str
+    relays: tuple[str, ...]
+    solvers: tuple[SolverConfig, ...]
+    timeouts: TimeoutsConfig
+    listen: ListenConfig
+    delivery: DeliveryConfig
+    mediation: MediationConfig
+    reasoning: ReasoningConfig
+    prompts: PromptsConfig
+    chat: ChatConfig
+    escalation: EscalationConfig
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def mediation_active(self) -> bool:
+        return self.mediation.enabled and self.reasoning.enabled
+
+
+_SECTION_TYPES = {
+    "timeouts": TimeoutsConfig, "listen": ListenConfig, "delivery": DeliveryConfig,
+    "mediation": MediationConfig, "reasoning": ReasoningConfig, "prompts": PromptsConfig,
+    "chat": ChatConfig, "escalation": EscalationConfig,
+}
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """`$SERBERO_CONFIG` if set and not blank, else ./config.toml."""
+    env = os.environ if env is None else env
+    value = (env.get("SERBERO_CONFIG") or "").strip()
+    return Path(value) if value else Path("config.toml")
+
+
+def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
+    """Load and validate `path`. Return a Config; raise ConfigError listing every problem."""
+    path = Path(path)
+    env = os.environ if env is None else env
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: config file not found (use --config or SERBERO_CONFIG, or run `serbero init`)"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read config file: {exc.__class__.__name__}"]) from None
+    return parse_config(text, path, env)
+
+
+def parse_config(text: str, path: Path, env: Mapping[str, str]) -> Config:
+    """Validate TOML `text` as if read from `path`. Return a Config or raise ConfigError."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        doc = tomlkit.parse(text).unwrap()
+    except ParseError as exc:
+        raise ConfigError([f"{path}:{exc.line}: invalid TOML: {_parse_error_reason(exc)}"]) from None
+    checker = _Checker(path, text, env)
+    return checker.build(doc)
+
+
+def load_reasoning_api_key(config: Config, env: Mapping[str, str] | None = None) -> Secret:
+    """The provider API key from the env var named by `[reasoning].api_key_env`; ConfigError if unset."""
+    env = os.environ if env is None else env
+    name = config.reasoning.api_key_env
+    value = (env.get(name) or "").strip()
+    if not value:
+        raise ConfigError([f"{config.path}: [reasoning] api_key_env: environment variable {name} is unset or empty"])
+    return Secret(value)
+
+
+def _parse_error_reason(exc: Exception) -> str:
+    return re.sub(r"\s+at line \d+ col \d+$", "", str(exc))
+
+
+class _Checker:
+    """Collects problems while turning the parsed document into dataclasses."""
+
+    def __init__(self, path: Path, text: str, env: Mapping[str, str]):
+        self.path = path
+        self.lines = _KeyLines(text)
+        self.env = env
+        self.problems: list[tuple[int | None, str]] = []
+        self.warnings: list[str] = []
+
+    def problem(self, line: int | None, where: str, message: str) -> None:
+        self.problems.append((line, f"{where}: {message}"))
+
+    def build(self, doc: dict[str, Any]) -> Config:
+        for section, value in doc.items():
+            if section not in SECTIONS:
+                self.problem(self.lines.header(section), f"[{section}]", "unknown section")
+            elif section in ARRAY_SECTIONS and not isinstance(value, list):
+                self.problem(self.lines.header(section), f"[[{section}]]", "must be an array of tables ([[...]])")
+            elif section not in ARRAY_SECTIONS and not isinstance(value, dict):
+                self.problem(self.lines.key(None, 0, section), f"[{section}]", "must be a table")
+        tables = {s: doc.get(s) if isinstance(doc.get(s), dict) else {} for s in SECTIONS if s not in ARRAY_SECTIONS}
+        values = {s: self.section_values(s, tables[s]) for s in tables}
+        relays = self.array_values("relays", doc.get("relays"))
+        solvers = self.array_values("solvers", doc.get("solvers"))
+        self.apply_env(values)
+        self.cross_checks(values, relays, solvers)
+        if self.problems:
+            raise ConfigError(self.render_problems())
+        self.check_permissions(values)
+        serbero, mostro = values["serbero"], values["mostro"]
+        sections = {name: cls(**values[name]) for name, cls in _SECTION_TYPES.items()}
+        return Config(
+            path=self.path,
+            private_key=serbero["private_key"],
+            public_key=public_key_of(serbero["private_key"]),
+            db_path=serbero["db_path"],
+            log_level=serbero["log_level"],
+            mostro_pubkey=mostro["pubkey"],
+            mostro_transport=mostro["transport"],
+            relays=tuple(r["url"] for r in relays),
+            solvers=tuple(SolverConfig(s["pubkey"], s["permission"]) for s in solvers),
+            warnings=tuple(self.warnings),
+            **sections,
+        )
+
+    def render_problems(self) -> list[str]:
+        ordered = sorted(self.problems, key=lambda p: (p[0] is None, p[0] or 0))
+        return [f"{self.path}:{line}: {msg}" if line else f"{self.path}: {msg}" for line, msg in ordered]
+
+    def section_values(self, section: str, table: dict[str, Any], index: int = 0) -> dict[str, Any]:
+        specs = {k.name: k for k in KEYS if k.section == section}
+        label = f"[[{section}]]" if section in ARRAY_SECTIONS else f"[{section}]"
+        for name in table:
+            if name in specs:
+                continue
+            line = self.lines.key(section, index, name)
+            if (section, name) in DROPPED_KEYS:
+                where = f"{self.path}:{line}" if line else str(self.path)
+                self.warnings.append(f"{where}: {label} {name}: unsupported key, ignored ({DROPPED_KEYS[(section, name)]})")
+            else:
+                self.problem(line, f"{label} {name}", "unknown key")
+        out: dict[str, Any] = {}
+        for name, spec in specs.items():
+            where = f"{label} {name}"
+            line = self.lines.key(section, index, name)
+            if name not in table:
+                if spec.default is REQUIRED and spec.env is None:
+                    self.problem(line or self.lines.header(section, index), where, "required key is missing")
+                out[name] = None if spec.default is REQUIRED else spec.default
+                if spec.kind == "path" and isinstance(out[name], str):
+                    out[name] = self.resolve_path(out[name])
+                continue
+            out[name] = self.coerce(spec, table[name], line, where)
+        return out
+
+    def array_values(self, section: str, items: Any) -> list[dict[str, Any]]:
+        if not isinstance(items, list):
+            return []
+        result = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                self.problem(self.lines.header(section, index), f"[[{section}]]", "must be a table")
+                continue
+            result.append(self.section_values(section, item, index))
+        return result
+
+    def coerce(self, spec: KeySpec, value: Any, line: int | None, where: str) -> Any:
+        kind = spec.kind
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                self.problem(line, where, f"must be an integer, not {_type_name(value)}")
+                return spec.default
+            if spec.minimum is not None and value < spec.minimum:
+                self.problem(line, where, f"must be >= {spec.minimum}, got {value}")
+                return spec.default
+            return value
+        if kind == "bool":
+            if not isinstance(value, bool):
+                self.problem(line, where, f"must be true or false, not {_type_name(value)}")
+                return spec.default
+            return value
+        if not isinstance(value, str):
+            self.problem(line, where, f"must be a string, not {_type_name(value)}")
+            return None if spec.default is REQUIRED else spec.default
+        return self.coerce_text(spec, value, line, where)
+
+    def coerce_text(self, spec: KeySpec, value: str, line: int | None, where: str) -> Any:
+        kind = spec.kind
+        if kind == "secret":
+            try:
+                return parse_secret_key(value)
+            except KeyFormatError as exc:
+                self.problem(line, where, f"not a valid secret key ({exc})")
+                return None
+        if kind == "pubkey":
+            try:
+                return parse_public_key(value)
+            except KeyFormatError as exc:
+                self.problem(line, where, f"not a valid public key ({exc})")
+                return None
+        if kind == "choice":
+            choice = value.strip().lower()
+            if spec.section == "mostro" and choice == "gift-wrap":
+                choice = "giftwrap"
+            if choice not in spec.choices:
+                self.problem(line, where, f"must be one of {', '.join(spec.choices)}, got {value!r}")
+                return spec.default
+            return choice
+        if kind == "url":
+            url = value.strip()
+            if not re.match(r"^wss?://[^\s/]+", url):
+                self.problem(line, where, f"must start with ws:// or wss://, got {url!r}")
+            return url
+        if kind == "path":
+            if not value.strip():
+                self.problem(line, where, "must not be empty")
+                return None
+            return self.resolve_path(value.strip())
+        text = value.strip()
+        if not text:
+            self.problem(line, where, "must not be empty")
+        return text
+
+    def resolve_path(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.path.resolve().parent / p)
+
+    def apply_env(self, values: dict[str, dict[str, Any]]) -> None:
+        for spec in KEYS:
+            if not spec.env:
+                continue
+            raw = (self.env.get(spec.env) or "").strip()
+            if not raw:
+                if spec.default is REQUIRED and values[spec.section].get(spec.name) is None and \
+                        self.lines.key(spec.section, 0, spec.name) is None:
+                    self.problem(self.lines.header(spec.section), f"[{spec.section}] {spec.name}",
+                                 f"required key is missing (or set {spec.env})")
+                continue
+            where = f"{spec.env} (environment)"
+            values[spec.section][spec.name] = self.coerce_text(spec, raw, None, where)
+
+    def cross_checks(self, values: dict[str, dict[str, Any]], relays: list, solvers: list) -> None:
+        if not relays:
+            self.problem(self.lines.header("relays"), "[[relays]]", "at least one relay is required")
+        seen: dict[str, int] = {}
+        for index, solver in enumerate(solvers):
+            key = solver.get("pubkey")
+            if key is None:
+                continue
+            if key in seen:
+                self.problem(self.lines.key("solvers", index, "pubkey"), "[[solvers]] pubkey",
+                             f"duplicate solver (same key as solver #{seen[key] + 1})")
+            else:
+                seen[key] = index
+        reasoning = values["reasoning"]
+        if isinstance(reasoning.get("api_base"), str):
+            reasoning["api_base"] = reasoning["api_base"].rstrip("/")
+
+    def check_permissions(self, values: dict[str, dict[str, Any]]) -> None:
+        if self.lines.key("serbero", 0, "private_key") is None:
+            return
+        try:
+            mode = self.path.stat().st_mode
+        except OSError:
+            return
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            self.warnings.append(f"{self.path}: holds private_key but is readable by group/others; run chmod 600 {self.path}")
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+class _KeyLines:
+    """Line numbers of headers and keys in the raw TOML text (tomlkit keeps no positions)."""
+
+    _header = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
+    _key = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')\s*=")
+
+    def __init__(self, text: str):
+        self.headers: dict[tuple[str, int], int] = {}
+        self.keys: dict[tuple[str | None, int, str], int] = {}
+        counts: dict[str, int] = {}
+        current: tuple[str | None, int] = (None, 0)
+        in_multiline = None
+        for number, line in enumerate(text.splitlines(), start=1):
+            if in_multiline:
+                if line.count(in_multiline) % 2 == 1:
+                    in_multiline = None
+                continue
+            m = self._header.match(line)
+            if m and not self._key.match(line):
+                name = m.group(2).strip().strip("\"'")
+                if m.group(1) == "[[":
+                    index = counts.get(name, -1) + 1
+                    counts[name] = index
+                else:
+                    index = 0
+                current = (name, index)
+                self.headers.setdefault((name, index), number)
+                continue
+            k = self._key.match(line)
+            if k:
+                key = k.group(1).strip("\"'")
+                self.keys.setdefault((current[0], current[1], key), number)
+                for quote in ('"""', "'''"):
+                    if line.count(quote) % 2 == 1:
+                        in_multiline = quote
+
+    def header(self, section: str, index: int = 0) -> int | None:
+        return self.headers.get((section, index))
+
+    def key(self, section: str | None, index: int, name: str) -> int | None:
+        return self.keys.get((section, index, name))
+
+
+def section_fields(section: str) -> list[str]:
+    """Field names of a section's dataclass, for the completeness test."""
+    cls = _SECTION_TYPES.get(section)
+    return [f.name for f in fields(cls)] if cls else []
+
+
+def render_sample() -> str:
+    """The commented `config.toml.sample`, generated from KEYS."""
+    out = [
+        "# Serbero configuration. Every key is listed with its default.",
+        "# Generated from serbero_cli/config.py (KEYS); edit there, then run scripts/gen-sample.",
+        "# Keys marked (required) must be set. Mediation and escalation are off by default.",
+        "",
+    ]
+    examples = {
+        ("serbero", "private_key"): '"<64 hex characters or nsec1…>"',
+        ("mostro", "pubkey"): '"<Mostro node pubkey: hex or npub1…>"',
+        ("relays", "url"): '"wss://relay.mostro.network"',
+        ("solvers", "pubkey"): '"<solver pubkey: hex or npub1…>"',
+    }
+    for section in SECTIONS:
+        specs = [k for k in KEYS if k.section == section]
+        out.append(f"[[{section}]]" if section in ARRAY_SECTIONS else f"[{section}]")
+        for spec in specs:
+            out.append(f"# {spec.help}")
+            if spec.default is REQUIRED:
+                out.append(f"{spec.name} = {examples[(section, spec.name)]}   # (required)")
+            elif spec.default is None:
+                out.append(f'# {spec.name} = "prompts/{spec.name.removesuffix("_path")}.md"')
+            else:
+                out.append(f"{spec.name} = {_toml_value(spec.default)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

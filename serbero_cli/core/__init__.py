@@ -1,0 +1,1 @@
+"""`serbero listen`: dispute events, lifecycle rules, solver messages, the outbox and the sweep."""

@@ -1,0 +1,82 @@
+"""Exception types that end a run early, and the exit codes every subcommand shares (core.md §8)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Stable exit codes; cron and systemd read them."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    NO_RELAY = 3
+    PARTIAL = 4
+    LOCKED = 75
+
+
+# core.md §8: when several codes apply, the first in this order wins.
+EXIT_PRECEDENCE = (ExitCode.USAGE, ExitCode.LOCKED, ExitCode.INTERNAL, ExitCode.NO_RELAY, ExitCode.PARTIAL, ExitCode.OK)
+
+
+def worst_exit_code(*codes: int) -> int:
+    """Return the code that wins among `codes` by the shared precedence."""
+    for code in EXIT_PRECEDENCE:
+        if code in codes:
+            return int(code)
+    return int(ExitCode.OK)
+
+
+class SerberoError(Exception):
+    """Base of every error that ends a run with a known exit code."""
+
+    exit_code: int = ExitCode.INTERNAL
+
+
+class ConfigError(SerberoError):
+    """The configuration is unreadable or invalid; `problems` lists every finding."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class UsageError(SerberoError):
+    """A command-line argument is wrong."""
+
+    exit_code = ExitCode.USAGE
+
+
+class LockHeld(SerberoError):
+    """Another run of the same subcommand holds the lock file."""
+
+    exit_code = ExitCode.LOCKED
+
+    def __init__(self, command: str, pid: int | None):
+        self.command = command
+        self.pid = pid
+        super().__init__(f"{command}: lock held by pid {pid if pid is not None else 'unknown'}")
+
+
+class NoRelayReachable(SerberoError):
+    """No configured relay accepted a connection."""
+
+    exit_code = ExitCode.NO_RELAY
+
+    def __init__(self, detail: str = ""):
+        super().__init__("no relay reachable" + (f": {detail}" if detail else ""))
+
+
+class DatabaseError(SerberoError):
+    """The database cannot be opened, is too new, or cannot be migrated."""
+
+    exit_code = ExitCode.INTERNAL
+
+
+class DatabaseMissing(SerberoError):
+    """A read-only command found no database, or one without our schema."""
+
+    exit_code = ExitCode.USAGE

@@ -1,0 +1,1 @@
+"""`mediate-once`: policy decisions, eligibility, sessions, transcript, escalation, reports."""

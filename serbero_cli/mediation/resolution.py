@@ -1,0 +1,125 @@
+"""The resolution hook `listen` calls when Mostro reports a dispute resolved (mediation.md §14).
+
+It runs inside listen's BEGIN IMMEDIATE transaction: it closes a live session as superseded by
+a human, and when any mediation context exists it queues a `mediation_resolution_report` for
+every solver and records `resolved_externally_reported`. Mostro publishes the same statuses for a
+solver's verdict and for a user-side resolution, so the report never says who resolved it
+(mostro-v2.md §6).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+from serbero_cli.config import Config
+from serbero_cli.keys import short
+from serbero_cli.store import mediation as med
+from serbero_cli.store import notifications as outbox
+
+logger = logging.getLogger(__name__)
+
+NO_SESSION = "<none \u2014 dispute-scoped handoff>"
+CONTEXT_KINDS = ("reasoning_verdict", "take_dispute_issued", "escalation_recommended")
+
+
+def make_resolution_hook(config: Config):
+    solvers = [s.pubkey for s in config.solvers]
+
+    def hook(conn: sqlite3.Connection, event: Any, before: Any, now: int) -> int:
+        return on_dispute_resolved(conn, dispute_id=event.dispute_id, event_id=event.event_id,
+                                   final_status=event.status, solvers=solvers, now=now)
+
+    return hook
+
+
+def on_dispute_resolved(
+    conn: sqlite3.Connection, *, dispute_id: str, event_id: str, final_status: str, solvers: list[str], now: int
+) -> int:
+    """Close a live session and report to solvers when mediation was involved. Return rows queued."""
+    session = med.latest_session(conn, dispute_id)
+    state_before = session["state"] if session else None
+    if session and session["state"] in med.LIVE_STATES:
+        _supersede(conn, session, dispute_id, event_id, final_status, now)
+    verdicts = med.dispute_scoped_events(conn, dispute_id, CONTEXT_KINDS)
+    if session is None and not verdicts:
+        return 0
+    classification, confidence = _classification(conn, session, verdicts)
+    outbound = med.published_parties(conn, session["session_id"]) if session else 0
+    narrative = _narrative(session, state_before, verdicts)
+    body = report_body(dispute_id, session["session_id"] if session else None, classification, confidence,
+                       outbound, final_status, narrative)
+    queued = outbox.queue(conn, dispute_id, "mediation_resolution_report", [(s, body) for s in solvers], now)
+    med.insert_event(conn, "resolved_externally_reported", {
+        "classification": classification, "confidence": confidence, "dispute_id": dispute_id,
+        "final_dispute_status": final_status, "narrative": narrative,
+        "outbound_party_messages_count": outbound,
+        "session_id": session["session_id"] if session else None,
+    }, now=now)
+    logger.info("dispute=%s resolved with mediation context; report queued for %d solvers", short(dispute_id), queued)
+    return queued
+
+
+def report_body(dispute_id: str, session_id: str | None, classification: str | None, confidence: float | None,
+                outbound: int, final_status: str, narrative: str) -> str:
+    """The `mediation_resolution_report/v1` DM; machine lines exact (mediation.md §14)."""
+    if classification is not None and confidence is not None:
+        label = f"Classification: {classification} (confidence {confidence:.2f})"
+    else:
+        label = "Classification: <none recorded>"
+    return "\n".join((
+        "mediation_resolution_report/v1",
+        f"Dispute: {dispute_id}",
+        f"Session: {session_id or NO_SESSION}",
+        label,
+        f"Outbound party messages: {outbound}",
+        f"Final dispute status: {final_status}",
+        "",
+        narrative,
+    ))
+
+
+def _supersede(conn: sqlite3.Connection, session: dict[str, Any], dispute_id: str, event_id: str,
+               final_status: str, now: int) -> None:
+    sid = session["session_id"]
+    pinned = (session["prompt_bundle_id"], session["policy_hash"])
+    if not med.move_session(conn, sid, med.LIVE_STATES, "superseded_by_human", now):
+        return
+    med.move_session(conn, sid, ("superseded_by_human",), "closed", now)
+    med.insert_event(conn, "superseded_by_human", {
+        "dispute_id": dispute_id, "event_id": event_id, "reason": "dispute_resolved_externally",
+        "resolution_status": final_status}, now=now, session_id=sid, bundle=pinned)
+    med.insert_event(conn, "session_closed", {"dispute_id": dispute_id, "reason": "dispute_resolved_externally"},
+                     now=now, session_id=sid, bundle=pinned)
+    logger.info("session=%s dispute=%s closed: resolved externally", short(sid), short(dispute_id))
+
+
+def _classification(conn, session, verdicts) -> tuple[str | None, float | None]:
+    if session is not None:
+        produced = med.session_events(conn, session["session_id"], "classification_produced")
+        if produced:
+            payload = produced[-1]["payload"] or {}
+            return payload.get("classification"), payload.get("confidence")
+    for verdict in reversed([v for v in verdicts if v["kind"] == "reasoning_verdict"]):
+        payload = verdict["payload"] or {}
+        if payload.get("classification") is not None:
+            return payload.get("classification"), payload.get("confidence")
+    return None, None
+
+
+def _narrative(session, state_before: str | None, verdicts) -> str:
+    resolved = "Mostro reports this dispute resolved (by a solver or by the parties)."
+    if session is not None:
+        if state_before in med.LIVE_STATES:
+            return (f"{resolved} Serbero's mediation session was in state {state_before} and is now closed; "
+                    "no further messages will be sent to the parties.")
+        return f"{resolved} Serbero's mediation session had already ended in state {state_before}."
+    kinds = {v["kind"] for v in verdicts}
+    if "escalation_recommended" in kinds:
+        why = "the dispute was escalated to a human before Serbero took it"
+    elif "take_dispute_issued" in kinds:
+        why = "Serbero's take request on Mostro did not succeed"
+    else:
+        why = "the opening assessment did not lead to a take"
+    return f"{resolved} No mediation session was opened: {why}."

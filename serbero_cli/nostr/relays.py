@@ -1,0 +1,149 @@
+"""A small relay pool over nostr_sdk's Client: connect, fetch with filters given as dicts, publish.
+
+`sent` in Serbero means a relay answered OK=true (core.md §5.2), so `publish()` returns who
+accepted and who rejected with what reason; most failures in nostr_sdk are not exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import nostr_sdk as ns
+
+from serbero_cli.nostr.events import NostrEvent, from_sdk
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ConnectResult:
+    connected: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PublishOutcome:
+    """Result of one publish: event id, relays that said OK=true, and reasons from the others."""
+
+    event_id: str
+    accepted: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    error: str | None = None  # set when the event could not even be built
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.accepted)
+
+    def error_message(self) -> str:
+        """`no relay accepted: wss://a: blocked: …; wss://b: timeout` (core.md §5.2)."""
+        if self.error:
+            return self.error
+        reasons = "; ".join(f"{url}: {why}" for url, why in sorted(self.rejected.items()))
+        return "no relay accepted" + (f": {reasons}" if reasons else "")
+
+
+def _url(value: Any) -> str:
+    text = str(value)
+    return text.rstrip("/") if text.count("/") <= 3 else text
+
+
+class RelayPool:
+    """One nostr_sdk Client on the configured relays. Use `async with` or call `close()`."""
+
+    def __init__(self, relays: list[str] | tuple[str, ...]):
+        self.urls = [u.strip() for u in relays]
+        self.client = ns.Client()
+        self._added = False
+
+    async def __aenter__(self) -> RelayPool:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def connect(self, timeout_seconds: float) -> ConnectResult:
+        """Try every relay at once within the timeout; report which connected."""
+        result = ConnectResult()
+        if not self._added:
+            for url in self.urls:
+                try:
+                    await self.client.add_relay(ns.RelayUrl.parse(url))
+                except Exception as exc:  # noqa: BLE001 - a bad URL must not stop the others
+                    result.failed[url] = f"invalid relay url: {exc}"
+            self._added = True
+        out = await self.client.try_connect(timedelta(seconds=timeout_seconds))
+        result.connected = [_url(u) for u in out.success]
+        result.failed.update({_url(u): str(why) for u, why in out.failed.items()})
+        return result
+
+    async def connected_count(self) -> int:
+        relays = await self.client.relays()
+        return sum(1 for r in relays.values() if r.status() == ns.RelayStatus.CONNECTED)
+
+    async def fetch_raw(self, filters: list[dict[str, Any]], timeout_seconds: float) -> list[Any]:
+        """nostr_sdk Events matching any of `filters` (NIP-01 JSON dicts), merged and de-duplicated."""
+        sdk_filters = [ns.Filter.from_json(json.dumps(f)) for f in filters]
+        events = await self.client.fetch_events(ns.ReqTarget.auto(sdk_filters), timeout=timedelta(seconds=timeout_seconds))
+        seen: set[str] = set()
+        unique = []
+        for ev in events:
+            eid = ev.id().to_hex()
+            if eid not in seen:
+                seen.add(eid)
+                unique.append(ev)
+        return unique
+
+    async def fetch(self, filters: list[dict[str, Any]], timeout_seconds: float) -> list[NostrEvent]:
+        """Like fetch_raw, as plain NostrEvent data."""
+        return [from_sdk(ev) for ev in await self.fetch_raw(filters, timeout_seconds)]
+
+    async def publish(self, event: Any, timeout_seconds: float) -> PublishOutcome:
+        """Send a signed nostr_sdk Event to every relay and wait for their OKs."""
+        event_id = event.id().to_hex()
+        try:
+            out = await asyncio.wait_for(
+                self.client.send_event(event, ok_timeout=timedelta(seconds=timeout_seconds)),
+                timeout=timeout_seconds + 5,
+            )
+        except asyncio.TimeoutError:
+            return PublishOutcome(event_id, rejected={u: "timeout" for u in self.urls})
+        except Exception as exc:  # noqa: BLE001 - NostrSdkError: record as a failed send
+            return PublishOutcome(event_id, rejected={u: _short_error(exc) for u in self.urls})
+        return PublishOutcome(
+            event_id,
+            accepted=[_url(u) for u in out.success],
+            rejected={_url(u): _short_error(why) for u, why in out.failed.items()},
+        )
+
+    async def subscribe(self, filters: list[dict[str, Any]]) -> None:
+        sdk_filters = [ns.Filter.from_json(json.dumps(f)) for f in filters]
+        await self.client.subscribe(ns.ReqTarget.auto(sdk_filters))
+
+    async def next_event(self, stream: Any, timeout_seconds: float) -> Any | None:
+        """The next NEW_EVENT from a notifications stream, or None on timeout."""
+        try:
+            note = await asyncio.wait_for(stream.next(), timeout=timeout_seconds)
+        except asyncio.TimeoutError:
+            return None
+        if note is not None and note.is_new_event():
+            return note.event
+        return None
+
+    def notifications(self) -> Any:
+        return self.client.notifications()
+
+    async def close(self) -> None:
+        try:
+            await self.client.shutdown()
+        except Exception:  # noqa: BLE001 - closing must never fail a run
+            logger.debug("relay pool shutdown raised", exc_info=True)
+
+
+def _short_error(exc: Any) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    return text[:300]

@@ -1,0 +1,69 @@
+"""Per-subcommand run locks: `flock(LOCK_EX | LOCK_NB)` on `<db_path>.<name>.lock` (core.md §1).
+
+The file is created with mode 0600, holds the PID of the owner, and is never deleted: deleting
+it would let a second run lock a fresh inode while the first still holds the old one. The kernel
+releases the lock when the process dies, even on SIGKILL.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from serbero_cli.errors import LockHeld
+
+
+class RunLock:
+    """Hold the lock for a `with` block; raise LockHeld (exit 75) if another process has it."""
+
+    def __init__(self, db_path: Path, name: str, command: str):
+        self.path = Path(f"{db_path}.{name}.lock")
+        self.command = command
+        self.fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _read_pid(fd)
+            os.close(fd)
+            raise LockHeld(self.command, pid) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 64).decode(errors="replace").strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def lock_holder(db_path: Path, name: str) -> int | None:
+    """PID of the process holding `<db_path>.<name>.lock`, or None if it is free (for doctor)."""
+    path = Path(f"{db_path}.{name}.lock")
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(fd) or -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -1,0 +1,63 @@
+"""Fixtures: a real loopback relay per test, simulated Mostro and solvers, config files, Serbero keys."""
+
+from __future__ import annotations
+
+import nostr_sdk as ns
+import pytest
+
+from serbero_cli.simulate.mostro import SimMostro
+from serbero_cli.simulate.relay import start_relay
+from serbero_cli.simulate.solver import SimSolver
+from tests.helpers import write_config
+
+
+@pytest.fixture
+def relay():
+    handle = start_relay()
+    yield handle
+    handle.shutdown()
+
+
+@pytest.fixture
+def serbero_keys() -> ns.Keys:
+    return ns.Keys.generate()
+
+
+@pytest.fixture
+def mostro(relay):
+    sim = SimMostro(relay.url)
+    yield sim
+    sim.close()
+
+
+@pytest.fixture
+def solvers(relay):
+    """Two solvers: one read, one write."""
+    sims = [SimSolver(relay.url, permission="read", name="reader"),
+            SimSolver(relay.url, permission="write", name="writer")]
+    yield sims
+    for sim in sims:
+        sim.close()
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "serbero.db"
+
+
+@pytest.fixture
+def make_config(tmp_path, relay, mostro, solvers, serbero_keys, db_path):
+    """Build a config file; keyword overrides: relays, solvers, sections, name."""
+
+    def build(*, relays=None, solver_list=None, sections=None, name="config.toml"):
+        return write_config(
+            tmp_path / name,
+            private_key=serbero_keys.secret_key().to_hex(),
+            mostro_pubkey=mostro.pubkey,
+            relays=relays if relays is not None else [relay.url],
+            solvers=solver_list if solver_list is not None else [(s.pubkey, s.permission) for s in solvers],
+            db_path=str(db_path),
+            sections=sections,
+        )
+
+    return build
