@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from serbero_cli import testhook
 from serbero_cli.config import Config
 from serbero_cli.core import apply, sweep
 from serbero_cli.core.events import DISPUTE_KIND, DisputeEvent, EventRejected, parse_dispute_event
@@ -126,6 +127,7 @@ async def _process(store, config, events, sender, clock, progress, result: Liste
             counts = apply.write(conn, effects, mostro_pubkey=config.mostro_pubkey, solvers=solvers, now=now,
                                  on_resolved=hook)
         _add_counts(result, counts)
+        testhook.pause("listen_after_commit", len(valid))
         if counts.new and not solvers:
             result.warnings.append("no [[solvers]] configured: disputes are recorded but nobody is notified")
             logger.warning("no solvers configured: %d new disputes recorded, nobody notified", counts.new)

@@ -1,0 +1,18 @@
+"""Start-up budget (DESIGN.md): the CLI module graph imports no nostr_sdk, httpx or rich until a command needs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_importing_the_cli_loads_no_heavy_modules():
+    code = ("import sys, serbero_cli.cli.app; "
+            "print(','.join(m for m in ('nostr_sdk', 'httpx', 'rich', 'sqlite_utils') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
+
+
+def test_listen_help_works_without_a_config():
+    proc = subprocess.run([sys.executable, "-m", "serbero_cli", "listen", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "--dry-run" in proc.stdout and "--follow" in proc.stdout
