@@ -1,0 +1,77 @@
+"""Everything one mediate-once run shares: config, store, relays, the model, the clock, the counters."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from serbero_cli.config import Config
+from serbero_cli.mediation import escalation
+from serbero_cli.mediation.result import MediationResult
+from serbero_cli.store.db import Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    config: Config
+    store: Store
+    pool: Any  # nostr.relays.RelayPool
+    bundle: Any  # reasoning.bundle.PromptBundle
+    reasoner: Any  # reasoning.reasoner.Reasoner
+    provider: Any  # reasoning.providers.Provider
+    clock: Callable[[], float]
+    result: MediationResult
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # session -> party -> ChannelKeys
+    round_limit_hits: dict[str, str] = field(default_factory=dict)  # session -> inner id that hit the limit
+    take_transport: str | None = None
+    take_pow_bits: int = 0
+    _healthy: bool | None = None
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    @property
+    def loaded(self) -> tuple[str, str]:
+        """The bundle this run loaded: every new row records it (mediation.md §9.2)."""
+        return (self.bundle.bundle_id, self.bundle.policy_hash)
+
+    @property
+    def solvers(self) -> list[str]:
+        return [s.pubkey for s in self.config.solvers]
+
+    @property
+    def model_blocked(self) -> bool:
+        """True once the health check failed: every model step is skipped this run."""
+        return self._healthy is False
+
+    async def model_ready(self) -> bool:
+        """At most one health check per run, made lazily before the first model call (§4.1 step 1)."""
+        if self._healthy is None:
+            from serbero_cli.reasoning.providers import ProviderError
+
+            self.result.provider_checked = True
+            try:
+                await self.provider.health_check()
+                self._healthy = True
+            except ProviderError as exc:
+                self._healthy = False
+                logger.error("reasoning provider health check failed: category=%s %s", exc.category, exc.detail)
+            self.result.provider_healthy = self._healthy
+        return bool(self._healthy)
+
+    def escalate(self, dispute_id: str, session_id: str | None, trigger: str, *, evidence_refs=(),
+                 rationale_refs=(), reason: str | None = None) -> str:
+        """The one escalation path (§11.2), counted in the run summary when it wrote something."""
+        outcome = escalation.recommend(
+            self.store,
+            escalation.Escalation(dispute_id, session_id, trigger, tuple(evidence_refs),
+                                  tuple(r for r in rationale_refs if r), reason),
+            bundle=self.loaded, now=self.now(), solvers=self.solvers,
+            alert_solvers=not self.config.escalation.enabled)
+        if outcome == "escalated":
+            self.result.escalated(trigger)
+        return outcome

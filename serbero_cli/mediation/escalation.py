@@ -1,0 +1,101 @@
+"""The one escalation path (mediation.md §11.2): `recommend()` writes the escalation and its handoff once.
+
+Everything happens in one BEGIN IMMEDIATE: the session's conditional move to
+`escalation_recommended` makes a session-scoped escalation exactly-once, and a dispute-scoped one
+is skipped when the dispute already has one. The handoff package keeps its field order (§11.3),
+so `dispatch-once` can parse it strictly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from serbero_cli.core.lifecycle import can_move
+from serbero_cli.keys import short
+from serbero_cli.mediation import messages
+from serbero_cli.store import disputes as disputes_store
+from serbero_cli.store import mediation as med
+from serbero_cli.store import notifications as outbox
+from serbero_cli.store.db import Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    dispute_id: str
+    session_id: str | None
+    trigger: str
+    evidence_refs: tuple[str, ...] = ()
+    rationale_refs: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+def handoff_package(e: Escalation, bundle: tuple[str, str], now: int) -> str:
+    """The §11.3 package: fixed field order, compact, raw UTF-8; no session_id key when dispute-scoped."""
+    package: dict[str, object] = {"dispute_id": e.dispute_id}
+    if e.session_id is not None:
+        package["session_id"] = e.session_id
+    package.update({
+        "trigger": e.trigger,
+        "evidence_refs": list(e.evidence_refs),
+        "prompt_bundle_id": bundle[0],
+        "policy_hash": bundle[1],
+        "rationale_refs": list(e.rationale_refs),
+        "assembled_at": now,
+    })
+    return json.dumps(package, separators=(",", ":"), ensure_ascii=False)
+
+
+def routed_recipients(assigned_solver: str | None, solvers: list[str]) -> list[str]:
+    """§12.1 routing: the assigned solver if it is configured, else every solver (broadcast)."""
+    assigned = (assigned_solver or "").lower()
+    return [assigned] if assigned and assigned in solvers else list(solvers)
+
+
+def recommend(
+    store: Store, e: Escalation, *, bundle: tuple[str, str], now: int, solvers: list[str], alert_solvers: bool
+) -> str:
+    """Escalate once. Return "escalated", "already_terminal" (session) or "already_escalated" (dispute)."""
+    try:
+        return _recommend(store, e, bundle=bundle, now=now, solvers=solvers, alert_solvers=alert_solvers)
+    except _AlreadyTerminal:
+        return "already_terminal"
+
+
+class _AlreadyTerminal(Exception):
+    """Raised inside the transaction so it rolls back with nothing written."""
+
+
+def _recommend(store: Store, e: Escalation, *, bundle, now, solvers, alert_solvers) -> str:
+    with store.immediate() as conn:
+        if e.session_id is not None:
+            row = conn.execute("SELECT dispute_id FROM mediation_sessions WHERE session_id=?",
+                               (e.session_id,)).fetchone()
+            if row is None or row[0] != e.dispute_id:
+                raise ValueError("session does not belong to the dispute")
+            if not med.move_session(conn, e.session_id, med.LIVE_STATES, "escalation_recommended", now):
+                raise _AlreadyTerminal
+        elif med.has_dispute_scoped(conn, e.dispute_id, "escalation_recommended"):
+            return "already_escalated"
+        payload: dict[str, object] = {"dispute_id": e.dispute_id, "evidence_refs": list(e.evidence_refs),
+                                      "rationale_refs": list(e.rationale_refs), "trigger": e.trigger}
+        if e.reason:
+            payload["reason"] = e.reason
+        rationale_id = e.rationale_refs[0] if e.rationale_refs else None
+        med.insert_event(conn, "escalation_recommended", payload, now=now, session_id=e.session_id,
+                         rationale_id=rationale_id, bundle=bundle)
+        med.insert_event(conn, "handoff_prepared", handoff_package(e, bundle, now), now=now,
+                         session_id=e.session_id, bundle=bundle)
+        dispute = conn.execute("SELECT lifecycle_state, assigned_solver FROM disputes WHERE dispute_id=?",
+                               (e.dispute_id,)).fetchone()
+        if dispute and can_move(dispute[0], "escalated"):
+            disputes_store.move_dispute(conn, e.dispute_id, dispute[0], "escalated", now, f"mediation:{e.trigger}")
+        if alert_solvers and solvers:
+            recipients = routed_recipients(dispute[1] if dispute else None, solvers) if e.session_id else solvers
+            body = messages.escalation_body(e.dispute_id, e.session_id, e.trigger)
+            outbox.queue(conn, e.dispute_id, "mediation_escalation_recommended", [(s, body) for s in recipients], now)
+    logger.info("dispute=%s session=%s escalated trigger=%s", short(e.dispute_id), short(e.session_id), e.trigger)
+    return "escalated"

@@ -1,0 +1,142 @@
+"""Step 2 of mediate-once: takeover check, then ingest party replies (mediation.md §7.3, mostro-v2.md §5)."""
+
+from __future__ import annotations
+
+import logging
+
+from serbero_cli.core.events import DISPUTE_KIND
+from serbero_cli.keys import short
+from serbero_cli.mediation import chat_io
+from serbero_cli.mediation.context import RunContext
+from serbero_cli.store import disputes as disputes_store
+from serbero_cli.store import mediation as med
+from serbero_cli.store import sessions as sess
+from serbero_cli.store.sessions import SessionRow
+
+logger = logging.getLogger(__name__)
+
+
+def load_channels(ctx: RunContext, sessions: list[SessionRow]) -> list[SessionRow]:
+    """Derive every live session's chat keys; a session whose keys do not match is skipped (§6.1)."""
+    usable = []
+    for session in sessions:
+        try:
+            ctx.channels[session.session_id] = chat_io.derive_channels(ctx.config.private_key, session)
+            usable.append(session)
+        except chat_io.ChannelMismatch as exc:
+            logger.error("session=%s chat keys unusable, chat steps skipped: %s", short(session.session_id), exc)
+            ctx.result.errors.append(f"session {short(session.session_id)}: chat keys do not match ({exc})")
+    return usable
+
+
+async def newest_revisions(ctx: RunContext, dispute_ids: list[str]) -> dict[str, tuple[int, str, str]]:
+    """The newest 38386 revision of each dispute as (created_at, event id, status), in one REQ."""
+    if not dispute_ids:
+        return {}
+    events = await ctx.pool.fetch([{"kinds": [DISPUTE_KIND], "authors": [ctx.config.mostro_pubkey],
+                                    "#d": sorted(set(dispute_ids))}], ctx.config.chat.fetch_timeout_seconds)
+    newest: dict[str, tuple[int, str, str]] = {}
+    for ev in events:
+        if ev.pubkey != ctx.config.mostro_pubkey:
+            continue
+        d, s = ev.first_tag("d"), ev.first_tag("s")
+        if d and s and (d not in newest or (ev.created_at, ev.id) > newest[d][:2]):
+            newest[d] = (ev.created_at, ev.id, s)
+    return newest
+
+
+async def check_takeovers(ctx: RunContext, sessions: list[SessionRow]) -> list[SessionRow]:
+    """Close sessions whose dispute a human solver took over; return the sessions still live."""
+    newest = await newest_revisions(ctx, [s.dispute_id for s in sessions])
+    still_live = []
+    for session in sessions:
+        revision = newest.get(session.dispute_id)
+        if revision is None or revision[2] != "in-progress":
+            still_live.append(session)
+            continue
+        created_at, event_id, _ = revision
+        if session.take_revision_created_at is None:
+            with ctx.store.immediate() as conn:
+                sess.update_session(conn, session.session_id, take_revision_created_at=created_at)
+            still_live.append(session)
+        elif created_at > session.take_revision_created_at:
+            _close_taken_over(ctx, session, event_id)
+        else:
+            still_live.append(session)
+    return still_live
+
+
+def _close_taken_over(ctx: RunContext, session: SessionRow, event_id: str) -> None:
+    now = ctx.now()
+    pinned = (session.prompt_bundle_id, session.policy_hash)
+    with ctx.store.immediate() as conn:
+        if not med.move_session(conn, session.session_id, med.LIVE_STATES, "superseded_by_human", now):
+            return
+        med.move_session(conn, session.session_id, ("superseded_by_human",), "closed", now)
+        med.insert_event(conn, "superseded_by_human", {"dispute_id": session.dispute_id, "event_id": event_id,
+                                                       "reason": "taken_over"},
+                         now=now, session_id=session.session_id, bundle=pinned)
+        med.insert_event(conn, "session_closed", {"dispute_id": session.dispute_id, "reason": "taken_over"},
+                         now=now, session_id=session.session_id, bundle=pinned)
+        disputes_store.move_dispute(conn, session.dispute_id, "waiting", "taken", now, "mediation:taken_over",
+                                    assigned_solver=None)
+    logger.info("session=%s dispute=%s closed: a human solver took the dispute over", short(session.session_id),
+                short(session.dispute_id))
+
+
+async def ingest_replies(ctx: RunContext, sessions: list[SessionRow]) -> None:
+    """Fetch and store every party reply; flag sessions that reached the round limit (§7.3)."""
+    if not sessions:
+        return
+    opened, rejected = await chat_io.fetch_inbound(
+        ctx.pool, secret=ctx.config.private_key, serbero_pubkey=ctx.config.public_key, sessions=sessions,
+        channels=ctx.channels, now=ctx.now(), lookback_seconds=ctx.config.chat.lookback_seconds,
+        fetch_timeout=ctx.config.chat.fetch_timeout_seconds)
+    ctx.result.replies_rejected += rejected
+    for item in opened:
+        if item.session.session_id in ctx.round_limit_hits:
+            continue
+        _ingest_one(ctx, item)
+
+
+def _ingest_one(ctx: RunContext, item: chat_io.Inbound) -> None:
+    message, sid = item.message, item.session.session_id
+    channel = ctx.channels[sid][message.party]
+    max_rounds = ctx.config.mediation.max_rounds
+    with ctx.store.immediate() as conn:
+        session = sess.get_session(conn, sid)
+        if session is None or session.state not in med.LIVE_STATES:
+            return
+        last_seen = session.last_seen(message.party)
+        stale = last_seen is not None and message.inner_created_at < last_seen
+        inserted = sess.insert_message(conn, {
+            "session_id": sid, "direction": "inbound", "party": message.party,
+            "shared_pubkey": channel.legacy_pubkey, "inner_event_id": message.inner_id,
+            "inner_event_created_at": message.inner_created_at, "outer_event_id": message.outer_id,
+            "content": message.content, "prompt_bundle_id": ctx.loaded[0], "policy_hash": ctx.loaded[1],
+            "persisted_at": ctx.now(), "stale": int(stale), "envelope": message.envelope,
+        })
+        if not inserted:
+            ctx.result.replies_duplicate += 1
+            return
+        if stale:
+            ctx.result.replies_stale += 1
+            return
+        counts = sess.fresh_inbound_counts(conn, sid)
+        round_count = min(counts["buyer"], counts["seller"])
+        sess.update_session(conn, sid, **{f"{message.party}_last_seen_inner_ts": message.inner_created_at,
+                                          "round_count": round_count})
+    ctx.result.replies_fresh += 1
+    logger.info("session=%s party=%s reply stored envelope=%s round_count=%d", short(sid), message.party,
+                message.envelope, round_count)
+    if round_count >= max_rounds:
+        ctx.round_limit_hits[sid] = message.inner_id
+
+
+def apply_round_limits(ctx: RunContext) -> None:
+    """Step 3: sessions that reached max_rounds on a fresh reply escalate before any evaluation."""
+    for sid, inner_id in ctx.round_limit_hits.items():
+        with ctx.store.immediate() as conn:
+            session = sess.get_session(conn, sid)
+        if session is not None:
+            ctx.escalate(session.dispute_id, sid, "round_limit", evidence_refs=[inner_id])

@@ -1,0 +1,355 @@
+"""Step 7 of mediate-once: start sessions (mediation.md §7.2, §7.5, §5, §13; mostro-v2.md §2–§3, §6).
+
+For up to `max_starts` eligible disputes: the opening classification, then a take request per
+dispute that the policy lets through, ONE shared wait for the node's replies, and the session
+opened in one BEGIN IMMEDIATE per successful take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from serbero_cli.core import messages as core_messages
+from serbero_cli.core.events import RESOLVED_STATUSES
+from serbero_cli.keys import short
+from serbero_cli.mediation import auth, chat_io, messages, policy
+from serbero_cli.mediation.context import RunContext
+from serbero_cli.mediation.evaluate import store_classification
+from serbero_cli.store import disputes as disputes_store
+from serbero_cli.store import mediation as med
+from serbero_cli.store import notifications as outbox
+from serbero_cli.store import rationales
+from serbero_cli.store import sessions as sess
+from serbero_cli.store import solver_auth
+
+logger = logging.getLogger(__name__)
+
+AUTH_REASONS = ("not_authorized", "invalid_pubkey")
+POLL_SECONDS = 0.25
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+@dataclass
+class Start:
+    dispute_id: str
+    initiator: str
+    state_at_send: str
+    trigger: str
+    classification: object = None
+    decision: object = None
+    rationale_id: str | None = None
+    pending: object = None  # take_match.PendingTake once the request is out
+    outcome: object = None  # take_match.TakeOutcome once settled
+
+
+def eligible(ctx: RunContext) -> list[dict]:
+    """Eligible disputes, oldest `event_timestamp` first (rule 1 checked here, rules 2–6 in SQL)."""
+    rows = sess.eligible_dispute_candidates(ctx.store, now=ctx.now(),
+                                            retry_interval=ctx.config.mediation.start_retry_interval_seconds)
+    return [r for r in rows if is_uuid(r["dispute_id"]) and r["initiator_role"] in ("buyer", "seller")]
+
+
+async def start_sessions(ctx: RunContext, max_starts: int) -> None:
+    candidates = eligible(ctx)
+    if not candidates:
+        return
+    cfg = ctx.config.mediation
+    now = ctx.now()
+    state = solver_auth.get_auth(ctx.store)
+    gate = auth.gate(state, now, cfg)
+    if gate == auth.TERMINATED:
+        _terminate(ctx, state, candidates)
+        return
+    if gate == auth.BACKOFF:
+        ctx.result.solver_auth_status = "unauthorized"
+        ctx.result.skipped("auth_backoff", len(candidates))
+        return
+    if ctx.take_transport is None:
+        ctx.result.skipped("unsupported_protocol", len(candidates))
+        return
+    if gate == auth.PROBE:
+        ctx.result.solver_auth_status = "probing"
+        fresh = [c for c in candidates if c["lifecycle_state"] in ("new", "notified")]
+        chosen, trigger = fresh[:1], "auth_probe"
+    else:
+        chosen, trigger = candidates[:max_starts], None
+    ctx.result.skipped("max_starts", len(candidates) - len(chosen))
+    if not chosen or not await ctx.model_ready():
+        return
+    starts = [Start(c["dispute_id"], c["initiator_role"], c["lifecycle_state"],
+                    trigger or ("retry" if c["last_start"] is not None else "first_attempt")) for c in chosen]
+    for start in starts:
+        with ctx.store.immediate() as conn:
+            med.insert_event(conn, "start_attempt_started", {"dispute_id": start.dispute_id,
+                                                             "trigger": start.trigger}, now=ctx.now())
+    ctx.result.starts_attempted += len(starts)
+    await asyncio.gather(*(_classify_opening(ctx, s) for s in starts))
+    to_take = [s for s in starts if s.decision is not None and s.decision.action != "escalate"]
+    if to_take:
+        await _take_all(ctx, to_take)
+        await _settle_takes(ctx, to_take, probing=gate == auth.PROBE)
+
+
+def _terminate(ctx: RunContext, state, candidates: list[dict]) -> None:
+    now = ctx.now()
+    if state.status != "terminated":
+        with ctx.store.immediate() as conn:
+            solver_auth.save_auth(conn, auth.terminate(state), now)
+            med.insert_event(conn, "auth_retry_terminated", {"attempt": state.attempts,
+                                                             "cumulative_secs": now - state.first_failure_at},
+                             now=now)
+        logger.error("solver authorization retries exhausted after %d refusals; escalating waiting disputes",
+                     state.attempts)
+    ctx.result.solver_auth_status = "terminated"
+    for c in candidates:
+        ctx.escalate(c["dispute_id"], None, "authorization_lost")
+
+
+async def _classify_opening(ctx: RunContext, start: Start) -> None:
+    from serbero_cli.reasoning.parsing import MalformedResponse
+    from serbero_cli.reasoning.providers import ProviderError
+    from serbero_cli.reasoning.request import SessionContext
+
+    context = SessionContext(None, start.dispute_id, start.initiator, ctx.loaded[0], ctx.loaded[1], 0, 0)
+    try:
+        c, _ = await ctx.reasoner.classify(context, [])
+    except (ProviderError, MalformedResponse) as exc:
+        _opening_failed(ctx, start, getattr(exc, "category", "malformed_response"))
+        return
+    decision = policy.decide(c, opening=True, followup_number=0)
+    start.classification, start.decision = c, decision
+    verdict = {"dispute_id": start.dispute_id, "decision": decision.action, "classification": c.classification,
+               "confidence": c.confidence}
+    if decision.trigger:
+        verdict["trigger"] = decision.trigger
+    with ctx.store.immediate() as conn:
+        start.rationale_id = store_classification(ctx, conn, None, c)
+        med.insert_event(conn, "reasoning_verdict", verdict, now=ctx.now(), rationale_id=start.rationale_id,
+                         bundle=ctx.loaded)
+    if decision.action == "escalate":
+        ctx.escalate(start.dispute_id, None, decision.trigger, rationale_refs=[start.rationale_id])
+        with ctx.store.immediate() as conn:
+            med.insert_event(conn, "start_attempt_stopped", {"dispute_id": start.dispute_id,
+                                                             "stop_reason": "policy_escalate",
+                                                             "trigger": decision.trigger}, now=ctx.now())
+
+
+def _opening_failed(ctx: RunContext, start: Start, category: str) -> None:
+    """Fix 1: a failed opening is retried by later runs; the 3rd failure escalates."""
+    ctx.result.evaluation_failures += 1
+    with ctx.store.immediate() as conn:
+        n = sess.count_dispute_events(conn, start.dispute_id, "reasoning_call_failed") + 1
+        med.insert_event(conn, "reasoning_call_failed", {
+            "attempt_count": n, "dispute_id": start.dispute_id, "error_category": category,
+            "model": ctx.config.reasoning.model, "provider": ctx.config.reasoning.provider},
+            now=ctx.now(), bundle=ctx.loaded)
+        if n < policy.MAX_CONSECUTIVE_FAILURES:
+            med.insert_event(conn, "start_attempt_stopped", {"dispute_id": start.dispute_id,
+                                                             "stop_reason": "reasoning_failed"}, now=ctx.now())
+    logger.warning("dispute=%s opening classification failed category=%s attempt=%d", short(start.dispute_id),
+                   category, n)
+    if n >= policy.MAX_CONSECUTIVE_FAILURES:
+        ctx.escalate(start.dispute_id, None, "reasoning_unavailable")
+
+
+async def _take_all(ctx: RunContext, starts: list[Start]) -> None:
+    """Publish every take request, then wait once for all replies (§4.1 step 7)."""
+    from serbero_cli.mediation.take_match import PendingTake, TakeOutcome
+    from serbero_cli.nostr import mostro as proto
+
+    secret, transport = ctx.config.private_key, ctx.take_transport
+    for start in starts:
+        request_id = proto.new_request_id()
+        now = ctx.now()  # the node drops rumors older than 10 s: build right before publishing
+        try:
+            if transport == "nip44":
+                event = proto.build_take_kind14(secret, ctx.config.mostro_pubkey, start.dispute_id, request_id,
+                                                pow_bits=ctx.take_pow_bits, now=now)
+            else:
+                event = proto.build_take_giftwrap(secret, ctx.config.mostro_pubkey, start.dispute_id, request_id,
+                                                  pow_bits=ctx.take_pow_bits, now=now)
+        except proto.TakeBuildError as exc:
+            logger.error("dispute=%s take not sent: %s", short(start.dispute_id), exc.reason)
+            start.outcome = TakeOutcome("invalid", exc.reason)
+            continue
+        published = await ctx.pool.publish(event, ctx.config.delivery.send_timeout_seconds)
+        if not published.ok:
+            ctx.result.publish_failures += 1
+            start.outcome = TakeOutcome("invalid", "publish_failed")
+            logger.warning("dispute=%s take request not accepted by any relay: %s", short(start.dispute_id),
+                           published.error_message())
+            continue
+        start.pending = PendingTake(start.dispute_id, request_id, now, transport)
+        logger.info("dispute=%s take request sent transport=%s pow=%d", short(start.dispute_id), transport,
+                    ctx.take_pow_bits)
+    await _wait_for_replies(ctx, [s for s in starts if s.pending is not None])
+
+
+async def _wait_for_replies(ctx: RunContext, starts: list[Start]) -> None:
+    from serbero_cli.mediation.take_match import match_reply
+    from serbero_cli.nostr import mostro as proto
+    from serbero_cli.nostr import mostro_messages as mm
+
+    if not starts:
+        return
+    first_send = min(s.pending.sent_at for s in starts)
+    if ctx.take_transport == "nip44":
+        flt = mm.kind14_reply_filter(ctx.config.public_key, ctx.config.mostro_pubkey, first_send - 300)
+        read = proto.read_kind14_reply
+    else:
+        flt = mm.giftwrap_reply_filter(ctx.config.public_key, ctx.now() - ctx.config.chat.lookback_seconds)
+        read = proto.read_giftwrap_reply
+    pending = {s.dispute_id: s for s in starts}
+    seen: set[str] = set()
+    deadline = time.monotonic() + ctx.config.mediation.take_reply_wait_seconds
+    while pending and time.monotonic() < deadline:
+        remaining = max(0.5, deadline - time.monotonic())
+        for event in await ctx.pool.fetch_raw([flt], min(remaining, ctx.config.chat.fetch_timeout_seconds)):
+            event_id = event.id().to_hex()
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+            reply = read(event, ctx.config.private_key, ctx.config.mostro_pubkey)
+            if reply is None:
+                continue
+            matched = match_reply([s.pending for s in pending.values()], reply,
+                                  serbero_pubkey=ctx.config.public_key, serbero_secret=ctx.config.private_key)
+            if matched is not None:
+                dispute_id, outcome = matched
+                pending.pop(dispute_id).outcome = outcome
+        if pending:
+            await asyncio.sleep(POLL_SECONDS)
+    for start in pending.values():
+        from serbero_cli.mediation.take_match import TakeOutcome
+
+        start.outcome = TakeOutcome("invalid", "timeout")
+
+
+async def _settle_takes(ctx: RunContext, starts: list[Start], *, probing: bool) -> None:
+    any_taken = any(s.outcome is not None and s.outcome.kind == "taken" for s in starts)
+    auth_refusals = [s for s in starts if s.outcome.kind == "refused" and s.outcome.reason in AUTH_REASONS]
+    revisions = await _newest_statuses(ctx, [s.dispute_id for s in auth_refusals])
+    counted_failure = None
+    for start in starts:
+        outcome = start.outcome
+        if outcome.kind == "taken":
+            if _open_session(ctx, start):
+                ctx.result.sessions_opened += 1
+            continue
+        ctx.result.take_failures += 1
+        reason = {"refused": f"cant_do:{outcome.reason}", "invalid": outcome.reason}[outcome.kind]
+        stop = None
+        if start in auth_refusals:
+            status = revisions.get(start.dispute_id)
+            if status in RESOLVED_STATUSES:
+                stop = "not_initiated"
+            elif status == "in-progress" or any_taken or start.state_at_send not in ("new", "notified"):
+                stop = "taken_by_other_solver"
+            else:
+                counted_failure = counted_failure or reason
+        with ctx.store.immediate() as conn:
+            med.insert_event(conn, "take_dispute_issued", {"dispute_id": start.dispute_id, "outcome": "failure",
+                                                           "reason": reason}, now=ctx.now())
+            if stop:
+                med.insert_event(conn, "start_attempt_stopped", {"dispute_id": start.dispute_id,
+                                                                 "stop_reason": stop}, now=ctx.now())
+        logger.warning("dispute=%s take failed: %s%s", short(start.dispute_id), reason,
+                       f" ({stop})" if stop else "")
+    _update_auth(ctx, counted_failure, any_taken, probing)
+
+
+async def _newest_statuses(ctx: RunContext, dispute_ids: list[str]) -> dict[str, str]:
+    """mostro-v2.md §6: re-read the newest 38386 of refused disputes before blaming authorization."""
+    from serbero_cli.mediation.ingest import newest_revisions
+
+    return {d: rev[2] for d, rev in (await newest_revisions(ctx, dispute_ids)).items()}
+
+
+def _update_auth(ctx: RunContext, failure_reason: str | None, any_taken: bool, probing: bool) -> None:
+    cfg, now = ctx.config.mediation, ctx.now()
+    with ctx.store.immediate() as conn:
+        state = solver_auth.get_auth(conn)
+        if failure_reason:
+            new_state = auth.record_failure(state, now, failure_reason, cfg)
+            solver_auth.save_auth(conn, new_state, now)
+            med.insert_event(conn, "auth_retry_attempt", {"attempt": new_state.attempts, "error": failure_reason},
+                             now=now)
+            ctx.result.solver_auth_status = "unauthorized"
+            logger.error("Mostro refused Serbero as a solver (%s); next probe in %ds", failure_reason,
+                         new_state.next_probe_at - now)
+            if auth.should_terminate(new_state, now, cfg):
+                solver_auth.save_auth(conn, auth.terminate(new_state), now)
+                med.insert_event(conn, "auth_retry_terminated", {"attempt": new_state.attempts,
+                                                                 "cumulative_secs": now - new_state.first_failure_at},
+                                 now=now)
+                ctx.result.solver_auth_status = "terminated"
+        elif state is not None and probing:
+            if any_taken:
+                solver_auth.clear_auth(conn)
+                med.insert_event(conn, "auth_retry_recovered", {"attempt": state.attempts}, now=now)
+                ctx.result.solver_auth_status = "authorized"
+                logger.info("solver authorization recovered after %d refusals", state.attempts)
+            else:
+                solver_auth.save_auth(conn, auth.reschedule(state, now, cfg), now)
+
+
+def _open_session(ctx: RunContext, start: Start) -> bool:
+    """§7.5 step 5, in one BEGIN IMMEDIATE with the eligibility re-check. False if another actor won."""
+    from serbero_cli.nostr.chat_keys import derive_channel
+
+    outcome, decision, c = start.outcome, start.decision, start.classification
+    secret, now = ctx.config.private_key, ctx.now()
+    channels = {"buyer": derive_channel(secret, "buyer", outcome.buyer_pubkey),
+                "seller": derive_channel(secret, "seller", outcome.seller_pubkey)}
+    session_id = str(uuid.uuid4())
+    state = "classified" if decision.action == "summarize" else "awaiting_response"
+    with ctx.store.immediate() as conn:
+        dispute = disputes_store.get_dispute(ctx.store, start.dispute_id)
+        allowed = dispute is not None and (dispute.lifecycle_state in ("new", "notified") or (
+            dispute.lifecycle_state in ("taken", "waiting")
+            and med.has_dispute_scoped(conn, start.dispute_id, "start_attempt_started")))
+        if not allowed or med.has_any_session(conn, start.dispute_id) or \
+                med.has_dispute_scoped(conn, start.dispute_id, "escalation_recommended"):
+            logger.warning("dispute=%s no longer eligible after the take; no session opened", short(start.dispute_id))
+            return False
+        values = {"session_id": session_id, "dispute_id": start.dispute_id, "state": state, "round_count": 0,
+                  "prompt_bundle_id": ctx.loaded[0], "policy_hash": ctx.loaded[1], "started_at": now,
+                  "last_transition_at": now, "take_transport": ctx.take_transport}
+        for party, ch in channels.items():
+            values.update({f"{party}_trade_pubkey": ch.trade_pubkey, f"{party}_shared_pubkey": ch.legacy_pubkey,
+                           f"{party}_chat_conv_pubkey": ch.conv_pubkey, f"{party}_chat_sign_pubkey": ch.sign_pubkey})
+        sess.insert_session(conn, values)
+        med.insert_event(conn, "take_dispute_issued", {"dispute_id": start.dispute_id, "outcome": "success"},
+                         now=now)
+        med.insert_event(conn, "session_opened", {}, now=now, session_id=session_id, bundle=ctx.loaded)
+        if start.rationale_id:
+            rationales.rebind_rationale(conn, start.rationale_id, session_id)
+        med.insert_event(conn, "classification_produced", {"classification": c.classification,
+                                                           "confidence": c.confidence,
+                                                           "rationale_id": start.rationale_id},
+                         now=now, session_id=session_id, rationale_id=start.rationale_id, bundle=ctx.loaded)
+        sess.update_session(conn, session_id, current_classification=c.classification,
+                            current_confidence=c.confidence)
+        if decision.action == "ask_clarification":
+            for party, text in (("buyer", decision.buyer_text), ("seller", decision.seller_text)):
+                chat_io.new_outbound_row(conn, secret=secret, session_id=session_id, channel=channels[party],
+                                         text=messages.party_question(party, text), now=now, bundle=ctx.loaded,
+                                         copy_setting=ctx.config.chat.legacy_giftwrap_copy)
+        if dispute.lifecycle_state in ("new", "notified"):
+            disputes_store.move_dispute(conn, start.dispute_id, dispute.lifecycle_state, "taken", now,
+                                        "mediation:take", assigned_solver=ctx.config.public_key)
+            body = core_messages.assignment_body(start.dispute_id, ctx.config.public_key)
+            outbox.queue(conn, start.dispute_id, "assignment", [(s, body) for s in ctx.solvers], now)
+    ctx.channels[session_id] = channels
+    logger.info("dispute=%s session=%s opened state=%s", short(start.dispute_id), short(session_id), state)
+    return True

@@ -1,0 +1,161 @@
+"""`run_mediate_once()`: the normative run order of mediation.md §4.1, with mostro-v2.md's additions.
+
+Setup (config, bundle) happens before the lock so a config error wins over a held lock; the relay
+check happens before any mediation state changes, so "no relay" leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+
+from serbero_cli.config import Config, load_reasoning_api_key
+from serbero_cli.errors import NoRelayReachable
+from serbero_cli.keys import short
+from serbero_cli.mediation import chat_io, ingest, opening, summary, timeouts
+from serbero_cli.mediation.context import RunContext
+from serbero_cli.mediation.evaluate import evaluate_sessions
+from serbero_cli.mediation.result import MediationResult
+from serbero_cli.runlock import RunLock
+from serbero_cli.store import disputes as disputes_store
+from serbero_cli.store import mediation as med
+from serbero_cli.store import sessions as sess
+from serbero_cli.store import solver_auth, sync
+from serbero_cli.store.db import Store, open_db
+
+logger = logging.getLogger(__name__)
+
+TRANSPORT_CACHE_KEY = "mostro_transport"
+
+
+def run_mediate_once(
+    config: Config,
+    *,
+    max_starts: int | None = None,
+    reset_solver_auth: bool = False,
+    dry_run: bool = False,
+    clock: Callable[[], float] = time.time,
+    env: Mapping[str, str] | None = None,
+    retry_pause: float = 0.5,
+) -> MediationResult:
+    """One mediation run. Return the result; raise SerberoError subclasses for codes 2, 75, 1 and 3."""
+    result = MediationResult(run_started_at=int(clock()), dry_run=dry_run)
+    if not config.mediation_active:
+        result.disabled = True
+        logger.info("mediation disabled ([mediation].enabled and [reasoning].enabled must both be true)")
+        return result
+    from serbero_cli.reasoning.bundle import load_bundle
+
+    api_key = load_reasoning_api_key(config, os.environ if env is None else env)
+    bundle = load_bundle(config.prompts)
+    result.bundle_id, result.policy_hash = bundle.bundle_id, bundle.policy_hash
+    if dry_run:
+        from serbero_cli.mediation.dryrun import plan_due_work
+
+        plan_due_work(config, result, int(clock()))
+        result.run_finished_at = int(clock())
+        return result
+    with RunLock(config.db_path, "mediate", "mediate-once"):
+        store = open_db(config.db_path)
+        try:
+            asyncio.run(_run(config, store, bundle, api_key, result, clock, retry_pause,
+                             max_starts or config.mediation.max_starts_per_run, reset_solver_auth))
+            result.run_finished_at = int(clock())
+            sync.save_last_run(store, "mediate_once", result.to_dict(), int(clock()))
+        finally:
+            store.close()
+    return result
+
+
+async def _run(config, store: Store, bundle, api_key, result, clock, retry_pause, max_starts, reset_auth) -> None:
+    from serbero_cli.nostr.dm import DmSender
+    from serbero_cli.nostr.relays import RelayPool
+    from serbero_cli.reasoning.providers import make_provider
+    from serbero_cli.reasoning.reasoner import Reasoner
+
+    pool = RelayPool(config.relays)
+    provider = make_provider(config.reasoning, api_key, retry_pause=retry_pause)
+    try:
+        connected = await pool.connect(config.chat.fetch_timeout_seconds)
+        if not connected.connected:
+            raise NoRelayReachable("; ".join(f"{u}: {w}" for u, w in connected.failed.items()))
+        ctx = RunContext(config, store, pool, bundle, Reasoner(provider, bundle, config.chat.transcript_max_messages),
+                         provider, clock, result)
+        if reset_auth:
+            _reset_solver_auth(ctx)
+        await _resolve_transport(ctx)
+        await _steps(ctx, DmSender(pool, config.private_key, config.delivery.send_timeout_seconds), max_starts)
+    finally:
+        await provider.aclose()
+        await pool.close()
+
+
+async def _steps(ctx: RunContext, sender, max_starts: int) -> None:
+    live = ingest.load_channels(ctx, sess.live_sessions(ctx.store))  # step 2
+    live = await ingest.check_takeovers(ctx, live)
+    await ingest.ingest_replies(ctx, live)
+    ingest.apply_round_limits(ctx)  # step 3
+    await evaluate_sessions(ctx, live)  # step 4
+    timeouts.apply_timeouts(ctx)  # step 5
+    await _publish(ctx)  # step 6a
+    await summary.generate_summaries(ctx)  # step 6b
+    await summary.deliver_and_settle(ctx, sender)  # step 6c
+    await opening.start_sessions(ctx, max_starts)  # step 7
+    await _publish(ctx)  # the opening questions
+    await summary.generate_summaries(ctx)  # fix 3: an opening summarize is delivered in the same run
+    await summary.deliver_and_settle(ctx, sender)
+    ctx.result.live_sessions = len(sess.live_sessions(ctx.store))
+
+
+async def _publish(ctx: RunContext) -> None:
+    stats = await chat_io.publish_pending(ctx.store, ctx.pool, secret=ctx.config.private_key, channels=ctx.channels,
+                                          send_timeout=ctx.config.delivery.send_timeout_seconds, now_fn=ctx.clock,
+                                          bundle=ctx.loaded)
+    ctx.result.publish_failures += stats.failed
+    for session_id in stats.published_sessions:
+        with ctx.store.immediate() as conn:
+            session = sess.get_session(conn, session_id)
+            if session and session.state == "awaiting_response":
+                disputes_store.move_dispute(conn, session.dispute_id, "taken", "waiting", ctx.now(),
+                                            "mediation:awaiting_parties")
+
+
+def _reset_solver_auth(ctx: RunContext) -> None:
+    with ctx.store.immediate() as conn:
+        solver_auth.clear_auth(conn)
+        med.insert_event(conn, "auth_retry_recovered", {"attempt": 0}, now=ctx.now())
+    logger.info("solver authorization state reset by --reset-solver-auth")
+
+
+async def _resolve_transport(ctx: RunContext) -> None:
+    """mostro-v2.md §1.2: read the node's 38385 once per run, fall back to the cache."""
+    from serbero_cli.mediation.transport import resolve_transport
+    from serbero_cli.nostr import mostro_messages as mm
+
+    events = await ctx.pool.fetch([mm.info_filter(ctx.config.mostro_pubkey)], ctx.config.chat.fetch_timeout_seconds)
+    newest = mm.newest_info_event(events, ctx.config.mostro_pubkey)
+    info = mm.parse_info_event(newest) if newest is not None else None
+    cached = sync.get_value(ctx.store, TRANSPORT_CACHE_KEY)
+    try:
+        cache = json.loads(cached) if cached else None
+    except ValueError:
+        cache = None
+    choice = resolve_transport(ctx.config.mostro_transport, info, cache, ctx.now())
+    for warning in choice.warnings:
+        logger.warning("%s", warning)
+    if choice.error:
+        logger.error("%s", choice.error)
+        ctx.result.errors.append(choice.error)
+    if choice.cache_value is not None:
+        with ctx.store.immediate() as conn:
+            sync.set_value(conn, TRANSPORT_CACHE_KEY, json.dumps(choice.cache_value, separators=(",", ":")),
+                           ctx.now())
+    ctx.take_transport, ctx.take_pow_bits = choice.transport, choice.pow_bits
+    ctx.result.transport, ctx.result.transport_source = choice.transport, choice.source
+    ctx.result.take_pow_bits = choice.pow_bits
+    logger.info("take transport=%s source=%s pow=%d node=%s", choice.transport, choice.source, choice.pow_bits,
+                short(ctx.config.mostro_pubkey))

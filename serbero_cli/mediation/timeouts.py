@@ -1,0 +1,27 @@
+"""Step 5 of mediate-once: party-unresponsive and overall session timeouts (mediation.md §7.6)."""
+
+from __future__ import annotations
+
+from serbero_cli.mediation.context import RunContext
+from serbero_cli.store import sessions as sess
+from serbero_cli.store.sessions import SessionRow
+
+
+def due_timeout(session: SessionRow, now: int, party_timeout: int, session_timeout: int) -> str | None:
+    """The trigger a live session's clock calls for now, or None. party_unresponsive wins when both are due."""
+    if session.state == "awaiting_response" and party_timeout > 0:
+        last = max(t for t in (session.started_at, session.buyer_last_seen_inner_ts,
+                               session.seller_last_seen_inner_ts) if t is not None)
+        if now > last + party_timeout:
+            return "party_unresponsive"
+    if session_timeout > 0 and now > session.started_at + session_timeout:
+        return "mediation_timeout"
+    return None
+
+
+def apply_timeouts(ctx: RunContext) -> None:
+    cfg = ctx.config.mediation
+    for session in sess.live_sessions(ctx.store):
+        trigger = due_timeout(session, ctx.now(), cfg.party_response_timeout_seconds, cfg.session_timeout_seconds)
+        if trigger:
+            ctx.escalate(session.dispute_id, session.session_id, trigger)
