@@ -1,0 +1,179 @@
+"""Mostro protocol messages as plain data: the take message, reply parsing, the 38385 info event.
+
+No nostr_sdk here, so the pure decisions in `mediation/` can use these types without paying for
+it. Mostro messages keep a fixed key order and are never sorted (mediation.md §2, §5.1): the
+node re-serializes a message and checks signatures against its own canonical bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from serbero_cli.nostr.events import NostrEvent
+
+ACTION_TAKE = "admin-take-dispute"
+ACTION_TOOK = "admin-took-dispute"
+KIND_INFO = 38385
+MAX_REQUEST_ID = 2**63 - 1
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_DIGITS = re.compile(r"^[0-9]+$")
+_HEX128 = re.compile(r"^[0-9a-fA-F]{128}$")
+
+
+@dataclass(frozen=True)
+class MostroReply:
+    """One message from the node, after the transport checks (mediation.md §5.3 steps 1–3).
+
+    variant: the single key of element 0 ("dispute", "cant-do", "order", ...). request_id: the
+    echoed id, None when null. inner_id: the message's `id` (a dispute or order uuid), None when
+    absent. payload: parsed JSON (None for null). created_at: the rumor time (v1) or the event time
+    (v2), unix seconds. event_id: the outer event id. transport: "giftwrap" | "nip44".
+    """
+
+    variant: str
+    version: int | None
+    request_id: int | None
+    inner_id: str | None
+    action: str
+    payload: Any
+    created_at: int
+    event_id: str
+    transport: str
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """Tags of a kind-38385 info event Serbero reads (mostro-v2.md §1.1); None = absent or not an integer."""
+
+    protocol_version: str | None
+    pow: int | None
+    pow_first_contact: int | None
+    mostro_version: str | None
+    event_id: str
+    created_at: int
+
+
+def new_request_id() -> int:
+    """A fresh random request id in 1..2^63−1 (mediation.md §20.1)."""
+    return secrets.randbelow(MAX_REQUEST_ID) + 1
+
+
+def take_message_json(dispute_id: str, request_id: int, version: int) -> str:
+    """The byte-exact `admin-take-dispute` message M (version 1 on gift wrap, 2 on kind 14).
+
+    Raise ValueError for a dispute id that is not a lowercase hyphenated uuid or a request id
+    outside 1..2^63−1.
+    """
+    if not _UUID.match(dispute_id):
+        raise ValueError("dispute id must be a lowercase hyphenated uuid")
+    if isinstance(request_id, bool) or not 1 <= request_id <= MAX_REQUEST_ID:
+        raise ValueError("request id must be in 1..2^63-1")
+    inner = {"version": version, "request_id": request_id, "trade_index": None, "id": dispute_id,
+             "action": ACTION_TAKE, "payload": None}
+    return json.dumps({"dispute": inner}, separators=(",", ":"))
+
+
+def canonical_message_json(variant: str, body: dict[str, Any]) -> str:
+    """Re-serialize a message in the node's order: version, request_id, trade_index, id (left out
+    when absent), action, payload. Unknown keys are dropped, as the node's parser drops them.
+    Nested payload objects keep the order they arrived in, which is the node's own order."""
+    ordered: dict[str, Any] = {"version": body.get("version"), "request_id": body.get("request_id"),
+                               "trade_index": body.get("trade_index")}
+    if body.get("id") is not None:
+        ordered["id"] = body["id"]
+    ordered["action"] = body.get("action")
+    ordered["payload"] = body.get("payload")
+    return json.dumps({variant: ordered}, separators=(",", ":"), ensure_ascii=False)
+
+
+def verify_message_signature(pubkey_hex: str, message_json: str, signature_hex: Any) -> bool:
+    """True when `signature_hex` is a BIP-340 signature by `pubkey_hex` over sha256(message_json)."""
+    if not isinstance(signature_hex, str) or not _HEX128.match(signature_hex):
+        return False
+    import coincurve
+
+    digest = hashlib.sha256(message_json.encode("utf-8")).digest()
+    try:
+        return bool(coincurve.PublicKeyXOnly(bytes.fromhex(pubkey_hex)).verify(bytes.fromhex(signature_hex), digest))
+    except ValueError:
+        return False
+
+
+def parse_message(element: Any, *, signature: Any, signer_pubkey: str, created_at: int,
+                  event_id: str, transport: str) -> MostroReply | None:
+    """Element 0 of a reply tuple as a MostroReply, or None when it is malformed (§5.3 step 3).
+
+    A non-null `signature` must be a valid signature by `signer_pubkey` over the canonical
+    re-serialization; anything else is skipped.
+    """
+    if not isinstance(element, dict) or len(element) != 1:
+        return None
+    variant, body = next(iter(element.items()))
+    if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+        return None
+    version, request_id, inner_id = body.get("version"), body.get("request_id"), body.get("id")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        return None
+    if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, int)):
+        return None
+    if inner_id is not None and not isinstance(inner_id, str):
+        return None
+    if signature is not None and not verify_message_signature(
+            signer_pubkey, canonical_message_json(variant, body), signature):
+        return None
+    return MostroReply(variant=variant, version=version, request_id=request_id, inner_id=inner_id,
+                       action=body["action"], payload=body.get("payload"), created_at=created_at,
+                       event_id=event_id, transport=transport)
+
+
+def parse_tuple(plaintext: str) -> list[Any] | None:
+    """The decrypted content as a non-empty JSON array, or None."""
+    try:
+        value = json.loads(plaintext)
+    except ValueError:
+        return None
+    return value if isinstance(value, list) and value else None
+
+
+def giftwrap_reply_filter(serbero_pubkey: str, since: int) -> dict[str, Any]:
+    """v1 replies: gift wraps to Serbero. `since` must reach back past the 2-day backdating."""
+    return {"kinds": [1059], "#p": [serbero_pubkey], "since": since}
+
+
+def kind14_reply_filter(serbero_pubkey: str, mostro_pubkey: str, since: int) -> dict[str, Any]:
+    """v2 replies: kind 14 authored by the node and tagged to Serbero (real timestamps)."""
+    return {"kinds": [14], "authors": [mostro_pubkey], "#p": [serbero_pubkey], "since": since}
+
+
+def info_filter(mostro_pubkey: str) -> dict[str, Any]:
+    """The node's kind-38385 info event (mostro-v2.md §1.2)."""
+    return {"kinds": [KIND_INFO], "authors": [mostro_pubkey], "limit": 5}
+
+
+def newest_info_event(events: Iterable[NostrEvent], mostro_pubkey: str) -> NostrEvent | None:
+    """The newest 38385 by the node: highest created_at, ties broken by the lowest id."""
+    mine = [e for e in events if e.kind == KIND_INFO and e.pubkey == mostro_pubkey]
+    return min(mine, key=lambda e: (-e.created_at, e.id)) if mine else None
+
+
+def parse_info_event(event: NostrEvent) -> NodeInfo:
+    """Read `protocol_version`, `pow`, `pow_first_contact` and `mostro_version` from a 38385."""
+    return NodeInfo(
+        protocol_version=event.first_tag("protocol_version"),
+        pow=_int_or_none(event.first_tag("pow")),
+        pow_first_contact=_int_or_none(event.first_tag("pow_first_contact")),
+        mostro_version=event.first_tag("mostro_version"),
+        event_id=event.id,
+        created_at=event.created_at,
+    )
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value is not None and _DIGITS.match(value) else None
+
