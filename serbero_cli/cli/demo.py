@@ -1,0 +1,66 @@
+"""`serbero demo`: watch the whole system work on loopback, with no configuration and no network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from serbero_cli.cli.common import console, execute
+
+
+def demo(
+    ctx: typer.Context,
+    scenario: Annotated[str, typer.Option("--scenario", help="cooperative, escalation or both.")] = "both",
+    directory: Annotated[Path | None, typer.Option("--dir", help="Keep the demo's config and database here "
+                                                                 "(default: a new temporary folder).",
+                                                    show_default=False)] = None,
+) -> None:
+    """Run a loopback relay, a simulated Mostro, parties, solvers and model, then the real phases, narrated.
+
+    Exits 0 only if every expected message was really received by its participant, else 4.
+    """
+
+    def body() -> int:
+        from serbero_cli.errors import UsageError
+        from serbero_cli.logsetup import configure_logging
+
+        if scenario not in ("cooperative", "escalation", "both"):
+            raise UsageError("--scenario must be cooperative, escalation or both")
+        configure_logging("warning")
+        from serbero_cli.simulate.demo import SCENARIOS, run_demo
+
+        out = console()
+        chosen = SCENARIOS if scenario == "both" else (scenario,)
+
+        def narrate(who: str, text: str) -> None:
+            if who == "audit":
+                _render_audit(out, Path(text))
+            else:
+                out.print(f"[bold]{who:>22}[/bold]  {text}", highlight=False, markup=True)
+
+        report = run_demo(chosen, directory=directory, narrate=narrate)
+        out.print()
+        for e in report.expectations:
+            mark = "[green]✓[/green]" if e.met else "[red]✗[/red]"
+            out.print(f"{mark} {e.who}: {e.what}")
+        out.print("demo passed: every expected message arrived" if report.ok else "demo FAILED: see ✗ above")
+        return 0 if report.ok else 4
+
+    execute(ctx, json_output=False, error_report=None, body=body)
+
+
+def _render_audit(out, config_path: Path) -> None:
+    """The real `serbero audit` dashboard over the demo's database."""
+    import time
+
+    from serbero_cli.audit.queries import AuditSettings
+    from serbero_cli.config import load_config
+    from serbero_cli.audit.render import render
+    from serbero_cli.audit.views import run_dashboard
+
+    out.print()
+    out.print("[bold]serbero audit[/bold] (the dashboard an operator sees)")
+    settings = AuditSettings.from_config(load_config(config_path))
+    render(run_dashboard(settings, now=int(time.time())), out, borders=True)

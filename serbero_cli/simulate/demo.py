@@ -1,0 +1,225 @@
+"""`serbero demo`: the whole system on loopback, narrated (operations.md §3).
+
+A LocalRelay, a Mostro node speaking protocol v2, buyer and seller clients on kind-14 chat, two
+solvers (one read, one write) and a scripted reasoning endpoint; a throw-away config and
+database; then the real `listen`, `mediate-once`, `dispatch-once` and `audit` code, in order.
+What each participant received is read back from the relay and decrypted by that participant,
+never taken from Serbero's tables. The runner reports through `narrate(kind, text)` and returns
+the list of expectations with whether each was met; it prints nothing itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nostr_sdk as ns
+
+from serbero_cli.simulate.llm import LLMServer, Reply, classification_json, summary_text
+from serbero_cli.simulate.mostro_node import MostroNodeSim
+from serbero_cli.simulate.relay import start_relay
+from serbero_cli.simulate.solver import SimSolver
+
+Narrate = Callable[[str, str], None]
+SCENARIOS = ("cooperative", "escalation")
+API_KEY_ENV = "SERBERO_DEMO_API_KEY"
+
+COOPERATIVE_ANSWERS = {
+    "buyer": "I sent 100 EUR by SEPA on Monday, reference MOSTRO-4411. I have the bank receipt.",
+    "seller": "Sorry, I checked again: the 100 EUR with reference MOSTRO-4411 arrived this morning.",
+}
+ESCALATION_ANSWERS = {
+    "buyer": "I paid in cash at the agreed place and the seller took the money.",
+    "seller": "We never met. I did not receive any cash from this buyer.",
+}
+
+
+@dataclass
+class Expectation:
+    who: str
+    what: str
+    met: bool
+
+
+@dataclass
+class DemoReport:
+    directory: Path
+    expectations: list[Expectation] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.expectations) and all(e.met for e in self.expectations)
+
+
+class DemoModel:
+    """The scripted reasoning endpoint: answers by reading the dispute id and call type from the request."""
+
+    def __init__(self) -> None:
+        self.plans: dict[str, str] = {}  # dispute id -> scenario
+
+    def __call__(self, path: str, body: Any) -> Reply | None:
+        text = json.dumps(body, ensure_ascii=False)
+        match = re.search(r"dispute_id: ([0-9a-f-]{36})", text)
+        scenario = self.plans.get(match.group(1)) if match else None
+        if scenario is None:
+            return Reply(status=400, body={"error": "unknown dispute"})
+        if isinstance(body, dict) and "response_format" not in body:  # OpenAI JSON mode marks classify calls
+            return Reply(content=summary_text(
+                "The buyer paid by SEPA with reference MOSTRO-4411 and the seller now confirms it arrived; "
+                "the delay was on the banking side.",
+                "Confirm with the seller that the payment is final, then close the trade as usual on Mostro.",
+                "Both parties now agree on amount, reference and arrival."))
+        followup = int(re.search(r"followup_number: (\d+)", text).group(1))
+        if followup == 0:
+            return Reply(content=classification_json(
+                "coordination_failure_resolvable" if scenario == "cooperative" else "unclear", 0.7,
+                "ask_clarification", buyer="Did you send the payment? Please give the amount and the reference.",
+                seller="Has the payment reached your account? Please check for the amount and reference.",
+                rationale=f"demo opening rationale for {match.group(1)}"))
+        if scenario == "cooperative":
+            return Reply(content=classification_json("coordination_failure_resolvable", 0.92, "summarize",
+                                                     rationale=f"demo: both sides agree ({match.group(1)})"))
+        return Reply(content=classification_json("conflicting_claims", 0.85, "escalate", flags=["conflicting_claims"],
+                                                 rationale=f"demo: the accounts contradict ({match.group(1)})"))
+
+
+def run_demo(scenarios: tuple[str, ...], *, directory: Path | None = None, narrate: Narrate) -> DemoReport:
+    """Run the scenarios end to end and return which expected messages were really received."""
+    from serbero_cli.config import load_config
+
+    work = Path(directory or tempfile.mkdtemp(prefix="serbero-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    report = DemoReport(work)
+    relay = start_relay()
+    model = DemoModel()
+    llm = LLMServer(responder=model).start()
+    serbero = ns.Keys.generate()
+    node = MostroNodeSim(relay.url, protocol=2, solvers={serbero.public_key().to_hex(): "read"})
+    reader = SimSolver(relay.url, permission="read", name="solver-read")
+    writer = SimSolver(relay.url, permission="write", name="solver-write")
+    try:
+        node.start()
+        config_path = _write_config(work, relay.url, serbero, node.pubkey, [reader, writer], llm.openai_base)
+        narrate("setup", f"relay {relay.url}, Mostro {node.pubkey[:12]}…, Serbero {serbero.public_key().to_hex()[:12]}…, "
+                         f"reasoning at {llm.base_url}, files in {work}")
+        env = {**os.environ, API_KEY_ENV: "demo-key-not-secret"}
+        config = load_config(config_path, env=env)
+        disputes = {}
+        for scenario in scenarios:
+            dispute_id = node.open_dispute(initiator="buyer")
+            model.plans[dispute_id] = scenario
+            disputes[scenario] = dispute_id
+            narrate("mostro", f"{scenario}: Mostro publishes dispute {dispute_id} (initiated by the buyer)")
+        _step(narrate, "listen", lambda: _listen(config))
+        for scenario, dispute_id in disputes.items():
+            for solver in (reader, writer):
+                got = _has_dm(solver, serbero, dispute_id, "status: initiated")
+                report.expectations.append(Expectation(solver.name, f"new-dispute DM for {scenario}", got))
+                narrate(solver.name, f"received the new-dispute DM for {dispute_id[:8]}: {_yes(got)}")
+        _step(narrate, "mediate-once", lambda: _mediate(config, env))
+        parties = {(s, role): node.party(d, role) for s, d in disputes.items() for role in ("buyer", "seller")}
+        for (scenario, role), party in parties.items():
+            questions = party.messages()
+            report.expectations.append(Expectation(f"{scenario} {role}", "Serbero's question", bool(questions)))
+            for q in questions:
+                narrate(f"{scenario} {role}", f"decrypted from the relay: {q.content.splitlines()[0]!r}")
+            answers = COOPERATIVE_ANSWERS if scenario == "cooperative" else ESCALATION_ANSWERS
+            party.reply(answers[role], created_at=int(time.time()) - 1)
+            narrate(f"{scenario} {role}", f"answers: {answers[role]!r}")
+        _step(narrate, "mediate-once", lambda: _mediate(config, env))
+        if "cooperative" in disputes:
+            for solver in (reader, writer):
+                got = _has_dm(solver, serbero, disputes["cooperative"], "mediation_summary/v1", line=0)
+                report.expectations.append(Expectation(solver.name, "mediation summary", got))
+                narrate(solver.name, f"received the mediation summary: {_yes(got)}")
+        if "escalation" in disputes:
+            _step(narrate, "dispatch-once", lambda: _dispatch(config))
+            got = _has_dm(writer, serbero, disputes["escalation"], "escalation_handoff/v1", line=0)
+            report.expectations.append(Expectation(writer.name, "escalation handoff", got))
+            narrate(writer.name, f"received the escalation handoff: {_yes(got)}")
+            leaked = _has_dm(reader, serbero, disputes["escalation"], "escalation_handoff/v1", line=0)
+            report.expectations.append(Expectation(reader.name, "no handoff (read solvers cannot take over)",
+                                                   not leaked))
+        narrate("audit", str(config_path))
+        return report
+    finally:
+        for closer in (node.stop, reader.close, writer.close, llm.stop, relay.shutdown):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - teardown must not hide the report
+                pass
+
+
+def _write_config(work: Path, relay_url: str, serbero: ns.Keys, mostro: str, solvers, api_base: str) -> Path:
+    from serbero_cli.config import render_sample
+    import tomlkit
+
+    doc = tomlkit.parse(render_sample())
+    doc["serbero"]["private_key"] = serbero.secret_key().to_hex()
+    doc["serbero"]["db_path"] = "serbero.db"
+    doc["mostro"]["pubkey"] = mostro
+    doc["relays"][0]["url"] = relay_url
+    solver_tables = tomlkit.aot()
+    for solver in solvers:
+        table = tomlkit.table()
+        table["pubkey"], table["permission"] = solver.pubkey, solver.permission
+        solver_tables.append(table)
+    doc["solvers"] = solver_tables
+    doc["mediation"]["enabled"] = True
+    doc["mediation"]["take_reply_wait_seconds"] = 5
+    doc["reasoning"].update({"enabled": True, "provider": "openai-compatible", "api_base": api_base,
+                             "model": "demo-model", "api_key_env": API_KEY_ENV})
+    doc["escalation"]["enabled"] = True
+    path = work / "config.toml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(tomlkit.dumps(doc))
+    return path
+
+
+def _step(narrate: Narrate, name: str, action: Callable[[], str]) -> None:
+    narrate("serbero", f"running `serbero {name}` …")
+    narrate("serbero", action())
+
+
+def _listen(config) -> str:
+    from serbero_cli.core.run import run_listen
+
+    d = run_listen(config).to_dict()
+    return (f"listen: {d['disputes']['new']} new disputes, {d['notifications']['sent']} solver DMs sent, "
+            f"exit {d['exit_code']}")
+
+
+def _mediate(config, env) -> str:
+    from serbero_cli.mediation.run import run_mediate_once
+
+    r = run_mediate_once(config, env=env, retry_pause=0)
+    return (f"mediate-once: {r.sessions_opened} sessions opened, {r.replies_fresh} replies, "
+            f"{r.summaries_generated} summaries, escalations {r.escalations or '{}'}, exit {r.exit_code}")
+
+
+def _dispatch(config) -> str:
+    from serbero_cli.dispatch.run import run_dispatch_once
+
+    r = run_dispatch_once(config, dry_run=False, limit=None)
+    d = r.to_dict()
+    return f"dispatch-once: {d['counts']['dispatched']} handoffs dispatched, exit {d['exit_code']}"
+
+
+def _has_dm(solver: SimSolver, serbero: ns.Keys, dispute_id: str, marker: str, line: int | None = None) -> bool:
+    for dm in solver.inbox(sender=serbero.public_key().to_hex()):
+        lines = dm.content.split("\n")
+        if dispute_id in dm.content and (marker == lines[line] if line is not None else marker in dm.content):
+            return True
+    return False
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "NO"
