@@ -9,6 +9,7 @@ every key against `KEYS`, and returns frozen dataclasses. Every problem is colle
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -224,7 +225,6 @@ class Config:
 
     path: Path
     private_key: Secret
-    public_key: str  # derived from private_key
     db_path: Path
     log_level: str
     mostro_pubkey: str
@@ -240,6 +240,11 @@ class Config:
     chat: ChatConfig
     escalation: EscalationConfig
     warnings: tuple[str, ...] = field(default=())
+
+    @functools.cached_property
+    def public_key(self) -> str:
+        """Serbero's x-only public key (hex), derived from private_key on first use."""
+        return public_key_of(self.private_key)
 
     @property
     def mediation_active(self) -> bool:
@@ -335,7 +340,6 @@ class _Checker:
         return Config(
             path=self.path,
             private_key=serbero["private_key"],
-            public_key=public_key_of(serbero["private_key"]),
             db_path=serbero["db_path"],
             log_level=serbero["log_level"],
             mostro_pubkey=mostro["pubkey"],

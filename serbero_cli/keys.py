@@ -107,17 +107,23 @@ def bech32_encode(hrp: str, payload: bytes) -> str:
     return hrp + "1" + "".join(_CHARSET[d] for d in data + checksum)
 
 
+# secp256k1 field prime: y² = x³ + 7 over GF(P).
+_FIELD_P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F
+
+
 def is_valid_xonly(pubkey_hex: str) -> bool:
-    """True when 64-hex `pubkey_hex` lifts to a secp256k1 point (even-Y lift)."""
+    """True when 64-hex `pubkey_hex` lifts to a secp256k1 point (BIP-340 lift_x).
+
+    Pure Python on purpose: x is on the curve when x < p and x³ + 7 is a square mod p (Euler's
+    criterion), which costs microseconds and keeps coincurve out of every config load.
+    """
     if not _HEX64.match(pubkey_hex):
         return False
-    import coincurve
-
-    try:
-        coincurve.PublicKey(b"\x02" + bytes.fromhex(pubkey_hex))
-    except ValueError:
+    x = int(pubkey_hex, 16)
+    if x >= _FIELD_P:
         return False
-    return True
+    y_squared = (pow(x, 3, _FIELD_P) + 7) % _FIELD_P
+    return pow(y_squared, (_FIELD_P - 1) // 2, _FIELD_P) in (0, 1)
 
 
 def parse_public_key(value: str) -> str:
