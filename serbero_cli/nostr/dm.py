@@ -21,7 +21,10 @@ class DmSender:
         """Gift-wrap `text` to `receiver_hex` and publish it; an invalid key is a failed send."""
         try:
             receiver = public_key(receiver_hex)
-            event = ns.nip17_make_private_msg(self.keys, receiver, text)
         except Exception as exc:  # noqa: BLE001 - NostrSdkError subclasses
             return PublishOutcome("", error=f"invalid pubkey: {str(exc)[:120]}")
+        try:
+            event = ns.nip17_make_private_msg(self.keys, receiver, text)
+        except Exception as exc:  # noqa: BLE001 - e.g. "message too long" past NIP-44's size limit
+            return PublishOutcome("", error=f"cannot build message: {str(exc)[:120]}")
         return await self.pool.publish(event, self.timeout)

@@ -1,0 +1,133 @@
+"""`serbero dispatch-once`: deliver escalation handoffs to write-permission solvers (escalation.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from serbero_cli.cli.common import console, emit_json, execute, load, maybe_init_nostr_logger
+
+
+def dispatch_once(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be sent and recorded; touch nothing.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (dispatch_once/v1) on stdout.")] = False,
+    limit: Annotated[str | None, typer.Option("--limit", metavar="N",
+                                              help="Most claims this run (overrides max_dispatches_per_run).",
+                                              show_default=False)] = None,
+) -> None:
+    """Send each pending escalation handoff to the solvers who can take the dispute over, once, and exit.
+
+    Run it from a timer every 30 s. Exit codes: 0 done, 1 internal error, 2 config or usage error,
+    3 no relay reachable, 4 a send failed or a handoff is unroutable, 75 another run holds the lock.
+    """
+    from serbero_cli.dispatch.result import error_report
+
+    seen: dict[str, bool | None] = {"enabled": None}
+
+    def body() -> int:
+        max_claims = _parse_limit(limit)
+        config = load(ctx)
+        seen["enabled"] = config.escalation.enabled
+        maybe_init_nostr_logger(ctx, json_output)
+        from serbero_cli.dispatch.run import run_dispatch_once
+
+        result = run_dispatch_once(config, dry_run=dry_run, limit=max_claims)
+        if json_output:
+            emit_json(result.to_dict())
+        elif dry_run:
+            render_dry_run(result)
+        else:
+            render_run(result)
+        return result.exit_code
+
+    execute(ctx, json_output=json_output, body=body,
+            error_report=lambda code, error: error_report(code, error, dry_run=dry_run, enabled=seen["enabled"]))
+
+
+def _parse_limit(value: str | None) -> int | None:
+    # Parsed here, not by Typer, so a bad value still yields the one --json document (exit 2).
+    from serbero_cli.errors import UsageError
+
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise UsageError(f"--limit: expected a whole number of at least 1, got {value!r}")
+    return int(text)
+
+
+def _counts_line(result) -> str:
+    counts = dict(result.counts)
+    if result.dry_run:
+        # A dry run cannot know send outcomes: say what it would attempt instead.
+        sends = [h for h in result.handoffs if h.action in ("send", "resend")]
+        counts = {"would send": sum(h.action == "send" for h in sends), "would resend": counts["resends"],
+                  "DMs": sum(len(h.recipients) for h in sends), "would give up": counts["gave_up"],
+                  **{k: counts[k] for k in ("superseded", "unroutable", "parse_failed", "deferred", "in_flight")}}
+    return "  ".join(f"{name} {count}" for name, count in counts.items())
+
+
+def _short_note(text: str | None, limit: int = 48) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _table(title: str, columns: tuple[str, ...]):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, no_wrap=column != "note", overflow="ellipsis")
+    return table
+
+
+def render_run(result) -> None:
+    from rich.text import Text
+
+    out = console()
+    if not result.enabled:
+        out.print(Text("dispatch-once: escalation is disabled ([escalation] enabled = false); nothing done"))
+        return
+    table = _table("dispatch-once", ("handoff", "dispute", "decision", "action", "status", "recipients", "note"))
+    for h in result.handoffs:
+        ok = sum(1 for d in h.deliveries if d["ok"])
+        note = h.detail or (f"{ok}/{len(h.deliveries)} accepted" if h.deliveries else "")
+        table.add_row(*(Text(str(v)) for v in (h.handoff_event_id, h.dispute_id[:12], h.decision, h.action,
+                                                h.status or "-", ", ".join(r[:8] for r in h.recipients),
+                                                _short_note(note))))
+    if result.handoffs:
+        out.print(table)
+    out.print(Text(_counts_line(result)))
+    for url, why in result.relay_errors.items():
+        out.print(Text(f"relay {url}: {why}"))
+
+
+def render_dry_run(result) -> None:
+    """§5.4: pending-handoffs table, one panel per planned send with the exact body, a counts footer."""
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    out = console()
+    state = "enabled" if result.enabled else "DISABLED: a real run would do nothing"
+    out.print(Text(f"dispatch-once --dry-run (escalation {state}; nothing written or sent)"))
+    table = _table("Pending handoffs", ("id", "dispute", "session", "trigger", "decision", "action", "recipients",
+                                         "note"))
+    for h in result.handoffs:
+        table.add_row(*(Text(str(v)) for v in (
+            h.handoff_event_id, h.dispute_id[:12], (h.session_id or "-")[:12], (h.trigger or "-")[:20], h.decision,
+            h.action, ", ".join(r[:8] for r in h.recipients), _short_note(h.detail))))
+    out.print(table)
+    for h in result.handoffs:
+        if h.body is None:
+            continue
+        out.print(Panel(Text(h.body), title=Text(f"handoff {h.handoff_event_id}: {h.action} (exact body)"),
+                        title_align="left"))
+        recipients = Table()
+        recipients.add_column("recipient (hex)")
+        for pubkey in h.recipients:
+            recipients.add_row(Text(pubkey))
+        out.print(recipients)
+    out.print(Text(_counts_line(result)))

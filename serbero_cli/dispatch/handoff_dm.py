@@ -1,0 +1,54 @@
+"""The `escalation_handoff/v1` DM body (escalation.md §5.1), byte-exact.
+
+Solver tooling branches on line 1, reads the `Key: value` header up to the first empty line and
+parses the JSON line, so everything but line 6 is a wire format. Line 6 is prose for the person
+reading it; product reviews `SUMMARY_TEMPLATE`, and rewording it needs no new version.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from serbero_cli.dispatch.package import HandoffPackage
+
+logger = logging.getLogger(__name__)
+
+VERSION_LINE = "escalation_handoff/v1"
+NO_SESSION = "<none \u2014 dispute-scoped handoff>"  # em dash, one space each side
+PAYLOAD_HEADER = "Handoff payload (JSON):"
+WARN_BODY_BYTES = 30_000
+
+# Line 6. It must stay one line and name the dispute id and trigger verbatim, say the dispute
+# needs human judgment, send the solver to their own Mostro instance and say where it comes
+# from; a write solver takes over from Serbero with admin-take-dispute (mostro-v2.md §5).
+SUMMARY_TEMPLATE = (
+    "Serbero's mediation assistance is handing over dispute {dispute_id} (trigger: {trigger}) because it "
+    "needs human judgment: take over with admin-take-dispute on {dispute_id} from your own Mostro instance."
+)
+
+
+def summary_line(package: HandoffPackage) -> str:
+    """Line 6 for this package (header fields were checked free of line breaks by the parser)."""
+    return SUMMARY_TEMPLATE.format(dispute_id=package.dispute_id, trigger=package.trigger)
+
+
+def render_handoff_body(package: HandoffPackage) -> str:
+    """The whole DM text: nine lines joined with `\\n`, no trailing newline. WARN above 30 000 bytes."""
+    session = package.session_id if package.session_id is not None else NO_SESSION
+    body = "\n".join((
+        VERSION_LINE,
+        f"Dispute: {package.dispute_id}",
+        f"Session: {session}",
+        f"Trigger: {package.trigger}",
+        "",
+        summary_line(package),
+        "",
+        PAYLOAD_HEADER,
+        package.to_json(),
+    ))
+    size = len(body.encode("utf-8"))
+    if size > WARN_BODY_BYTES:
+        # §5.1: never truncated; a relay or NIP-44 limit shows up as an ordinary send failure.
+        logger.warning("dispute=%s handoff body is %d bytes (over %d); relays may reject it",
+                       package.dispute_id[:12], size, WARN_BODY_BYTES)
+    return body

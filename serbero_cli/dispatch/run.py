@@ -1,0 +1,380 @@
+"""`run_dispatch_once()`: deliver escalation handoffs to solvers (escalation.md §3).
+
+A real run is: lock → open (migrate) → walk the candidates in handoff-id order → record DB-only
+outcomes at once → for a routable handoff connect (lazily, once), claim, send, finalize → result.
+A dry run walks the same decisions on a read-only connection and describes the writes and
+sends instead of making them. No transaction is open while a DM is on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from serbero_cli.config import Config
+from serbero_cli.dispatch.handoff_dm import render_handoff_body
+from serbero_cli.dispatch.package import HandoffParseError, parse_handoff
+from serbero_cli.dispatch.result import DispatchResult, HandoffOutcome
+from serbero_cli.dispatch.routing import resolve_recipients
+from serbero_cli.errors import DatabaseError, DatabaseMissing
+from serbero_cli.runlock import RunLock
+from serbero_cli.store import dispatches, sync
+from serbero_cli.store import disputes as disputes_store
+from serbero_cli.store.db import Store, open_db
+from serbero_cli.store.dispatches import DbError, DispatchRow, HandoffRow
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = dispatches.MAX_ATTEMPTS
+# Test-only: SERBERO_TEST_HOOK=after_claim|after_send makes a real run announce
+# `HOOK <point> <handoff_id>` on stderr and sleep 60 s there, so the kill -9 tests of
+# escalation.md §8.1 can stop it at a known point. Never set it in production.
+TEST_HOOK_ENV = "SERBERO_TEST_HOOK"
+TEST_HOOK_SLEEP_SECONDS = 60
+
+
+def run_dispatch_once(config: Config, *, dry_run: bool, limit: int | None = None,
+                      clock: Callable[[], float] = time.time) -> DispatchResult:
+    """One dispatch-once run. Return the result; raise LockHeld (75) or DatabaseError (1) early."""
+    escalation = config.escalation
+    if not dry_run and not escalation.enabled:
+        logger.info("escalation is disabled ([escalation] enabled = false): nothing to do")
+        return DispatchResult(enabled=False)
+    max_claims = limit if limit is not None else escalation.max_dispatches_per_run
+    if dry_run:
+        store = _open_for_dry_run(config.db_path)
+        try:
+            result = DispatchResult(dry_run=True, enabled=escalation.enabled)
+            asyncio.run(_Walk(store, config, result, max_claims, clock, dry_run=True).run())
+            logger.info("dry run: nothing was written or sent")
+            return result
+        finally:
+            store.close()
+    with RunLock(config.db_path, "dispatch", "dispatch-once"):
+        store = open_db(config.db_path)
+        try:
+            result = DispatchResult()
+            asyncio.run(_Walk(store, config, result, max_claims, clock, dry_run=False).run())
+            if result.exit_code in (0, 4):
+                sync.save_last_run(store, "dispatch_once", result.to_dict(), int(clock()))
+            return result
+        finally:
+            store.close()
+
+
+def _open_for_dry_run(path) -> Store:
+    """Read-only, never migrating; a missing or unmigrated database is exit 1 (§5.2)."""
+    hint = "a dry run never creates or migrates it; run `serbero dispatch-once` (or `listen`) once first"
+    try:
+        store = open_db(path, readonly=True)
+    except DatabaseMissing as exc:
+        raise DatabaseError(f"dry run: {exc} ({hint})") from None
+    try:
+        pending = dispatches.schema_pending(store)
+    except DbError as exc:
+        store.close()
+        raise DatabaseError(f"dry run: cannot read database {path}: {exc}") from None
+    if pending:
+        store.close()
+        raise DatabaseError(f"dry run: database {path} is not migrated ({len(pending)} pending; {hint})")
+    return store
+
+
+def _test_hook(point: str, handoff_id: int) -> None:
+    if os.environ.get(TEST_HOOK_ENV) == point:
+        sys.stderr.write(f"HOOK {point} {handoff_id}\n")
+        sys.stderr.flush()
+        time.sleep(TEST_HOOK_SLEEP_SECONDS)
+
+
+def _show(value: str | None) -> str:
+    """A log-safe short id: hints from broken payloads may hold newlines or odd characters."""
+    return ascii((value or "-")[:16])[1:-1]
+
+
+class _Walk:
+    """One pass over the candidates; holds the counters, the lazy relay pool and the result."""
+
+    def __init__(self, store: Store, config: Config, result: DispatchResult, max_claims: int,
+                 clock: Callable[[], float], *, dry_run: bool):
+        self.store, self.config, self.result, self.clock, self.dry_run = store, config, result, clock, dry_run
+        self.escalation = config.escalation
+        self.max_claims = max_claims
+        self.claims = 0
+        self.started = clock()
+        self.pool: Any = None
+        self.sender: Any = None
+        self.relays_down = False
+        self.label = " (dry run: not recorded)" if dry_run else ""
+
+    async def run(self) -> None:
+        now = int(self.clock())
+        stale_before = now - self.escalation.sending_stale_seconds
+        try:
+            pending = deque(dispatches.sending_dispatches(self.store))
+            for page in dispatches.iter_fresh_pages(self.store):
+                on_file = dispatches.audit_kinds_for(self.store, [h.id for h in page])
+                for handoff in page:
+                    while pending and pending[0][0].handoff_event_id < handoff.id:
+                        await self._guarded(self._sending(*pending.popleft(), stale_before))
+                    await self._guarded(self._fresh(handoff, on_file.get(handoff.id, set())))
+            while pending:
+                await self._guarded(self._sending(*pending.popleft(), stale_before))
+        finally:
+            if self.pool is not None:
+                await self.pool.close()
+        self._log_summary()
+
+    async def _guarded(self, step) -> None:
+        """A database failure on one handoff is logged and reported (exit 1); the others still run."""
+        try:
+            await step
+        except DbError as exc:
+            logger.error("database error: %s; the handoff stays as it was and is retried next run", exc)
+            self.result.errors.append(f"database error: {exc}")
+
+    # -- fresh handoffs (§3.2) -------------------------------------------------------------
+
+    async def _fresh(self, handoff: HandoffRow, on_file: set[str]) -> None:
+        try:
+            package = parse_handoff(dispatches.handoff_payload(self.store, handoff.id))
+        except HandoffParseError as exc:
+            self._parse_failed(handoff, exc.dispute_hint, "deserialize_failed", exc.detail, None)
+            return
+        try:
+            dispute = disputes_store.get_dispute(self.store, package.dispute_id)
+        except DbError as exc:  # §3.2 step 2′: nothing written, retried next run
+            logger.error("handoff=%d dispute=%s lookup failed: %s", handoff.id, _show(package.dispute_id), exc)
+            self.result.errors.append(f"handoff {handoff.id}: dispute lookup failed: {exc}")
+            return
+        if dispute is None:
+            self._parse_failed(handoff, package.dispute_id, "orphan_dispute_reference", "dispute_id not found",
+                               package.trigger)
+            return
+        outcome = HandoffOutcome(handoff.id, package.dispute_id, handoff.session_id, "", "",
+                                 trigger=package.trigger)
+        if dispute.lifecycle_state == "resolved":
+            self._audit_once(outcome, "superseded", dispatches.SUPERSEDED in on_file,
+                             lambda: dispatches.record_superseded(self.store, handoff, dispute_id=package.dispute_id,
+                                                                  now=int(self.clock())))
+            return
+        decision = resolve_recipients(dispute.assigned_solver, self.config.solvers,
+                                      self.escalation.fallback_to_all_solvers)
+        if not decision.routable:
+            self._audit_once(outcome, "unroutable", dispatches.UNROUTABLE in on_file,
+                             lambda: dispatches.record_unroutable(
+                                 self.store, handoff, dispute_id=package.dispute_id,
+                                 configured_solver_count=decision.configured_solver_count, now=int(self.clock())))
+            return
+        outcome.decision, outcome.recipients = decision.route, list(decision.recipients)
+        if not await self._may_claim(outcome):
+            return
+        body = render_handoff_body(package)
+        if self.dry_run:
+            self._plan_send(outcome, "send", 1, body)
+            return
+        now = int(self.clock())
+        dispatch_id, why = dispatches.claim_handoff(
+            self.store, handoff, dispute_id=package.dispute_id, route=decision.route,
+            recipients=list(decision.recipients), fallback_broadcast=decision.fallback_broadcast, now=now)
+        if dispatch_id is None:
+            self._not_claimed(outcome, why)
+            return
+        self.claims += 1
+        logger.info("handoff=%d dispute=%s claimed route=%s recipients=%d", handoff.id,
+                    _show(package.dispute_id), decision.route, len(decision.recipients))
+        await self._deliver(outcome, handoff, body)
+
+    def _parse_failed(self, handoff: HandoffRow, dispute_id: str, reason: str, detail: str,
+                      trigger: str | None) -> None:
+        logger.error("handoff=%d dispute=%s parse failed (%s): %s%s", handoff.id, _show(dispute_id), reason,
+                     ascii(detail), self.label)
+        outcome = HandoffOutcome(handoff.id, dispute_id, handoff.session_id, "parse-failed", "record_audit",
+                                 detail=detail, trigger=trigger)
+        if not self.dry_run and not dispatches.record_parse_failed(
+                self.store, handoff, dispute_id=dispute_id, reason=reason, detail=detail, now=int(self.clock())):
+            outcome.action = "none"
+        self.result.add(outcome, "parse_failed")
+
+    def _audit_once(self, outcome: HandoffOutcome, decision: str, on_file: bool, write: Callable[[], bool]) -> None:
+        """Superseded / unroutable: one audit row per handoff id, never consumed (§3.2 steps 3–4)."""
+        outcome.decision = decision
+        if on_file:
+            outcome.action, outcome.detail = "none", "audit on file"
+        elif self.dry_run:
+            outcome.action = "record_audit"
+        else:
+            outcome.action = "record_audit" if write() else "none"
+        level = logging.INFO if decision == "superseded" else logging.WARNING
+        logger.log(level, "handoff=%d dispute=%s %s (%s)%s", outcome.handoff_event_id, _show(outcome.dispute_id),
+                   decision, outcome.action, self.label)
+        self.result.add(outcome, decision)
+
+    # -- stale and in-flight claims (§3.5) -------------------------------------------------
+
+    async def _sending(self, dispatch: DispatchRow, handoff: HandoffRow, stale_before: int) -> None:
+        outcome = HandoffOutcome(handoff.id, dispatch.dispute_id, handoff.session_id, dispatch.route or "broadcast",
+                                 "", recipients=dispatch.recipients, dispatch_id=dispatch.dispatch_id,
+                                 status="sending", attempt=dispatch.attempts)
+        if dispatch.dispatched_at > stale_before:
+            outcome.action, outcome.detail = "skip_in_flight", f"in flight: attempt {dispatch.attempts}/{MAX_ATTEMPTS}"
+            self.result.add(outcome, "in_flight")
+            return
+        if dispatch.attempts >= MAX_ATTEMPTS:
+            self._give_up(outcome, dispatch, handoff, f"gave up after {MAX_ATTEMPTS} attempts")
+            return
+        try:
+            # §3.5: same recipients and route, the same body re-rendered from the unchanged payload.
+            package = parse_handoff(dispatches.handoff_payload(self.store, handoff.id))
+        except HandoffParseError as exc:
+            self._give_up(outcome, dispatch, handoff, f"payload no longer parses: {exc.detail}")
+            return
+        outcome.trigger = package.trigger
+        if not await self._may_claim(outcome):
+            return
+        body = render_handoff_body(package)
+        if self.dry_run:
+            self._plan_send(outcome, "resend", dispatch.attempts + 1, body)
+            self.result.counts["resends"] += 1
+            return
+        if not dispatches.reclaim_dispatch(self.store, dispatch.dispatch_id, seen_attempts=dispatch.attempts,
+                                           now=int(self.clock())):
+            self._not_claimed(outcome, "claimed by another run")
+            return
+        self.claims += 1
+        self.result.counts["resends"] += 1
+        logger.warning("handoff=%d dispute=%s stale claim: re-sending (attempt %d/%d)", handoff.id,
+                       _show(dispatch.dispute_id), dispatch.attempts + 1, MAX_ATTEMPTS)
+        await self._deliver(outcome, handoff, body)
+
+    def _give_up(self, outcome: HandoffOutcome, dispatch: DispatchRow, handoff: HandoffRow, why: str) -> None:
+        outcome.action, outcome.detail = "give_up", why
+        outcome.status = "send_failed"
+        if not self.dry_run:
+            if dispatches.finalize_dispatch(self.store, dispatch, handoff, status="send_failed",
+                                            now=int(self.clock())):
+                logger.error("handoff=%d dispute=%s %s: marked send_failed, nothing sent", handoff.id,
+                             _show(dispatch.dispute_id), why)
+            else:
+                outcome.action, outcome.status, outcome.detail = "none", None, "row moved on meanwhile"
+                self.result.add(outcome)
+                return
+        self.result.add(outcome, "gave_up")
+
+    # -- claim gate, send, finalize (§3.4) ------------------------------------------------
+
+    async def _may_claim(self, outcome: HandoffOutcome) -> bool:
+        """Limit, budget and (real runs) a reachable relay; otherwise defer with no write."""
+        why = None
+        if self.claims >= self.max_claims:
+            why = "deferred: limit"
+        elif self.clock() - self.started >= self.escalation.run_budget_seconds:
+            why = "deferred: budget"
+        elif not self.dry_run and not await self._relays_ready():
+            why = "deferred: no relay reachable"
+        if why is None:
+            return True
+        outcome.action, outcome.detail = "defer", why
+        self.result.add(outcome, "deferred")
+        return False
+
+    async def _relays_ready(self) -> bool:
+        """Connect just before the first claim (§3.1 step 6); before later ones, check one is still up."""
+        if self.relays_down:
+            return False
+        if self.pool is None:
+            from serbero_cli.nostr.dm import DmSender
+            from serbero_cli.nostr.relays import RelayPool
+
+            self.pool = RelayPool(self.config.relays)
+            connected = await self.pool.connect(self.escalation.connect_timeout_seconds)
+            for url, why in connected.failed.items():
+                logger.warning("relay=%s unreachable: %s", url, why)
+                self.result.relay_errors[url] = why
+            self.sender = DmSender(self.pool, self.config.private_key, self.config.delivery.send_timeout_seconds)
+            up = bool(connected.connected)
+        else:
+            up = await self.pool.connected_count() > 0
+        if not up:
+            self.relays_down = self.result.no_relay = True
+            logger.error("no relay reachable: no more claims this run; pending handoffs wait for the next run")
+        return up
+
+    def _plan_send(self, outcome: HandoffOutcome, action: str, attempt: int, body: str) -> None:
+        outcome.action, outcome.attempt, outcome.body = action, attempt, body
+        if attempt > 1:
+            outcome.detail = f"attempt {attempt}/{MAX_ATTEMPTS}"
+        self.claims += 1
+        self.result.add(outcome)
+
+    def _not_claimed(self, outcome: HandoffOutcome, why: str) -> None:
+        if why == "claimed by another run":
+            outcome.action, outcome.detail = "skip_in_flight", why
+            self.result.add(outcome, "in_flight")
+        else:
+            outcome.action, outcome.detail = "none", why
+            self.result.add(outcome)
+        logger.info("handoff=%d not claimed: %s", outcome.handoff_event_id, why)
+
+    async def _deliver(self, outcome: HandoffOutcome, handoff: HandoffRow, body: str) -> None:
+        """Send to each recipient in order, record each send, then finalize in one transaction."""
+        dispatch = dispatches.dispatch_for_handoff(self.store, handoff.id)
+        outcome.dispatch_id, outcome.attempt, outcome.status = dispatch.dispatch_id, dispatch.attempts, "sending"
+        outcome.action = "send" if dispatch.attempts == 1 else "resend"
+        if dispatch.attempts > 1:
+            outcome.detail = f"attempt {dispatch.attempts}/{MAX_ATTEMPTS}"
+        self.result.add(outcome)
+        _test_hook("after_claim", handoff.id)
+        for pubkey in dispatch.recipients:
+            outcome.deliveries.append(await self._send_one(dispatch, pubkey, body))
+        _test_hook("after_send", handoff.id)
+        status = "dispatched" if any(d["ok"] for d in outcome.deliveries) else "send_failed"
+        if dispatches.finalize_dispatch(self.store, dispatch, handoff, status=status, now=int(self.clock())):
+            outcome.status = status
+            self.result.counts[status] += 1
+            log = logger.info if status == "dispatched" and not outcome.failed_sends else logger.warning
+            log("handoff=%d dispute=%s %s: %d of %d recipients accepted", handoff.id, _show(dispatch.dispute_id),
+                status, len(outcome.deliveries) - outcome.failed_sends, len(outcome.deliveries))
+        else:
+            outcome.detail = "finalize found the row moved on"
+            logger.error("handoff=%d dispatch=%s finalize found the row moved on", handoff.id, dispatch.dispatch_id)
+
+    async def _send_one(self, dispatch: DispatchRow, pubkey: str, body: str) -> dict[str, Any]:
+        timeout = self.config.delivery.send_timeout_seconds
+        try:
+            sent = await asyncio.wait_for(self.sender.send(pubkey, body), timeout=timeout + 10)
+            accepted, rejected, error = list(sent.accepted), dict(sent.rejected), sent.error
+            message = None if sent.ok else sent.error_message()
+        except TimeoutError:  # backstop: the pool's own timeout should fire first
+            accepted, rejected, error = [], {u: "timeout" for u in self.config.relays}, None
+            message = "no relay accepted: " + "; ".join(f"{u}: timeout" for u in self.config.relays)
+        ok = bool(accepted)
+        try:
+            dispatches.record_send(self.store, dispute_id=dispatch.dispute_id, solver_pubkey=pubkey, sent=ok,
+                                   attempts=dispatch.attempts, body=body, created_at=dispatch.dispatched_at,
+                                   relays_accepted=accepted, error_message=message)
+        except DbError as exc:  # §4.2: the record is best effort
+            logger.warning("dispatch=%s solver=%s send record not written: %s", dispatch.dispatch_id, pubkey[:8], exc)
+        if not ok:
+            logger.warning("dispatch=%s solver=%s send failed: %s", dispatch.dispatch_id, pubkey[:8], message)
+        delivery: dict[str, Any] = {"pubkey": pubkey, "ok": ok, "accepted_by": sorted(accepted),
+                                    "rejected": dict(sorted(rejected.items()))}
+        if error:
+            delivery["error"] = error
+        return delivery
+
+    def _log_summary(self) -> None:
+        counts = self.result.counts
+        if counts["unroutable"]:
+            logger.error("%d handoff(s) unroutable: configure a write solver, or enable fallback_to_all_solvers "
+                         "with at least one solver", counts["unroutable"])
+        if self.pool is None and not self.dry_run:
+            logger.info("relays not contacted: nothing to send")
+        logger.info("dispatch-once%s: %s", " (dry run)" if self.dry_run else "",
+                    " ".join(f"{k}={v}" for k, v in counts.items()))
