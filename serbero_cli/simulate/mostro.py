@@ -41,7 +41,7 @@ def build_dispute_event(
 
 
 class SimMostro:
-    """Mostro's keys plus a relay connection; the take protocol lives in simulate/mostro_takes.py."""
+    """Mostro's keys plus a relay connection; the take protocol lives in simulate/mostro_node.py."""
 
     def __init__(self, relay_urls: list[str] | str, keys: ns.Keys | None = None):
         self.keys = keys or ns.Keys.generate()
