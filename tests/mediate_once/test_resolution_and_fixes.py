@@ -294,3 +294,26 @@ def test_f10c_listen_and_mediate_racing_on_a_pending_row_send_it_once(harness):
         initials = [dm for dm in solver.inbox() if "status: initiated" in dm.content]
         assert len(initials) == 2  # the first listen run plus exactly one re-send of the reset row
     assert dispute_id
+
+
+def test_dry_run_lists_due_work_and_leaves_the_file_byte_identical(harness):
+    from tests.helpers import file_bytes
+
+    h = harness()
+    _, buyer, seller = opened(h)
+    fresh = h.open()
+    buyer.reply("paid", created_at=int(time.time()) - 20)
+    h.llm.push(ask())
+    h.mediate()  # ingests the reply and asks a follow-up
+    requests_before = len(h.llm.requests)
+    takes_before = len(h.node.requests)
+    before, raw = db_checksum(h.db_path), file_bytes(h.db_path)
+    code, doc, _ = h.mediate_cli("--dry-run")
+    assert code == 0 and doc["dry_run"] is True
+    due = doc["due"]
+    assert fresh in due["eligible_disputes"] and due["would_start"] == [fresh]
+    assert due["auth_gate"] == "open"
+    assert file_bytes(h.db_path) == raw and db_checksum(h.db_path) == before
+    assert len(h.llm.requests) == requests_before and len(h.node.requests) == takes_before
+    with RunLock(h.db_path, "mediate", "mediate-once"):  # a dry run takes no lock, so a held one is fine
+        assert h.mediate_cli("--dry-run")[0] == 0
