@@ -97,7 +97,9 @@ def _parse(payload: object) -> HandoffPackage:
     if isinstance(payload, bool) or not isinstance(payload, str):
         raise HandoffParseError(f"payload_json is {_kind(payload)}, not TEXT")
     # Invalid UTF-8 read from SQLite arrives as surrogate escapes; count the original bytes.
-    if len(payload) > MAX_PAYLOAD_BYTES or len(payload.encode("utf-8", "surrogateescape")) > MAX_PAYLOAD_BYTES:
+    # surrogatepass: a lone surrogate outside the escape range (e.g. "\ud800") must be measured,
+    # not raise here; it is rejected below as a lone surrogate.
+    if len(payload) > MAX_PAYLOAD_BYTES or len(payload.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
         raise HandoffParseError(f"payload_json exceeds {MAX_PAYLOAD_BYTES} bytes")
     try:
         value = json.loads(payload, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
