@@ -213,11 +213,30 @@ UPDATE mediation_messages SET envelope = 'giftwrap' WHERE direction = 'inbound'
 
 
 def add_audit_indexes(conn: sqlite3.Connection) -> None:
-    """Indexes the audit views order and filter by (operations.md §1: fast by construction)."""
+    """Indexes the audit views order and filter by (operations.md §1: fast by construction).
+
+    Each list view reads `ORDER BY <time> DESC LIMIT n` from an index that starts with its
+    filter column, so it stops after n rows; the dashboard counts notifications from a covering
+    index (status, type, attempts, claimed_at), never from the table. The handoff-audit
+    expression must stay identical to `audit/handoffs.py` HANDOFF_AUDIT_EXPR, and is guarded
+    like the dispute index so a malformed payload can never make an INSERT fail.
+    """
     _run(conn, """
 CREATE INDEX IF NOT EXISTS idx_disputes_event_timestamp ON disputes(event_timestamp);
-CREATE INDEX IF NOT EXISTS idx_notifications_type_status ON notifications(notif_type, status);
-CREATE INDEX IF NOT EXISTS idx_notifications_created ON notifications(created_at)
+CREATE INDEX IF NOT EXISTS idx_disputes_state_timestamp ON disputes(lifecycle_state, event_timestamp);
+CREATE INDEX IF NOT EXISTS idx_notifications_created ON notifications(created_at);
+CREATE INDEX IF NOT EXISTS idx_notifications_status_created ON notifications(status, created_at);
+CREATE INDEX IF NOT EXISTS idx_notifications_type_created ON notifications(notif_type, created_at);
+CREATE INDEX IF NOT EXISTS idx_notifications_outcome ON notifications(status, notif_type, attempts, claimed_at);
+CREATE INDEX IF NOT EXISTS idx_mediation_sessions_started ON mediation_sessions(started_at);
+CREATE INDEX IF NOT EXISTS idx_mediation_sessions_state_started ON mediation_sessions(state, started_at);
+CREATE INDEX IF NOT EXISTS idx_mediation_summaries_dispute ON mediation_summaries(dispute_id);
+CREATE INDEX IF NOT EXISTS idx_escalation_dispatches_created ON escalation_dispatches(created_at);
+CREATE INDEX IF NOT EXISTS idx_mediation_events_handoff_audit ON mediation_events(
+    CASE WHEN kind IN ('escalation_superseded', 'escalation_dispatch_unroutable',
+                       'escalation_dispatch_parse_failed')
+              AND typeof(payload_json) = 'text' AND json_valid(payload_json)
+         THEN json_extract(payload_json, '$.handoff_event_id') END)
 """)
 
 

@@ -1,0 +1,1 @@
+"""`serbero audit`: read-only queries over the shared database and their table/JSON/CSV renderings."""

@@ -1,0 +1,75 @@
+"""`audit authority`: the fund-safety check (operations.md §1, mediation.md §10.2, core.md §8).
+
+Serbero never asks anyone to settle, cancel or move funds. This scans everything Serbero has
+sent or queued for sending: every outbound party message, every solver notification body
+(whatever its type, so summaries, alerts and handoff DMs are all covered) and every
+`notif_type`, for the §10.2 phrases as case-insensitive substrings. The phrase list is the policy
+layer's own (`mediation/policy.py`), so the check and the gate that stops such text can't drift.
+The handoff DM tells a solver to use `admin-take-dispute`, which is not a §10.2 phrase: it passes.
+
+Matching uses `LIKE` with `%` and `_` escaped: a literal, ASCII-case-insensitive substring test
+(the phrases are ASCII), five times faster than `instr(lower(x), …)` because nothing is copied.
+An unescaped LIKE would treat the `_` of `admin_settle` as a wildcard. The scan reads whole
+tables on purpose: it is a check, not a default list view (0.5 s on 300 000 notifications).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from serbero_cli.audit.queries import Source
+from serbero_cli.mediation.policy import AUTHORITY_PHRASES
+
+SNIPPET_CHARS = 40
+SOURCES = ("outbound_message", "notification_body", "notification_type")
+
+
+def scan(src: Source, limit: int) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Return (count per source, the first `limit` findings, 0 = all) of §10.2 phrases."""
+    counts = dict.fromkeys(SOURCES, 0)
+    findings: list[dict[str, Any]] = []
+    patterns = tuple("%" + p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                     for p in AUTHORITY_PHRASES)
+
+    def matches(column: str) -> str:
+        return "(" + " OR ".join(f"{column} LIKE ? ESCAPE '\\'" for _ in patterns) + ")"
+
+    messages = src.rows(
+        f"SELECT m.id, m.session_id, s.dispute_id, m.party, m.content FROM mediation_messages m "
+        f"LEFT JOIN mediation_sessions s ON s.session_id = m.session_id "
+        f"WHERE m.direction = 'outbound' AND {matches('m.content')} ORDER BY m.id", patterns,
+        tables=("mediation_messages", "mediation_sessions"))
+    for row in messages:
+        counts["outbound_message"] += 1
+        findings.append(_finding("outbound_message", row["id"], row["dispute_id"], row["content"],
+                                 session_id=row["session_id"], party=row["party"]))
+    notes = src.rows(
+        f"SELECT id, dispute_id, solver_pubkey, notif_type, body FROM notifications "
+        f"WHERE {matches('body')} OR {matches('notif_type')} ORDER BY id", patterns + patterns,
+        tables=("notifications",))
+    for row in notes:
+        for source, text in (("notification_body", row["body"]), ("notification_type", row["notif_type"])):
+            if phrases_in(text):
+                counts[source] += 1
+                findings.append(_finding(source, row["id"], row["dispute_id"], text,
+                                         notif_type=row["notif_type"], solver_pubkey=row["solver_pubkey"]))
+    return counts, (findings[:limit] if limit else findings)
+
+
+def phrases_in(text: str | None) -> list[str]:
+    """The §10.2 phrases `text` contains, ignoring letter case."""
+    lowered = (text or "").lower()
+    return [p for p in AUTHORITY_PHRASES if p.lower() in lowered]
+
+
+def _finding(source: str, row_id: int, dispute_id: str | None, text: str, *, session_id: str | None = None,
+             party: str | None = None, notif_type: str | None = None,
+             solver_pubkey: str | None = None) -> dict[str, Any]:
+    """One finding with the same keys whatever its source (None where a key does not apply)."""
+    found = phrases_in(text)
+    at = (text or "").lower().find(found[0].lower()) if found else 0
+    start = max(0, at - SNIPPET_CHARS)
+    snippet = text[start:at + len(found[0]) + SNIPPET_CHARS] if found else ""
+    return {"source": source, "id": row_id, "dispute_id": dispute_id, "phrases": found,
+            "snippet": snippet.replace("\n", " "), "session_id": session_id, "party": party,
+            "notif_type": notif_type, "solver_pubkey": solver_pubkey}
