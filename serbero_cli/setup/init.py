@@ -1,0 +1,270 @@
+"""`serbero init`: write a commented config with a fresh Serbero key (operations.md §2).
+
+The text is `render_sample()` edited with tomlkit, so every comment of the sample survives and
+the file is the same shape the loader and the tests already know. The file is created 0600 in
+one step (`O_CREAT | O_EXCL`), so there is no moment when another user could read the key, and
+an existing file is replaced only with `force`, through a 0600 temp file and `os.replace`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from serbero_cli.config import parse_config, render_sample
+from serbero_cli.errors import ConfigError, UsageError
+from serbero_cli.keys import (
+    KeyFormatError,
+    Secret,
+    generate_secret,
+    npub,
+    nsec,
+    parse_public_key,
+    public_key_of,
+)
+
+PERMISSIONS = ("read", "write")
+_RELAY_URL = re.compile(r"^wss?://[^\s/]+\S*$")
+_HEADER = (
+    "# Serbero configuration, written by `serbero init`. Every key is listed with its default.\n"
+    "# Keys marked (required) must be set. Mediation and escalation are off by default.\n"
+    "# Reference: README.md (Configuration) and `man serbero`.\n"
+)
+KEY_FROM_ENV_COMMENT = ("private_key is not stored in this file: set SERBERO_PRIVATE_KEY "
+                        "(for example in a systemd EnvironmentFile, mode 0600)")
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What `run_init` wrote. `env_secret` is set only with key_to_env: the caller shows it once."""
+
+    path: Path
+    public_key: str  # lowercase hex
+    npub: str
+    registration: str  # "npub1…:read", the exact string for admin-add-solver (mostro-v2.md §5)
+    replaced: bool  # an existing file was replaced (--force)
+    env_secret: Secret | None
+    unfilled: tuple[str, ...]  # required keys still holding the sample's placeholder
+
+
+def registration_string(pubkey_hex: str) -> str:
+    """The `npub1…:read` text the Mostro operator registers; a bare npub would register read-write."""
+    return f"{npub(pubkey_hex)}:read"
+
+
+def parse_solver_option(value: str) -> tuple[str, str]:
+    """`PUBKEY[:read|:write]` -> (hex, permission); raise UsageError on a bad key or suffix.
+
+    The key may itself be `nostr:npub1…`, so only a trailing `:read` / `:write` is a permission.
+    """
+    text = value.strip()
+    permission = "read"
+    head, sep, tail = text.rpartition(":")
+    if sep and tail.lower() in PERMISSIONS:
+        text, permission = head, tail.lower()
+    elif sep and head and not head.lower() == "nostr":
+        raise UsageError(f"--solver {value}: the permission must be read or write, got {tail!r}")
+    try:
+        return parse_public_key(text), permission
+    except KeyFormatError as exc:
+        raise UsageError(f"--solver {value}: not a valid public key ({exc})") from None
+
+
+def run_init(
+    path: Path,
+    *,
+    force: bool = False,
+    key_to_env: bool = False,
+    mostro_pubkey: str | None = None,
+    relays: Sequence[str] = (),
+    solvers: Sequence[str] = (),
+    secret: Secret | None = None,
+) -> InitResult:
+    """Validate the options, build the config text and write it to `path` with mode 0600.
+
+    Raise UsageError (exit 2) for a bad option, an existing file without `force`, or a path that
+    cannot be written.
+    """
+    mostro_hex, relay_urls, solver_list = _validate_options(mostro_pubkey, relays, solvers)
+    secret = secret or generate_secret()
+    text, unfilled = build_config_text(secret=None if key_to_env else secret, mostro_pubkey=mostro_hex,
+                                       relays=relay_urls, solvers=solver_list)
+    if not unfilled:
+        _check_loads(text, path, secret)
+    existed = path.exists() or path.is_symlink()
+    write_private_file(path, text, force=force)
+    public_key = public_key_of(secret)
+    return InitResult(
+        path=path,
+        public_key=public_key,
+        npub=npub(public_key),
+        registration=registration_string(public_key),
+        replaced=existed,
+        env_secret=secret if key_to_env else None,
+        unfilled=unfilled,
+    )
+
+
+def build_config_text(
+    *,
+    secret: Secret | None,
+    mostro_pubkey: str | None,
+    relays: Sequence[str],
+    solvers: Sequence[tuple[str, str]],
+) -> tuple[str, tuple[str, ...]]:
+    """The sample with the given values filled in. Return (text, required keys left as placeholders).
+
+    `secret=None` leaves the key out of the file with a comment saying where it comes from.
+    """
+    import tomlkit
+
+    sample = render_sample()
+    body = sample[sample.index("\n[") + 1:]  # our own header replaces the "generated from" lines
+    doc = tomlkit.parse(_HEADER + "\n" + body)
+    unfilled: list[str] = []
+    if secret is None:
+        _replace_key_with_comment(doc, "serbero", "private_key", KEY_FROM_ENV_COMMENT)
+    else:
+        doc["serbero"]["private_key"] = nsec(secret)
+    if mostro_pubkey:
+        doc["mostro"]["pubkey"] = mostro_pubkey
+    else:
+        unfilled.append("[mostro] pubkey")
+    if relays:
+        _fill_array(doc, "relays", [{"url": url} for url in relays])
+    if solvers:
+        _fill_array(doc, "solvers", [{"pubkey": pk, "permission": perm} for pk, perm in solvers])
+    else:
+        unfilled.append("[[solvers]] pubkey")
+    return tomlkit.dumps(doc), tuple(unfilled)
+
+
+def write_private_file(path: Path, text: str, *, force: bool) -> None:
+    """Create `path` with mode 0600 and `text`; with `force`, atomically replace an existing file.
+
+    Raise UsageError when the file exists and `force` is false, or when it cannot be written.
+    """
+    data = text.encode("utf-8")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if force:
+            _replace_atomically(path, data)
+            return
+        # STYLE.md §10: born 0600 (never chmod after), and O_EXCL closes the check-then-write race.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{path} already exists; pass --force to replace it") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc.__class__.__name__}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc.__class__.__name__}") from None
+
+
+def _replace_atomically(path: Path, data: bytes) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(21, "Is a directory")
+    # mkstemp creates the file 0600 with O_EXCL in the target folder, so os.replace stays atomic.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _validate_options(
+    mostro_pubkey: str | None, relays: Sequence[str], solvers: Sequence[str]
+) -> tuple[str | None, list[str], list[tuple[str, str]]]:
+    problems: list[str] = []
+    mostro_hex = None
+    if mostro_pubkey is not None:
+        try:
+            mostro_hex = parse_public_key(mostro_pubkey)
+        except KeyFormatError as exc:
+            problems.append(f"--mostro-pubkey: not a valid public key ({exc})")
+    urls = []
+    for url in relays:
+        if not _RELAY_URL.match(url.strip()):
+            problems.append(f"--relay {url}: must start with ws:// or wss://")
+        urls.append(url.strip())
+    parsed: list[tuple[str, str]] = []
+    for value in solvers:
+        try:
+            parsed.append(parse_solver_option(value))
+        except UsageError as exc:
+            problems.append(str(exc))
+    keys = [pk for pk, _ in parsed]
+    if len(set(keys)) != len(keys):
+        problems.append("--solver: the same key is given twice")
+    if len(set(urls)) != len(urls):
+        problems.append("--relay: the same URL is given twice")
+    if problems:
+        raise UsageError("; ".join(problems))
+    return mostro_hex, urls, parsed
+
+
+def _check_loads(text: str, path: Path, secret: Secret) -> None:
+    """A complete config must pass the one loader before it is written (never a broken file)."""
+    env = {"SERBERO_PRIVATE_KEY": secret.reveal()}
+    try:
+        parse_config(text, path, env)
+    except ConfigError as exc:
+        raise UsageError("the options give an invalid config: " + "; ".join(exc.problems)) from None
+
+
+def _replace_key_with_comment(doc, section: str, key: str, comment: str) -> None:
+    import tomlkit
+
+    old = doc[section]
+    new = tomlkit.table()
+    for item_key, item in old.value.body:
+        if item_key is None:
+            new.add(item)
+        elif item_key.key == key:
+            new.add(tomlkit.comment(comment))
+        else:
+            new.add(item_key, item)
+    doc[section] = new
+
+
+def _fill_array(doc, section: str, rows: list[dict[str, str]]) -> None:
+    """Set the sample's first [[section]] in place (its comments stay) and append the others."""
+    import tomlkit
+
+    array = doc[section]
+    for name, value in rows[0].items():
+        array[0][name] = value
+    for row in rows[1:]:
+        table = tomlkit.table()
+        for name, value in row.items():
+            table[name] = value
+        table.add(tomlkit.nl())
+        array.append(table)
