@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from serbero_cli.errors import ConfigError
-from serbero_cli.keys import KeyFormatError, Secret, parse_public_key, parse_secret_key, public_key_of
+from serbero_cli.keys import (
+    KeyFormatError,
+    Secret,
+    parse_public_key,
+    parse_secret_key,
+    public_key_of,
+)
 
 REQUIRED = object()
 ARRAY_SECTIONS = ("relays", "solvers")

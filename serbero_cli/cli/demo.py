@@ -56,9 +56,9 @@ def _render_audit(out, config_path: Path) -> None:
     import time
 
     from serbero_cli.audit.queries import AuditSettings
-    from serbero_cli.config import load_config
     from serbero_cli.audit.render import render
     from serbero_cli.audit.views import run_dashboard
+    from serbero_cli.config import load_config
 
     out.print()
     out.print("[bold]serbero audit[/bold] (the dashboard an operator sees)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -14,6 +13,7 @@ from serbero_cli.keys import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store import sync
+from serbero_cli.store.db import Connection
 from serbero_cli.store.disputes import DisputeView
 
 logger = logging.getLogger(__name__)
@@ -78,11 +78,11 @@ def count_effects(effects: list[Effect], solver_count: int) -> ApplyCounts:
     return counts
 
 
-ResolvedHook = Callable[[sqlite3.Connection, DisputeEvent, DisputeView, int], int]
+ResolvedHook = Callable[[Connection, DisputeEvent, DisputeView, int], int]
 
 
 def write(
-    conn: sqlite3.Connection,
+    conn: Connection,
     effects: list[Effect],
     *,
     mostro_pubkey: str,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from serbero_cli.keys import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
-from serbero_cli.store.db import Store
+from serbero_cli.store.db import Connection, Store
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class FlushResult:
     sent_types: dict[str, int] = field(default_factory=dict)
 
 
-def after_sent(conn: sqlite3.Connection, row: outbox.OutboxRow, now: int) -> None:
+def after_sent(conn: Connection, row: outbox.OutboxRow, now: int) -> None:
     """Lifecycle effects of a delivered message (core.md §5.2, §6)."""
     if row.notif_type == "initial":
         disputes_store.move_dispute(conn, row.dispute_id, "new", "notified", now, "initial_notification",
@@ -61,6 +60,12 @@ async def flush_outbox(
     if progress is not None:
         progress.start(outbox.count_due(store, now=int(clock()), max_attempts=max_attempts, types=types))
     last_id = 0
+    semaphore = asyncio.Semaphore(SEND_CONCURRENCY)
+
+    async def send_one(row: outbox.OutboxRow) -> tuple[outbox.OutboxRow, Any]:
+        async with semaphore:
+            return row, await sender.send(row.solver_pubkey, row.body)
+
     while True:
         now = int(clock())
         page = outbox.due(store, now=now, max_attempts=max_attempts, types=types, limit=PAGE_SIZE, after_id=last_id)
@@ -70,12 +75,6 @@ async def flush_outbox(
         claimed = _claim_page(store, page, now, max_attempts, result)
         if not claimed:
             continue
-        semaphore = asyncio.Semaphore(SEND_CONCURRENCY)
-
-        async def send_one(row: outbox.OutboxRow) -> tuple[outbox.OutboxRow, Any]:
-            async with semaphore:
-                return row, await sender.send(row.solver_pubkey, row.body)
-
         outcomes = await asyncio.gather(*(send_one(r) for r in claimed))
         _record(store, outcomes, int(clock()), result)
         if progress is not None:

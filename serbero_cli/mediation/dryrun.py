@@ -7,12 +7,12 @@ from serbero_cli.errors import DatabaseMissing
 from serbero_cli.mediation import auth
 from serbero_cli.mediation.opening import is_uuid
 from serbero_cli.mediation.result import MediationResult
+from serbero_cli.mediation.summary import MEDIATION_DM_TYPES
 from serbero_cli.mediation.timeouts import due_timeout
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store import sessions as sess
 from serbero_cli.store import solver_auth
 from serbero_cli.store.db import open_db
-from serbero_cli.mediation.summary import MEDIATION_DM_TYPES
 
 
 def plan_due_work(config: Config, result: MediationResult, now: int) -> None:

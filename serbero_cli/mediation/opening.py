@@ -22,9 +22,8 @@ from serbero_cli.mediation.evaluate import store_classification
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
 from serbero_cli.store import notifications as outbox
-from serbero_cli.store import rationales
+from serbero_cli.store import rationales, solver_auth
 from serbero_cli.store import sessions as sess
-from serbero_cli.store import solver_auth
 
 logger = logging.getLogger(__name__)
 

@@ -10,13 +10,13 @@ solver's verdict and for a user-side resolution, so the report never says who re
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 from serbero_cli.config import Config
 from serbero_cli.keys import short
 from serbero_cli.store import mediation as med
 from serbero_cli.store import notifications as outbox
+from serbero_cli.store.db import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ CONTEXT_KINDS = ("reasoning_verdict", "take_dispute_issued", "escalation_recomme
 def make_resolution_hook(config: Config):
     solvers = [s.pubkey for s in config.solvers]
 
-    def hook(conn: sqlite3.Connection, event: Any, before: Any, now: int) -> int:
+    def hook(conn: Connection, event: Any, before: Any, now: int) -> int:
         return on_dispute_resolved(conn, dispute_id=event.dispute_id, event_id=event.event_id,
                                    final_status=event.status, solvers=solvers, now=now)
 
@@ -35,7 +35,7 @@ def make_resolution_hook(config: Config):
 
 
 def on_dispute_resolved(
-    conn: sqlite3.Connection, *, dispute_id: str, event_id: str, final_status: str, solvers: list[str], now: int
+    conn: Connection, *, dispute_id: str, event_id: str, final_status: str, solvers: list[str], now: int
 ) -> int:
     """Close a live session and report to solvers when mediation was involved. Return rows queued."""
     session = med.latest_session(conn, dispute_id)
@@ -80,7 +80,7 @@ def report_body(dispute_id: str, session_id: str | None, classification: str | N
     ))
 
 
-def _supersede(conn: sqlite3.Connection, session: dict[str, Any], dispute_id: str, event_id: str,
+def _supersede(conn: Connection, session: dict[str, Any], dispute_id: str, event_id: str,
                final_status: str, now: int) -> None:
     sid = session["session_id"]
     pinned = (session["prompt_bundle_id"], session["policy_hash"])

@@ -110,7 +110,7 @@ class RelayPool:
                 self.client.send_event(event, ok_timeout=timedelta(seconds=timeout_seconds)),
                 timeout=timeout_seconds + 5,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return PublishOutcome(event_id, rejected={u: "timeout" for u in self.urls})
         except Exception as exc:  # noqa: BLE001 - NostrSdkError: record as a failed send
             return PublishOutcome(event_id, rejected={u: _short_error(exc) for u in self.urls})
@@ -128,7 +128,7 @@ class RelayPool:
         """The next NEW_EVENT from a notifications stream, or None on timeout."""
         try:
             note = await asyncio.wait_for(stream.next(), timeout=timeout_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         if note is not None and note.is_new_event():
             return note.event

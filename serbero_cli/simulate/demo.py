@@ -158,8 +158,9 @@ def run_demo(scenarios: tuple[str, ...], *, directory: Path | None = None, narra
 
 
 def _write_config(work: Path, relay_url: str, serbero: ns.Keys, mostro: str, solvers, api_base: str) -> Path:
-    from serbero_cli.config import render_sample
     import tomlkit
+
+    from serbero_cli.config import render_sample
 
     doc = tomlkit.parse(render_sample())
     doc["serbero"]["private_key"] = serbero.secret_key().to_hex()

@@ -16,6 +16,9 @@ from typing import Any
 
 from serbero_cli.errors import DatabaseError, DatabaseMissing
 
+# For type hints outside store/: code there receives connections but never opens or queries one itself.
+Connection = sqlite3.Connection
+
 
 class Store:
     """An open database: `conn` for SQL, `db` for sqlite-utils helpers, `readonly` to tell them apart."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serbero_cli.store.db import Store
-from serbero_cli.store.mediation import DISPUTE_EXPR, LIVE_STATES
+from serbero_cli.store.mediation import DISPUTE_EXPR
 
 _LIVE_SQL = "('awaiting_response','classified','summary_pending')"
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serbero_cli.core.events import EventRejected, in_apply_order, parse_dispute_event
-from serbero_cli.keys import public_key_of, parse_secret_key
+from serbero_cli.keys import parse_secret_key, public_key_of
 from serbero_cli.nostr.events import NostrEvent
 
 MOSTRO = public_key_of(parse_secret_key("11" * 32))

@@ -7,8 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serbero_cli.keys import (Secret, bech32_decode, generate_secret, is_valid_xonly, npub, nsec, parse_public_key,
-                              parse_secret_key, public_key_of)
+from serbero_cli.keys import (
+    Secret,
+    bech32_decode,
+    generate_secret,
+    is_valid_xonly,
+    npub,
+    nsec,
+    parse_public_key,
+    parse_secret_key,
+    public_key_of,
+)
 
 
 def lifts_with_coincurve(x: bytes) -> bool:
