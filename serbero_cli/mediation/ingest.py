@@ -66,6 +66,19 @@ async def check_takeovers(ctx: RunContext, sessions: list[SessionRow]) -> list[S
     return still_live
 
 
+async def record_take_revisions(ctx: RunContext) -> None:
+    """Remember our own take's `in-progress` revision in the run that opened the session.
+
+    Relays keep only the newest 38386 revision, so if a human took the dispute over before the
+    next run, that run would store the takeover's revision as ours and never notice it
+    (mostro-v2.md §5). Sessions whose revision has not reached the relay yet stay NULL and are
+    settled by the next run's step 2, as before.
+    """
+    fresh = [s for s in sess.live_sessions(ctx.store) if s.take_revision_created_at is None]
+    if fresh:
+        await check_takeovers(ctx, fresh)
+
+
 def _close_taken_over(ctx: RunContext, session: SessionRow, event_id: str) -> None:
     now = ctx.now()
     pinned = (session.prompt_bundle_id, session.policy_hash)

@@ -108,6 +108,8 @@ async def _steps(ctx: RunContext, sender, max_starts: int) -> None:
     await _publish(ctx)  # the opening questions
     await summary.generate_summaries(ctx)  # fix 3: an opening summarize is delivered in the same run
     await summary.deliver_and_settle(ctx, sender)
+    if ctx.result.sessions_opened:
+        await ingest.record_take_revisions(ctx)  # before a takeover can replace it on the relays
     ctx.result.live_sessions = len(sess.live_sessions(ctx.store))
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import coincurve
 import pytest
 
+from serbero_cli.simulate.llm import Reply, classification_json
 from tests.helpers import wait_for
 from tests.mediate_once.conftest import ask, summarize, summary
-from serbero_cli.simulate.llm import Reply, classification_json
 
 EXPECTED_ORDER = ["start_attempt_started", "reasoning_verdict", "take_dispute_issued", "session_opened",
                   "classification_produced", "outbound_sent", "outbound_sent"]
