@@ -175,7 +175,7 @@ MALFORMED_CLASSIFICATIONS = {
 @pytest.mark.parametrize("case", list(MALFORMED_CLASSIFICATIONS))
 def test_x5_malformed_classification_is_a_counted_failure(harness, case):
     h = harness()
-    dispute_id = h.open()
+    h.open()
     text = MALFORMED_CLASSIFICATIONS[case]
     h.llm.push(Reply(content=text))
     result = h.mediate()
