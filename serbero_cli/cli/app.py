@@ -41,26 +41,17 @@ def root(
 
 
 def _register() -> None:
-    from serbero_cli.cli import dispatch_once, listen
+    """One line per subcommand; each module imports only typer at top level (start-up budget)."""
+    from serbero_cli.cli import audit, demo, dispatch_once, doctor, init, keys, listen, mediate_once
 
     app.command("listen")(listen.listen)
-    from serbero_cli.cli import mediate_once
-
     app.command("mediate-once")(mediate_once.mediate_once)
     app.command("dispatch-once")(dispatch_once.dispatch_once)
-    from serbero_cli.cli import doctor as doctor_cmd
-    from serbero_cli.cli import init as init_cmd
-    from serbero_cli.cli import keys as keys_cmd
-
-    app.command("init")(init_cmd.init)
-    app.add_typer(keys_cmd.app, name="keys")
-    app.command("doctor")(doctor_cmd.doctor)
-    from serbero_cli.cli import audit as audit_cmd
-
-    app.add_typer(audit_cmd.app, name="audit")
-    from serbero_cli.cli import demo as demo_cmd
-
-    app.command("demo")(demo_cmd.demo)
+    app.add_typer(audit.app, name="audit")
+    app.command("init")(init.init)
+    app.add_typer(keys.app, name="keys")
+    app.command("doctor")(doctor.doctor)
+    app.command("demo")(demo.demo)
 
 
 _register()

@@ -14,13 +14,13 @@ from typing import Any
 
 from serbero_cli.config import Config
 from serbero_cli.keys import short
+from serbero_cli.mediation.messages import NO_SESSION
 from serbero_cli.store import mediation as med
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store.db import Connection
 
 logger = logging.getLogger(__name__)
 
-NO_SESSION = "<none \u2014 dispute-scoped handoff>"
 CONTEXT_KINDS = ("reasoning_verdict", "take_dispute_issued", "escalation_recommended")
 
 

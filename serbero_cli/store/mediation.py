@@ -14,7 +14,7 @@ from typing import Any
 DISPUTE_EXPR = ("CASE WHEN typeof(payload_json) = 'text' AND json_valid(payload_json) "
                 "THEN json_extract(payload_json, '$.dispute_id') END")
 LIVE_STATES = ("awaiting_response", "classified", "summary_pending")
-_LIVE_SQL = "('awaiting_response','classified','summary_pending')"
+LIVE_SQL = "(" + ",".join(f"'{s}'" for s in LIVE_STATES) + ")"
 
 
 def audit_json(payload: dict[str, Any]) -> str:

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serbero_cli.store.db import Store
-from serbero_cli.store.mediation import DISPUTE_EXPR
-
-_LIVE_SQL = "('awaiting_response','classified','summary_pending')"
+from serbero_cli.store.mediation import DISPUTE_EXPR, LIVE_SQL
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ def _rows(cur: sqlite3.Cursor) -> list[SessionRow]:
 
 def live_sessions(store: Store) -> list[SessionRow]:
     return _rows(store.conn.execute(
-        f"SELECT {_COLUMNS} FROM mediation_sessions WHERE state IN {_LIVE_SQL} ORDER BY started_at, session_id"))
+        f"SELECT {_COLUMNS} FROM mediation_sessions WHERE state IN {LIVE_SQL} ORDER BY started_at, session_id"))
 
 
 def sessions_in_state(store: Store, state: str) -> list[SessionRow]:
@@ -126,7 +124,7 @@ def unpublished_outbound(store: Store) -> list[dict[str, Any]]:
     """Outbound rows of live sessions that are not fully published yet, oldest first."""
     cur = store.conn.execute(
         "SELECT m.* FROM mediation_messages m JOIN mediation_sessions s ON s.session_id=m.session_id "
-        f"WHERE m.direction='outbound' AND m.published_at IS NULL AND s.state IN {_LIVE_SQL} ORDER BY m.id")
+        f"WHERE m.direction='outbound' AND m.published_at IS NULL AND s.state IN {LIVE_SQL} ORDER BY m.id")
     cols = [c[0] for c in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
