@@ -132,7 +132,7 @@ def render_sample() -> str:
     """The commented `config.toml.sample`, generated from KEYS."""
     out = [
         "# Serbero configuration. Every key is listed with its default.",
-        "# Generated from serbero_cli/config.py (KEYS); edit there, then run scripts/gen-sample.",
+        "# Generated from serbero_cli/config_keys.py (KEYS); edit there, then run scripts/gen-sample.",
         "# Keys marked (required) must be set. Mediation and escalation are off by default.",
         "",
     ]
