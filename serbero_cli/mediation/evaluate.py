@@ -85,10 +85,10 @@ async def evaluate_sessions(ctx: RunContext, sessions: list[SessionRow]) -> None
     for session in sessions:
         if session.session_id in ctx.round_limit_hits or session.session_id not in ctx.channels:
             continue
-        with ctx.store.immediate() as conn:
-            current = sess.get_session(conn, session.session_id)
-            counts = sess.fresh_inbound_counts(conn, session.session_id)
-            followup_number = sess.count_events(conn, session.session_id, "classification_produced")
+        conn = ctx.store.conn  # plain reads: the decisions below re-check under BEGIN IMMEDIATE
+        current = sess.get_session(conn, session.session_id)
+        counts = sess.fresh_inbound_counts(conn, session.session_id)
+        followup_number = sess.count_events(conn, session.session_id, "classification_produced")
         total_fresh = counts["buyer"] + counts["seller"]
         if current is None or current.state != "awaiting_response" or total_fresh <= current.round_count_last_evaluated:
             continue

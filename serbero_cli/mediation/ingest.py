@@ -149,7 +149,6 @@ def _ingest_one(ctx: RunContext, item: chat_io.Inbound) -> None:
 def apply_round_limits(ctx: RunContext) -> None:
     """Step 3: sessions that reached max_rounds on a fresh reply escalate before any evaluation."""
     for sid, inner_id in ctx.round_limit_hits.items():
-        with ctx.store.immediate() as conn:
-            session = sess.get_session(conn, sid)
+        session = sess.get_session(ctx.store.conn, sid)
         if session is not None:
             ctx.escalate(session.dispute_id, sid, "round_limit", evidence_refs=[inner_id])

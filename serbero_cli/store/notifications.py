@@ -42,6 +42,20 @@ def queue(
     return len(rows)
 
 
+def _due_where(now: int, max_attempts: int, types: Iterable[str] | None) -> tuple[str, list[object]]:
+    """The WHERE clause of every due-row query, with its parameters (after `id > ?`)."""
+    params: list[object] = [max_attempts, now - STALE_SENDING_SECONDS, HANDOFF_RECORD_TYPE]
+    where = ("(status='pending'"
+             " OR (status='failed' AND claimed_at IS NOT NULL AND attempts < ?)"
+             " OR (status='sending' AND claimed_at < ?)"
+             ") AND notif_type != ?")
+    if types is not None:
+        types = list(types)
+        where += f" AND notif_type IN ({','.join('?' * len(types))})"
+        params.extend(types)
+    return where, params
+
+
 def due(
     store: Store, *, now: int, max_attempts: int, types: Iterable[str] | None = None, limit: int = 500,
     after_id: int = 0,
@@ -51,26 +65,18 @@ def due(
     Failed rows with `claimed_at IS NULL` are dispatch-once's records and are never selected;
     neither is any row of type `escalation_handoff`.
     """
-    params: list[object] = [after_id, max_attempts, now - STALE_SENDING_SECONDS, HANDOFF_RECORD_TYPE]
-    type_clause = ""
-    if types is not None:
-        types = list(types)
-        type_clause = f" AND notif_type IN ({','.join('?' * len(types))})"
-        params.extend(types)
-    params.append(limit)
+    where, params = _due_where(now, max_attempts, types)
     rows = store.conn.execute(
-        f"SELECT {_ROW_COLUMNS} FROM notifications WHERE id > ? AND ("
-        " status='pending'"
-        " OR (status='failed' AND claimed_at IS NOT NULL AND attempts < ?)"
-        " OR (status='sending' AND claimed_at < ?)"
-        ") AND notif_type != ?" + type_clause + " ORDER BY id LIMIT ?",
-        params,
+        f"SELECT {_ROW_COLUMNS} FROM notifications WHERE id > ? AND {where} ORDER BY id LIMIT ?",
+        [after_id, *params, limit],
     ).fetchall()
     return [OutboxRow(*r) for r in rows]
 
 
 def count_due(store: Store, *, now: int, max_attempts: int, types: Iterable[str] | None = None) -> int:
-    return len(due(store, now=now, max_attempts=max_attempts, types=types, limit=1_000_000))
+    """How many rows `due()` would return, counted in SQL (no bodies loaded)."""
+    where, params = _due_where(now, max_attempts, types)
+    return store.conn.execute(f"SELECT COUNT(*) FROM notifications WHERE {where}", params).fetchone()[0]
 
 
 def claim(conn: sqlite3.Connection, row: OutboxRow, now: int) -> bool:
