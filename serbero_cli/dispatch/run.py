@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from serbero_cli import testhook
 from serbero_cli.config import Config
 from serbero_cli.dispatch.handoff_dm import render_handoff_body
 from serbero_cli.dispatch.package import HandoffParseError, parse_handoff
@@ -32,11 +31,6 @@ from serbero_cli.store.dispatches import DbError, DispatchRow, HandoffRow
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = dispatches.MAX_ATTEMPTS
-# Test-only: SERBERO_TEST_HOOK=after_claim|after_send makes a real run announce
-# `HOOK <point> <handoff_id>` on stderr and sleep 60 s there, so the kill -9 tests of
-# escalation.md §8.1 can stop it at a known point. Never set it in production.
-TEST_HOOK_ENV = "SERBERO_TEST_HOOK"
-TEST_HOOK_SLEEP_SECONDS = 60
 
 
 def run_dispatch_once(config: Config, *, dry_run: bool, limit: int | None = None,
@@ -84,13 +78,6 @@ def _open_for_dry_run(path) -> Store:
         store.close()
         raise DatabaseError(f"dry run: database {path} is not migrated ({len(pending)} pending; {hint})")
     return store
-
-
-def _test_hook(point: str, handoff_id: int) -> None:
-    if os.environ.get(TEST_HOOK_ENV) == point:
-        sys.stderr.write(f"HOOK {point} {handoff_id}\n")
-        sys.stderr.flush()
-        time.sleep(TEST_HOOK_SLEEP_SECONDS)
 
 
 def _show(value: str | None) -> str:
@@ -330,10 +317,10 @@ class _Walk:
         if dispatch.attempts > 1:
             outcome.detail = f"attempt {dispatch.attempts}/{MAX_ATTEMPTS}"
         self.result.add(outcome)
-        _test_hook("after_claim", handoff.id)
+        testhook.pause("after_claim", handoff.id)  # escalation.md §8.1 kill -9 tests
         for pubkey in dispatch.recipients:
             outcome.deliveries.append(await self._send_one(dispatch, pubkey, body))
-        _test_hook("after_send", handoff.id)
+        testhook.pause("after_send", handoff.id)
         status = "dispatched" if any(d["ok"] for d in outcome.deliveries) else "send_failed"
         if dispatches.finalize_dispatch(self.store, dispatch, handoff, status=status, now=int(self.clock())):
             outcome.status = status
