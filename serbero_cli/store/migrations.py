@@ -240,12 +240,38 @@ CREATE INDEX IF NOT EXISTS idx_mediation_events_handoff_audit ON mediation_event
 """)
 
 
+def add_envelopes_and_rounds(conn: sqlite3.Connection) -> None:
+    """Delivery envelopes, signed-once events, reopened disputes and reminder back-off.
+
+    * `notifications.envelope`: each envelope (`mostro`, `nip17`) of a message is its own row.
+    * `event_id` / `event_json`: the signed event, stored when the row is first claimed and
+      republished unchanged on every retry, so a crash can never show anyone a second copy.
+    * `disputes.revision_created_at`: the newest applied 38386 revision (tells a reopening
+      `initiated` revision from a replay of the old one); `round_started_at`: when the current
+      round began (NULL for the first); `reminders_sent`: reminders delivered this round.
+    * The signed events of handoff DMs and of party chat wraps, for the same republish rule.
+    """
+    _run(conn, """
+ALTER TABLE notifications ADD COLUMN envelope TEXT NOT NULL DEFAULT 'nip17';
+ALTER TABLE notifications ADD COLUMN event_id TEXT;
+ALTER TABLE notifications ADD COLUMN event_json TEXT;
+ALTER TABLE disputes ADD COLUMN revision_created_at INTEGER;
+ALTER TABLE disputes ADD COLUMN round_started_at INTEGER;
+ALTER TABLE disputes ADD COLUMN reminders_sent INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE escalation_dispatches ADD COLUMN events_json TEXT;
+ALTER TABLE mediation_messages ADD COLUMN kind14_event_json TEXT;
+ALTER TABLE mediation_messages ADD COLUMN legacy_event_json TEXT;
+CREATE INDEX IF NOT EXISTS idx_notifications_dispute_type ON notifications(dispute_id, notif_type)
+""")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     create_core_tables,
     add_mediation_tables,
     add_escalation_dispatches,
     add_kind14_chat_columns,
     add_audit_indexes,
+    add_envelopes_and_rounds,
 )
 
 
