@@ -21,6 +21,7 @@ from typing import Any
 from serbero_cli.config_keys import (  # noqa: F401 - re-exported: one import site for callers
     ARRAY_SECTIONS,
     DROPPED_KEYS,
+    ENVELOPES,
     KEYS,
     LOG_LEVELS,
     PROVIDERS,
@@ -45,11 +46,21 @@ from serbero_cli.toml_lines import KeyLines
 class SolverConfig:
     pubkey: str  # lowercase hex
     permission: str  # "read" | "write"
+    envelopes: tuple[str, ...] = ENVELOPES  # resolved: its own list, else [delivery] envelopes
+
+
+@dataclass(frozen=True)
+class ObserverConfig:
+    """Someone who gets one-line headlines only (a mostro-watchdog bot, a person)."""
+
+    pubkey: str  # lowercase hex
+    envelopes: tuple[str, ...] = ("mostro",)
 
 
 @dataclass(frozen=True)
 class TimeoutsConfig:
     renotification_seconds: int
+    renotification_max_interval_seconds: int
     renotification_check_interval_seconds: int
 
 
@@ -63,6 +74,7 @@ class ListenConfig:
 class DeliveryConfig:
     max_attempts: int
     send_timeout_seconds: int
+    envelopes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,7 @@ class Config:
     mostro_transport: str
     relays: tuple[str, ...]
     solvers: tuple[SolverConfig, ...]
+    observers: tuple[ObserverConfig, ...]
     timeouts: TimeoutsConfig
     listen: ListenConfig
     delivery: DeliveryConfig
@@ -231,8 +244,9 @@ class _Checker:
         values = {s: self.section_values(s, tables[s]) for s in tables}
         relays = self.array_values("relays", doc.get("relays"))
         solvers = self.array_values("solvers", doc.get("solvers"))
+        observers = self.array_values("observers", doc.get("observers"))
         self.apply_env(values)
-        self.cross_checks(values, relays, solvers)
+        self.cross_checks(values, relays, solvers, observers)
         if self.problems:
             raise ConfigError(self.render_problems())
         self.check_permissions(values)
@@ -246,7 +260,9 @@ class _Checker:
             mostro_pubkey=mostro["pubkey"],
             mostro_transport=mostro["transport"],
             relays=tuple(r["url"] for r in relays),
-            solvers=tuple(SolverConfig(s["pubkey"], s["permission"]) for s in solvers),
+            solvers=tuple(SolverConfig(s["pubkey"], s["permission"], s["envelopes"] or values["delivery"]["envelopes"])
+                          for s in solvers),
+            observers=tuple(ObserverConfig(o["pubkey"], o["envelopes"]) for o in observers),
             warnings=tuple(self.warnings),
             **sections,
         )
@@ -302,6 +318,8 @@ class _Checker:
                 self.problem(line, where, f"must be >= {spec.minimum}, got {value}")
                 return spec.default
             return value
+        if kind == "envelopes":
+            return self.coerce_envelopes(spec, value, line, where)
         if kind == "bool":
             if not isinstance(value, bool):
                 self.problem(line, where, f"must be true or false, not {_type_name(value)}")
@@ -311,6 +329,24 @@ class _Checker:
             self.problem(line, where, f"must be a string, not {_type_name(value)}")
             return None if spec.default is REQUIRED else spec.default
         return self.coerce_text(spec, value, line, where)
+
+    def coerce_envelopes(self, spec: KeySpec, value: Any, line: int | None, where: str) -> Any:
+        """A non-empty list of known envelope names, each once."""
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(line, where, f"must be a list of names ({', '.join(spec.choices)})")
+            return spec.default
+        if not value:
+            self.problem(line, where, "must name at least one envelope")
+            return spec.default
+        names = [v.strip().lower() for v in value]
+        unknown = [v for v in names if v not in spec.choices]
+        if unknown:
+            self.problem(line, where, f"unknown envelope {unknown[0]!r} (known: {', '.join(spec.choices)})")
+            return spec.default
+        if len(set(names)) != len(names):
+            self.problem(line, where, "each envelope may appear once")
+            return spec.default
+        return tuple(names)
 
     def coerce_text(self, spec: KeySpec, value: str, line: int | None, where: str) -> Any:
         kind = spec.kind
@@ -367,19 +403,27 @@ class _Checker:
             where = f"{spec.env} (environment)"
             values[spec.section][spec.name] = self.coerce_text(spec, raw, None, where)
 
-    def cross_checks(self, values: dict[str, dict[str, Any]], relays: list, solvers: list) -> None:
+    def cross_checks(self, values: dict[str, dict[str, Any]], relays: list, solvers: list,
+                     observers: list) -> None:
         if not relays:
             self.problem(self.lines.header("relays"), "[[relays]]", "at least one relay is required")
-        seen: dict[str, int] = {}
-        for index, solver in enumerate(solvers):
-            key = solver.get("pubkey")
-            if key is None:
-                continue
-            if key in seen:
-                self.problem(self.lines.key("solvers", index, "pubkey"), "[[solvers]] pubkey",
-                             f"duplicate solver (same key as solver #{seen[key] + 1})")
-            else:
-                seen[key] = index
+        own = _own_public_key(values["serbero"].get("private_key"))
+        for section, entries in (("solvers", solvers), ("observers", observers)):
+            seen: dict[str, int] = {}
+            for index, entry in enumerate(entries):
+                key = entry.get("pubkey")
+                if key is None:
+                    continue
+                line = self.lines.key(section, index, "pubkey")
+                if key == own:
+                    # Serbero would message itself, and a node refuses its own Serbero as a solver.
+                    self.problem(line, f"[[{section}]] pubkey", "this is Serbero's own key")
+                elif key in seen:
+                    noun = section.removesuffix("s")
+                    self.problem(line, f"[[{section}]] pubkey",
+                                 f"duplicate {noun} (same key as {noun} #{seen[key] + 1})")
+                else:
+                    seen[key] = index
         reasoning = values["reasoning"]
         if isinstance(reasoning.get("api_base"), str):
             reasoning["api_base"] = reasoning["api_base"].rstrip("/")
@@ -393,6 +437,15 @@ class _Checker:
             return
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             self.warnings.append(f"{self.path}: holds private_key but is readable by group/others; run chmod 600 {self.path}")
+
+
+def _own_public_key(secret: Any) -> str | None:
+    if not isinstance(secret, Secret):
+        return None
+    try:
+        return public_key_of(secret)
+    except Exception:  # noqa: BLE001 - an invalid key is reported on its own line
+        return None
 
 
 def _type_name(value: Any) -> str:

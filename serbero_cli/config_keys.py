@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 REQUIRED = object()
-ARRAY_SECTIONS = ("relays", "solvers")
+ARRAY_SECTIONS = ("relays", "solvers", "observers")
 PROVIDERS = ("openai", "openai-compatible", "anthropic")
 TRANSPORTS = ("auto", "giftwrap", "nip44")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+ENVELOPES = ("mostro", "nip17")  # how a message to a solver or observer travels (serbero_cli/nostr/dm.py)
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class KeySpec:
 
     section: str
     name: str
-    kind: str  # str | int | bool | pubkey | secret | choice | url | path
+    kind: str  # str | int | bool | pubkey | secret | choice | url | path | envelopes
     default: Any
     help: str
     minimum: int | None = None
@@ -49,8 +50,17 @@ KEYS: tuple[KeySpec, ...] = (
             "A human solver to notify: hex, npub1… or nostr:npub1…. Repeat [[solvers]] for each one."),
     KeySpec("solvers", "permission", "choice", "read",
             "read or write; write solvers receive escalation handoffs first.", choices=("read", "write")),
+    KeySpec("solvers", "envelopes", "envelopes", None,
+            "Envelopes for this solver only; unset uses [delivery] envelopes.", choices=ENVELOPES),
+    KeySpec("observers", "pubkey", "pubkey", REQUIRED,
+            "Someone who follows headlines only (a mostro-watchdog bot, a person): mediating, mediation "
+            "could not start, handed off. Repeat [[observers]] for each one."),
+    KeySpec("observers", "envelopes", "envelopes", ("mostro",),
+            "Envelopes for this observer.", choices=ENVELOPES),
     KeySpec("timeouts", "renotification_seconds", "int", 300,
             "Remind solvers when a notified dispute is still untaken after this long.", minimum=1),
+    KeySpec("timeouts", "renotification_max_interval_seconds", "int", 21600,
+            "Reminders back off (5, 10, 20, 40 min, …) up to this interval between two reminders.", minimum=1),
     KeySpec("timeouts", "renotification_check_interval_seconds", "int", 60,
             "How often `listen --follow` runs the reminder sweep and retries.", minimum=1),
     KeySpec("listen", "initial_lookback_seconds", "int", 604800,
@@ -59,6 +69,9 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("delivery", "max_attempts", "int", 5, "Attempts per solver message, across runs.", minimum=1),
     KeySpec("delivery", "send_timeout_seconds", "int", 5,
             "How long to wait for a relay's OK to a published event.", minimum=1),
+    KeySpec("delivery", "envelopes", "envelopes", ENVELOPES,
+            "How messages reach solvers: mostro (the send-dm that Mostrix and mostro-watchdog read) and "
+            "nip17 (general Nostr DM apps). Each value once; not empty.", choices=ENVELOPES),
     KeySpec("mediation", "enabled", "bool", False,
             "Run AI-guided mediation (needs [reasoning].enabled too)."),
     KeySpec("mediation", "max_rounds", "int", 2,
@@ -126,6 +139,7 @@ DROPPED_KEYS: dict[tuple[str, str], str] = {
 }
 
 SECTIONS = tuple(dict.fromkeys(k.section for k in KEYS))
+OPTIONAL_ARRAY_SECTIONS = ("observers",)
 
 
 def render_sample() -> str:
@@ -141,23 +155,30 @@ def render_sample() -> str:
         ("mostro", "pubkey"): '"<Mostro node pubkey: hex or npub1…>"',
         ("relays", "url"): '"wss://relay.mostro.network"',
         ("solvers", "pubkey"): '"<solver pubkey: hex or npub1…>"',
+        ("observers", "pubkey"): '"<observer pubkey: hex or npub1…>"',
     }
     for section in SECTIONS:
         specs = [k for k in KEYS if k.section == section]
-        out.append(f"[[{section}]]" if section in ARRAY_SECTIONS else f"[{section}]")
+        # An observer is optional: its table is shown commented out, ready to copy.
+        lead = "# " if section in OPTIONAL_ARRAY_SECTIONS else ""
+        out.append(lead + (f"[[{section}]]" if section in ARRAY_SECTIONS else f"[{section}]"))
         for spec in specs:
             out.append(f"# {spec.help}")
             if spec.default is REQUIRED:
-                out.append(f"{spec.name} = {examples[(section, spec.name)]}   # (required)")
+                out.append(f"{lead}{spec.name} = {examples[(section, spec.name)]}   # (required)")
+            elif spec.default is None and spec.kind == "envelopes":
+                out.append(f"# {spec.name} = {_toml_value(ENVELOPES)}")
             elif spec.default is None:
                 out.append(f'# {spec.name} = "prompts/{spec.name.removesuffix("_path")}.md"')
             else:
-                out.append(f"{spec.name} = {_toml_value(spec.default)}")
+                out.append(f"{lead}{spec.name} = {_toml_value(spec.default)}")
         out.append("")
     return "\n".join(out)
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

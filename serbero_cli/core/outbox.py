@@ -1,7 +1,16 @@
-"""Delivering outbox rows (core.md §5.2): claim, send as NIP-17, record; shared by listen and mediate-once.
+"""Delivering outbox rows: claim with the signed event, publish, record each outcome.
 
-Claims are compare-and-set updates, so two processes flushing the same row send it once; no
-transaction is open while a message is on the network. A row is `sent` only when a relay said OK.
+Shared by listen and mediate-once (docs/delivery.md). The rules:
+
+* Every row's event is built and signed before its first publish and stored in the transaction
+  that claims the row; every retry republishes that same event, so relays and clients
+  deduplicate by id and a crash can never show anyone a second copy.
+* Claims are compare-and-set updates, so two processes flushing the same row at once both publish
+  the one stored event at worst; no transaction is open while a message is on the network.
+* A row is `sent` only when a configured relay said OK; each outcome is committed as its answer
+  arrives, and only then logged.
+* When asked to stop (SIGTERM), nothing new is claimed; sends in flight get a short grace, and
+  whatever is still unanswered stays `sending` with its event, republished by the next run.
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from serbero_cli.keys import short
+from serbero_cli.safetext import for_log
+from serbero_cli.stopping import StopRequested
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store.db import Connection, Store
@@ -21,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 SEND_CONCURRENCY = 16
 PAGE_SIZE = 200
+STOP_GRACE_SECONDS = 5.0
+OBSERVER_FIRST_RETRY_SECONDS = 60
+OBSERVER_MAX_RETRY_SECONDS = 3600
 
 
 @dataclass
@@ -30,19 +44,33 @@ class FlushResult:
     sent: int = 0
     failed: int = 0
     abandoned: int = 0
+    expired: int = 0
     lost_claims: int = 0
+    interrupted: int = 0  # left `sending` with their event when a stop was requested
     sent_ids: list[int] = field(default_factory=list)
     sent_types: dict[str, int] = field(default_factory=dict)
+    by_envelope: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, envelope: str, outcome: str) -> None:
+        per = self.by_envelope.setdefault(envelope, {"sent": 0, "failed": 0})
+        per[outcome] = per.get(outcome, 0) + 1
+
+
+def observer_retry_due(row: outbox.OutboxRow, now: int) -> bool:
+    """Observer rows back off: 60 s after the first failure, doubling, at most an hour apart."""
+    if row.status != "failed" or row.claimed_at is None:
+        return True
+    wait = min(OBSERVER_FIRST_RETRY_SECONDS * 2 ** max(0, row.attempts - 1), OBSERVER_MAX_RETRY_SECONDS)
+    return min(row.claimed_at, now) + wait <= now
 
 
 def after_sent(conn: Connection, row: outbox.OutboxRow, now: int) -> None:
-    """Lifecycle effects of a delivered message (core.md §5.2, §6)."""
+    """Lifecycle effects of a delivered message: the first one that reaches anyone counts."""
     if row.notif_type == "initial":
         disputes_store.move_dispute(conn, row.dispute_id, "new", "notified", now, "initial_notification",
                                     last_notified_at=now)
-    elif row.notif_type == "re-notification":
-        conn.execute("UPDATE disputes SET last_notified_at=? WHERE dispute_id=? AND lifecycle_state='notified'",
-                     (now, row.dispute_id))
+    elif row.notif_type in ("re-notification", outbox.DIGEST_TYPE):
+        outbox.note_reminded(conn, row.covered_disputes, row.created_at, now)
 
 
 async def flush_outbox(
@@ -53,69 +81,138 @@ async def flush_outbox(
     max_attempts: int,
     types: Iterable[str] | None = None,
     progress: Any = None,
+    stop: StopRequested | None = None,
+    inbox_relays: Callable[[str], list[str]] | None = None,
 ) -> FlushResult:
     """Send every due row (optionally only `types`), oldest first. Return the counts."""
     result = FlushResult()
     types = list(types) if types is not None else None
+    now = int(clock())
+    with store.immediate() as conn:
+        result.expired = outbox.expire_observer_rows(conn, now)
     if progress is not None:
-        progress.start(outbox.count_due(store, now=int(clock()), max_attempts=max_attempts, types=types))
+        progress.start(outbox.count_due(store, now=now, max_attempts=max_attempts, types=types))
+    inflight: set[asyncio.Task] = set()
     last_id = 0
-    semaphore = asyncio.Semaphore(SEND_CONCURRENCY)
-
-    async def send_one(row: outbox.OutboxRow) -> tuple[outbox.OutboxRow, Any]:
-        async with semaphore:
-            return row, await sender.send(row.solver_pubkey, row.body)
-
-    while True:
-        now = int(clock())
-        page = outbox.due(store, now=now, max_attempts=max_attempts, types=types, limit=PAGE_SIZE, after_id=last_id)
-        if not page:
-            break
-        last_id = page[-1].id
-        claimed = _claim_page(store, page, now, max_attempts, result)
-        if not claimed:
-            continue
-        outcomes = await asyncio.gather(*(send_one(r) for r in claimed))
-        _record(store, outcomes, int(clock()), result)
-        if progress is not None:
-            progress.advance(len(outcomes))
+    try:
+        while not _stopping(stop):
+            page = outbox.due(store, now=int(clock()), max_attempts=max_attempts, types=types,
+                              limit=PAGE_SIZE, after_id=last_id)
+            if not page:
+                break
+            last_id = page[-1].id
+            for start in range(0, len(page), SEND_CONCURRENCY):
+                if _stopping(stop):
+                    break
+                claimed = _claim(store, sender, page[start:start + SEND_CONCURRENCY], int(clock()),
+                                 max_attempts, result)
+                for row, event_json in claimed:
+                    while len(inflight) >= SEND_CONCURRENCY:
+                        done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                        _reap(done)
+                    extra = inbox_relays(row.solver_pubkey) if inbox_relays and row.envelope == "nip17" else []
+                    inflight.add(asyncio.create_task(
+                        _send_and_record(store, sender, row, event_json, extra, clock, result, progress)))
+        if inflight:
+            timeout = STOP_GRACE_SECONDS if _stopping(stop) else None
+            done, pending = await asyncio.wait(inflight, timeout=timeout)
+            inflight = set()
+            for task in pending:
+                task.cancel()
+            result.interrupted += len(pending)
+            _reap(done)
+    finally:
+        for task in inflight:
+            task.cancel()
+    if result.interrupted:
+        logger.warning("stopping: %d messages were still in flight; the next run republishes them",
+                       result.interrupted)
     return result
 
 
-def _claim_page(
-    store: Store, page: list[outbox.OutboxRow], now: int, max_attempts: int, result: FlushResult
-) -> list[outbox.OutboxRow]:
+def _reap(done: set[asyncio.Task]) -> None:
+    """Re-raise the first failure of a finished send (a database error recording an outcome): the
+    row stays `sending` with its event, and the next run republishes it."""
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()
+
+
+def _stopping(stop: StopRequested | None) -> bool:
+    return stop is not None and stop.is_set()
+
+
+def _claim(store: Store, sender: Any, rows: list[outbox.OutboxRow], now: int, max_attempts: int,
+           result: FlushResult) -> list[tuple[outbox.OutboxRow, str]]:
+    """Claim a batch in one short transaction, storing each new row's signed event with its claim.
+
+    Events are built before the transaction opens (signing costs CPU, not a lock); a row some
+    other process claimed meanwhile loses its CAS and the event built for it is dropped.
+    """
+    plans = []
+    for row in rows:
+        if row.notif_type == outbox.OBSERVER_TYPE and not observer_retry_due(row, now):
+            continue
+        if row.status == "sending" and row.attempts >= max_attempts and row.notif_type != outbox.OBSERVER_TYPE:
+            plans.append((row, "abandon", None, None))
+            continue
+        if row.event_json is not None:
+            plans.append((row, "send", None, None))
+            continue
+        try:
+            built = sender.build(row.envelope, row.solver_pubkey, row.dispute_id, row.body, now)
+        except Exception as exc:  # noqa: BLE001 - DmBuildError and anything the SDK raises
+            plans.append((row, "unbuildable", None, str(exc)))
+            continue
+        plans.append((row, "send", built, None))
     claimed = []
     with store.immediate() as conn:
-        for row in page:
-            if row.status == "sending" and row.attempts >= max_attempts:
-                if outbox.abandon(conn, row, now):
+        for row, action, built, error in plans:
+            if action == "abandon":
+                if outbox.abandon(conn, row):
                     result.abandoned += 1
                     logger.warning("notification=%d dispute=%s abandoned after %d attempts",
                                    row.id, short(row.dispute_id), row.attempts)
                 continue
-            if outbox.claim(conn, row, now):
-                claimed.append(row)
-            else:
+            event_id, event_json = (built.id, built.json) if built is not None else (None, None)
+            if not outbox.claim(conn, row, now, event_id, event_json):
                 result.lost_claims += 1
+                continue
+            if action == "unbuildable":
+                outbox.mark_failed(conn, row.id, error or "cannot build message")
+                result.failed += 1
+                result.count(row.envelope, "failed")
+                logger.warning("notification=%d dispute=%s %s", row.id, short(row.dispute_id), for_log(error))
+                continue
+            claimed.append((row, row.event_json or event_json))
     return claimed
 
 
-def _record(store: Store, outcomes: list[tuple[outbox.OutboxRow, Any]], now: int, result: FlushResult) -> None:
+async def _send_and_record(store: Store, sender: Any, row: outbox.OutboxRow, event_json: str, extra: list[str],
+                           clock: Callable[[], float], result: FlushResult, progress: Any) -> None:
+    outcome = await sender.publish(event_json, extra_relays=extra)
+    now = int(clock())
     with store.immediate() as conn:
-        for row, outcome in outcomes:
-            if outcome.ok:
-                outbox.mark_sent(conn, row.id, now, outcome.accepted)
+        if outcome.ok:
+            recorded = outbox.mark_sent(conn, row.id, now, outcome.accepted)
+            if recorded:
                 after_sent(conn, row, now)
-                result.sent += 1
-                result.sent_ids.append(row.id)
-                result.sent_types[row.notif_type] = result.sent_types.get(row.notif_type, 0) + 1
-                logger.info("notification=%d dispute=%s solver=%s type=%s sent relays=%d", row.id,
-                            short(row.dispute_id), short(row.solver_pubkey), row.notif_type, len(outcome.accepted))
-            else:
-                message = outcome.error_message()
-                outbox.mark_failed(conn, row.id, message)
-                result.failed += 1
-                logger.warning("notification=%d dispute=%s solver=%s type=%s failed attempt=%d: %s", row.id,
-                               short(row.dispute_id), short(row.solver_pubkey), row.notif_type,
-                               row.attempts + 1, message)
+        else:
+            message = outcome.error_message()
+            outbox.mark_failed(conn, row.id, message)
+    if progress is not None:
+        progress.advance(1)
+    if outcome.ok:
+        result.sent += 1
+        result.sent_ids.append(row.id)
+        result.sent_types[row.notif_type] = result.sent_types.get(row.notif_type, 0) + 1
+        result.count(row.envelope, "sent")
+        logger.debug("notification=%d dispute=%s to=%s type=%s envelope=%s sent relays=%d", row.id,
+                     short(row.dispute_id), short(row.solver_pubkey), row.notif_type, row.envelope,
+                     len(outcome.accepted))
+    else:
+        result.failed += 1
+        result.count(row.envelope, "failed")
+        logger.warning("notification=%d dispute=%s to=%s type=%s envelope=%s failed attempt=%d: %s", row.id,
+                       short(row.dispute_id), short(row.solver_pubkey), row.notif_type, row.envelope,
+                       row.attempts + 1, for_log(outcome.error_message()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from serbero_cli.config_keys import ENVELOPES
 from serbero_cli.errors import ExitCode
 
 
@@ -28,18 +29,25 @@ class ListenResult:
     relay_errors: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     planned_sends: list[dict[str, Any]] = field(default_factory=list)  # dry run only
+    by_envelope: dict[str, dict[str, int]] = field(default_factory=dict)  # envelope -> sent/failed
+    stopped_by: str | None = None  # the signal that ended the run early
     error: str | None = None
 
     @property
     def exit_code(self) -> int:
+        # A run stopped by SIGTERM/SIGINT exits 0: whatever it left is the next run's work.
+        if self.stopped_by:
+            return int(ExitCode.OK)
         return int(ExitCode.PARTIAL) if self.notifications_failed else int(ExitCode.OK)
 
-    def add(self, other: ListenResult) -> None:
-        """Accumulate another pass (used by --follow)."""
-        for name in ("events_fetched", "events_applied", "events_rejected", "disputes_new", "disputes_taken",
-                     "disputes_resolved", "notifications_queued", "notifications_sent", "notifications_failed"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.notifications_pending = other.notifications_pending
+    def add_flush(self, flushed: Any) -> None:
+        """Add one outbox flush's outcomes, per envelope too."""
+        self.notifications_sent += flushed.sent
+        self.notifications_failed += flushed.failed
+        for envelope, counts in flushed.by_envelope.items():
+            per = self.by_envelope.setdefault(envelope, {"sent": 0, "failed": 0})
+            for key, value in counts.items():
+                per[key] = per.get(key, 0) + value
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,8 +60,11 @@ class ListenResult:
             "disputes": {"new": self.disputes_new, "taken": self.disputes_taken,
                          "resolved": self.disputes_resolved},
             "notifications": {"queued": self.notifications_queued, "sent": self.notifications_sent,
-                              "failed": self.notifications_failed, "pending": self.notifications_pending},
+                              "failed": self.notifications_failed, "pending": self.notifications_pending,
+                              "by_envelope": {e: dict(self.by_envelope.get(e, {"sent": 0, "failed": 0}))
+                                              for e in ENVELOPES}},
             "relays": {"connected": self.relays_connected, "failed": self.relays_failed},
+            "stopped_by": self.stopped_by,
         }
 
 

@@ -1,30 +1,107 @@
-"""NIP-17 private direct messages to solvers (core.md §5.1)."""
+"""Messages to solvers and observers, in each envelope their programs read.
+
+* `mostro`: the Mostro protocol v2 `send-dm` (Mostrix, mostro-watchdog, any v2 client). One kind-14
+  event signed by Serbero, tags exactly `[["p", recipient]]`, created now, content the NIP-44 v2
+  encryption (Serbero's key, recipient) of `[message, signature, null]`. The receiver re-serializes
+  the message the way Rust's serde does and checks the BIP-340 signature against those bytes, so
+  the message JSON is built here in that exact key order and escaping (see docs/wire-formats.md).
+* `nip17`: the NIP-17 private message (kind-14 rumor, sealed, gift-wrapped) that general Nostr DM
+  apps read.
+
+Every event is built and signed once, stored by the caller, and republished unchanged on every
+retry (`publish`), so relays and clients deduplicate a retry by its id.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import nostr_sdk as ns
 
 from serbero_cli.keys import Secret
 from serbero_cli.nostr.keys import keys_from_secret, public_key
 from serbero_cli.nostr.relays import PublishOutcome, RelayPool
+from serbero_cli.safetext import valid_unicode
+
+ENVELOPES = ("mostro", "nip17")
+SEND_DM_ACTION = "send-dm"
+
+
+class DmBuildError(Exception):
+    """The event could not be built (bad recipient key, text too long for NIP-44, …)."""
+
+
+@dataclass(frozen=True)
+class SignedEvent:
+    """A signed event ready to publish: its id and its JSON (what is stored)."""
+
+    id: str
+    json: str
+
+
+def send_dm_message_json(dispute_id: str, text: str) -> str:
+    """The `send-dm` message, byte for byte as serde serializes it.
+
+    Key order version, request_id, trade_index, id, action, payload; compact; `"`, `\\` and
+    control characters escaped (`\\n`, `\\t`, … else `\\u00xx`), everything else raw UTF-8.
+    Python's json with ensure_ascii=False escapes exactly that set, the same way.
+    """
+    message = {"dm": {"version": 2, "request_id": None, "trade_index": None, "id": dispute_id,
+                      "action": SEND_DM_ACTION, "payload": {"text_message": valid_unicode(text)}}}
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def send_dm_plaintext(secret: Secret, dispute_id: str, text: str) -> str:
+    """`[message,"signature",null]` with the message spliced in verbatim (its bytes are what was signed)."""
+    message = send_dm_message_json(dispute_id, text)
+    digest = hashlib.sha256(message.encode("utf-8")).digest()
+    signature = keys_from_secret(secret).sign_schnorr(digest)
+    return "[" + message + ',"' + signature + '",null]'
+
+
+def build_mostro_dm(secret: Secret, recipient_hex: str, dispute_id: str, text: str, now: int) -> SignedEvent:
+    keys = keys_from_secret(secret)
+    receiver = public_key(recipient_hex)
+    content = ns.nip44_encrypt(keys.secret_key(), receiver, send_dm_plaintext(secret, dispute_id, text),
+                               ns.Nip44Version.V2)
+    event = (ns.EventBuilder(ns.Kind(14), content)
+             .tags([ns.Tag.public_key(receiver)])
+             .custom_created_at(ns.Timestamp.from_secs(now))
+             .finalize(keys))
+    return SignedEvent(event.id().to_hex(), event.as_json())
+
+
+def build_nip17_dm(secret: Secret, recipient_hex: str, text: str) -> SignedEvent:
+    event = ns.nip17_make_private_msg(keys_from_secret(secret), public_key(recipient_hex), valid_unicode(text))
+    return SignedEvent(event.id().to_hex(), event.as_json())
+
+
+def build_dm(secret: Secret, envelope: str, recipient_hex: str, dispute_id: str, text: str, now: int) -> SignedEvent:
+    """Build and sign one message in `envelope`. Raise DmBuildError when it cannot be built."""
+    try:
+        if envelope == "mostro":
+            return build_mostro_dm(secret, recipient_hex, dispute_id, text, now)
+        if envelope == "nip17":
+            return build_nip17_dm(secret, recipient_hex, text)
+    except Exception as exc:  # noqa: BLE001 - NostrSdkError: invalid key, message too long
+        raise DmBuildError(f"cannot build {envelope} message: {str(exc)[:120]}") from None
+    raise DmBuildError(f"unknown envelope {envelope!r}")
 
 
 class DmSender:
-    """Builds and publishes NIP-17 DMs from Serbero's key; one instance per run."""
+    """Builds and publishes Serbero's messages on one relay pool; one instance per run."""
 
-    def __init__(self, pool: RelayPool, sender: Secret, send_timeout_seconds: float):
+    def __init__(self, pool: RelayPool, secret: Secret, send_timeout_seconds: float):
         self.pool = pool
-        self.keys = keys_from_secret(sender)
+        self.secret = secret
         self.timeout = send_timeout_seconds
 
-    async def send(self, receiver_hex: str, text: str) -> PublishOutcome:
-        """Gift-wrap `text` to `receiver_hex` and publish it; an invalid key is a failed send."""
-        try:
-            receiver = public_key(receiver_hex)
-        except Exception as exc:  # noqa: BLE001 - NostrSdkError subclasses
-            return PublishOutcome("", error=f"invalid pubkey: {str(exc)[:120]}")
-        try:
-            event = ns.nip17_make_private_msg(self.keys, receiver, text)
-        except Exception as exc:  # noqa: BLE001 - e.g. "message too long" past NIP-44's size limit
-            return PublishOutcome("", error=f"cannot build message: {str(exc)[:120]}")
-        return await self.pool.publish(event, self.timeout)
+    def build(self, envelope: str, recipient_hex: str, dispute_id: str, text: str, now: int) -> SignedEvent:
+        return build_dm(self.secret, envelope, recipient_hex, dispute_id, text, now)
+
+    async def publish(self, event_json: str, extra_relays: Sequence[str] = ()) -> PublishOutcome:
+        """Publish a stored event again, byte for byte. Only the configured relays' answers count."""
+        return await self.pool.publish_json(event_json, self.timeout, extra_relays=extra_relays)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -59,6 +60,8 @@ class RelayPool:
         self.urls = [u.strip() for u in relays]
         self.client = ns.Client()
         self._added = False
+        self._extra_added: set[str] = set()
+        self._usable: list[str] = []  # configured relays that parsed and were added
 
     async def __aenter__(self) -> RelayPool:
         return self
@@ -73,6 +76,7 @@ class RelayPool:
             for url in self.urls:
                 try:
                     await self.client.add_relay(ns.RelayUrl.parse(url))
+                    self._usable.append(url)
                 except Exception as exc:  # noqa: BLE001 - a bad URL must not stop the others
                     result.failed[url] = f"invalid relay url: {exc}"
             self._added = True
@@ -102,23 +106,74 @@ class RelayPool:
         """Like fetch_raw, as plain NostrEvent data."""
         return [from_sdk(ev) for ev in await self.fetch_raw(filters, timeout_seconds)]
 
-    async def publish(self, event: Any, timeout_seconds: float) -> PublishOutcome:
-        """Send a signed nostr_sdk Event to every relay and wait for their OKs."""
+    async def publish(self, event: Any, timeout_seconds: float, *, extra_relays: Sequence[str] = ()) -> PublishOutcome:
+        """Send a signed nostr_sdk Event to the configured relays and wait for their OKs.
+
+        `extra_relays` (a recipient's DM inbox relays) get the same event, best effort: their
+        answers never decide the outcome. A relay that answers OK=false with a `duplicate:` reason
+        already holds the event, which is what a republish wants: it counts as accepted.
+        """
+        event_id = event.id().to_hex()
+        extra = [u for u in dict.fromkeys(extra_relays) if _url(u) not in self._configured]
+        if not self._usable:
+            return PublishOutcome(event_id, rejected={u: "invalid relay url" for u in self.urls})
+        if not extra:
+            return await self._send(event, self._usable, timeout_seconds)
+        outcome, _ = await asyncio.gather(self._send(event, self._usable, timeout_seconds),
+                                          self._send_extra(event, extra, timeout_seconds))
+        return outcome
+
+    async def publish_json(self, event_json: str, timeout_seconds: float, *,
+                           extra_relays: Sequence[str] = ()) -> PublishOutcome:
+        """Publish a stored, signed event again, byte for byte (see `publish`)."""
+        try:
+            event = ns.Event.from_json(event_json)
+        except Exception as exc:  # noqa: BLE001 - a stored event that no longer parses
+            return PublishOutcome("", error=f"stored event unreadable: {_short_error(exc)}")
+        return await self.publish(event, timeout_seconds, extra_relays=extra_relays)
+
+    @property
+    def _configured(self) -> set[str]:
+        return {_url(u) for u in self.urls}
+
+    async def _send(self, event: Any, urls: Sequence[str], timeout_seconds: float) -> PublishOutcome:
         event_id = event.id().to_hex()
         try:
+            target = ns.SendEventTarget.to([ns.RelayUrl.parse(u) for u in urls])
             out = await asyncio.wait_for(
-                self.client.send_event(event, ok_timeout=timedelta(seconds=timeout_seconds)),
+                self.client.send_event(event, target=target, ok_timeout=timedelta(seconds=timeout_seconds)),
                 timeout=timeout_seconds + 5,
             )
         except TimeoutError:
-            return PublishOutcome(event_id, rejected={u: "timeout" for u in self.urls})
+            return PublishOutcome(event_id, rejected={u: "timeout" for u in urls})
         except Exception as exc:  # noqa: BLE001 - NostrSdkError: record as a failed send
-            return PublishOutcome(event_id, rejected={u: _short_error(exc) for u in self.urls})
-        return PublishOutcome(
-            event_id,
-            accepted=[_url(u) for u in out.success],
-            rejected={_url(u): _short_error(why) for u, why in out.failed.items()},
-        )
+            return PublishOutcome(event_id, rejected={u: _short_error(exc) for u in urls})
+        accepted = [_url(u) for u in out.success]
+        rejected = {}
+        for url, why in out.failed.items():
+            reason = _short_error(why)
+            if reason.startswith("duplicate:"):
+                accepted.append(_url(url))
+            else:
+                rejected[_url(url)] = reason
+        return PublishOutcome(event_id, accepted=accepted, rejected=rejected)
+
+    async def _send_extra(self, event: Any, urls: list[str], timeout_seconds: float) -> None:
+        """Best effort to relays outside the configured set; they are added write-only, so no
+        fetch or subscription ever reads from them."""
+        try:
+            new = [u for u in urls if u not in self._extra_added]
+            for url in new:
+                await self.client.add_relay(ns.RelayUrl.parse(url), capabilities=ns.RelayCapabilities.write())
+                self._extra_added.add(url)
+            if new:
+                await self.client.try_connect(timedelta(seconds=min(timeout_seconds, 5)))
+            outcome = await self._send(event, urls, timeout_seconds)
+        except Exception as exc:  # noqa: BLE001 - an inbox relay never fails a delivery
+            logger.debug("inbox relays: publish raised %s", _short_error(exc))
+            return
+        for url, why in outcome.rejected.items():
+            logger.debug("inbox relay=%s did not take event=%s: %s", url, outcome.event_id[:8], why)
 
     async def subscribe(self, filters: list[dict[str, Any]]) -> None:
         sdk_filters = [ns.Filter.from_json(json.dumps(f)) for f in filters]

@@ -243,7 +243,8 @@ CREATE INDEX IF NOT EXISTS idx_mediation_events_handoff_audit ON mediation_event
 def add_envelopes_and_rounds(conn: sqlite3.Connection) -> None:
     """Delivery envelopes, signed-once events, reopened disputes and reminder back-off.
 
-    * `notifications.envelope`: each envelope (`mostro`, `nip17`) of a message is its own row.
+    * `notifications.envelope`: each envelope (`mostro`, `nip17`) of a message is its own row;
+      `covers`: the dispute ids a reminder digest stands for (JSON list), NULL otherwise.
     * `event_id` / `event_json`: the signed event, stored when the row is first claimed and
       republished unchanged on every retry, so a crash can never show anyone a second copy.
     * `disputes.revision_created_at`: the newest applied 38386 revision (tells a reopening
@@ -255,6 +256,7 @@ def add_envelopes_and_rounds(conn: sqlite3.Connection) -> None:
 ALTER TABLE notifications ADD COLUMN envelope TEXT NOT NULL DEFAULT 'nip17';
 ALTER TABLE notifications ADD COLUMN event_id TEXT;
 ALTER TABLE notifications ADD COLUMN event_json TEXT;
+ALTER TABLE notifications ADD COLUMN covers TEXT;
 ALTER TABLE disputes ADD COLUMN revision_created_at INTEGER;
 ALTER TABLE disputes ADD COLUMN round_started_at INTEGER;
 ALTER TABLE disputes ADD COLUMN reminders_sent INTEGER NOT NULL DEFAULT 0;

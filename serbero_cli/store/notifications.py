@@ -1,4 +1,10 @@
-"""The shared `notifications` outbox (core.md §5.2) and dispatch-once's send records (escalation.md §4.2)."""
+"""The shared `notifications` outbox and dispatch-once's send records (docs/delivery.md).
+
+One row is one message to one recipient in one envelope. A row's signed event is stored in the
+transaction that first claims it and republished unchanged on every retry; outcomes are written
+one message at a time. Decisions (which rows are due, what a retry waits) are in
+`serbero_cli/core/outbox.py`; this module only reads and writes.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,13 @@ from dataclasses import dataclass
 
 from serbero_cli.store.db import Store
 
-# core.md §5.2: a `sending` row older than this belongs to a run that died.
+# A `sending` row without a stored event older than this belongs to a run that died before it
+# could publish anything.
 STALE_SENDING_SECONDS = 120
 HANDOFF_RECORD_TYPE = "escalation_handoff"
+OBSERVER_TYPE = "observer"
+DIGEST_TYPE = "re-notification-digest"
+OBSERVER_EXPIRY_SECONDS = 86_400
 
 
 @dataclass(frozen=True)
@@ -24,29 +34,67 @@ class OutboxRow:
     attempts: int
     claimed_at: int | None
     body: str
+    envelope: str
+    event_json: str | None
+    created_at: int
+    covers: str | None
+
+    @property
+    def covered_disputes(self) -> list[str]:
+        """The disputes this row speaks for: a digest's list, else its own dispute."""
+        if self.covers:
+            try:
+                ids = json.loads(self.covers)
+            except ValueError:
+                ids = None
+            if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
+                return ids
+        return [self.dispute_id]
 
 
-_ROW_COLUMNS = "id, dispute_id, solver_pubkey, notif_type, status, attempts, claimed_at, body"
+@dataclass(frozen=True)
+class Delivery:
+    """One message to queue: recipient, envelope and text."""
+
+    recipient: str
+    envelope: str
+    body: str
+
+
+_ROW_COLUMNS = ("id, dispute_id, solver_pubkey, notif_type, status, attempts, claimed_at, body, envelope, "
+                "event_json, created_at, covers")
 
 
 def queue(
-    conn: sqlite3.Connection, dispute_id: str, notif_type: str, messages: Iterable[tuple[str, str]], now: int
+    conn: sqlite3.Connection, dispute_id: str, notif_type: str, deliveries: Iterable[Delivery], now: int,
+    *, covers: list[str] | None = None,
 ) -> int:
-    """Insert one `pending` row per (solver_pubkey, body); return how many. Call inside the deciding transaction."""
-    rows = [(dispute_id, solver, notif_type, "pending", 0, now, body) for solver, body in messages]
+    """Insert one `pending` row per delivery; return how many. Call inside the deciding transaction."""
+    covers_json = json.dumps(covers, separators=(",", ":")) if covers else None
+    rows = [(dispute_id, d.recipient, notif_type, "pending", 0, now, d.body, d.envelope, covers_json)
+            for d in deliveries]
     conn.executemany(
-        "INSERT INTO notifications (dispute_id, solver_pubkey, notif_type, status, attempts, created_at, body) "
-        "VALUES (?,?,?,?,?,?,?)",
+        "INSERT INTO notifications (dispute_id, solver_pubkey, notif_type, status, attempts, created_at, body, "
+        "envelope, covers) VALUES (?,?,?,?,?,?,?,?,?)",
         rows,
     )
     return len(rows)
 
 
 def _due_where(now: int, max_attempts: int, types: Iterable[str] | None) -> tuple[str, list[object]]:
-    """The WHERE clause of every due-row query, with its parameters (after `id > ?`)."""
-    params: list[object] = [max_attempts, now - STALE_SENDING_SECONDS, HANDOFF_RECORD_TYPE]
+    """The WHERE clause of every due-row query, with its parameters.
+
+    Pending rows; retryable failed rows (an observer row's back-off is decided in Python, its 24 h
+    expiry here); `sending` rows with a stored event (a run died or stopped mid-send: republish at
+    once); `sending` rows without one only once stale. Dispatch records never match: they are
+    inserted with `claimed_at` NULL and have their own type.
+    """
+    params: list[object] = [OBSERVER_TYPE, max_attempts, OBSERVER_TYPE, now - OBSERVER_EXPIRY_SECONDS,
+                            now - STALE_SENDING_SECONDS, HANDOFF_RECORD_TYPE]
     where = ("(status='pending'"
-             " OR (status='failed' AND claimed_at IS NOT NULL AND attempts < ?)"
+             " OR (status='failed' AND claimed_at IS NOT NULL AND notif_type != ? AND attempts < ?)"
+             " OR (status='failed' AND claimed_at IS NOT NULL AND notif_type = ? AND created_at > ?)"
+             " OR (status='sending' AND event_json IS NOT NULL)"
              " OR (status='sending' AND claimed_at < ?)"
              ") AND notif_type != ?")
     if types is not None:
@@ -60,11 +108,7 @@ def due(
     store: Store, *, now: int, max_attempts: int, types: Iterable[str] | None = None, limit: int = 500,
     after_id: int = 0,
 ) -> list[OutboxRow]:
-    """Rows a flush should send, oldest first: pending, retryable failed, and stale sending rows.
-
-    Failed rows with `claimed_at IS NULL` are dispatch-once's records and are never selected;
-    neither is any row of type `escalation_handoff`.
-    """
+    """Candidate rows for a flush, oldest first (see `_due_where`)."""
     where, params = _due_where(now, max_attempts, types)
     rows = store.conn.execute(
         f"SELECT {_ROW_COLUMNS} FROM notifications WHERE id > ? AND {where} ORDER BY id LIMIT ?",
@@ -79,39 +123,53 @@ def count_due(store: Store, *, now: int, max_attempts: int, types: Iterable[str]
     return store.conn.execute(f"SELECT COUNT(*) FROM notifications WHERE {where}", params).fetchone()[0]
 
 
-def claim(conn: sqlite3.Connection, row: OutboxRow, now: int) -> bool:
-    """Compare-and-set the row to `sending` (attempts + 1); True only if this process won it."""
-    if row.status == "sending":
-        cur = conn.execute(
-            "UPDATE notifications SET status='sending', claimed_at=?, attempts=attempts+1 "
-            "WHERE id=? AND status='sending' AND claimed_at < ? AND attempts=?",
-            (now, row.id, now - STALE_SENDING_SECONDS, row.attempts),
-        )
+def expire_observer_rows(conn: sqlite3.Connection, now: int) -> int:
+    """Observer rows still undelivered 24 h after they were queued give up: `failed`, 'expired'."""
+    cur = conn.execute(
+        "UPDATE notifications SET status='failed', error_message='expired', sent_at=NULL "
+        "WHERE notif_type=? AND status IN ('pending','failed') AND created_at <= ? "
+        "AND error_message IS NOT 'expired'",
+        (OBSERVER_TYPE, now - OBSERVER_EXPIRY_SECONDS),
+    )
+    return cur.rowcount
+
+
+def claim(conn: sqlite3.Connection, row: OutboxRow, now: int, event_id: str | None, event_json: str | None) -> bool:
+    """Compare-and-set the row to `sending` (attempts + 1), storing its signed event if it has none.
+
+    True only if this process won the row. A row that already holds an event keeps it: every
+    attempt publishes the same event.
+    """
+    sets = ("status='sending', claimed_at=?, attempts=attempts+1, "
+            "event_id=COALESCE(event_id, ?), event_json=COALESCE(event_json, ?)")
+    if row.status == "sending" and row.event_json is not None:
+        where, extra = "status='sending' AND attempts=?", []
+    elif row.status == "sending":
+        where, extra = "status='sending' AND claimed_at < ? AND attempts=?", [now - STALE_SENDING_SECONDS]
     else:
-        cur = conn.execute(
-            "UPDATE notifications SET status='sending', claimed_at=?, attempts=attempts+1 "
-            "WHERE id=? AND status IN ('pending','failed') AND attempts=?",
-            (now, row.id, row.attempts),
-        )
+        where, extra = "status IN ('pending','failed') AND attempts=?", []
+    cur = conn.execute(f"UPDATE notifications SET {sets} WHERE id=? AND {where}",
+                       [now, event_id, event_json, row.id, *extra, row.attempts])
     return cur.rowcount == 1
 
 
-def abandon(conn: sqlite3.Connection, row: OutboxRow, now: int) -> bool:
-    """A stale `sending` row past max attempts becomes `failed` ('abandoned') without a send."""
+def abandon(conn: sqlite3.Connection, row: OutboxRow) -> bool:
+    """A `sending` row past max attempts becomes `failed` ('abandoned') without another send."""
     cur = conn.execute(
         "UPDATE notifications SET status='failed', error_message='abandoned' "
-        "WHERE id=? AND status='sending' AND claimed_at < ? AND attempts=?",
-        (row.id, now - STALE_SENDING_SECONDS, row.attempts),
+        "WHERE id=? AND status='sending' AND attempts=?",
+        (row.id, row.attempts),
     )
     return cur.rowcount == 1
 
 
-def mark_sent(conn: sqlite3.Connection, notification_id: int, now: int, relays: list[str]) -> None:
-    conn.execute(
+def mark_sent(conn: sqlite3.Connection, notification_id: int, now: int, relays: list[str]) -> bool:
+    cur = conn.execute(
         "UPDATE notifications SET status='sent', sent_at=?, error_message=NULL, relays_accepted=? "
         "WHERE id=? AND status='sending'",
         (now, json.dumps(sorted(relays)), notification_id),
     )
+    return cur.rowcount == 1
 
 
 def mark_failed(conn: sqlite3.Connection, notification_id: int, error_message: str) -> None:
@@ -124,13 +182,16 @@ def mark_failed(conn: sqlite3.Connection, notification_id: int, error_message: s
 def insert_send_record(
     conn: sqlite3.Connection, *, dispute_id: str, solver_pubkey: str, notif_type: str, sent: bool,
     attempts: int, body: str, created_at: int, relays_accepted: list[str], error_message: str | None,
+    envelope: str = "nip17", event_id: str | None = None,
 ) -> None:
     """dispatch-once's record of one recipient send: inserted already `sent`/`failed`, never claimed."""
     conn.execute(
         "INSERT INTO notifications (dispute_id, solver_pubkey, notif_type, status, attempts, claimed_at, "
-        "created_at, sent_at, error_message, body, relays_accepted) VALUES (?,?,?,?,?,NULL,?,?,?,?,?)",
+        "created_at, sent_at, error_message, body, relays_accepted, envelope, event_id) "
+        "VALUES (?,?,?,?,?,NULL,?,?,?,?,?,?,?)",
         (dispute_id, solver_pubkey, notif_type, "sent" if sent else "failed", attempts, created_at,
-         created_at if sent else None, None if sent else error_message, body, json.dumps(sorted(relays_accepted))),
+         created_at if sent else None, None if sent else error_message, body, json.dumps(sorted(relays_accepted)),
+         envelope, event_id),
     )
 
 
@@ -140,3 +201,22 @@ def statuses_for(store: Store, dispute_id: str, notif_type: str) -> list[tuple[s
         "SELECT status, attempts FROM notifications WHERE dispute_id=? AND notif_type=? ORDER BY id",
         (dispute_id, notif_type),
     )]
+
+
+def already_queued(conn: sqlite3.Connection, dispute_id: str, recipient: str, notif_type: str, body: str,
+                   since: int) -> bool:
+    """True if the same text was queued for this recipient and dispute since `since` (any status)."""
+    return conn.execute(
+        "SELECT 1 FROM notifications WHERE dispute_id=? AND notif_type=? AND solver_pubkey=? AND body=? "
+        "AND created_at >= ? LIMIT 1",
+        (dispute_id, notif_type, recipient, body, since),
+    ).fetchone() is not None
+
+
+def note_reminded(conn: sqlite3.Connection, dispute_ids: list[str], queued_at: int, now: int) -> None:
+    """A reminder round reached someone: count it once per dispute (the first delivered row wins)."""
+    conn.executemany(
+        "UPDATE disputes SET last_notified_at=?, reminders_sent=reminders_sent+1 "
+        "WHERE dispute_id=? AND lifecycle_state='notified' AND last_notified_at < ?",
+        [(now, dispute_id, queued_at) for dispute_id in dispute_ids],
+    )
