@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from serbero_cli.core import messages
+from serbero_cli.core.audience import Audience
 from serbero_cli.core.events import DisputeEvent, in_apply_order
 from serbero_cli.core.lifecycle import Decision, decide
 from serbero_cli.keys import short
@@ -48,33 +49,46 @@ def plan(existing: dict[str, DisputeView], events: list[DisputeEvent]) -> list[E
         if decision.action == "insert":
             views[event.dispute_id] = DisputeView(
                 event.dispute_id, decision.to_state, event.status, decision.assigned_solver,
-                event.initiator, event.event_timestamp, None)
+                event.initiator, event.event_timestamp, None, event.created_at)
         elif decision.action == "move":
             views[event.dispute_id] = replace(
                 before, lifecycle_state=decision.to_state,
                 dispute_status=decision.new_status or before.dispute_status,
-                assigned_solver=decision.assigned_solver or before.assigned_solver)
+                assigned_solver=decision.assigned_solver or before.assigned_solver,
+                revision_created_at=_newest(before, event))
+        elif decision.action == "reopen":
+            views[event.dispute_id] = replace(
+                before, lifecycle_state="new", dispute_status="initiated", assigned_solver=None,
+                initiator_role=event.initiator, event_timestamp=event.created_at, last_notified_at=None,
+                revision_created_at=_newest(before, event), reminders_sent=0)
         elif decision.action == "status":
-            views[event.dispute_id] = replace(before, dispute_status=decision.new_status)
+            views[event.dispute_id] = replace(before, dispute_status=decision.new_status,
+                                              revision_created_at=_newest(before, event))
     return effects
 
 
-def count_effects(effects: list[Effect], solver_count: int) -> ApplyCounts:
-    """What the effects would record and queue (the dry run's numbers, and the real run's too)."""
+def _newest(before: DisputeView, event: DisputeEvent) -> int:
+    return max(before.revision_created_at or 0, event.created_at)
+
+
+def count_effects(effects: list[Effect], fanout: int) -> ApplyCounts:
+    """What the effects would record and queue (the dry run's numbers, and the real run's too).
+
+    `fanout` is how many outbox rows one message to every solver makes (solvers × envelopes)."""
     counts = ApplyCounts()
     for effect in effects:
         d = effect.decision
         if d.action == "ignore":
             continue
         counts.applied += 1
-        if d.action == "insert":
+        if d.action in ("insert", "reopen"):
             counts.new += 1
         if d.to_state == "taken":
             counts.taken += 1
         if d.to_state == "resolved":
             counts.resolved += 1
         if d.notify:
-            counts.queued += solver_count
+            counts.queued += fanout
     return counts
 
 
@@ -86,12 +100,13 @@ def write(
     effects: list[Effect],
     *,
     mostro_pubkey: str,
-    solvers: list[str],
+    audience: Audience,
     now: int,
     on_resolved: ResolvedHook | None = None,
 ) -> ApplyCounts:
     """Write the effects inside the caller's transaction; advance the cursor. Return the counts."""
-    counts = count_effects(effects, len(solvers))
+    solvers = list(audience.solvers)
+    counts = count_effects(effects, audience.fanout())
     for effect in effects:
         event, d = effect.event, effect.decision
         sync.advance_cursor(conn, event.created_at, now)
@@ -100,8 +115,15 @@ def write(
                 conn, dispute_id=event.dispute_id, event_id=event.event_id, mostro_pubkey=mostro_pubkey,
                 initiator_role=event.initiator, dispute_status=event.status,
                 event_timestamp=event.event_timestamp, now=now, lifecycle_state=d.to_state,
-                assigned_solver=d.assigned_solver)
+                assigned_solver=d.assigned_solver, revision_created_at=event.created_at)
             logger.info("dispute=%s state=%s status=%s detected", short(event.dispute_id), d.to_state, event.status)
+        elif d.action == "reopen":
+            disputes_store.move_dispute(
+                conn, event.dispute_id, "resolved", "new", now, d.trigger, event_id=event.event_id,
+                dispute_status="initiated", event_timestamp=event.created_at, initiator_role=event.initiator,
+                assigned_solver=None, last_notified_at=None, reminders_sent=0, round_started_at=now,
+                revision_created_at=event.created_at)
+            logger.info("dispute=%s reopened by Mostro: a new round starts", short(event.dispute_id))
         elif d.action == "move":
             columns: dict[str, object] = {}
             if d.new_status:
@@ -118,14 +140,16 @@ def write(
             disputes_store.update_dispute(conn, event.dispute_id, dispute_status=d.new_status)
         else:
             logger.debug("dispute=%s event=%s ignored: %s", short(event.dispute_id), short(event.event_id), d.reason)
+        if d.action in ("move", "status"):
+            disputes_store.note_revision(conn, event.dispute_id, event.created_at)
         if d.notify and solvers:
-            outbox.queue(conn, event.dispute_id, d.notify, _bodies(d, event, solvers), now)
+            outbox.queue(conn, event.dispute_id, d.notify, audience.deliveries(solvers, _body(d, event, now)), now)
     return counts
 
 
-def _bodies(d: Decision, event: DisputeEvent, solvers: list[str]) -> list[tuple[str, str]]:
+def _body(d: Decision, event: DisputeEvent, now: int) -> str:
     if d.notify == "initial":
-        body = messages.initial_body(event.dispute_id, event.initiator or "unknown", event.event_timestamp)
-    else:
-        body = messages.assignment_body(event.dispute_id, d.assigned_solver)
-    return [(solver, body) for solver in solvers]
+        reopened = d.action == "reopen"
+        opened = event.created_at if reopened else event.event_timestamp
+        return messages.initial_body(event.dispute_id, event.initiator or "unknown", opened, now, reopened=reopened)
+    return messages.assignment_body(event.dispute_id, d.assigned_solver)

@@ -16,7 +16,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "taken": frozenset({"waiting", "escalated", "resolved"}),
     "waiting": frozenset({"taken", "escalated", "resolved"}),
     "escalated": frozenset({"resolved"}),
-    "resolved": frozenset(),
+    "resolved": frozenset({"new"}),  # only when Mostro reopens it (`reopen` below)
 }
 
 # Mostro's status order, so a replayed older revision never rewinds `dispute_status`.
@@ -31,8 +31,9 @@ def can_move(from_state: str, to_state: str) -> bool:
 class Decision:
     """What to do with one event.
 
-    action: `insert` (new dispute in `to_state`), `move` (lifecycle change), `status` (only
-    `dispute_status` changes) or `ignore`. `notify` is the notif_type to queue for every solver.
+    action: `insert` (new dispute in `to_state`), `move` (lifecycle change), `reopen` (a resolved
+    dispute starts a fresh round), `status` (only `dispute_status` changes) or `ignore`. `notify`
+    is the notif_type to queue for every solver.
     """
 
     action: str
@@ -42,6 +43,18 @@ class Decision:
     assigned_solver: str | None = None
     new_status: str | None = None
     reason: str = ""
+
+
+def is_older_revision(dispute: DisputeView, event: DisputeEvent) -> bool:
+    """A replayed revision older than the newest one applied changes nothing."""
+    return dispute.revision_created_at is not None and event.created_at < dispute.revision_created_at
+
+
+def is_newer_revision(dispute: DisputeView, event: DisputeEvent) -> bool:
+    """Newer than what made the dispute what it is (rows from before revisions were kept: newer
+    than its last state change)."""
+    reference = dispute.revision_created_at if dispute.revision_created_at is not None else dispute.last_state_change
+    return event.created_at > (reference or 0)
 
 
 def status_rank(status: str) -> int:
@@ -58,8 +71,13 @@ def decide(dispute: DisputeView | None, event: DisputeEvent) -> Decision:
                             new_status=event.status)
         return Decision("insert", to_state="resolved", trigger="detected", new_status=event.status)
 
-    newer_status = event.status if status_rank(event.status) > status_rank(dispute.dispute_status) else None
     state = dispute.lifecycle_state
+    if is_older_revision(dispute, event):
+        return Decision("ignore", reason="older than the newest revision applied")
+    if event.status == "initiated" and state == "resolved" and is_newer_revision(dispute, event):
+        # Mostro reopened it (its escrow-deadline guard): a fresh round, as for a new dispute.
+        return Decision("reopen", to_state="new", trigger="reopened", notify="initial", new_status="initiated")
+    newer_status = event.status if status_rank(event.status) > status_rank(dispute.dispute_status) else None
     if event.status == "in-progress" and state in ("new", "notified"):
         return Decision("move", to_state="taken", trigger=event.event_id, notify="assignment",
                         assigned_solver=event.solver, new_status=newer_status)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
 
 from serbero_cli import testhook
 from serbero_cli.config import Config
-from serbero_cli.core import apply, sweep
+from serbero_cli.core import apply, inbox, sweep
+from serbero_cli.core.audience import Audience
 from serbero_cli.core.events import DISPUTE_KIND, DisputeEvent, EventRejected, parse_dispute_event
 from serbero_cli.core.outbox import flush_outbox
 from serbero_cli.core.result import ListenResult
@@ -24,6 +24,7 @@ from serbero_cli.errors import DatabaseMissing, NoRelayReachable
 from serbero_cli.keys import short
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.runlock import RunLock
+from serbero_cli.stopping import StopRequested, stop_on_signals
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store import sync
@@ -41,15 +42,21 @@ def run_listen(
     follow: bool = False,
     clock: Callable[[], float] = time.time,
     progress: Any = None,
-    stop: asyncio.Event | None = None,
+    stop: StopRequested | None = None,
 ) -> ListenResult:
     """One listen run (or a `--follow` session). Return the result; raise SerberoError subclasses."""
     if dry_run:
         return asyncio.run(_dry_run(config, clock))
+    stop = stop or StopRequested()
     with RunLock(config.db_path, "listen", "listen"):
         store = open_db(config.db_path)
         try:
-            result = asyncio.run(_real_run(store, config, clock, follow, progress, stop))
+            with stop_on_signals(stop):
+                result = asyncio.run(_real_run(store, config, clock, follow, progress, stop))
+            if stop.is_set():
+                result.stopped_by = stop.name
+                result.warnings.append(f"stopped by {stop.name}: unfinished deliveries are left for the next run")
+                logger.warning("stopped by %s: unfinished deliveries are left for the next run", stop.name)
             sync.save_last_run(store, "listen", result.to_dict(), int(clock()))
             return result
         finally:
@@ -103,43 +110,63 @@ async def _real_run(store: Store, config: Config, clock, follow: bool, progress,
         stream = pool.notifications() if follow else None
         since = fetch_since(store, config, int(clock()))
         events = await pool.fetch([dispute_filter(config, since)], config.listen.fetch_timeout_seconds)
-        await _process(store, config, events, sender, clock, progress, result)
+        run = _Run(store, config, pool, sender, clock, stop)
+        if not stop.is_set():
+            await run.process(events, progress, result)
         if follow:
-            await _follow(store, config, pool, stream, sender, clock, result, stop)
+            await _follow(run, stream, result)
     finally:
         await pool.close()
     return result
 
 
-async def _process(store, config, events, sender, clock, progress, result: ListenResult,
-                   sweep_now: bool = True) -> None:
-    """Apply fetched events, run the sweep, flush the outbox; add the counts to `result`."""
-    result.events_fetched += len(events)
-    valid, rejected = validate(events, config.mostro_pubkey)
-    result.events_rejected += rejected
-    solvers = [s.pubkey for s in config.solvers]
-    if valid:
-        now = int(clock())
-        hook = _resolution_hook(config)
-        with store.immediate() as conn:
-            existing = disputes_store.load_disputes(store, [e.dispute_id for e in valid])
-            effects = apply.plan(existing, valid)
-            counts = apply.write(conn, effects, mostro_pubkey=config.mostro_pubkey, solvers=solvers, now=now,
-                                 on_resolved=hook)
-        _add_counts(result, counts)
-        testhook.pause("listen_after_commit", len(valid))
-        if counts.new and not solvers:
-            result.warnings.append("no [[solvers]] configured: disputes are recorded but nobody is notified")
-            logger.warning("no solvers configured: %d new disputes recorded, nobody notified", counts.new)
-    if sweep_now:
-        result.notifications_queued += sweep.queue_renotifications(
-            store, solvers=solvers, now=int(clock()), renotification_seconds=config.timeouts.renotification_seconds,
-            max_attempts=config.delivery.max_attempts)
-    flushed = await flush_outbox(store, sender, clock=clock, max_attempts=config.delivery.max_attempts,
-                                 progress=progress)
-    result.notifications_sent += flushed.sent
-    result.notifications_failed += flushed.failed
-    result.notifications_pending = outbox.count_due(store, now=int(clock()), max_attempts=config.delivery.max_attempts)
+class _Run:
+    """What every pass of one listen run shares: the store, config, relays, sender and stop flag."""
+
+    def __init__(self, store: Store, config: Config, pool: Any, sender: Any, clock: Callable[[], float],
+                 stop: StopRequested):
+        self.store, self.config, self.pool, self.sender, self.clock, self.stop = store, config, pool, sender, clock, stop
+        self.audience = Audience.from_config(config)
+        self.hook = _resolution_hook(config)
+
+    async def process(self, events, progress, result: ListenResult, sweep_now: bool = True) -> None:
+        """Apply fetched events, run the reminder sweep, flush the outbox; add the counts to `result`."""
+        config, store, clock = self.config, self.store, self.clock
+        result.events_fetched += len(events)
+        valid, rejected = validate(events, config.mostro_pubkey)
+        result.events_rejected += rejected
+        if valid:
+            now = int(clock())
+            with store.immediate() as conn:
+                existing = disputes_store.load_disputes(store, [e.dispute_id for e in valid])
+                effects = apply.plan(existing, valid)
+                counts = apply.write(conn, effects, mostro_pubkey=config.mostro_pubkey, audience=self.audience,
+                                     now=now, on_resolved=self.hook)
+            _add_counts(result, counts)
+            testhook.pause("listen_after_commit", len(valid))
+            if counts.new and not self.audience.solvers:
+                result.warnings.append("no [[solvers]] configured: disputes are recorded but nobody is notified")
+                logger.warning("no solvers configured: %d new disputes recorded, nobody notified", counts.new)
+        if sweep_now:
+            result.notifications_queued += sweep.queue_renotifications(
+                store, audience=self.audience, now=int(clock()),
+                renotification_seconds=config.timeouts.renotification_seconds,
+                max_interval_seconds=config.timeouts.renotification_max_interval_seconds,
+                max_attempts=config.delivery.max_attempts)
+        max_attempts = config.delivery.max_attempts
+        relays = await self.inbox_relays() if outbox.count_due(store, now=int(clock()), max_attempts=max_attempts) else {}
+        flushed = await flush_outbox(store, self.sender, clock=clock, max_attempts=max_attempts, progress=progress,
+                                     stop=self.stop, inbox_relays=lambda pubkey: relays.get(pubkey, []))
+        result.add_flush(flushed)
+        result.notifications_pending = outbox.count_due(store, now=int(clock()), max_attempts=max_attempts)
+
+    async def inbox_relays(self) -> dict[str, list[str]]:
+        """DM inbox relays of every recipient who takes the nip17 envelope (cached a day)."""
+        recipients = [p for p in (*self.audience.solvers, *self.audience.observers) if self.audience.uses(p, "nip17")]
+        if not recipients:
+            return {}
+        return await inbox.refresh(self.store, self.pool, recipients, int(self.clock()),
+                                   self.config.listen.fetch_timeout_seconds)
 
 
 def _add_counts(result: ListenResult, counts: apply.ApplyCounts) -> None:
@@ -157,30 +184,24 @@ def _resolution_hook(config: Config):
     return make_resolution_hook(config)
 
 
-async def _follow(store, config, pool, stream, sender, clock, result: ListenResult, stop) -> None:
+async def _follow(run: _Run, stream, result: ListenResult) -> None:
     """Stay subscribed; apply events as they arrive; sweep and retry on the check interval."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
-    await pool.subscribe([dispute_filter(config, int(clock()) - CURSOR_OVERLAP_SECONDS)])
+    config, clock = run.config, run.clock
+    await run.pool.subscribe([dispute_filter(config, int(clock()) - CURSOR_OVERLAP_SECONDS)])
     interval = config.timeouts.renotification_check_interval_seconds
     next_sweep = clock() + interval
     logger.info("following dispute events; sweep every %ds", interval)
     from serbero_cli.nostr.events import from_sdk
 
-    while not stop.is_set():
+    while not run.stop.is_set():
         wait = max(0.05, min(0.5, next_sweep - clock()))
-        raw = await pool.next_event(stream, wait)
+        raw = await run.pool.next_event(stream, wait)
         if raw is not None and raw.kind().as_u16() == DISPUTE_KIND:
-            await _process(store, config, [from_sdk(raw)], sender, clock, None, result, sweep_now=False)
-        if clock() >= next_sweep:
-            await _process(store, config, [], sender, clock, None, result)
+            await run.process([from_sdk(raw)], None, result, sweep_now=False)
+        if clock() >= next_sweep and not run.stop.is_set():
+            await run.process([], None, result)
             next_sweep = clock() + interval
-    logger.info("stopping on signal")
+    logger.info("stopping on %s", run.stop.name or "request")
 
 
 async def _dry_run(config: Config, clock) -> ListenResult:
@@ -212,10 +233,11 @@ async def _dry_run(config: Config, clock) -> ListenResult:
 def _plan_dry(store: Store | None, config: Config, events, now: int, result: ListenResult) -> None:
     result.events_fetched = len(events)
     valid, result.events_rejected = validate(events, config.mostro_pubkey)
-    solvers = [s.pubkey for s in config.solvers]
+    audience = Audience.from_config(config)
+    solvers = list(audience.solvers)
     existing = disputes_store.load_disputes(store, [e.dispute_id for e in valid]) if store and valid else {}
     effects = apply.plan(existing, valid)
-    _add_counts(result, apply.count_effects(effects, len(solvers)))
+    _add_counts(result, apply.count_effects(effects, audience.fanout()))
     for effect in effects:
         if effect.decision.notify and solvers:
             result.planned_sends.append({"dispute_id": effect.event.dispute_id, "type": effect.decision.notify,
@@ -224,11 +246,17 @@ def _plan_dry(store: Store | None, config: Config, events, now: int, result: Lis
         result.notifications_pending = result.notifications_queued
         return
     due = sweep.due_disputes(store, now=now, renotification_seconds=config.timeouts.renotification_seconds,
+                             max_interval_seconds=config.timeouts.renotification_max_interval_seconds,
                              max_attempts=config.delivery.max_attempts) if solvers else []
+    plan = sweep.plan_reminders(due, audience, now)
     for dispute in due:
         result.planned_sends.append({"dispute_id": dispute.dispute_id, "type": "re-notification",
-                                     "recipients": solvers, "reason": "sweep"})
-    result.notifications_queued += len(due) * len(solvers)
+                                     "recipients": sorted({d.recipient for d in plan.per_dispute[dispute.dispute_id]}),
+                                     "reason": "sweep"})
+    for solver, disputes in plan.digests:
+        result.planned_sends.append({"dispute_id": disputes[0].dispute_id, "type": "re-notification-digest",
+                                     "recipients": [solver], "reason": f"sweep ({len(disputes)} disputes)"})
+    result.notifications_queued += plan.size
     retries = outbox.due(store, now=now, max_attempts=config.delivery.max_attempts, limit=1_000_000)
     for row in retries:
         result.planned_sends.append({"dispute_id": row.dispute_id, "type": row.notif_type,

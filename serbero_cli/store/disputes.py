@@ -19,10 +19,15 @@ class DisputeView:
     initiator_role: str | None = None
     event_timestamp: int = 0
     last_notified_at: int | None = None
+    revision_created_at: int | None = None  # created_at of the newest applied revision
+    last_state_change: int | None = None
+    reminders_sent: int = 0
+    round_started_at: int | None = None
 
 
 _VIEW_COLUMNS = ("dispute_id, lifecycle_state, dispute_status, assigned_solver, initiator_role, "
-                 "event_timestamp, last_notified_at")
+                 "event_timestamp, last_notified_at, revision_created_at, last_state_change, reminders_sent, "
+                 "round_started_at")
 
 
 def load_disputes(store: Store, dispute_ids: list[str]) -> dict[str, DisputeView]:
@@ -47,15 +52,15 @@ def get_dispute(store: Store, dispute_id: str) -> DisputeView | None:
 def insert_dispute(
     conn: sqlite3.Connection, *, dispute_id: str, event_id: str, mostro_pubkey: str,
     initiator_role: str | None, dispute_status: str, event_timestamp: int, now: int,
-    lifecycle_state: str, assigned_solver: str | None,
+    lifecycle_state: str, assigned_solver: str | None, revision_created_at: int | None = None,
 ) -> None:
     """Insert a new dispute and its `NULL → state` transition (trigger `detected`)."""
     conn.execute(
         "INSERT INTO disputes (dispute_id, event_id, mostro_pubkey, initiator_role, dispute_status, "
-        "event_timestamp, detected_at, lifecycle_state, assigned_solver, last_state_change) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "event_timestamp, detected_at, lifecycle_state, assigned_solver, last_state_change, revision_created_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (dispute_id, event_id, mostro_pubkey, initiator_role, dispute_status, event_timestamp, now,
-         lifecycle_state, assigned_solver, now),
+         lifecycle_state, assigned_solver, now, revision_created_at),
     )
     record_transition(conn, dispute_id, None, lifecycle_state, now, "detected")
 
@@ -97,14 +102,43 @@ def record_transition(
     )
 
 
-def disputes_due_renotification(store: Store, older_than: int, max_attempts: int) -> list[DisputeView]:
-    """Notified disputes last notified before `older_than` with no unfinished re-notification row."""
+def note_revision(conn: sqlite3.Connection, dispute_id: str, created_at: int) -> None:
+    """Remember the newest applied revision of a dispute (replays of older ones are ignored)."""
+    conn.execute("UPDATE disputes SET revision_created_at=MAX(COALESCE(revision_created_at, 0), ?) "
+                 "WHERE dispute_id=?", (created_at, dispute_id))
+
+
+_UNFINISHED = "(n.status IN ('pending','sending') OR (n.status='failed' AND n.attempts < :max))"
+
+
+def disputes_due_reminder(store: Store, *, now: int, base_seconds: int, cap_seconds: int,
+                          max_attempts: int) -> list[DisputeView]:
+    """Notified disputes whose next reminder is due, oldest first.
+
+    Reminder k (k = reminders_sent + 1) is due `base × 2^(k−1)` after the previous message, at most
+    `cap` apart. A dispute with an unfinished reminder (its own row, or a digest that lists it) is
+    skipped, so a relay outage never piles up rounds. A stored time in the future counts as now.
+    """
     rows = store.conn.execute(
         f"SELECT {_VIEW_COLUMNS} FROM disputes d WHERE d.lifecycle_state='notified' "
-        "AND d.last_notified_at < ? AND NOT EXISTS ("
-        " SELECT 1 FROM notifications n WHERE n.dispute_id=d.dispute_id AND n.notif_type='re-notification'"
-        " AND (n.status IN ('pending','sending') OR (n.status='failed' AND n.attempts < ?)))"
-        " ORDER BY d.event_timestamp",
-        (older_than, max_attempts),
+        "AND d.last_notified_at IS NOT NULL "
+        "AND MIN(d.last_notified_at, :now) + MIN(:base * (1 << MIN(d.reminders_sent, 30)), :cap) <= :now "
+        "AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.dispute_id=d.dispute_id "
+        f" AND n.notif_type='re-notification' AND {_UNFINISHED}) "
+        "AND NOT EXISTS (SELECT 1 FROM notifications n, json_each(n.covers) j "
+        f" WHERE n.notif_type='re-notification-digest' AND {_UNFINISHED} AND j.value=d.dispute_id) "
+        "ORDER BY d.event_timestamp, d.dispute_id",
+        {"now": now, "base": base_seconds, "cap": cap_seconds, "max": max_attempts},
     ).fetchall()
     return [DisputeView(*r) for r in rows]
+
+
+def round_start(conn: sqlite3.Connection, dispute_id: str) -> int:
+    """When the dispute's current round began: 0 for the first round, the reopening time after."""
+    row = conn.execute("SELECT round_started_at FROM disputes WHERE dispute_id=?", (dispute_id,)).fetchone()
+    return (row[0] or 0) if row else 0
+
+
+def lifecycle_state(conn: sqlite3.Connection, dispute_id: str) -> str | None:
+    row = conn.execute("SELECT lifecycle_state FROM disputes WHERE dispute_id=?", (dispute_id,)).fetchone()
+    return row[0] if row else None
