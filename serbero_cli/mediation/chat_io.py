@@ -107,20 +107,25 @@ async def publish_pending(store: Store, pool: Any, *, secret: Secret, channels: 
 
 async def _publish_row(store: Store, pool: Any, row: dict[str, Any], channel: ChannelKeys, *, secret: Secret,
                        send_timeout: float, now: int, bundle: tuple[str, str]) -> bool:
+    """Publish a row's envelopes, each built and stored before its first publish.
+
+    The kind-14 envelope and the legacy 1059 copy are signed once and stored on the row; every
+    later attempt, in this run or the next, republishes exactly that event, so a party never sees a
+    second copy. Only a row whose kind-14 envelope was never built may still get a fresh inner
+    event when it is over ten minutes old (recipients page by time cursors).
+    """
+    events = _stored_or_built(store, row, channel, secret=secret, now=now)
+    if events is None:
+        return False
+    kind14_json, legacy_json = events
     updates: dict[str, Any] = {}
-    inner_id, inner_ts = row["inner_event_id"], row["inner_event_created_at"]
-    if row["kind14_event_id"] is None and chat.needs_fresh_inner(inner_ts, now):
-        inner_id, inner_ts = None, now  # re-issue: recipients page by since cursors (mostro-v2.md §4.2)
-    inner = chat.build_inner(secret, row["content"], inner_ts)
-    if inner.id != row["inner_event_id"]:
-        updates.update(inner_event_id=inner.id, inner_event_created_at=inner_ts)
     kind14_id, outer_id = row["kind14_event_id"], row["outer_event_id"]
     if kind14_id is None:
-        kind14_id = await _send_with_retries(pool, lambda: chat.kind14_wrap(inner, channel), send_timeout)
+        kind14_id = await _republish(pool, kind14_json, send_timeout)
         if kind14_id:
             updates["kind14_event_id"] = kind14_id
     if row["legacy_required"] and outer_id is None:
-        outer_id = await _send_with_retries(pool, lambda: chat.legacy_wrap(inner, channel, now), send_timeout)
+        outer_id = await _republish(pool, legacy_json, send_timeout)
         if outer_id:
             updates["outer_event_id"] = outer_id
     done = kind14_id is not None and (not row["legacy_required"] or outer_id is not None)
@@ -134,7 +139,7 @@ async def _publish_row(store: Store, pool: Any, row: dict[str, Any], channel: Ch
             updates["publish_attempts"] = current["publish_attempts"] + 1
         sess.update_message(conn, row["id"], **updates)
         if done:
-            med.insert_event(conn, "outbound_sent", {"inner_event_id": updates.get("inner_event_id", inner_id),
+            med.insert_event(conn, "outbound_sent", {"inner_event_id": current["inner_event_id"],
                                                      "shared_pubkey": row["shared_pubkey"]},
                              now=now, session_id=row["session_id"], bundle=bundle)
     level = logging.INFO if done else logging.WARNING
@@ -143,10 +148,44 @@ async def _publish_row(store: Store, pool: Any, row: dict[str, Any], channel: Ch
     return done
 
 
-async def _send_with_retries(pool: Any, build, send_timeout: float) -> str | None:
+def _stored_or_built(store: Store, row: dict[str, Any], channel: ChannelKeys, *, secret: Secret,
+                     now: int) -> tuple[str, str | None] | None:
+    """The row's stored (kind-14, legacy) events; build, sign and store the missing ones first.
+
+    None when another process changed the row meanwhile (it will be seen again next time)."""
+    kind14_json, legacy_json = row.get("kind14_event_json"), row.get("legacy_event_json")
+    if kind14_json is not None and (legacy_json is not None or not row["legacy_required"]):
+        return kind14_json, legacy_json
+    updates: dict[str, Any] = {}
+    inner_ts = row["inner_event_created_at"]
+    if kind14_json is None and row["kind14_event_id"] is None and chat.needs_fresh_inner(inner_ts, now):
+        inner_ts = now  # never built, so never seen: re-issue with a fresh time (mostro-v2 republish rule)
+    inner = chat.build_inner(secret, row["content"], inner_ts)
+    if inner.id != row["inner_event_id"]:
+        if kind14_json is not None:
+            inner = chat.build_inner(secret, row["content"], row["inner_event_created_at"])
+        else:
+            updates.update(inner_event_id=inner.id, inner_event_created_at=inner_ts)
+    if kind14_json is None:
+        kind14_json = updates["kind14_event_json"] = chat.kind14_wrap(inner, channel).as_json()
+    if legacy_json is None and row["legacy_required"]:
+        legacy_json = updates["legacy_event_json"] = chat.legacy_wrap(inner, channel, now).as_json()
+    with store.immediate() as conn:
+        current = sess.message_by_id(conn, row["id"])
+        if current is None or current["kind14_event_json"] != row.get("kind14_event_json") or \
+                current["legacy_event_json"] != row.get("legacy_event_json"):
+            return None
+        sess.update_message(conn, row["id"], **updates)
+    row.update(updates)
+    return kind14_json, legacy_json
+
+
+async def _republish(pool: Any, event_json: str | None, send_timeout: float) -> str | None:
+    """Publish one stored event, up to three times with short pauses; its id when a relay took it."""
+    if event_json is None:
+        return None
     for attempt in range(len(PUBLISH_PAUSES) + 1):
-        event = build()
-        outcome = await pool.publish(event, send_timeout)
+        outcome = await pool.publish_json(event_json, send_timeout)
         if outcome.ok:
             return outcome.event_id
         if attempt < len(PUBLISH_PAUSES):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from serbero_cli.config import Config
+from serbero_cli.core.audience import Audience
 from serbero_cli.mediation import escalation
 from serbero_cli.mediation.result import MediationResult
 from serbero_cli.store.db import Store
@@ -43,6 +45,10 @@ class RunContext:
     def solvers(self) -> list[str]:
         return [s.pubkey for s in self.config.solvers]
 
+    @functools.cached_property
+    def audience(self) -> Audience:
+        return Audience.from_config(self.config)
+
     @property
     def model_blocked(self) -> bool:
         """True once the health check failed: every model step is skipped this run."""
@@ -70,7 +76,7 @@ class RunContext:
             self.store,
             escalation.Escalation(dispute_id, session_id, trigger, tuple(evidence_refs),
                                   tuple(r for r in rationale_refs if r), reason),
-            bundle=self.loaded, now=self.now(), solvers=self.solvers,
+            bundle=self.loaded, now=self.now(), audience=self.audience,
             alert_solvers=not self.config.escalation.enabled)
         if outcome == "escalated":
             self.result.escalated(trigger)

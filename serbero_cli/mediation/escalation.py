@@ -12,13 +12,18 @@ import json
 import logging
 from dataclasses import dataclass
 
+from serbero_cli.core import headline
+from serbero_cli.core.audience import Audience
 from serbero_cli.core.lifecycle import can_move
+from serbero_cli.core.observers import queue_headline
 from serbero_cli.keys import short
 from serbero_cli.mediation import messages
+from serbero_cli.mediation.transcript_dm import transcript_messages
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
 from serbero_cli.store import notifications as outbox
-from serbero_cli.store.db import Store
+from serbero_cli.store import sessions as sess
+from serbero_cli.store.db import Connection, Store
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +60,23 @@ def routed_recipients(assigned_solver: str | None, solvers: list[str]) -> list[s
     return [assigned] if assigned and assigned in solvers else list(solvers)
 
 
+def queue_handoff(conn: Connection, audience: Audience, *, dispute_id: str, session_id: str | None,
+                  notif_type: str, recipients: list[str], body: str, now: int) -> int:
+    """Queue a handoff-like message to `recipients`, followed (when a session was opened) by the
+    chat transcript to the same recipients. Return the rows queued."""
+    queued = outbox.queue(conn, dispute_id, notif_type, audience.deliveries(recipients, body), now)
+    if session_id:
+        for text in transcript_messages(dispute_id, sess.full_transcript(conn, session_id)):
+            queued += outbox.queue(conn, dispute_id, "transcript", audience.deliveries(recipients, text), now)
+    return queued
+
+
 def recommend(
-    store: Store, e: Escalation, *, bundle: tuple[str, str], now: int, solvers: list[str], alert_solvers: bool
+    store: Store, e: Escalation, *, bundle: tuple[str, str], now: int, audience: Audience, alert_solvers: bool
 ) -> str:
     """Escalate once. Return "escalated", "already_terminal" (session) or "already_escalated" (dispute)."""
     try:
-        return _recommend(store, e, bundle=bundle, now=now, solvers=solvers, alert_solvers=alert_solvers)
+        return _recommend(store, e, bundle=bundle, now=now, audience=audience, alert_solvers=alert_solvers)
     except _AlreadyTerminal:
         return "already_terminal"
 
@@ -69,7 +85,8 @@ class _AlreadyTerminal(Exception):
     """Raised inside the transaction so it rolls back with nothing written."""
 
 
-def _recommend(store: Store, e: Escalation, *, bundle, now, solvers, alert_solvers) -> str:
+def _recommend(store: Store, e: Escalation, *, bundle, now, audience: Audience, alert_solvers) -> str:
+    solvers = list(audience.solvers)
     with store.immediate() as conn:
         if e.session_id is not None:
             row = conn.execute("SELECT dispute_id FROM mediation_sessions WHERE session_id=?",
@@ -95,7 +112,9 @@ def _recommend(store: Store, e: Escalation, *, bundle, now, solvers, alert_solve
             disputes_store.move_dispute(conn, e.dispute_id, dispute[0], "escalated", now, f"mediation:{e.trigger}")
         if alert_solvers and solvers:
             recipients = routed_recipients(dispute[1] if dispute else None, solvers) if e.session_id else solvers
-            body = messages.escalation_body(e.dispute_id, e.session_id, e.trigger)
-            outbox.queue(conn, e.dispute_id, "mediation_escalation_recommended", [(s, body) for s in recipients], now)
+            queue_handoff(conn, audience, dispute_id=e.dispute_id, session_id=e.session_id,
+                          notif_type="mediation_escalation_recommended", recipients=recipients,
+                          body=messages.escalation_body(e.dispute_id, e.session_id, e.trigger), now=now)
+        queue_headline(conn, audience, e.dispute_id, headline.escalation_subject(e.session_id, e.trigger), now)
     logger.info("dispute=%s session=%s escalated trigger=%s", short(e.dispute_id), short(e.session_id), e.trigger)
     return "escalated"

@@ -7,6 +7,7 @@ import logging
 from serbero_cli.keys import short
 from serbero_cli.mediation import chat_io, messages, policy
 from serbero_cli.mediation.context import RunContext
+from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
 from serbero_cli.store import rationales
 from serbero_cli.store import sessions as sess
@@ -121,6 +122,10 @@ async def _evaluate(ctx: RunContext, session: SessionRow, total_fresh: int, foll
     marker = {"round_count_last_evaluated": total_fresh, "consecutive_eval_failures": 0,
               "last_transition_at": ctx.now()}
     if decision.action == "summarize":
+        counts = sess.fresh_inbound_counts(ctx.store.conn, session.session_id)
+        if not policy.both_parties_heard(counts):
+            await _wait_for_other_party(ctx, session, counts, marker)
+            return
         with ctx.store.immediate() as conn:
             if med.move_session(conn, session.session_id, ("awaiting_response",), "classified", ctx.now()):
                 sess.update_session(conn, session.session_id, **marker)
@@ -128,12 +133,36 @@ async def _evaluate(ctx: RunContext, session: SessionRow, total_fresh: int, foll
     await _ask_followup(ctx, session, decision, followup_number, marker)
 
 
+async def _wait_for_other_party(ctx: RunContext, session: SessionRow, counts: dict[str, int], marker: dict) -> None:
+    """A summary waits until both parties have said something: a "facts gathered" handoff after
+    one side only misleads the solver. The party who answered is thanked once; the silent party's
+    timeout still escalates `party_unresponsive`."""
+    channels = ctx.channels[session.session_id]
+    note = messages.waiting_note()
+    with ctx.store.immediate() as conn:
+        current = sess.get_session(conn, session.session_id)
+        if current is None or current.state != "awaiting_response" or \
+                disputes_store.lifecycle_state(conn, session.dispute_id) == "resolved":
+            return
+        sess.update_session(conn, session.session_id, **marker)
+        for party in ("buyer", "seller"):
+            if counts[party] and not sess.has_outbound_text(conn, session.session_id, party, note):
+                chat_io.new_outbound_row(conn, secret=ctx.config.private_key, session_id=session.session_id,
+                                         channel=channels[party], text=note, now=ctx.now(), bundle=ctx.loaded,
+                                         copy_setting=ctx.config.chat.legacy_giftwrap_copy)
+    logger.info("session=%s summary waits: buyer answers=%d seller answers=%d", short(session.session_id),
+                counts["buyer"], counts["seller"])
+    stats = await chat_io.publish_pending(ctx.store, ctx.pool, secret=ctx.config.private_key, channels=ctx.channels,
+                                          send_timeout=ctx.config.delivery.send_timeout_seconds, now_fn=ctx.clock,
+                                          bundle=ctx.loaded, session_ids={session.session_id})
+    ctx.result.publish_failures += stats.failed
+
+
 async def _ask_followup(ctx: RunContext, session: SessionRow, decision, round_number: int, marker: dict) -> None:
     channels = ctx.channels[session.session_id]
     with ctx.store.immediate() as conn:
         current = sess.get_session(conn, session.session_id)
-        resolved = conn.execute("SELECT lifecycle_state FROM disputes WHERE dispute_id=?",
-                                (session.dispute_id,)).fetchone()[0] == "resolved"
+        resolved = disputes_store.lifecycle_state(conn, session.dispute_id) == "resolved"
         if current is None or current.state != "awaiting_response" or resolved:
             return  # listen resolved it or another actor moved it: send nothing (F10)
         for party, text in (("buyer", decision.buyer_text), ("seller", decision.seller_text)):

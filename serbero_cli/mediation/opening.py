@@ -13,8 +13,10 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from serbero_cli.core import headline
 from serbero_cli.core import messages as core_messages
 from serbero_cli.core.events import RESOLVED_STATUSES
+from serbero_cli.core.observers import queue_headline
 from serbero_cli.keys import short
 from serbero_cli.mediation import auth, chat_io, messages, policy
 from serbero_cli.mediation.context import RunContext
@@ -311,7 +313,11 @@ def _open_session(ctx: RunContext, start: Start) -> bool:
     channels = {"buyer": derive_channel(secret, "buyer", outcome.buyer_pubkey),
                 "seller": derive_channel(secret, "seller", outcome.seller_pubkey)}
     session_id = str(uuid.uuid4())
-    state = "classified" if decision.action == "summarize" else "awaiting_response"
+    # Nobody has spoken yet when a session opens, so even a `summarize` verdict first asks both
+    # parties (a summary waits until both were heard): the opening questions are ours then.
+    state = "awaiting_response"
+    questions = ((decision.buyer_text, decision.seller_text) if decision.action == "ask_clarification"
+                 else (policy.OPENING_BUYER_QUESTION, policy.OPENING_SELLER_QUESTION))
     with ctx.store.immediate() as conn:
         dispute = disputes_store.get_dispute(ctx.store, start.dispute_id)
         allowed = dispute is not None and (dispute.lifecycle_state in ("new", "notified") or (
@@ -339,16 +345,16 @@ def _open_session(ctx: RunContext, start: Start) -> bool:
                          now=now, session_id=session_id, rationale_id=start.rationale_id, bundle=ctx.loaded)
         sess.update_session(conn, session_id, current_classification=c.classification,
                             current_confidence=c.confidence)
-        if decision.action == "ask_clarification":
-            for party, text in (("buyer", decision.buyer_text), ("seller", decision.seller_text)):
-                chat_io.new_outbound_row(conn, secret=secret, session_id=session_id, channel=channels[party],
-                                         text=messages.party_question(party, text), now=now, bundle=ctx.loaded,
-                                         copy_setting=ctx.config.chat.legacy_giftwrap_copy)
+        for party, text in zip(("buyer", "seller"), questions, strict=True):
+            chat_io.new_outbound_row(conn, secret=secret, session_id=session_id, channel=channels[party],
+                                     text=messages.party_question(party, text), now=now, bundle=ctx.loaded,
+                                     copy_setting=ctx.config.chat.legacy_giftwrap_copy)
         if dispute.lifecycle_state in ("new", "notified"):
             disputes_store.move_dispute(conn, start.dispute_id, dispute.lifecycle_state, "taken", now,
                                         "mediation:take", assigned_solver=ctx.config.public_key)
-            body = core_messages.assignment_body(start.dispute_id, ctx.config.public_key)
-            outbox.queue(conn, start.dispute_id, "assignment", [(s, body) for s in ctx.solvers], now)
+            body = core_messages.assignment_body(start.dispute_id, ctx.config.public_key, by_serbero=True)
+            outbox.queue(conn, start.dispute_id, "assignment", ctx.audience.deliveries(ctx.solvers, body), now)
+        queue_headline(conn, ctx.audience, start.dispute_id, headline.SUBJECT_MEDIATING, now)
     ctx.channels[session_id] = channels
     logger.info("dispute=%s session=%s opened state=%s", short(start.dispute_id), short(session_id), state)
     return True

@@ -6,9 +6,11 @@ and gets back one decision. The rule order is the contract; the first matching r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from serbero_cli.reasoning.parsing import Classification, SummaryOutput
+from serbero_cli.safetext import body_text
 
 LOW_CONFIDENCE = 0.5  # rule 4: below this, escalate (with the clarification bypass)
 BYPASS_MAX_FOLLOWUP = 3  # rule 4: ask_clarification is still sent up to this follow-up number
@@ -32,7 +34,15 @@ AUTHORITY_PHRASES: tuple[str, ...] = (
     "transfer funds",
     "disburse funds",
     "close the dispute",
+    "settle in favour of",
+    "settle in favor of",
+    "in favour of the buyer",
+    "in favor of the buyer",
+    "in favour of the seller",
+    "in favor of the seller",
 )
+# Phrases that only count as whole words at their end ("release to the buyer", not "release tomorrow").
+AUTHORITY_WORD_PHRASES: tuple[str, ...] = ("release to",)
 
 # §11.1: every escalation trigger name, including the reserved one.
 TRIGGERS: tuple[str, ...] = (
@@ -68,12 +78,19 @@ class PolicyDecision:
     confidence: float
 
 
+def normalise_for_phrases(text: str) -> str:
+    """Case-folded, controls replaced, every run of whitespace one space: what phrase checks read."""
+    return body_text(" ".join(text.casefold().split()))
+
+
 def contains_authority_phrase(text: str | None) -> bool:
-    """True when `text` contains any §10.2 phrase, ignoring letter case."""
+    """True when `text` names an action only Mostro's humans may take (after normalisation)."""
     if not text:
         return False
-    lowered = text.lower()
-    return any(phrase in lowered for phrase in AUTHORITY_PHRASES)
+    flat = normalise_for_phrases(text)
+    if any(phrase in flat for phrase in AUTHORITY_PHRASES):
+        return True
+    return any(re.search(re.escape(phrase) + r"\b", flat) for phrase in AUTHORITY_WORD_PHRASES)
 
 
 def decide(c: Classification, *, opening: bool, followup_number: int) -> PolicyDecision:
@@ -109,6 +126,19 @@ def decide(c: Classification, *, opening: bool, followup_number: int) -> PolicyD
         return PolicyDecision("summarize", None, None, None, c.classification, c.confidence)
     # Unreachable with a parsed Classification; an unknown action must never be acted on.
     return _escalate(c, "invalid_model_output")
+
+
+def both_parties_heard(fresh_inbound: dict[str, int]) -> bool:
+    """A summary is acted on only once each party has said something in the session."""
+    return fresh_inbound.get("buyer", 0) > 0 and fresh_inbound.get("seller", 0) > 0
+
+
+# The opening questions when the model would summarize before anyone spoke: both parties must be
+# heard first (classification.md's per-party rules: buyer = sent the fiat? proof; seller = received?).
+OPENING_BUYER_QUESTION = ("Please tell me in a few words whether you sent the fiat payment for this trade, when "
+                          "you sent it, and what proof of payment you have.")
+OPENING_SELLER_QUESTION = ("Please tell me in a few words whether the fiat payment for this trade has reached "
+                           "you, and when.")
 
 
 def check_summary(summary: SummaryOutput) -> str | None:

@@ -13,8 +13,11 @@ import logging
 from typing import Any
 
 from serbero_cli.config import Config
+from serbero_cli.core import headline
+from serbero_cli.core.audience import Audience
 from serbero_cli.keys import short
 from serbero_cli.mediation.messages import NO_SESSION
+from serbero_cli.safetext import header_value
 from serbero_cli.store import mediation as med
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store.db import Connection
@@ -25,17 +28,17 @@ CONTEXT_KINDS = ("reasoning_verdict", "take_dispute_issued", "escalation_recomme
 
 
 def make_resolution_hook(config: Config):
-    solvers = [s.pubkey for s in config.solvers]
+    audience = Audience.from_config(config)
 
     def hook(conn: Connection, event: Any, before: Any, now: int) -> int:
         return on_dispute_resolved(conn, dispute_id=event.dispute_id, event_id=event.event_id,
-                                   final_status=event.status, solvers=solvers, now=now)
+                                   final_status=event.status, audience=audience, now=now)
 
     return hook
 
 
 def on_dispute_resolved(
-    conn: Connection, *, dispute_id: str, event_id: str, final_status: str, solvers: list[str], now: int
+    conn: Connection, *, dispute_id: str, event_id: str, final_status: str, audience: Audience, now: int
 ) -> int:
     """Close a live session and report to solvers when mediation was involved. Return rows queued."""
     session = med.latest_session(conn, dispute_id)
@@ -50,7 +53,8 @@ def on_dispute_resolved(
     narrative = _narrative(session, state_before, verdicts)
     body = report_body(dispute_id, session["session_id"] if session else None, classification, confidence,
                        outbound, final_status, narrative)
-    queued = outbox.queue(conn, dispute_id, "mediation_resolution_report", [(s, body) for s in solvers], now)
+    queued = outbox.queue(conn, dispute_id, "mediation_resolution_report",
+                          audience.deliveries(audience.solvers, body), now)
     med.insert_event(conn, "resolved_externally_reported", {
         "classification": classification, "confidence": confidence, "dispute_id": dispute_id,
         "final_dispute_status": final_status, "narrative": narrative,
@@ -63,21 +67,20 @@ def on_dispute_resolved(
 
 def report_body(dispute_id: str, session_id: str | None, classification: str | None, confidence: float | None,
                 outbound: int, final_status: str, narrative: str) -> str:
-    """The `mediation_resolution_report/v1` DM; machine lines exact (mediation.md §14)."""
+    """The `resolved: <status>` message: subject line, then `mediation_resolution_report/v2` and
+    its exact machine lines, then the narrative."""
     if classification is not None and confidence is not None:
-        label = f"Classification: {classification} (confidence {confidence:.2f})"
+        label = f"Classification: {header_value(classification)} (confidence {confidence:.2f})"
     else:
         label = "Classification: <none recorded>"
-    return "\n".join((
-        "mediation_resolution_report/v1",
+    return headline.message(headline.subject_line(dispute_id, headline.resolved(final_status)), None, [
+        "mediation_resolution_report/v2",
         f"Dispute: {dispute_id}",
         f"Session: {session_id or NO_SESSION}",
         label,
         f"Outbound party messages: {outbound}",
-        f"Final dispute status: {final_status}",
-        "",
-        narrative,
-    ))
+        f"Final dispute status: {header_value(final_status)}",
+    ], narrative)
 
 
 def _supersede(conn: Connection, session: dict[str, Any], dispute_id: str, event_id: str,

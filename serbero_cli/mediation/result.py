@@ -32,6 +32,7 @@ class MediationResult:
     dms_delivered: int = 0
     dms_failed: int = 0
     publish_failures: int = 0
+    node_closings: int = 0  # disputes the node said the users closed themselves
     escalations: dict[str, int] = field(default_factory=dict)
     starts_attempted: int = 0
     sessions_opened: int = 0
@@ -41,6 +42,7 @@ class MediationResult:
     transport: str | None = None
     transport_source: str | None = None
     take_pow_bits: int = 0
+    node_serbero: str | None = None  # the key the node announces as its Serbero, when it is not ours
     errors: list[str] = field(default_factory=list)
     due: dict[str, Any] = field(default_factory=dict)  # dry run: the work the database shows as due
 
@@ -54,7 +56,7 @@ class MediationResult:
     @property
     def exit_code(self) -> int:
         failed = (self.dms_failed or self.publish_failures or self.evaluation_failures
-                  or self.provider_healthy is False or self.errors)
+                  or self.provider_healthy is False or self.errors or self.node_serbero)
         return int(ExitCode.PARTIAL) if failed and not self.disabled else int(ExitCode.OK)
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +76,7 @@ class MediationResult:
             "starts_skipped": dict(sorted(self.starts_skipped.items())),
             "solver_auth_status": self.solver_auth_status, "transport": self.transport,
             "transport_source": self.transport_source, "take_pow_bits": self.take_pow_bits,
+            "node_closings": self.node_closings, "node_serbero": self.node_serbero,
             "errors": list(self.errors),
         }
         if self.dry_run:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from serbero_cli.config import Config, load_reasoning_api_key
 from serbero_cli.errors import NoRelayReachable
 from serbero_cli.keys import short
-from serbero_cli.mediation import chat_io, ingest, opening, summary, timeouts
+from serbero_cli.mediation import chat_io, ingest, node_messages, opening, summary, timeouts
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.evaluate import evaluate_sessions
 from serbero_cli.mediation.result import MediationResult
@@ -96,6 +96,9 @@ async def _run(config, store: Store, bundle, api_key, result, clock, retry_pause
 
 async def _steps(ctx: RunContext, sender, max_starts: int) -> None:
     live = ingest.load_channels(ctx, sess.live_sessions(ctx.store))  # step 2
+    if await node_messages.apply_node_closings(ctx):
+        still_live = {s.session_id for s in sess.live_sessions(ctx.store)}
+        live = [s for s in live if s.session_id in still_live]
     live = await ingest.check_takeovers(ctx, live)
     await ingest.ingest_replies(ctx, live)
     ingest.apply_round_limits(ctx)  # step 3
@@ -104,10 +107,10 @@ async def _steps(ctx: RunContext, sender, max_starts: int) -> None:
     await _publish(ctx)  # step 6a
     await summary.generate_summaries(ctx)  # step 6b
     await summary.deliver_and_settle(ctx, sender)  # step 6c
-    await opening.start_sessions(ctx, max_starts)  # step 7
+    if ctx.result.node_serbero is None:
+        await opening.start_sessions(ctx, max_starts)  # step 7
     await _publish(ctx)  # the opening questions
-    await summary.generate_summaries(ctx)  # fix 3: an opening summarize is delivered in the same run
-    await summary.deliver_and_settle(ctx, sender)
+    await summary.deliver_and_settle(ctx, sender)  # the assignment and observer messages of new sessions
     if ctx.result.sessions_opened:
         await ingest.record_take_revisions(ctx)  # before a takeover can replace it on the relays
     ctx.result.live_sessions = len(sess.live_sessions(ctx.store))
@@ -156,8 +159,25 @@ async def _resolve_transport(ctx: RunContext) -> None:
         with ctx.store.immediate() as conn:
             sync.set_value(conn, TRANSPORT_CACHE_KEY, json.dumps(choice.cache_value, separators=(",", ":")),
                            ctx.now())
+    _check_node_serbero(ctx, newest, info)
     ctx.take_transport, ctx.take_pow_bits = choice.transport, choice.pow_bits
     ctx.result.transport, ctx.result.transport_source = choice.transport, choice.source
     ctx.result.take_pow_bits = choice.pow_bits
     logger.info("take transport=%s source=%s pow=%d node=%s", choice.transport, choice.source, choice.pow_bits,
                 short(ctx.config.mostro_pubkey))
+
+
+def _check_node_serbero(ctx: RunContext, event, info) -> None:
+    """A node that announces another Serbero gets no new session from this one (exit 4)."""
+    from serbero_cli.keys import npub
+
+    if info is None:
+        return
+    if info.serbero_malformed:
+        logger.warning("node info event=%s has a malformed serbero tag; ignored", short(event.id, 16))
+        return
+    own = ctx.config.public_key
+    if info.serbero is not None and info.serbero != own:
+        ctx.result.node_serbero = info.serbero
+        logger.error("the node announces another Serbero (%s, %s); this one is %s (%s): no new session is "
+                     "started", npub(info.serbero), info.serbero, npub(own), own)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from serbero_cli.core import headline
+from serbero_cli.core.observers import queue_headline
 from serbero_cli.core.outbox import flush_outbox
 from serbero_cli.keys import short
 from serbero_cli.mediation import escalation, messages, policy
@@ -17,7 +19,9 @@ from serbero_cli.store import sessions as sess
 
 logger = logging.getLogger(__name__)
 
-MEDIATION_DM_TYPES = ("mediation_summary", "mediation_escalation_recommended", "assignment")
+# Every type mediate-once queues, so one run delivers what it decided.
+MEDIATION_DM_TYPES = ("mediation_summary", "mediation_escalation_recommended", "assignment", "transcript",
+                      "observer", "mediation_resolution_report")
 
 
 async def generate_summaries(ctx: RunContext) -> None:
@@ -70,7 +74,9 @@ def _record_summary(ctx: RunContext, session, out) -> None:
                          now=now, session_id=session.session_id, rationale_id=rid, bundle=ctx.loaded)
         sess.update_session(conn, session.session_id, consecutive_eval_failures=0)
         if recipients:
-            outbox.queue(conn, session.dispute_id, "mediation_summary", [(r, body) for r in recipients], now)
+            escalation.queue_handoff(conn, ctx.audience, dispute_id=session.dispute_id, session_id=session.session_id,
+                                     notif_type="mediation_summary", recipients=recipients, body=body, now=now)
+            queue_headline(conn, ctx.audience, session.dispute_id, headline.SUBJECT_FACTS_GATHERED, now)
     ctx.result.summaries_generated += 1
     logger.info("session=%s summary queued for %d solvers", short(session.session_id), len(recipients))
     if not recipients:

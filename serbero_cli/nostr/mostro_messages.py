@@ -24,6 +24,7 @@ MAX_REQUEST_ID = 2**63 - 1
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _DIGITS = re.compile(r"^[0-9]+$")
 _HEX128 = re.compile(r"^[0-9a-fA-F]{128}$")
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class NodeInfo:
     mostro_version: str | None
     event_id: str
     created_at: int
+    serbero: str | None = None  # the node's own Serbero (`serbero` tag), 64 lowercase hex
+    serbero_malformed: bool = False  # a `serbero` tag was there but is not a 64-hex public key
 
 
 def new_request_id() -> int:
@@ -171,7 +174,20 @@ def parse_info_event(event: NostrEvent) -> NodeInfo:
         mostro_version=event.first_tag("mostro_version"),
         event_id=event.id,
         created_at=event.created_at,
+        **_serbero_tag(event.first_tag("serbero")),
     )
+
+
+def _serbero_tag(value: str | None) -> dict[str, Any]:
+    """mostrod ≥ 0.19.1 announces its Serbero as `["serbero", "<64 hex>"]`; an npub, a wrong length
+    or a point off the curve is malformed (reported, then treated as no tag). Uppercase is fine."""
+    if value is None:
+        return {}
+    from serbero_cli.keys import is_valid_xonly
+
+    if _HEX64.match(value) and is_valid_xonly(value.lower()):
+        return {"serbero": value.lower()}
+    return {"serbero_malformed": True}
 
 
 def _int_or_none(value: str | None) -> int | None:

@@ -15,6 +15,9 @@ DISPUTE_EXPR = ("CASE WHEN typeof(payload_json) = 'text' AND json_valid(payload_
                 "THEN json_extract(payload_json, '$.dispute_id') END")
 LIVE_STATES = ("awaiting_response", "classified", "summary_pending")
 LIVE_SQL = "(" + ",".join(f"'{s}'" for s in LIVE_STATES) + ")"
+# A reopened dispute starts a new round: lookups that decide what to do next see only rows from
+# the current round (the first round starts at 0). `?` is the dispute id.
+ROUND_START = "(SELECT COALESCE(MAX(round_started_at), 0) FROM disputes WHERE dispute_id = ?)"
 
 
 def audit_json(payload: dict[str, Any]) -> str:
@@ -47,8 +50,9 @@ def dispute_scoped_events(conn: sqlite3.Connection, dispute_id: str, kinds: tupl
     marks = ",".join("?" * len(kinds))
     cur = conn.execute(
         f"SELECT id, kind, payload_json, rationale_id, occurred_at FROM mediation_events "
-        f"WHERE session_id IS NULL AND ({DISPUTE_EXPR}) = ? AND kind IN ({marks}) ORDER BY id",
-        (dispute_id, *kinds),
+        f"WHERE session_id IS NULL AND ({DISPUTE_EXPR}) = ? AND kind IN ({marks}) "
+        f"AND occurred_at >= {ROUND_START} ORDER BY id",
+        (dispute_id, *kinds, dispute_id),
     )
     return [
         {"id": r[0], "kind": r[1], "payload": _loads(r[2]), "rationale_id": r[3], "occurred_at": r[4]}
@@ -57,9 +61,11 @@ def dispute_scoped_events(conn: sqlite3.Connection, dispute_id: str, kinds: tupl
 
 
 def has_dispute_scoped(conn: sqlite3.Connection, dispute_id: str, kind: str) -> bool:
+    """Whether this round of the dispute has a dispute-scoped event of `kind`."""
     return conn.execute(
-        f"SELECT 1 FROM mediation_events WHERE session_id IS NULL AND ({DISPUTE_EXPR}) = ? AND kind = ? LIMIT 1",
-        (dispute_id, kind),
+        f"SELECT 1 FROM mediation_events WHERE session_id IS NULL AND ({DISPUTE_EXPR}) = ? AND kind = ? "
+        f"AND occurred_at >= {ROUND_START} LIMIT 1",
+        (dispute_id, kind, dispute_id),
     ).fetchone() is not None
 
 
@@ -71,10 +77,11 @@ def session_events(conn: sqlite3.Connection, session_id: str, kind: str) -> list
 
 
 def latest_session(conn: sqlite3.Connection, dispute_id: str) -> dict[str, Any] | None:
-    """The dispute's newest session by started_at (then rowid), as a dict, or None."""
+    """The newest session of this round of the dispute by started_at (then rowid), as a dict, or None."""
     cur = conn.execute(
-        "SELECT * FROM mediation_sessions WHERE dispute_id=? ORDER BY started_at DESC, rowid DESC LIMIT 1",
-        (dispute_id,))
+        f"SELECT * FROM mediation_sessions WHERE dispute_id=? AND started_at >= {ROUND_START} "
+        "ORDER BY started_at DESC, rowid DESC LIMIT 1",
+        (dispute_id, dispute_id))
     row = cur.fetchone()
     if row is None:
         return None
@@ -82,7 +89,9 @@ def latest_session(conn: sqlite3.Connection, dispute_id: str) -> dict[str, Any] 
 
 
 def has_any_session(conn: sqlite3.Connection, dispute_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM mediation_sessions WHERE dispute_id=? LIMIT 1", (dispute_id,)).fetchone() is not None
+    """Whether this round of the dispute already had a session (one per round, ever)."""
+    return conn.execute(f"SELECT 1 FROM mediation_sessions WHERE dispute_id=? AND started_at >= {ROUND_START} "
+                        "LIMIT 1", (dispute_id, dispute_id)).fetchone() is not None
 
 
 def move_session(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serbero_cli.store.db import Store
-from serbero_cli.store.mediation import DISPUTE_EXPR, LIVE_SQL
+from serbero_cli.store.mediation import DISPUTE_EXPR, LIVE_SQL, ROUND_START
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,12 @@ def fresh_inbound_counts(conn: sqlite3.Connection, session_id: str) -> dict[str,
     return counts
 
 
+def has_outbound_text(conn: sqlite3.Connection, session_id: str, party: str, text: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM mediation_messages WHERE session_id=? AND direction='outbound' AND party=? AND content=? "
+        "LIMIT 1", (session_id, party, text)).fetchone() is not None
+
+
 def has_fresh_kind14_from(conn: sqlite3.Connection, session_id: str, party: str) -> bool:
     return conn.execute(
         "SELECT 1 FROM mediation_messages WHERE session_id=? AND direction='inbound' AND party=? AND stale=0 "
@@ -118,6 +124,25 @@ def transcript_rows(conn: sqlite3.Connection, session_id: str, limit: int) -> li
         (session_id, limit))
     cols = [c[0] for c in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def full_transcript(conn: sqlite3.Connection, session_id: str) -> list[dict[str, Any]]:
+    """Every message the parties sent and every question that went out, in the order they were
+    written (their own created_at, then id): what a solver who takes over needs to read."""
+    cur = conn.execute(
+        "SELECT id, direction, party, content, inner_event_created_at FROM mediation_messages "
+        "WHERE session_id=? AND (direction='inbound' OR published_at IS NOT NULL) "
+        "ORDER BY inner_event_created_at, id", (session_id,))
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def unresolved_disputes_with_sessions(store: Store) -> dict[str, int]:
+    """Disputes not resolved yet that had a session this round: id -> when its session started."""
+    return dict(store.conn.execute(
+        "SELECT d.dispute_id, MIN(s.started_at) FROM disputes d JOIN mediation_sessions s "
+        "ON s.dispute_id=d.dispute_id AND s.started_at >= COALESCE(d.round_started_at, 0) "
+        "WHERE d.lifecycle_state != 'resolved' GROUP BY d.dispute_id").fetchall())
 
 
 def unpublished_outbound(store: Store) -> list[dict[str, Any]]:
@@ -146,25 +171,30 @@ def count_events(conn: sqlite3.Connection, session_id: str, kind: str) -> int:
 
 
 def count_dispute_events(conn: sqlite3.Connection, dispute_id: str, kind: str) -> int:
+    """Dispute-scoped events of `kind` in this round of the dispute."""
     return conn.execute(
-        f"SELECT COUNT(*) FROM mediation_events WHERE session_id IS NULL AND ({DISPUTE_EXPR}) = ? AND kind=?",
-        (dispute_id, kind)).fetchone()[0]
+        f"SELECT COUNT(*) FROM mediation_events WHERE session_id IS NULL AND ({DISPUTE_EXPR}) = ? AND kind=? "
+        f"AND occurred_at >= {ROUND_START}",
+        (dispute_id, kind, dispute_id)).fetchone()[0]
 
 
 def eligible_dispute_candidates(store: Store, *, now: int, retry_interval: int) -> list[dict[str, Any]]:
     """Disputes passing eligibility rules 2–6 (mediation.md §7.2), oldest event_timestamp first.
 
-    Rule 1 (UUID id, buyer/seller initiator) is checked in Python by the caller.
+    Rule 1 (UUID id, buyer/seller initiator) is checked in Python by the caller. Only the current
+    round counts: a reopened dispute is eligible again whatever its earlier rounds held.
     """
+    this_round = "e.occurred_at >= COALESCE(d.round_started_at, 0)"
     started = (f"SELECT MAX(occurred_at) FROM mediation_events e WHERE e.session_id IS NULL "
                f"AND ({DISPUTE_EXPR.replace('payload_json', 'e.payload_json')}) = d.dispute_id "
-               f"AND e.kind='start_attempt_started'")
+               f"AND e.kind='start_attempt_started' AND {this_round}")
     scoped = (f"SELECT 1 FROM mediation_events e WHERE e.session_id IS NULL "
-              f"AND ({DISPUTE_EXPR.replace('payload_json', 'e.payload_json')}) = d.dispute_id AND ")
+              f"AND ({DISPUTE_EXPR.replace('payload_json', 'e.payload_json')}) = d.dispute_id AND {this_round} AND ")
     cur = store.conn.execute(
         f"SELECT d.dispute_id, d.initiator_role, d.lifecycle_state, d.event_timestamp, ({started}) AS last_start "
         "FROM disputes d WHERE d.lifecycle_state IN ('new','notified','taken','waiting') "
-        "AND NOT EXISTS (SELECT 1 FROM mediation_sessions s WHERE s.dispute_id=d.dispute_id) "
+        "AND NOT EXISTS (SELECT 1 FROM mediation_sessions s WHERE s.dispute_id=d.dispute_id "
+        "AND s.started_at >= COALESCE(d.round_started_at, 0)) "
         f"AND NOT EXISTS ({scoped} e.kind='escalation_recommended') "
         f"AND NOT EXISTS ({scoped} e.kind='start_attempt_stopped' AND (CASE WHEN typeof(e.payload_json)='text' "
         "AND json_valid(e.payload_json) THEN json_extract(e.payload_json,'$.stop_reason') END) "
