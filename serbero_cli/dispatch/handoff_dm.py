@@ -1,19 +1,23 @@
-"""The `escalation_handoff/v1` DM body (escalation.md §5.1), byte-exact.
+"""The handoff DM body (docs/wire-formats.md#handoff), byte-exact.
 
-Solver tooling branches on line 1, reads the `Key: value` header up to the first empty line and
-parses the JSON line, so everything but line 6 is a wire format. Line 6 is prose for the person
-reading it; product reviews `SUMMARY_TEMPLATE`, and rewording it needs no new version.
+It opens with the `Dispute <id> · <subject>` line Mostrix and mostro-watchdog read (`handed off:
+<trigger>` when a session was opened, else `mediation could not start` with `reason: <trigger>`),
+then `escalation_handoff/v2` on its own line, the `Key: value` header up to the first empty line,
+one line for the person reading it, and the JSON package after `Handoff payload (JSON):`. Tools
+find the marker on the first line matching `^[a-z_]+/v[0-9]+$`; everything but the prose line is
+a wire format. Product reviews `SUMMARY_TEMPLATE`; rewording it needs no new version.
 """
 
 from __future__ import annotations
 
 import logging
 
+from serbero_cli.core.headline import escalation_opening
 from serbero_cli.dispatch.package import HandoffPackage
 
 logger = logging.getLogger(__name__)
 
-VERSION_LINE = "escalation_handoff/v1"
+VERSION_LINE = "escalation_handoff/v2"
 NO_SESSION = "<none \u2014 dispute-scoped handoff>"  # em dash, one space each side
 PAYLOAD_HEADER = "Handoff payload (JSON):"
 WARN_BODY_BYTES = 30_000
@@ -33,9 +37,12 @@ def summary_line(package: HandoffPackage) -> str:
 
 
 def render_handoff_body(package: HandoffPackage) -> str:
-    """The whole DM text: nine lines joined with `\\n`, no trailing newline. WARN above 30 000 bytes."""
+    """The whole DM text joined with `\\n`, no trailing newline. WARN above 30 000 bytes."""
     session = package.session_id if package.session_id is not None else NO_SESSION
+    first, second = escalation_opening(package.dispute_id, package.session_id, package.trigger)
     body = "\n".join((
+        first,
+        second,
         VERSION_LINE,
         f"Dispute: {package.dispute_id}",
         f"Session: {session}",

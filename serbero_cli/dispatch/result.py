@@ -47,7 +47,9 @@ class HandoffOutcome:
 
     @property
     def failed_sends(self) -> int:
-        return sum(1 for d in self.deliveries if not d.get("ok"))
+        """Recipients the handoff did not reach, plus transcript parts that did not go out."""
+        return sum(1 for d in self.deliveries if not d.get("ok")) + sum(d.get("failed_parts", 0)
+                                                                         for d in self.deliveries)
 
 
 @dataclass

@@ -17,14 +17,19 @@ from typing import Any
 
 from serbero_cli import testhook
 from serbero_cli.config import Config
+from serbero_cli.core.audience import Audience
+from serbero_cli.dispatch import sends
 from serbero_cli.dispatch.handoff_dm import render_handoff_body
 from serbero_cli.dispatch.package import HandoffParseError, parse_handoff
 from serbero_cli.dispatch.result import DispatchResult, HandoffOutcome
 from serbero_cli.dispatch.routing import resolve_recipients
 from serbero_cli.errors import DatabaseError, DatabaseMissing
+from serbero_cli.mediation.transcript_dm import transcript_messages
 from serbero_cli.runlock import RunLock
+from serbero_cli.safetext import for_log
 from serbero_cli.store import dispatches, sync
 from serbero_cli.store import disputes as disputes_store
+from serbero_cli.store import sessions as sess
 from serbero_cli.store.db import Store, open_db
 from serbero_cli.store.dispatches import DbError, DispatchRow, HandoffRow
 
@@ -99,6 +104,7 @@ class _Walk:
         self.sender: Any = None
         self.relays_down = False
         self.label = " (dry run: not recorded)" if dry_run else ""
+        self.audience = Audience.from_config(config)
 
     async def run(self) -> None:
         now = int(self.clock())
@@ -167,16 +173,34 @@ class _Walk:
             self._plan_send(outcome, "send", 1, body)
             return
         now = int(self.clock())
+        planned = self._plan(package, list(decision.recipients), body, handoff.session_id, now)
         dispatch_id, why = dispatches.claim_handoff(
             self.store, handoff, dispute_id=package.dispute_id, route=decision.route,
-            recipients=list(decision.recipients), fallback_broadcast=decision.fallback_broadcast, now=now)
+            recipients=list(decision.recipients), fallback_broadcast=decision.fallback_broadcast, now=now,
+            events_json=sends.dump(planned))
         if dispatch_id is None:
             self._not_claimed(outcome, why)
             return
         self.claims += 1
         logger.info("handoff=%d dispute=%s claimed route=%s recipients=%d", handoff.id,
                     _show(package.dispute_id), decision.route, len(decision.recipients))
-        await self._deliver(outcome, handoff, body)
+        await self._deliver(outcome, handoff, planned)
+
+    def _plan(self, package, recipients: list[str], body: str, session_id: str | None,
+              now: int) -> list[sends.PlannedSend]:
+        """Build and sign every message of the delivery (before the claim commits)."""
+        from serbero_cli.nostr.dm import build_dm
+
+        transcript = self._transcript(package.dispute_id, session_id)
+        return sends.plan_sends(
+            self.audience, recipients, package.dispute_id, body, transcript,
+            lambda envelope, recipient, dispute_id, text: build_dm(self.config.private_key, envelope, recipient,
+                                                                   dispute_id, text, now))
+
+    def _transcript(self, dispute_id: str, session_id: str | None) -> list[str]:
+        if session_id is None:
+            return []
+        return transcript_messages(dispute_id, sess.full_transcript(self.store.conn, session_id))
 
     def _parse_failed(self, handoff: HandoffRow, dispute_id: str, reason: str, detail: str,
                       trigger: str | None) -> None:
@@ -209,7 +233,10 @@ class _Walk:
         outcome = HandoffOutcome(handoff.id, dispatch.dispute_id, handoff.session_id, dispatch.route or "broadcast",
                                  "", recipients=dispatch.recipients, dispatch_id=dispatch.dispatch_id,
                                  status="sending", attempt=dispatch.attempts)
-        if dispatch.dispatched_at > stale_before:
+        stored = sends.load(dispatch.events_json)
+        # A row with its events stored is republished at once: the same events cannot show anyone a
+        # second copy. A row claimed without them waits until it is stale, as before.
+        if stored is None and dispatch.dispatched_at > stale_before:
             outcome.action, outcome.detail = "skip_in_flight", f"in flight: attempt {dispatch.attempts}/{MAX_ATTEMPTS}"
             self.result.add(outcome, "in_flight")
             return
@@ -230,15 +257,18 @@ class _Walk:
             self._plan_send(outcome, "resend", dispatch.attempts + 1, body)
             self.result.counts["resends"] += 1
             return
+        now = int(self.clock())
+        planned = stored if stored is not None else self._plan(package, dispatch.recipients, body,
+                                                               handoff.session_id, now)
         if not dispatches.reclaim_dispatch(self.store, dispatch.dispatch_id, seen_attempts=dispatch.attempts,
-                                           now=int(self.clock())):
+                                           now=now, events_json=None if stored else sends.dump(planned)):
             self._not_claimed(outcome, "claimed by another run")
             return
         self.claims += 1
         self.result.counts["resends"] += 1
-        logger.warning("handoff=%d dispute=%s stale claim: re-sending (attempt %d/%d)", handoff.id,
+        logger.warning("handoff=%d dispute=%s unfinished claim: republishing (attempt %d/%d)", handoff.id,
                        _show(dispatch.dispute_id), dispatch.attempts + 1, MAX_ATTEMPTS)
-        await self._deliver(outcome, handoff, body)
+        await self._deliver(outcome, handoff, planned)
 
     def _give_up(self, outcome: HandoffOutcome, dispatch: DispatchRow, handoff: HandoffRow, why: str) -> None:
         outcome.action, outcome.detail = "give_up", why
@@ -309,17 +339,21 @@ class _Walk:
             self.result.add(outcome)
         logger.info("handoff=%d not claimed: %s", outcome.handoff_event_id, why)
 
-    async def _deliver(self, outcome: HandoffOutcome, handoff: HandoffRow, body: str) -> None:
-        """Send to each recipient in order, record each send, then finalize in one transaction."""
+    async def _deliver(self, outcome: HandoffOutcome, handoff: HandoffRow, planned: list[sends.PlannedSend]) -> None:
+        """Publish each stored event in order, record each send, then finalize in one transaction."""
         dispatch = dispatches.dispatch_for_handoff(self.store, handoff.id)
         outcome.dispatch_id, outcome.attempt, outcome.status = dispatch.dispatch_id, dispatch.attempts, "sending"
         outcome.action = "send" if dispatch.attempts == 1 else "resend"
         if dispatch.attempts > 1:
             outcome.detail = f"attempt {dispatch.attempts}/{MAX_ATTEMPTS}"
         self.result.add(outcome)
-        testhook.pause("after_claim", handoff.id)  # escalation.md §8.1 kill -9 tests
-        for pubkey in dispatch.recipients:
-            outcome.deliveries.append(await self._send_one(dispatch, pubkey, body))
+        testhook.pause("after_claim", handoff.id)  # kill -9 tests
+        per_recipient: dict[str, dict[str, Any]] = {}
+        for send in planned:
+            delivery = per_recipient.setdefault(send.recipient, _new_delivery(send.recipient))
+            result = await self._send_one(dispatch, send)
+            _merge(delivery, send, result)
+        outcome.deliveries = [per_recipient[r] for r in dispatch.recipients if r in per_recipient]
         testhook.pause("after_send", handoff.id)
         status = "dispatched" if any(d["ok"] for d in outcome.deliveries) else "send_failed"
         if dispatches.finalize_dispatch(self.store, dispatch, handoff, status=status, now=int(self.clock())):
@@ -327,34 +361,38 @@ class _Walk:
             self.result.counts[status] += 1
             log = logger.info if status == "dispatched" and not outcome.failed_sends else logger.warning
             log("handoff=%d dispute=%s %s: %d of %d recipients accepted", handoff.id, _show(dispatch.dispute_id),
-                status, len(outcome.deliveries) - outcome.failed_sends, len(outcome.deliveries))
+                status, sum(1 for d in outcome.deliveries if d["ok"]), len(outcome.deliveries))
         else:
             outcome.detail = "finalize found the row moved on"
             logger.error("handoff=%d dispatch=%s finalize found the row moved on", handoff.id, dispatch.dispatch_id)
 
-    async def _send_one(self, dispatch: DispatchRow, pubkey: str, body: str) -> dict[str, Any]:
+    async def _send_one(self, dispatch: DispatchRow, send: sends.PlannedSend) -> dict[str, Any]:
+        """Publish one stored event; record it; return what happened."""
         timeout = self.config.delivery.send_timeout_seconds
         try:
-            sent = await asyncio.wait_for(self.sender.send(pubkey, body), timeout=timeout + 10)
+            if send.error:
+                raise _Unbuildable(send.error)
+            sent = await asyncio.wait_for(self.sender.publish(send.event_json), timeout=timeout + 10)
             accepted, rejected, error = list(sent.accepted), dict(sent.rejected), sent.error
             message = None if sent.ok else sent.error_message()
+        except _Unbuildable as exc:
+            accepted, rejected, error, message = [], {}, str(exc), str(exc)
         except TimeoutError:  # backstop: the pool's own timeout should fire first
             accepted, rejected, error = [], {u: "timeout" for u in self.config.relays}, None
             message = "no relay accepted: " + "; ".join(f"{u}: timeout" for u in self.config.relays)
         ok = bool(accepted)
         try:
-            dispatches.record_send(self.store, dispute_id=dispatch.dispute_id, solver_pubkey=pubkey, sent=ok,
-                                   attempts=dispatch.attempts, body=body, created_at=dispatch.dispatched_at,
-                                   relays_accepted=accepted, error_message=message)
-        except DbError as exc:  # §4.2: the record is best effort
-            logger.warning("dispatch=%s solver=%s send record not written: %s", dispatch.dispatch_id, pubkey[:8], exc)
+            dispatches.record_send(self.store, dispute_id=dispatch.dispute_id, solver_pubkey=send.recipient, sent=ok,
+                                   attempts=dispatch.attempts, body=send.body, created_at=dispatch.dispatched_at,
+                                   relays_accepted=accepted, error_message=message, notif_type=send.notif_type,
+                                   envelope=send.envelope, event_id=send.event_id)
+        except DbError as exc:  # the record is best effort
+            logger.warning("dispatch=%s solver=%s send record not written: %s", dispatch.dispatch_id,
+                           send.recipient[:8], exc)
         if not ok:
-            logger.warning("dispatch=%s solver=%s send failed: %s", dispatch.dispatch_id, pubkey[:8], message)
-        delivery: dict[str, Any] = {"pubkey": pubkey, "ok": ok, "accepted_by": sorted(accepted),
-                                    "rejected": dict(sorted(rejected.items()))}
-        if error:
-            delivery["error"] = error
-        return delivery
+            logger.warning("dispatch=%s solver=%s %s %s send failed: %s", dispatch.dispatch_id, send.recipient[:8],
+                           send.notif_type, send.envelope, for_log(message))
+        return {"ok": ok, "accepted": accepted, "rejected": rejected, "error": error}
 
     def _log_summary(self) -> None:
         counts = self.result.counts
@@ -365,3 +403,29 @@ class _Walk:
             logger.info("relays not contacted: nothing to send")
         logger.info("dispatch-once%s: %s", " (dry run)" if self.dry_run else "",
                     " ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+class _Unbuildable(Exception):
+    """The planned event could not be built; the send is recorded as failed."""
+
+
+def _new_delivery(pubkey: str) -> dict[str, Any]:
+    return {"pubkey": pubkey, "ok": False, "accepted_by": [], "rejected": {}, "envelopes": {}}
+
+
+def _merge(delivery: dict[str, Any], send: sends.PlannedSend, result: dict[str, Any]) -> None:
+    """Fold one send into the recipient's report line: `ok` once any envelope delivered the handoff
+    itself; transcript parts that fail are failed sends too (exit 4) but do not undo `ok`."""
+    per = delivery["envelopes"].setdefault(send.envelope, {"ok": True, "accepted_by": [], "rejected": {}})
+    per["ok"] = per["ok"] and result["ok"]
+    per["accepted_by"] = sorted(set(per["accepted_by"]) | set(result["accepted"]))
+    per["rejected"].update(result["rejected"])
+    if send.notif_type == sends.HANDOFF_TYPE and result["ok"]:
+        delivery["ok"] = True
+    if not result["ok"] and send.notif_type != sends.HANDOFF_TYPE:
+        delivery.setdefault("failed_parts", 0)
+        delivery["failed_parts"] += 1
+    delivery["accepted_by"] = sorted(set(delivery["accepted_by"]) | set(result["accepted"]))
+    delivery["rejected"] = dict(sorted({**delivery["rejected"], **result["rejected"]}.items()))
+    if result["error"]:
+        delivery["error"] = result["error"]

@@ -66,6 +66,7 @@ class DispatchRow:
     route: str | None
     attempts: int
     finished_at: int | None
+    events_json: str | None = None  # the signed events of this delivery, stored at claim
 
     @property
     def recipients(self) -> list[str]:
@@ -73,7 +74,7 @@ class DispatchRow:
 
 
 _DISPATCH_COLS = ("dispatch_id, dispute_id, session_id, handoff_event_id, target_solver, dispatched_at, "
-                  "created_at, status, fallback_broadcast, route, attempts, finished_at")
+                  "created_at, status, fallback_broadcast, route, attempts, finished_at, events_json")
 _HANDOFF_COLS = "h.id, h.session_id, h.prompt_bundle_id, h.policy_hash, h.occurred_at"
 
 
@@ -125,7 +126,7 @@ def sending_dispatches(store: Store) -> list[tuple[DispatchRow, HandoffRow]]:
         "FROM escalation_dispatches d JOIN mediation_events h ON h.id = d.handoff_event_id "
         "WHERE d.status = 'sending' ORDER BY d.handoff_event_id",
     ).fetchall()
-    return [(DispatchRow(*r[:12]), HandoffRow(*r[12:])) for r in rows]
+    return [(DispatchRow(*r[:13]), HandoffRow(*r[13:])) for r in rows]
 
 
 def dispatch_for_handoff(store: Store | sqlite3.Connection, handoff_id: int) -> DispatchRow | None:
@@ -200,10 +201,10 @@ def record_unroutable(store: Store, handoff: HandoffRow, *, dispute_id: str, con
 
 
 def claim_handoff(store: Store, handoff: HandoffRow, *, dispute_id: str, route: str, recipients: list[str],
-                  fallback_broadcast: bool, now: int) -> tuple[str | None, str]:
-    """§3.4 step 1: insert the `sending` row. Return (dispatch_id, "claimed") or (None, why not).
-
-    A concurrent claim of the same handoff loses on the UNIQUE index on handoff_event_id.
+                  fallback_broadcast: bool, now: int, events_json: str | None = None) -> tuple[str | None, str]:
+    """Insert the `sending` row with the delivery's signed events. Return (dispatch_id, "claimed")
+    or (None, why not). A concurrent claim of the same handoff loses on the UNIQUE index on
+    handoff_event_id.
     """
     dispatch_id = str(uuid.uuid4())
     try:
@@ -214,9 +215,9 @@ def claim_handoff(store: Store, handoff: HandoffRow, *, dispute_id: str, route: 
             if state is None or state == "resolved":
                 return None, "dispute changed since the scan"
             conn.execute(
-                f"INSERT INTO escalation_dispatches ({_DISPATCH_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO escalation_dispatches ({_DISPATCH_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (dispatch_id, dispute_id, handoff.session_id, handoff.id, ",".join(recipients), now, now,
-                 "sending", 1 if fallback_broadcast else 0, route, 1, None),
+                 "sending", 1 if fallback_broadcast else 0, route, 1, None, events_json),
             )
     except sqlite3.IntegrityError as exc:
         if "UNIQUE" not in str(exc):
@@ -225,13 +226,15 @@ def claim_handoff(store: Store, handoff: HandoffRow, *, dispute_id: str, route: 
     return dispatch_id, "claimed"
 
 
-def reclaim_dispatch(store: Store, dispatch_id: str, *, seen_attempts: int, now: int) -> bool:
-    """§3.5 compare-and-set: attempts + 1 and a new dispatched_at, only if nobody else moved the row."""
+def reclaim_dispatch(store: Store, dispatch_id: str, *, seen_attempts: int, now: int,
+                     events_json: str | None = None) -> bool:
+    """Compare-and-set: attempts + 1 and a new dispatched_at, only if nobody else moved the row.
+    A row claimed before events were stored gets them now (`events_json`)."""
     with store.immediate() as conn:
         cur = conn.execute(
-            "UPDATE escalation_dispatches SET attempts = attempts + 1, dispatched_at = ? "
-            "WHERE dispatch_id = ? AND status = 'sending' AND attempts = ?",
-            (now, dispatch_id, seen_attempts),
+            "UPDATE escalation_dispatches SET attempts = attempts + 1, dispatched_at = ?, "
+            "events_json = COALESCE(events_json, ?) WHERE dispatch_id = ? AND status = 'sending' AND attempts = ?",
+            (now, events_json, dispatch_id, seen_attempts),
         )
         return cur.rowcount == 1
 
@@ -257,13 +260,15 @@ def finalize_dispatch(store: Store, dispatch: DispatchRow, handoff: HandoffRow, 
 
 
 def record_send(store: Store, *, dispute_id: str, solver_pubkey: str, sent: bool, attempts: int, body: str,
-                created_at: int, relays_accepted: list[str], error_message: str | None) -> None:
-    """§4.2: one `escalation_handoff` notification record per recipient send (never claimed, never retried)."""
+                created_at: int, relays_accepted: list[str], error_message: str | None,
+                notif_type: str = notifications.HANDOFF_RECORD_TYPE, envelope: str = "nip17",
+                event_id: str | None = None) -> None:
+    """One notification record per recipient send, per envelope (never claimed, never retried)."""
     with store.immediate() as conn:
         notifications.insert_send_record(
-            conn, dispute_id=dispute_id, solver_pubkey=solver_pubkey, notif_type=notifications.HANDOFF_RECORD_TYPE,
+            conn, dispute_id=dispute_id, solver_pubkey=solver_pubkey, notif_type=notif_type,
             sent=sent, attempts=attempts, body=body, created_at=created_at, relays_accepted=relays_accepted,
-            error_message=error_message)
+            error_message=error_message, envelope=envelope, event_id=event_id)
 
 
 def schema_pending(store: Store) -> list[str]:
