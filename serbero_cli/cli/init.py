@@ -73,10 +73,16 @@ def render_init(result, *, config_option: str) -> None:
         f"  npub  {result.npub}",
         f"  hex   {result.public_key}",
         "",
-        "Registration string for the Mostro node (admin-add-solver, sent from the node's own key):",
-        f"  {result.registration}",
+        "Register it on the Mostro node, one of two ways:",
+        "  (a) Mostro >= 0.19.2: add this line under [mostro] in mostrod's settings.toml, then restart mostrod",
+        f'      serbero_pubkey = "{result.npub}"',
+        "      The node registers it as a read solver and announces it (the Mostro app then labels it Assistant).",
+        "  (b) Older nodes: admin-add-solver, sent from the node's own key, with exactly",
+        f"      {result.registration}",
         WHY_READ,
-        "A bare npub1… without :read would register Serbero as a read-write solver.",
+        "Warning: a key's permission cannot be changed by registering it again (the node keeps the first",
+        "registration; a second admin-add-solver fails without a reply). A key first registered read-write,",
+        "e.g. as a bare npub1… without :read, must be replaced by a new key (serbero keys generate).",
     ]
     if result.env_secret is not None:
         from serbero_cli.keys import nsec
@@ -91,7 +97,8 @@ def render_init(result, *, config_option: str) -> None:
     if result.unfilled:
         steps.append(f"Edit {result.path}: set {', '.join(result.unfilled)} (check [[relays]] too).")
     steps += [
-        f"Ask the Mostro operator to register {result.registration}.",
+        f'Ask the Mostro operator to register it: serbero_pubkey = "{result.npub}" (Mostro >= 0.19.2) '
+        f"or {result.registration}.",
         f"Check everything{' with SERBERO_PRIVATE_KEY set' if result.env_secret is not None else ''}: "
         f"serbero {config_option}doctor",
         "Schedule listen, mediate-once and dispatch-once: scripts/crontab.example or scripts/systemd/.",

@@ -65,6 +65,7 @@ async def check_network(config: Config, facts: Any, clock: Callable[[], float]) 
     info_event = newest_info_event(events, config.mostro_pubkey)
     info = parse_info_event(info_event) if info_event is not None else None
     rows.append(_info_row(info, now))
+    rows.append(node_serbero_row(info, config.public_key))
     rows.append(transport_row(config, info, facts, now))
     rows.append(_clock_row(connected, now))
     return rows
@@ -143,6 +144,27 @@ def _info_row(info: Any, now: int) -> Check:
         return Check("mostro info", WARN, detail, "the node republishes it every few minutes: is it running? "
                                                   "(or this machine's clock is ahead)")
     return Check("mostro info", OK, detail)
+
+
+def node_serbero_row(info: Any, own: str) -> Check:
+    """Whether the node announces this Serbero (`serbero` tag of its info event, mostrod ≥ 0.19.1).
+
+    The Mostro app labels Serbero "Assistant" and mostro-watchdog finds it only through that tag.
+    The detail names the announced key as 64 hex (or nothing)."""
+    from serbero_cli.keys import npub
+
+    name = "node announces serbero"
+    if info is None or info.serbero_malformed or info.serbero is None:
+        why = "the serbero tag is malformed (not 64 hex); ignored" if info is not None and info.serbero_malformed \
+            else "no serbero tag in the node's info event"
+        return Check(name, WARN, why,
+                     f'Mostro >= 0.19.2: set serbero_pubkey = "{npub(own)}" under [mostro] in mostrod\'s '
+                     "settings.toml and restart it; until then the Mostro app shows Serbero as an ordinary solver")
+    if info.serbero == own:
+        return Check(name, OK, info.serbero)
+    return Check(name, FAIL, f"{info.serbero} ({npub(info.serbero)}) is another key",
+                 f"this Serbero is {npub(own)}: fix serbero_pubkey on the node, or run the Serbero it names; "
+                 "mediate-once starts no session meanwhile")
 
 
 def transport_row(config: Config, info: Any, facts: Any, now: int) -> Check:

@@ -1,11 +1,12 @@
 """`serbero demo`: the whole system on loopback, narrated (operations.md §3).
 
 A LocalRelay, a Mostro node speaking protocol v2, buyer and seller clients on kind-14 chat, two
-solvers (one read, one write) and a scripted reasoning endpoint; a throw-away config and
-database; then the real `listen`, `mediate-once`, `dispatch-once` and `audit` code, in order.
-What each participant received is read back from the relay and decrypted by that participant,
-never taken from Serbero's tables. The runner reports through `narrate(kind, text)` and returns
-the list of expectations with whether each was met; it prints nothing itself.
+solvers running a Mostrix-like client (one read, one write), a mostro-watchdog-like observer and
+a scripted reasoning endpoint; a throw-away config and database; then the real `listen`,
+`mediate-once`, `dispatch-once` and `audit` code, in order. What each participant received is
+read back from the relay and decrypted by that participant, never taken from Serbero's tables.
+The runner reports through `narrate(kind, text)` and returns the list of expectations with
+whether each was met; it prints nothing itself.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from serbero_cli.simulate.llm import LLMServer, Reply, classification_json, summ
 from serbero_cli.simulate.mostro_node import MostroNodeSim
 from serbero_cli.simulate.relay import start_relay
 from serbero_cli.simulate.solver import SimSolver
+from serbero_cli.simulate.watchdog import WatchdogObserver
 
 Narrate = Callable[[str, str], None]
 SCENARIOS = ("cooperative", "escalation")
@@ -104,9 +106,11 @@ def run_demo(scenarios: tuple[str, ...], *, directory: Path | None = None, narra
     node = MostroNodeSim(relay.url, protocol=2, solvers={serbero.public_key().to_hex(): "read"})
     reader = SimSolver(relay.url, permission="read", name="solver-read")
     writer = SimSolver(relay.url, permission="write", name="solver-write")
+    watchdog = WatchdogObserver(relay.url, serbero=serbero.public_key().to_hex())
     try:
         node.start()
-        config_path = _write_config(work, relay.url, serbero, node.pubkey, [reader, writer], llm.openai_base)
+        config_path = _write_config(work, relay.url, serbero, node.pubkey, [reader, writer], llm.openai_base,
+                                    observer=watchdog.pubkey)
         narrate("setup", f"relay {relay.url}, Mostro {node.pubkey[:12]}…, Serbero {serbero.public_key().to_hex()[:12]}…, "
                          f"reasoning at {llm.base_url}, files in {work}")
         env = {**os.environ, API_KEY_ENV: "demo-key-not-secret"}
@@ -120,9 +124,9 @@ def run_demo(scenarios: tuple[str, ...], *, directory: Path | None = None, narra
         _step(narrate, "listen", lambda: _listen(config))
         for scenario, dispute_id in disputes.items():
             for solver in (reader, writer):
-                got = _has_dm(solver, serbero, dispute_id, "status: initiated")
-                report.expectations.append(Expectation(solver.name, f"new-dispute DM for {scenario}", got))
-                narrate(solver.name, f"received the new-dispute DM for {dispute_id[:8]}: {_yes(got)}")
+                got = _shows(solver, serbero, dispute_id, "new")
+                report.expectations.append(Expectation(solver.name, f"new-dispute message for {scenario}", got))
+                narrate(solver.name, f"Mostrix shows dispute {dispute_id[:8]} as new: {_yes(got)}")
         _step(narrate, "mediate-once", lambda: _mediate(config, env))
         parties = {(s, role): node.party(d, role) for s, d in disputes.items() for role in ("buyer", "seller")}
         for (scenario, role), party in parties.items():
@@ -136,28 +140,39 @@ def run_demo(scenarios: tuple[str, ...], *, directory: Path | None = None, narra
         _step(narrate, "mediate-once", lambda: _mediate(config, env))
         if "cooperative" in disputes:
             for solver in (reader, writer):
-                got = _has_dm(solver, serbero, disputes["cooperative"], "mediation_summary/v1", line=0)
+                got = _shows(solver, serbero, disputes["cooperative"], "handed off: facts_gathered")
                 report.expectations.append(Expectation(solver.name, "mediation summary", got))
-                narrate(solver.name, f"received the mediation summary: {_yes(got)}")
+                narrate(solver.name, f"received the mediation summary (handed off: facts_gathered): {_yes(got)}")
         if "escalation" in disputes:
             _step(narrate, "dispatch-once", lambda: _dispatch(config))
-            got = _has_dm(writer, serbero, disputes["escalation"], "escalation_handoff/v1", line=0)
+            got = _shows(writer, serbero, disputes["escalation"], "handed off: conflicting_claims")
             report.expectations.append(Expectation(writer.name, "escalation handoff", got))
             narrate(writer.name, f"received the escalation handoff: {_yes(got)}")
-            leaked = _has_dm(reader, serbero, disputes["escalation"], "escalation_handoff/v1", line=0)
+            leaked = _shows(reader, serbero, disputes["escalation"], "handed off")
             report.expectations.append(Expectation(reader.name, "no handoff (read solvers cannot take over)",
                                                    not leaked))
+        for dispute_id in disputes.values():
+            for line in _mostrix_view(writer, serbero, dispute_id):
+                narrate(f"{writer.name} Mostrix", line)
+        headlines = watchdog.poll()
+        report.expectations.append(Expectation("watchdog", "one headline per mediation step",
+                                               bool(headlines) and all(h.one_line for h in headlines)))
+        for headline in headlines:
+            reason = f" ({headline.reason})" if headline.reason else ""
+            flag = " · NEEDS A SOLVER" if headline.needs_a_solver else ""
+            narrate("watchdog", f"Telegram: dispute {headline.dispute_id[:8]} {headline.kind}{reason}{flag}")
         narrate("audit", str(config_path))
         return report
     finally:
-        for closer in (node.stop, reader.close, writer.close, llm.stop, relay.shutdown):
+        for closer in (node.stop, reader.close, writer.close, watchdog.close, llm.stop, relay.shutdown):
             try:
                 closer()
             except Exception:  # noqa: BLE001 - teardown must not hide the report
                 pass
 
 
-def _write_config(work: Path, relay_url: str, serbero: ns.Keys, mostro: str, solvers, api_base: str) -> Path:
+def _write_config(work: Path, relay_url: str, serbero: ns.Keys, mostro: str, solvers, api_base: str,
+                  observer: str) -> Path:
     import tomlkit
 
     from serbero_cli.config import render_sample
@@ -173,6 +188,11 @@ def _write_config(work: Path, relay_url: str, serbero: ns.Keys, mostro: str, sol
         table["pubkey"], table["permission"] = solver.pubkey, solver.permission
         solver_tables.append(table)
     doc["solvers"] = solver_tables
+    observers = tomlkit.aot()
+    table = tomlkit.table()
+    table["pubkey"] = observer
+    observers.append(table)
+    doc["observers"] = observers
     doc["mediation"]["enabled"] = True
     doc["mediation"]["take_reply_wait_seconds"] = 5
     doc["reasoning"].update({"enabled": True, "provider": "openai-compatible", "api_base": api_base,
@@ -214,12 +234,20 @@ def _dispatch(config) -> str:
     return f"dispatch-once: {d['counts']['dispatched']} handoffs dispatched, exit {d['exit_code']}"
 
 
-def _has_dm(solver: SimSolver, serbero: ns.Keys, dispute_id: str, marker: str, line: int | None = None) -> bool:
-    for dm in solver.inbox(sender=serbero.public_key().to_hex()):
-        lines = dm.content.split("\n")
-        if dispute_id in dm.content and (marker == lines[line] if line is not None else marker in dm.content):
-            return True
-    return False
+def _shows(solver: SimSolver, serbero: ns.Keys, dispute_id: str, subject: str) -> bool:
+    """Whether the solver's Mostrix lists a message of the dispute whose subject starts so."""
+    return any(m.dispute_id == dispute_id and m.subject.startswith(subject)
+               for m in solver.mostrix(serbero.public_key().to_hex()))
+
+
+def _mostrix_view(solver: SimSolver, serbero: ns.Keys, dispute_id: str) -> list[str]:
+    """The dispute's SERBERO tab as Mostrix lists it: one subject per message, oldest first."""
+    lines = [f"dispute {dispute_id[:8]}, SERBERO tab:"]
+    for message in solver.mostrix(serbero.public_key().to_hex()):
+        if message.dispute_id == dispute_id:
+            banner = "   <- Serbero handed off · Ctrl+T to take over" if message.banner else ""
+            lines.append(f"  {message.subject}{banner}")
+    return lines
 
 
 def _yes(flag: bool) -> str:

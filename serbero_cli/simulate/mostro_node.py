@@ -270,6 +270,23 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
             raise ValueError("auto-close yields settled or seller-refunded")
         return aio.run(self._change_status(self.disputes[dispute_id], status, None, None))
 
+    def users_closed(self, dispute_id: str, action: str = "cooperative-cancel-accepted", *,
+                     publish_revision: bool = False) -> None:
+        """The parties closed it themselves while a solver holds it (mostrod ≥ 0.19.1): the node
+        tells the holder with `cooperative-cancel-accepted` or `released`, an `order` message whose
+        `id` is the order id and whose payload names the dispute. Optionally also publish the
+        matching 38386 revision (a listen run would see it)."""
+        record = self.disputes[dispute_id]
+        if not record.holder:
+            raise ValueError("nobody holds this dispute: the node sends no message")
+        message = {"order": {"version": 2 if self.protocol == 2 else 1, "request_id": None, "trade_index": None,
+                             "id": record.order_id, "action": action,
+                             "payload": {"dispute": [dispute_id, None]}}}
+        aio.run(self._send(record.holder, message, self.modes))
+        if publish_revision:
+            status = "released" if action == "released" else "cooperatively-canceled"
+            aio.run(self._change_status(record, status, None, None))
+
     def takes(self, dispute_id: str | None = None, author: str | None = None) -> list[TakeRequest]:
         """The accepted takes, optionally for one dispute and/or one requester."""
         return [r for r in self.requests if r.outcome == "taken"

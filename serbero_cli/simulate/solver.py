@@ -9,6 +9,7 @@ import nostr_sdk as ns
 
 from serbero_cli.simulate import aio
 from serbero_cli.simulate.client import SimClient
+from serbero_cli.simulate.mostrix import MostrixReader, SolverMessage
 
 # Gift wraps are backdated up to 2 days: read at least 3 days back.
 INBOX_LOOKBACK_SECONDS = 3 * 86400
@@ -64,6 +65,14 @@ class SimSolver:
 
     def inbox(self, sender: str | None = None) -> list[ReceivedDm]:
         return aio.run(self.inbox_async(sender))
+
+    def mostrix(self, serbero: str) -> list[SolverMessage]:
+        """What this solver's Mostrix shows from Serbero (the `mostro` envelope), oldest first."""
+        reader = MostrixReader(self.client.urls, self.keys, [serbero])
+        try:
+            return reader.messages()
+        finally:
+            reader.close()
 
     def close(self) -> None:
         aio.run(self.client.close())
