@@ -49,7 +49,7 @@ def db_path(tmp_path):
 def make_config(tmp_path, relay, mostro, solvers, serbero_keys, db_path):
     """Build a config file; keyword overrides: relays, solvers, sections, name."""
 
-    def build(*, relays=None, solver_list=None, sections=None, name="config.toml"):
+    def build(*, relays=None, solver_list=None, sections=None, name="config.toml", envelopes=None, observers=None):
         return write_config(
             tmp_path / name,
             private_key=serbero_keys.secret_key().to_hex(),
@@ -58,6 +58,8 @@ def make_config(tmp_path, relay, mostro, solvers, serbero_keys, db_path):
             solvers=solver_list if solver_list is not None else [(s.pubkey, s.permission) for s in solvers],
             db_path=str(db_path),
             sections=sections,
+            envelopes=envelopes,
+            observers=observers,
         )
 
     return build

@@ -25,12 +25,22 @@ def write_config(
     private_key: str,
     mostro_pubkey: str,
     relays: list[str],
-    solvers: list[tuple[str, str]],
+    solvers: list[tuple[str, ...]],
     db_path: str = "serbero.db",
     sections: dict[str, dict[str, Any]] | None = None,
+    envelopes: list[str] | None = None,
+    observers: list[tuple[str, list[str] | None]] | None = None,
 ) -> Path:
-    """Write a config built from config.toml.sample, so every test exercises the sample too."""
+    """Write a config built from config.toml.sample, so every test exercises the sample too.
+
+    `envelopes` is `[delivery] envelopes`. It defaults to NIP-17 only: the suites written before
+    the `mostro` envelope existed count one message per solver and read it with a NIP-17 client,
+    and keep doing exactly that. The envelope tests (tests/ecosystem/) pass both, or `mostro`.
+    A solver may be (pubkey, permission, envelopes) to override them for that solver; an observer
+    is (pubkey, envelopes or None for the default).
+    """
     doc = tomlkit.parse(SAMPLE.read_text(encoding="utf-8"))
+    doc["delivery"]["envelopes"] = list(envelopes) if envelopes is not None else ["nip17"]
     doc["serbero"]["private_key"] = private_key
     doc["serbero"]["db_path"] = db_path
     doc["mostro"]["pubkey"] = mostro_pubkey
@@ -41,11 +51,22 @@ def write_config(
         relay_tables.append(t)
     doc["relays"] = relay_tables
     solver_tables = tomlkit.aot()
-    for pubkey, permission in solvers:
+    for pubkey, permission, *own in solvers:
         t = tomlkit.table()
         t["pubkey"] = pubkey
         t["permission"] = permission
+        if own and own[0] is not None:
+            t["envelopes"] = list(own[0])
         solver_tables.append(t)
+    if observers:
+        observer_tables = tomlkit.aot()
+        for pubkey, observer_envelopes in observers:
+            t = tomlkit.table()
+            t["pubkey"] = pubkey
+            if observer_envelopes is not None:
+                t["envelopes"] = list(observer_envelopes)
+            observer_tables.append(t)
+        doc["observers"] = observer_tables
     if solvers:
         doc["solvers"] = solver_tables
     else:
@@ -124,3 +145,18 @@ def db_checksum(db_path: Path) -> str:
 
 def file_bytes(path: Path) -> bytes:
     return path.read_bytes() if path.exists() else b""
+
+
+def marker_of(text: str) -> str | None:
+    """A structured message's version marker: its first line that looks like `name/vN` (how tools
+    find it below the `Dispute <id> · <subject>` line)."""
+    import re
+
+    return next((line for line in text.split("\n") if re.fullmatch(r"[a-z_]+/v[0-9]+", line)), None)
+
+
+def body_after_marker(text: str) -> list[str]:
+    """The lines from the version marker on."""
+    lines = text.split("\n")
+    marker = marker_of(text)
+    return lines[lines.index(marker):] if marker else lines

@@ -129,13 +129,14 @@ def _mediation_rows(db: Path, now: int, reader_keys: ns.Keys) -> tuple[str, str]
             insert_event(conn, "handoff_prepared", json.dumps({"dispute_id": D, "trigger": 5}), now=now - 1000,
                          bundle=BUNDLE)
             # A re-notification that failed for good (5 attempts), and one still being retried.
-            outbox.queue(conn, D, "re-notification", [(reader_keys.public_key().to_hex(), "reminder D")], now - 900)
-            outbox.queue(conn, B, "re-notification", [(reader_keys.public_key().to_hex(), "reminder B")], now - 800)
+            reader = reader_keys.public_key().to_hex()
+            outbox.queue(conn, D, "re-notification", [outbox.Delivery(reader, "nip17", "reminder D")], now - 900)
+            outbox.queue(conn, B, "re-notification", [outbox.Delivery(reader, "nip17", "reminder B")], now - 800)
         for dispute_id, tries in ((D, 5), (B, 1)):
             for attempt in range(tries):
                 (row,) = [r for r in outbox.due(store, now=now, max_attempts=5) if r.dispute_id == dispute_id]
                 with store.immediate() as conn:
-                    assert outbox.claim(conn, row, now - 700 + attempt)
+                    assert outbox.claim(conn, row, now - 700 + attempt, None, None)
                     outbox.mark_failed(conn, row.id, "no relay accepted: ws://127.0.0.1:1: connection refused")
         sync.save_last_run(store, "mediate_once", {"report": "mediate_once/v1", "exit_code": 0, "dry_run": False},
                            now - 1150)

@@ -91,8 +91,9 @@ def test_dashboard_counts_what_the_phases_wrote(audit):
     doc = as_json(audit)
     assert doc["disputes"] == {"new": 0, "notified": 1, "taken": 1, "waiting": 0, "escalated": 1, "resolved": 1}
     assert doc["disputes_total"] == 4
-    # 8 initial + 2 assignment (listen) + 1 handoff record (dispatch-once); two re-notifications failed.
-    assert doc["notifications"] == {"pending": 0, "sending": 0, "sent": 11, "failed_retrying": 1,
+    # 8 initial + 2 assignment (listen) + the handoff and its session's transcript (dispatch-once);
+    # two re-notifications failed.
+    assert doc["notifications"] == {"pending": 0, "sending": 0, "sent": 12, "failed_retrying": 1,
                                     "failed_final": 1}
     assert doc["sessions"]["escalation_recommended"] == 1 and doc["sessions_live"] == 0
     assert doc["handoffs"] == {"pending": 1, "sending": 0, "dispatched": 1, "send_failed": 0, "superseded": 1,
@@ -233,7 +234,7 @@ def test_dispatches_list_and_one_dispatch_with_its_notification_records(audit, s
     assert one["dispatch"]["dispatch_id"] == row["dispatch_id"]
     (record,) = one["rows"]
     assert record["notif_type"] == "escalation_handoff" and record["solver_pubkey"] in row["target_solver"]
-    assert record["body"].startswith("escalation_handoff/v1\n") and "admin-take-dispute" in record["body"]
+    assert record["body"].split("\n")[2] == "escalation_handoff/v2" and "admin-take-dispute" in record["body"]
     assert "its notification records" in audit("dispatches", "--id", row["dispatch_id"][:8]).stdout
 
 

@@ -81,6 +81,10 @@ class Seeder:
     def rows(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
         return db_rows(self.db_path, sql, params)
 
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        with open_db(self.db_path) as store, store.immediate() as conn:
+            conn.execute(sql, params)
+
     def audit(self, kind: str) -> list[dict[str, Any]]:
         rows = self.rows("SELECT id, session_id, payload_json, prompt_bundle_id, policy_hash, rationale_id "
                          "FROM mediation_events WHERE kind=? ORDER BY id", (kind,))

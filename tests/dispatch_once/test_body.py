@@ -1,4 +1,5 @@
-"""escalation.md §8.2 BD-1…BD-5: the DM body as a solver receives it from a real relay."""
+"""The handoff DM body as a solver receives it from a real relay: the `Dispute <id> · <subject>` line,
+the plain second line, then the nine `escalation_handoff/v2` lines."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ import pytest
 
 from tests.dispatch_once.conftest import handoff_dms, package_json
 
-GOLDEN = Path(__file__).parent / "data" / "handoff_v1.golden"
+GOLDEN = Path(__file__).parent / "data" / "handoff_v2.golden"
+
+
+def nine(content: str) -> list[str]:
+    """The body after the subject line and the plain line, checking both on the way."""
+    lines = content.split("\n")
+    assert lines[0].startswith("Dispute ") and " \u00b7 " in lines[0]
+    assert lines[2] == "escalation_handoff/v2"
+    return lines[2:]
 
 
 def by_dispute(dms) -> dict[str, str]:
-    return {dm.content.split("\n")[1].removeprefix("Dispute: "): dm.content for dm in dms}
+    return {nine(dm.content)[1].removeprefix("Dispute: "): dm.content for dm in dms}
 
 
 def test_bd_1_version_line_headers_and_one_line_summary(esc_config, seed, solvers, serbero_pub, run_once):
@@ -22,8 +31,9 @@ def test_bd_1_version_line_headers_and_one_line_summary(esc_config, seed, solver
     seed.handoff(dispute, trigger="fraud_indicator")
     assert run_once(esc_config()).exit_code == 0
     (dm,) = handoff_dms(writer, serbero_pub)
-    assert dm.content.startswith("escalation_handoff/v1\n")
-    lines = dm.content.split("\n")
+    assert dm.content.split("\n")[:2] == [f"Dispute {dispute} \u00b7 mediation could not start",
+                                          "reason: fraud_indicator"]
+    lines = nine(dm.content)
     assert lines[1] == f"Dispute: {dispute}" and lines[3] == "Trigger: fraud_indicator"
     assert len(lines) == 9 and lines[4] == lines[6] == ""
     summary = lines[5]
@@ -43,10 +53,11 @@ def test_bd_2_session_marker_for_absent_or_null_session_and_id_otherwise(esc_con
     assert run_once(esc_config()).counts["dispatched"] == 3
     bodies = by_dispute(handoff_dms(writer, serbero_pub))
     for dispute in (absent, null):
-        lines = bodies[dispute].split("\n")
+        lines = nine(bodies[dispute])
         assert lines[2] == "Session: <none \u2014 dispute-scoped handoff>"
         assert "session_id" not in json.loads(lines[8])
-    lines = bodies[scoped].split("\n")
+    assert bodies[scoped].startswith(f"Dispute {scoped} \u00b7 handed off: ")
+    lines = nine(bodies[scoped])
     assert lines[2] == f"Session: {session}" and "<none" not in bodies[scoped]
     assert json.loads(lines[8])["session_id"] == session
 
@@ -61,7 +72,7 @@ def test_bd_3_json_line_is_canonical_raw_utf8_without_unknown_keys(esc_config, s
     assert run_once(esc_config()).exit_code == 0
     (dm,) = handoff_dms(writer, serbero_pub)
     assert not dm.content.endswith("\n")
-    json_line = dm.content.split("\n")[8]
+    json_line = nine(dm.content)[8]
     parsed = json.loads(json_line)
     assert list(parsed) == ["dispute_id", "trigger", "evidence_refs", "prompt_bundle_id", "policy_hash",
                             "rationale_refs", "assembled_at"]
@@ -81,11 +92,11 @@ def test_bd_4_rationale_refs_only_and_golden_file(esc_config, seed, solvers, ser
     assert "c0ffee" in dm.content
     assert "rationale_text" not in dm.content and "lying" not in dm.content
     got, want = dm.content.encode().split(b"\n"), GOLDEN.read_bytes().split(b"\n")
-    assert len(got) == len(want) == 9
+    assert len(got) == len(want) == 11
     for index, (line, expected) in enumerate(zip(got, want, strict=True)):
-        if index != 5:
+        if index != 7:
             assert line == expected, f"line {index + 1}"
-    assert dispute.encode() in got[5]
+    assert dispute.encode() in got[7]
 
 
 BD5_CASES = {

@@ -36,6 +36,6 @@ def test_fx_4_ten_processes_three_waves_each_handoff_exactly_once(esc_config, se
     assert sorted(r["handoff_event_id"] for r in rows) == sorted(disputes)
     assert {r["status"] for r in rows} == {"dispatched"} and {r["attempts"] for r in rows} == {1}
     dms = handoff_dms(writer, serbero_pub)
-    assert sorted(dm.content.split("\n")[1] for dm in dms) == sorted(f"Dispute: {d}" for d in disputes.values())
+    assert sorted(dm.content.split("\n")[3] for dm in dms) == sorted(f"Dispute: {d}" for d in disputes.values())
     assert len(seed.audit("escalation_dispatched")) == 20
     assert len(seed.rows("SELECT id FROM notifications")) == 20

@@ -1,4 +1,9 @@
-"""escalation.md §8.2 FX-5…FX-7: kill -9 at the test hooks, stale-claim recovery and giving up."""
+"""Kill -9 at the test hooks, recovery of unfinished claims and giving up.
+
+A claim stores the delivery's signed events before anything is sent, so a run that died after
+its claim is finished by the next run at once, republishing exactly those events: the solver
+never sees a second copy. A claim without stored events (written by an older serbero) still
+waits until it is stale."""
 
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ def kill_at_hook(config, hook: str) -> int:
         proc.stderr.close()
 
 
-def test_fx_5_kill_after_claim_is_in_flight_then_resent_once(esc_config, seed, solvers, serbero_pub):
+def test_kill_after_claim_is_republished_at_once_by_the_next_run(esc_config, seed, solvers, serbero_pub):
     writer = solvers[1]
     cfg = esc_config()
     dispute = seed.dispute()
@@ -43,11 +48,8 @@ def test_fx_5_kill_after_claim_is_in_flight_then_resent_once(esc_config, seed, s
     assert kill_at_hook(cfg, "after_claim") == handoff_id
     (row,) = seed.dispatches()
     assert (row["status"], row["attempts"], row["finished_at"]) == ("sending", 1, None)
+    assert row["events_json"] is not None  # signed and stored before anything was sent
     assert handoff_dms(writer, serbero_pub) == [] and seed.audit("escalation_dispatched") == []
-    code, doc, _ = run_json(cfg, "dispatch-once")
-    assert code == 0 and [(h["action"], h["attempt"]) for h in doc["handoffs"]] == [("skip_in_flight", 1)]
-    assert doc["counts"]["in_flight"] == 1 and handoff_dms(writer, serbero_pub) == []
-    seed.age_sending()
     code, doc, _ = run_json(cfg, "dispatch-once")
     assert code == 0 and doc["counts"]["resends"] == 1 and doc["counts"]["dispatched"] == 1
     assert [(h["action"], h["attempt"], h["status"]) for h in doc["handoffs"]] == [("resend", 2, "dispatched")]
@@ -59,21 +61,33 @@ def test_fx_5_kill_after_claim_is_in_flight_then_resent_once(esc_config, seed, s
     assert note["attempts"] == 2 and note["status"] == "sent" and note["created_at"] == row["dispatched_at"]
 
 
-def test_fx_6_kill_after_send_resends_exactly_once_more(esc_config, seed, solvers, serbero_pub):
+def test_a_claim_without_stored_events_waits_until_stale(esc_config, seed, solvers, serbero_pub):
+    writer = solvers[1]
+    cfg = esc_config()
+    handoff_id = seed.handoff(seed.dispute())
+    assert kill_at_hook(cfg, "after_claim") == handoff_id
+    seed.execute("UPDATE escalation_dispatches SET events_json = NULL")  # as an older serbero claimed it
+    code, doc, _ = run_json(cfg, "dispatch-once")
+    assert code == 0 and [(h["action"], h["attempt"]) for h in doc["handoffs"]] == [("skip_in_flight", 1)]
+    seed.age_sending()
+    code, doc, _ = run_json(cfg, "dispatch-once")
+    assert code == 0 and doc["counts"]["dispatched"] == 1 and len(handoff_dms(writer, serbero_pub)) == 1
+
+
+def test_kill_after_send_republishes_the_same_event_so_the_solver_sees_one(esc_config, seed, solvers, serbero_pub):
     writer = solvers[1]
     cfg = esc_config()
     handoff_id = seed.handoff(seed.dispute())
     assert kill_at_hook(cfg, "after_send") == handoff_id
-    assert len(handoff_dms(writer, serbero_pub)) == 1
+    (first,) = handoff_dms(writer, serbero_pub)
     assert seed.dispatches()[0]["status"] == "sending"
-    seed.age_sending()
     assert run_json(cfg, "dispatch-once")[0] == 0
-    dms = handoff_dms(writer, serbero_pub)
-    assert len(dms) == 2 and dms[0].content == dms[1].content and dms[0].wrap_id != dms[1].wrap_id
+    assert [dm.wrap_id for dm in handoff_dms(writer, serbero_pub)] == [first.wrap_id]
     (row,) = seed.dispatches()
     assert (row["status"], row["attempts"]) == ("dispatched", 2)
     assert len(seed.audit("escalation_dispatched")) == 1
-    assert [r["attempts"] for r in seed.rows("SELECT attempts FROM notifications ORDER BY id")] == [1, 2]
+    records = seed.rows("SELECT attempts, event_id FROM notifications ORDER BY id")
+    assert [r["attempts"] for r in records] == [1, 2] and len({r["event_id"] for r in records}) == 1
     assert run_json(cfg, "dispatch-once")[1]["handoffs"] == []
 
 
@@ -114,5 +128,5 @@ def test_fx_7_a_finalize_that_always_fails_sends_at_most_three_times(esc_config,
     assert codes == [1] * 6
     (row,) = seed.dispatches()
     assert (row["status"], row["attempts"]) == ("sending", 3)
-    assert len(handoff_dms(writer, serbero_pub)) == 3
+    assert len(handoff_dms(writer, serbero_pub)) == 1  # three publishes of one stored event
     assert seed.audit("escalation_dispatched") == []

@@ -71,8 +71,9 @@ def test_ds_2_targeted_session_scoped_handoff(esc_config, seed, solvers, serbero
     assert entry["recipients"] == [writer.pubkey] and entry["attempt"] == 1
     (dm,) = handoff_dms(writer, serbero_pub)
     assert handoff_dms(reader, serbero_pub) == []
-    lines = dm.content.split("\n")
-    assert lines[:5] == ["escalation_handoff/v1", f"Dispute: {dispute}", f"Session: {session}",
+    assert dm.content.startswith(f"Dispute {dispute} \u00b7 handed off: ")
+    lines = dm.content.split("\n")[2:]
+    assert lines[:5] == ["escalation_handoff/v2", f"Dispute: {dispute}", f"Session: {session}",
                          "Trigger: conflicting_claims", ""]
     assert lines[7] == "Handoff payload (JSON):" and json.loads(lines[8])["session_id"] == session
     (row,) = seed.dispatches()
@@ -106,7 +107,7 @@ def test_ds_3_two_writers_dispute_scoped_get_it_in_config_order(esc_config, seed
     assert result.exit_code == 0 and result.counts["dispatched"] == 1
     for solver in (w1, w2):
         (dm,) = handoff_dms(solver, serbero_pub)
-        assert dm.content.split("\n")[2] == "Session: <none \u2014 dispute-scoped handoff>"
+        assert dm.content.split("\n")[4] == "Session: <none \u2014 dispute-scoped handoff>"
     (row,) = seed.dispatches()
     assert row["target_solver"] == f"{w1.pubkey},{w2.pubkey}" and row["route"] == "broadcast"
     assert row["session_id"] is None

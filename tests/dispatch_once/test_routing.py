@@ -24,8 +24,8 @@ def test_rt_1_assigned_writer_is_targeted_and_unknown_assignee_broadcasts(esc_co
     assert target_of(seed, targeted) == {"target_solver": w2.pubkey, "route": "targeted", "fallback_broadcast": 0}
     assert target_of(seed, stranger) == {"target_solver": f"{w1.pubkey},{w2.pubkey}", "route": "broadcast",
                                          "fallback_broadcast": 0}
-    assert [dm.content.split("\n")[1] for dm in handoff_dms(w1, serbero_pub)] == [f"Dispute: {stranger}"]
-    assert sorted(dm.content.split("\n")[1] for dm in handoff_dms(w2, serbero_pub)) == sorted(
+    assert [dm.content.split("\n")[3] for dm in handoff_dms(w1, serbero_pub)] == [f"Dispute: {stranger}"]
+    assert sorted(dm.content.split("\n")[3] for dm in handoff_dms(w2, serbero_pub)) == sorted(
         [f"Dispute: {stranger}", f"Dispute: {targeted}"])
     sends = seed.rows("SELECT solver_pubkey FROM notifications WHERE dispute_id=? ORDER BY id", (stranger,))
     assert [r["solver_pubkey"] for r in sends] == [w1.pubkey, w2.pubkey]

@@ -132,7 +132,9 @@ def med_sections(llm):
 
 @pytest.fixture
 def harness(node, llm, make_config, med_sections, db_path, solvers):
-    def build(**overrides) -> Harness:
-        return Harness(node, llm, make_config(sections=med_sections(**overrides)), db_path, solvers)
+    def build(envelopes=None, observers=None, solver_list=None, **overrides) -> Harness:
+        config = make_config(sections=med_sections(**overrides), envelopes=envelopes, observers=observers,
+                             solver_list=solver_list)
+        return Harness(node, llm, config, db_path, solvers)
 
     return build

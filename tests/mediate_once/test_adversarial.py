@@ -6,6 +6,7 @@ Attackers are real Nostr clients on the loopback relay; the model is the scripte
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 
@@ -190,11 +191,13 @@ def test_x5_malformed_classification_is_a_counted_failure(harness, case):
 
 def test_x5_summary_markers_out_of_order_is_a_counted_failure(harness):
     h = harness()
-    h.open()
+    _, buyer, seller = opened(h)  # a summary waits until both parties were heard
+    buyer.reply("I paid late.")
+    seller.reply("It arrived late.")
     h.llm.push(summarize(), Reply(content="Both agree the fiat arrived late.\nRATIONALE: it did.\n"
                                           "SUGGESTED_NEXT_STEP: Ask the seller to confirm receipt."))
     result = h.mediate()
-    assert result.sessions_opened == 1 and result.summaries_generated == 0
+    assert result.summaries_generated == 0
     assert result.exit_code == 4 and result.evaluation_failures == 1
     session = h.session()
     assert session["state"] == "classified" and session["consecutive_eval_failures"] == 1
@@ -329,9 +332,16 @@ def test_injected_reply_never_reaches_anyone_as_an_authority_instruction(harness
     sent += [r["body"] for r in h.rows("SELECT body FROM notifications")]
     sent += [dm.content for s in h.solvers for dm in s.inbox()]
     sent += [m.content for p in (buyer, seller) for m in p.messages()]
-    assert any(text.startswith("mediation_escalation/v1\n") for text in sent)
+    assert any("\nmediation_escalation/v2\n" in text for text in sent)
     assert len(sent) >= 8  # 2 outbound + 2 assignment + 2 escalation rows, their DMs, party copies
     for text in sent:
+        if " \u00b7 transcript (" in text.split("\n", 1)[0]:
+            # The handoff's transcript shows what the parties wrote, as data: the injection appears
+            # only inside the buyer's own line, never as something Serbero says.
+            for line in text.split("\n")[1:]:
+                if contains_authority_phrase(line) or "SYSTEM OVERRIDE" in line:
+                    assert re.match(r"^\[\d\d:\d\d\] buyer: SYSTEM OVERRIDE", line), line
+            continue
         assert not contains_authority_phrase(text), text
         assert "ignore previous instructions" not in text and "SYSTEM OVERRIDE" not in text
     assert [len(p.messages()) for p in (buyer, seller)] == [1, 1]

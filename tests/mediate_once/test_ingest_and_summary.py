@@ -110,7 +110,9 @@ def test_r1_classified_session_is_summarized_and_routed(harness):
     notes = h.rows("SELECT solver_pubkey, status, body FROM notifications WHERE notif_type='mediation_summary'")
     assert len(notes) == 2 and all(n["status"] == "sent" for n in notes)  # assigned is Serbero: broadcast
     body = notes[0]["body"]
-    assert body.startswith(f"mediation_summary/v1\nDispute: {dispute_id}\nSession: {session['session_id']}\n"
+    first, _, rest = body.split("\n", 2)
+    assert first == f"Dispute {dispute_id} \u00b7 handed off: facts_gathered"
+    assert rest.startswith(f"mediation_summary/v2\nDispute: {dispute_id}\nSession: {session['session_id']}\n"
                            "Classification: coordination_failure_resolvable (confidence 0.90)\nSuggested next step: ")
     assert not body.endswith("\n")
     pins = {(r["prompt_bundle_id"], r["policy_hash"]) for r in h.rows(

@@ -21,7 +21,7 @@ from serbero_cli.simulate.llm import Reply, classification_json
 from serbero_cli.simulate.mostro_node import MostroNodeSim
 from serbero_cli.simulate.party import ThirdParty
 from serbero_cli.simulate.relay import start_relay
-from tests.helpers import ROOT, run_json, wait_for
+from tests.helpers import ROOT, body_after_marker, marker_of, run_json, wait_for
 from tests.mediate_once.conftest import API_ENV, Harness, ask, summarize, summary
 
 TIMEOUT_WAIT = {"take_reply_wait_seconds": 2}
@@ -405,8 +405,8 @@ def test_i8_release_during_mediation_settles_and_listen_reports_without_naming_w
     assert h.rows("SELECT lifecycle_state FROM disputes") == [{"lifecycle_state": "resolved"}]
     assert doc["notifications"]["sent"] >= len(h.solvers)
     for solver in h.solvers:
-        (report,) = [dm for dm in solver.inbox() if dm.content.startswith("mediation_resolution_report/v1")]
-        lines = report.content.split("\n")
+        (report,) = [dm for dm in solver.inbox() if marker_of(dm.content) == "mediation_resolution_report/v2"]
+        lines = body_after_marker(report.content)
         assert lines[1:3] == [f"Dispute: {dispute_id}", f"Session: {session_id}"]
         assert "Final dispute status: settled" in lines
         narrative = "\n".join(lines[lines.index("") + 1:])
@@ -514,8 +514,8 @@ def test_cooperative_flow_ends_with_a_summary_dm_to_the_solvers(harness):
     assert h.session()["state"] == "closed"
     session_id = h.session()["session_id"]
     for solver in h.solvers:
-        (dm,) = [d for d in solver.inbox() if d.content.startswith("mediation_summary/v1\n")]
-        assert dm.content.split("\n")[1:3] == [f"Dispute: {dispute_id}", f"Session: {session_id}"]
+        (dm,) = [d for d in solver.inbox() if marker_of(d.content) == "mediation_summary/v2"]
+        assert body_after_marker(dm.content)[1:3] == [f"Dispute: {dispute_id}", f"Session: {session_id}"]
         assert "The seller confirms the payment arrived late." in dm.content
 
 
@@ -540,14 +540,14 @@ def test_escalation_flow_hands_off_to_the_write_solver_through_dispatch_once(har
     code, ddoc, err = run_json(h.config_path, "dispatch-once")
     assert code == 0, err
     reader, writer = h.solvers
-    (dm,) = [d for d in writer.inbox() if d.content.startswith("escalation_handoff/v1\n")]
-    lines = dm.content.split("\n")
+    (dm,) = [d for d in writer.inbox() if marker_of(d.content) == "escalation_handoff/v2"]
+    lines = body_after_marker(dm.content)
     assert lines[1:4] == [f"Dispute: {dispute_id}", f"Session: {session_id}", "Trigger: conflicting_claims"]
     assert f"admin-take-dispute on {dispute_id}" in dm.content
-    assert not [d for d in reader.inbox() if d.content.startswith("escalation_handoff/v1")]
+    assert not [d for d in reader.inbox() if marker_of(d.content) == "escalation_handoff/v2"]
     code, ddoc, err = run_json(h.config_path, "dispatch-once")
     assert code == 0, err
-    assert len([d for d in writer.inbox() if d.content.startswith("escalation_handoff/v1\n")]) == 1
+    assert len([d for d in writer.inbox() if marker_of(d.content) == "escalation_handoff/v2"]) == 1
 
 
 def test_a_restart_between_runs_changes_nothing(harness):

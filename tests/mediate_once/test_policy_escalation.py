@@ -9,6 +9,7 @@ import time
 import pytest
 
 from serbero_cli.simulate.llm import Reply
+from tests.helpers import body_after_marker, marker_of
 from tests.mediate_once.conftest import ask
 from tests.mediate_once.test_ingest_and_summary import opened
 
@@ -75,7 +76,7 @@ def test_p1_authority_flag_at_opening_escalates_and_sends_nothing(harness):
     assert esc["payload"]["rationale_refs"] == [rid]
     assert all("rationale-7d1f" not in e["payload_json"] for e in h.events())
     bodies = [r["body"] for r in h.rows("SELECT body FROM notifications")]
-    assert any(b.startswith("mediation_escalation/v1\n") for b in bodies)
+    assert any(marker_of(b) == "mediation_escalation/v2" for b in bodies)
     assert all("rationale-7d1f" not in b and "admin-settle" not in b for b in bodies)
     # Only the rationale table holds the text; no other table holds the model's clarifications either.
     dump = everything_but(h, "reasoning_rationales")
@@ -275,8 +276,8 @@ def test_p7_three_failed_evaluations_escalate_reasoning_unavailable(harness):
     assert sorted(n["solver_pubkey"] for n in notes) == sorted(s.pubkey for s in h.solvers)
     assert all(n["status"] == "sent" for n in notes)
     for solver in h.solvers:
-        (dm,) = [d for d in solver.inbox() if d.content.startswith("mediation_escalation/v1\n")]
-        assert dm.content.split("\n")[1:4] == [f"Dispute: {dispute_id}", f"Session: {sid}",
+        (dm,) = [d for d in solver.inbox() if marker_of(d.content) == "mediation_escalation/v2"]
+        assert body_after_marker(dm.content)[1:4] == [f"Dispute: {dispute_id}", f"Session: {sid}",
                                                "Trigger: reasoning_unavailable"]
     result = h.mediate()
     assert result.evaluations == 0 and len(h.llm.model_requests()) - opening_calls == 3

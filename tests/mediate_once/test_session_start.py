@@ -6,7 +6,7 @@ import coincurve
 import pytest
 
 from serbero_cli.simulate.llm import Reply, classification_json
-from tests.helpers import wait_for
+from tests.helpers import marker_of, wait_for
 from tests.mediate_once.conftest import ask, summarize, summary
 
 EXPECTED_ORDER = ["start_attempt_started", "reasoning_verdict", "take_dispute_issued", "session_opened",
@@ -157,35 +157,45 @@ def test_f1b_a_successful_second_opening_opens_the_session(harness):
     assert result.sessions_opened == 1 and result.escalations == {}
 
 
+def both_answered(h) -> str:
+    """A session whose parties both answered the opening questions (a summary needs both)."""
+    dispute_id = h.open()
+    h.llm.push(ask())
+    assert h.mediate().sessions_opened == 1
+    h.node.party(dispute_id, "buyer").reply("I paid, reference 123.")
+    h.node.party(dispute_id, "seller").reply("It arrived.")
+    return dispute_id
+
+
 def test_f2_a_closed_summary_session_is_never_taken_again(harness):
     h = harness()
-    dispute_id = h.open()
+    dispute_id = both_answered(h)
     h.llm.push(summarize(), summary())
     result = h.mediate()
-    assert result.sessions_opened == 1 and result.summaries_generated == 1
+    assert result.summaries_generated == 1
     assert h.session()["state"] == "closed"
     for _ in range(2):
         h.mediate()
     assert len(h.node.takes(dispute_id)) == 1
-    assert h.rows("SELECT COUNT(*) AS n FROM mediation_messages") == [{"n": 0}]
+    assert h.rows("SELECT COUNT(*) AS n FROM mediation_messages WHERE direction='outbound'") == [{"n": 2}]
 
 
-def test_f3_opening_summarize_is_delivered_in_the_same_run(harness):
+def test_f3_a_summary_decided_in_a_run_is_delivered_in_that_run(harness):
     h = harness()
-    dispute_id = h.open()
+    dispute_id = both_answered(h)
     h.llm.push(summarize(), summary())
     result = h.mediate()
     assert result.dms_delivered >= 2
     for solver in h.solvers:
-        assert any(dm.content.startswith("mediation_summary/v1\n") for dm in solver.inbox())
+        assert any(marker_of(dm.content) == "mediation_summary/v2" for dm in solver.inbox())
     assert [e["payload"]["reason"] for e in h.events("session_closed")] == ["summary_delivered"]
     assert h.rows("SELECT lifecycle_state FROM disputes WHERE dispute_id=?", (dispute_id,))[0][
         "lifecycle_state"] == "taken"
 
 
-def test_f3b_a_run_killed_after_classified_delivers_next_run(harness):
+def test_f3b_a_run_whose_summary_call_failed_delivers_it_next_run(harness):
     h = harness()
-    h.open()
+    both_answered(h)
     h.llm.push(summarize(), Reply(status=500, body="down"))  # the summary call fails this run
     result = h.mediate()
     assert h.session()["state"] == "classified" and result.exit_code == 4

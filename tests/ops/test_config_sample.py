@@ -33,7 +33,7 @@ def sample_keys() -> dict[str, set[str]]:
         found[section] = {key for table in tables for key in table}
     section = None
     for line in text.splitlines():
-        header = re.match(r"^\[\[?([a-z_]+)\]\]?$", line)
+        header = re.match(r"^(?:# )?\[\[?([a-z_]+)\]\]?$", line)  # an optional table is shown commented out
         if header:
             section = header.group(1)
         elif section and COMMENTED_KEY.match(line):

@@ -16,13 +16,23 @@ def package(**changes) -> HandoffPackage:
     return HandoffPackage(**values)
 
 
-def test_render_handoff_body_has_nine_lines_and_no_trailing_newline():
+def test_render_handoff_body_opens_with_the_subject_then_the_nine_v2_lines():
     body = render_handoff_body(package())
     lines = body.split("\n")
-    assert len(lines) == 9 and not body.endswith("\n") and "\r" not in body
-    assert lines[0] == "escalation_handoff/v1" and lines[4] == "" and lines[6] == ""
-    assert lines[2] == "Session: <none \u2014 dispute-scoped handoff>"
-    assert parse_handoff(lines[8]) == package()
+    assert len(lines) == 11 and not body.endswith("\n") and "\r" not in body
+    dispute = package().dispute_id
+    assert lines[0] == f"Dispute {dispute} \u00b7 mediation could not start"
+    assert lines[1] == f"reason: {package().trigger}"
+    body_lines = lines[2:]
+    assert body_lines[0] == "escalation_handoff/v2" and body_lines[4] == "" and body_lines[6] == ""
+    assert body_lines[2] == "Session: <none \u2014 dispute-scoped handoff>"
+    assert parse_handoff(body_lines[8]) == package()
+
+
+def test_session_scoped_handoff_subject_says_handed_off_with_the_trigger():
+    lines = render_handoff_body(package(session_id="s-1", trigger="round_limit")).split("\n")
+    assert lines[0].endswith(" \u00b7 handed off: round_limit")
+    assert lines[2] == "escalation_handoff/v2" and lines[4] == "Session: s-1"
 
 
 def test_summary_line_meets_every_rule_of_line_6():
@@ -42,15 +52,16 @@ def test_summary_line_inserts_braces_verbatim():
 def test_render_handoff_body_keeps_u2028_raw_in_the_json_line_only():
     body = render_handoff_body(package(evidence_refs=("a\u2028b",)))
     lines = body.split("\n")
-    assert len(lines) == 9 and "\u2028" in lines[8]
-    assert json.loads(lines[8])["evidence_refs"] == ["a\u2028b"]
+    assert len(lines) == 11 and "\u2028" in lines[10]
+    assert json.loads(lines[10])["evidence_refs"] == ["a\u2028b"]
+    assert all("\u2028" not in line for line in lines[:10])
 
 
 def test_render_handoff_body_warns_above_30000_bytes_and_never_truncates(caplog):
     big = package(evidence_refs=tuple("x" * 100 for _ in range(400)))
     with caplog.at_level(logging.WARNING, logger="serbero_cli.dispatch.handoff_dm"):
         body = render_handoff_body(big)
-    assert len(body.encode()) > 30_000 and parse_handoff(body.split("\n")[8]) == big
+    assert len(body.encode()) > 30_000 and parse_handoff(body.split("\n")[10]) == big
     assert any("over 30000" in r.getMessage() for r in caplog.records)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="serbero_cli.dispatch.handoff_dm"):

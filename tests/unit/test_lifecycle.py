@@ -15,8 +15,8 @@ def ev(status: str, solver: str | None = None) -> DisputeEvent:
     return DisputeEvent("e" * 64, "d-1", status, "buyer", solver, 100, 200)
 
 
-def view(state: str, status: str = "initiated") -> DisputeView:
-    return DisputeView("d-1", state, status, None)
+def view(state: str, status: str = "initiated", revision: int | None = None) -> DisputeView:
+    return DisputeView("d-1", state, status, None, revision_created_at=revision)
 
 
 @pytest.mark.parametrize("before,event,action,to_state,notify", [
@@ -39,7 +39,14 @@ def view(state: str, status: str = "initiated") -> DisputeView:
     pytest.param(view("waiting"), ev("settled"), "move", "resolved", None, id="settled-waiting"),
     pytest.param(view("escalated"), ev("settled"), "move", "resolved", None, id="settled-escalated"),
     pytest.param(view("resolved", "settled"), ev("settled"), "ignore", None, None, id="settled-resolved-replay"),
-    pytest.param(view("resolved", "settled"), ev("initiated"), "ignore", None, None, id="initiated-after-resolved"),
+    pytest.param(view("resolved", "settled", 300), ev("initiated"), "ignore", None, None,
+                 id="older-initiated-after-resolved-is-a-replay"),
+    pytest.param(view("resolved", "settled", 150), ev("initiated"), "reopen", "new", "initial",
+                 id="newer-initiated-reopens-a-resolved-dispute"),
+    pytest.param(view("notified", "initiated", 150), ev("initiated"), "ignore", None, None,
+                 id="newer-initiated-on-an-open-dispute-is-a-duplicate"),
+    pytest.param(view("new", "initiated", 300), ev("settled"), "ignore", None, None,
+                 id="revision-older-than-the-newest-applied-changes-nothing"),
 ])
 def test_decide_follows_the_event_table(before, event, action, to_state, notify):
     decision = decide(before, event)
@@ -69,7 +76,7 @@ def test_can_move_matches_the_spec_table(src, dst):
         ("notified", "taken"), ("notified", "escalated"), ("notified", "resolved"),
         ("taken", "waiting"), ("taken", "escalated"), ("taken", "resolved"),
         ("waiting", "taken"), ("waiting", "escalated"), ("waiting", "resolved"),
-        ("escalated", "resolved"),
+        ("escalated", "resolved"), ("resolved", "new"),
     }
     assert can_move(src, dst) == ((src, dst) in table)
     assert set(ALLOWED) == set(STATES)

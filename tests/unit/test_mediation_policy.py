@@ -133,7 +133,21 @@ def test_authority_phrases_are_exactly_the_spec_list():
         "admin-settle", "admin_settle", "admin-cancel", "admin_cancel", "release funds", "release the funds",
         "settle the trade", "settle funds", "cancel trade", "cancel the trade", "force close", "force-close",
         "move funds", "transfer funds", "disburse funds", "close the dispute",
+        "settle in favour of", "settle in favor of", "in favour of the buyer", "in favor of the buyer",
+        "in favour of the seller", "in favor of the seller",
     )
+
+
+@pytest.mark.parametrize("text,found", [
+    ("Please release to the buyer now", True),
+    ("I will release tomorrow morning", False),
+    ("SETTLE\n  in   FAVOUR of the seller", True),
+    ("in favor\tof the buyer", True),
+    ("close\x00 the dispute", False),
+    ("close  the\ndispute", True),
+])
+def test_authority_check_reads_text_case_folded_with_whitespace_collapsed(text, found):
+    assert contains_authority_phrase(text) is found
 
 
 @pytest.mark.parametrize("phrase", AUTHORITY_PHRASES)

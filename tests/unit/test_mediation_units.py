@@ -8,7 +8,10 @@ import uuid
 import pytest
 
 from serbero_cli.config import MediationConfig
-from serbero_cli.mediation import auth, messages
+from serbero_cli.core import headline
+from serbero_cli.core import messages as core_messages
+from serbero_cli.core.audience import Audience
+from serbero_cli.mediation import auth, messages, policy
 from serbero_cli.mediation.escalation import Escalation, handoff_package, recommend
 from serbero_cli.mediation.policy import contains_authority_phrase
 from serbero_cli.store import disputes as disputes_store
@@ -99,15 +102,17 @@ def test_u3_second_recommend_writes_nothing(store):
     dispute_id = add_dispute(store)
     sid = add_session(store, dispute_id)
     e = Escalation(dispute_id, sid, "round_limit", ("inner-1",), ())
-    assert recommend(store, e, bundle=BUNDLE, now=2000, solvers=["aa" * 32], alert_solvers=True) == "escalated"
+    one_solver = Audience(("aa" * 32,))
+    assert recommend(store, e, bundle=BUNDLE, now=2000, audience=one_solver, alert_solvers=True) == "escalated"
     counts = store.scalar("SELECT COUNT(*) FROM mediation_events"), store.scalar("SELECT COUNT(*) FROM notifications")
-    assert recommend(store, e, bundle=BUNDLE, now=2001, solvers=["aa" * 32], alert_solvers=True) == "already_terminal"
+    assert recommend(store, e, bundle=BUNDLE, now=2001, audience=one_solver, alert_solvers=True) == "already_terminal"
     assert (store.scalar("SELECT COUNT(*) FROM mediation_events"),
             store.scalar("SELECT COUNT(*) FROM notifications")) == counts
     other = add_dispute(store)
     scoped = Escalation(other, None, "authorization_lost")
-    assert recommend(store, scoped, bundle=BUNDLE, now=2002, solvers=[], alert_solvers=True) == "escalated"
-    assert recommend(store, scoped, bundle=BUNDLE, now=2003, solvers=[], alert_solvers=True) == "already_escalated"
+    assert recommend(store, scoped, bundle=BUNDLE, now=2002, audience=Audience(), alert_solvers=True) == "escalated"
+    assert recommend(store, scoped, bundle=BUNDLE, now=2003, audience=Audience(),
+                     alert_solvers=True) == "already_escalated"
     assert store.scalar("SELECT lifecycle_state FROM disputes WHERE dispute_id=?", (other,)) == "escalated"
     assert store.scalar("SELECT trigger FROM dispute_state_transitions WHERE dispute_id=? ORDER BY id DESC LIMIT 1",
                         (other,)) == "mediation:authorization_lost"
@@ -161,16 +166,22 @@ def test_u10_backoff_doubles_to_the_cap_and_terminates():
 
 def test_message_formats_are_exact_and_pass_the_phrase_check():
     body = messages.summary_body("d-1", "s-1", "coordination_failure_resolvable", 0.5, "Check the bank.", "Text.")
-    assert body == ("mediation_summary/v1\nDispute: d-1\nSession: s-1\n"
+    assert body == ("Dispute d-1 \u00b7 handed off: facts_gathered\n" + messages.SUMMARY_HINT + "\n"
+                    "mediation_summary/v2\nDispute: d-1\nSession: s-1\n"
                     "Classification: coordination_failure_resolvable (confidence 0.50)\n"
                     "Suggested next step: Check the bank.\n\nText.")
     scoped = messages.escalation_body("d-1", None, "fraud_indicator")
     lines = scoped.split("\n")
-    assert lines[:4] == ["mediation_escalation/v1", "Dispute: d-1", "Session: <none \u2014 dispute-scoped handoff>",
+    assert lines[:6] == ["Dispute d-1 \u00b7 mediation could not start", "reason: fraud_indicator",
+                         "mediation_escalation/v2", "Dispute: d-1", "Session: <none \u2014 dispute-scoped handoff>",
                          "Trigger: fraud_indicator"]
-    assert lines[4] == "" and not scoped.endswith("\n") and "no mediation session" in lines[5].lower()
+    assert lines[6] == "" and not scoped.endswith("\n") and "no mediation session" in lines[7].lower()
+    session = messages.escalation_body("d-1", "s-1", "round_limit").split("\n")
+    assert session[0] == "Dispute d-1 \u00b7 handed off: round_limit" and session[2] == "mediation_escalation/v2"
     assert messages.party_question("buyer", " Did you pay? ").startswith("Buyer: Did you pay?\n\n")
     assert messages.party_question("seller", "Paid?", 2).startswith("Round 2. Seller: Paid?\n\n")
-    for text in (messages.ESCALATION_NOTE, messages.ESCALATION_NOTE_DISPUTE_SCOPE,
+    for text in (messages.ESCALATION_NOTE, messages.ESCALATION_NOTE_DISPUTE_SCOPE, messages.SUMMARY_HINT,
+                 messages.waiting_note(), headline.HANDOFF_HINT, core_messages.RENOTIFY_HINT,
+                 core_messages.MEDIATING_HINT, policy.OPENING_BUYER_QUESTION, policy.OPENING_SELLER_QUESTION,
                  messages.party_question("buyer", "x")):
         assert not contains_authority_phrase(text)
