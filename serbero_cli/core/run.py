@@ -24,6 +24,7 @@ from serbero_cli.errors import DatabaseMissing, NoRelayReachable
 from serbero_cli.keys import short
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.runlock import RunLock
+from serbero_cli.runrecord import recorded_run
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store import sync
@@ -49,8 +50,10 @@ def run_listen(
     with RunLock(config.db_path, "listen", "listen"):
         store = open_db(config.db_path)
         try:
-            result = asyncio.run(_real_run(store, config, clock, follow, progress, stop))
-            sync.save_last_run(store, "listen", result.to_dict(), int(clock()))
+            with recorded_run(store, "listen", clock) as run:
+                result = asyncio.run(_real_run(store, config, clock, follow, progress, stop))
+                sync.save_last_run(store, "listen", result.to_dict(), int(clock()))
+                run.finish(result)
             return result
         finally:
             store.close()
