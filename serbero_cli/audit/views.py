@@ -104,6 +104,8 @@ def run_dashboard(settings: AuditSettings, *, now: int) -> AuditResult:
     rows += [{"section": "last_run", "name": phase, "value": None if run is None else run["exit_code"]}
              for phase, run in last_runs.items()]
     rows.append({"section": "schema", "name": "version", "value": src.schema_version})
+    rows += [{"section": "attention", "name": a["kind"] + (f":{a['phase']}" if a["phase"] else ""),
+              "value": a["count"]} for a in document["attention"]]
     return AuditResult("dashboard", now, rows=rows, columns=("section", "name", "value"), document=document)
 
 

@@ -6,8 +6,10 @@ import csv
 import io
 import json
 import re
+import time
 
 import pytest
+from typer.testing import CliRunner
 
 from serbero_cli.store.migrations import MIGRATIONS
 from tests.audit import golden
@@ -120,7 +122,11 @@ def test_dashboard_counts_a_failed_dispatch_record_as_failed_for_good(audit, aud
     assert sorted(r["notif_type"] for r in rows) == ["escalation_handoff", "re-notification"]
 
 
-def test_dashboard_opens_with_what_needs_a_person(audit):
+def test_dashboard_opens_with_what_needs_a_person(audit, audit_db):
+    # The story's runs age while the session goes on: make listen and dispatch-once look just run.
+    now = int(time.time())
+    plant(audit_db[1], "UPDATE sync_state SET value = json_set(value, '$.finished_at', ?) "
+                       "WHERE key IN ('listen_run_record', 'dispatch_once_run_record')", (now,))
     out = audit().stdout
     lines = [line for line in out.splitlines() if line.strip()]
     assert lines[0] == "attention: 3 finding(s)"
@@ -263,3 +269,30 @@ def test_timeline_merge_orders_by_time_then_cause_then_row_id():
     }
     assert [(e["source"], e["ref"]) for e in merge(story)] == [
         ("dispatch", "d-1"), ("transition", 5), ("transition", 13), ("notification", 3)]
+
+
+def test_dashboard_hides_sections_of_features_switched_off(audit_db, story, tmp_path):
+    from tests.helpers import write_config
+
+    _, db = audit_db
+    off = write_config(tmp_path / "off.toml", private_key=story.private_key, mostro_pubkey=story.mostro_pubkey,
+                       relays=[story.relay_url], solvers=[(story.reader, "read")], db_path=str(db))
+    runner = CliRunner()
+    from serbero_cli.cli.app import app
+
+    hidden = runner.invoke(app, ["--config", str(off), "audit"], catch_exceptions=False).stdout
+    assert re.search(r"^disputes\s+count", hidden, re.M) and not re.search(r"^\s*sessions\s+count", hidden, re.M)
+    assert "handoffs" not in hidden and "mediate-once" not in hidden and "dispatch-once" not in hidden
+    # Without a config nobody knows what is switched on: sections that hold rows are shown.
+    shown = runner.invoke(app, ["audit", "--db", str(db)], catch_exceptions=False).stdout
+    assert re.search(r"sessions\s+count", shown) and re.search(r"handoffs\s+count", shown)
+    assert "mediate-once" in shown and "no config loaded" in shown
+    doc = json.loads(runner.invoke(app, ["--config", str(off), "audit", "--json"], catch_exceptions=False).stdout)
+    assert doc["features"] == {"mediation": False, "escalation": False}
+    assert doc["handoffs"]["dispatched"] == 1  # the JSON document keeps every section
+
+
+def test_dashboard_csv_lists_the_attention_findings(audit):
+    rows = list(csv.DictReader(io.StringIO(audit("--csv").stdout)))
+    found = {r["name"]: r["value"] for r in rows if r["section"] == "attention"}
+    assert found["untaken_disputes"] == "1" and found["failed_deliveries"] == "1"
