@@ -63,7 +63,14 @@ COMMAND_NOTES: dict[str, dict[str, Any]] = {
     },
     "audit": {
         "exit": "4 from the check views (audit authority, audit dispatches --check) when they find a problem.",
-        "examples": ["serbero audit", "serbero audit disputes --since 2h", "serbero audit authority"],
+        "examples": ["serbero audit", "serbero audit disputes --since 2h", "serbero audit authority",
+                     "serbero audit dispute 4f2a --utc",
+                     "serbero audit metrics --output /var/lib/node_exporter/textfile/serbero.prom"],
+    },
+    "status": {
+        "exit": "0 when nothing needs attention, 4 when something does (the line says what), 2 when the "
+                "database cannot be read.",
+        "examples": ["serbero status", "serbero --config /etc/serbero/config.toml status --json"],
     },
     "init": {
         "exit": "2 when the file exists (without --force), an option is invalid, or the path cannot be written.",

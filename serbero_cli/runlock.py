@@ -67,3 +67,44 @@ def lock_holder(db_path: Path, name: str) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def is_held(db_path: Path, name: str) -> bool:
+    """True if a running process holds `<db_path>.<name>.lock` (for audit and status).
+
+    Read-only: the file is never created. When the PID written in it belongs to no live process
+    the lock is free and the file is not locked at all, because even a brief shared lock could make
+    a phase starting at that instant exit 75; only a live owner is confirmed with a non-blocking
+    flock. A file that cannot be read counts as free.
+    """
+    path = Path(f"{db_path}.{name}.lock")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        pid = _read_pid(fd)
+        if pid is not None and not _alive(pid):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True

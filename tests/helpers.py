@@ -143,6 +143,24 @@ def db_checksum(db_path: Path) -> str:
     return h.hexdigest()
 
 
+def content_checksum_without_run_records(db_path: Path) -> str:
+    """sha256 of the SQL dump minus the `*_run_record` rows of `sync_state`, which every run that
+    opened the database writes whatever its exit code (a run that changed nothing else keeps this)."""
+    conn = sqlite3.connect(str(db_path))
+    try:
+        lines = [line for line in conn.iterdump()
+                 if not (line.startswith('INSERT INTO "sync_state"') and "_run_record'" in line)]
+    finally:
+        conn.close()
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def run_record(db_path: Path, phase_key: str) -> dict[str, Any] | None:
+    """The stored run record of `listen`, `mediate_once` or `dispatch_once`, or None."""
+    rows = db_rows(db_path, "SELECT value FROM sync_state WHERE key = ?", (f"{phase_key}_run_record",))
+    return json.loads(rows[0]["value"]) if rows else None
+
+
 def file_bytes(path: Path) -> bytes:
     return path.read_bytes() if path.exists() else b""
 

@@ -2,7 +2,9 @@
 
 JSON is one document with stable keys and full values (operations.md §1). CSV has one header
 line (the view's columns, present even when there are no rows) and one line per row; a nested
-value (a list of relays, a payload) is written as compact JSON in its cell.
+value (a list of relays, a payload) is written as compact JSON in its cell. Every text cell goes
+through `safetext.csv_cell()`: a spreadsheet never runs a cell that starts like a formula, and
+control characters other than newline are shown as U+FFFD. Numbers are written as they are.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from typing import Any
 
 from serbero_cli.audit.result import AuditResult
+from serbero_cli.safetext import csv_cell
 
 
 def to_json(result: AuditResult) -> str:
@@ -31,11 +34,14 @@ def to_csv(result: AuditResult) -> str:
 
 
 def cell(value: Any) -> str:
-    """One CSV cell: empty for None, JSON for lists and dicts, `true`/`false` for booleans."""
+    """One CSV cell: empty for None, JSON for lists and dicts, `true`/`false` for booleans, numbers
+    as written, any other text made safe for spreadsheets."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
     if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return str(value)
+        return csv_cell(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    return csv_cell(str(value))

@@ -34,6 +34,10 @@ OUTCOME_SQL = (
     "THEN 'failed_retrying' ELSE 'failed_final' END"
 )
 LAST_RUN_KEYS = ("listen_last_run", "mediate_once_last_run", "dispatch_once_last_run")
+# Every run that opened the database leaves one of these, whatever its exit code (runrecord.py).
+RUN_RECORD_KEYS = ("listen_run_record", "mediate_once_run_record", "dispatch_once_run_record")
+# Disputes nobody has taken yet: these states are before a solver (or Serbero) takes it.
+UNTAKEN_STATES = ("new", "notified")
 ID_COLUMNS = {
     "dispute": ("disputes", "dispute_id"),
     "session": ("mediation_sessions", "session_id"),
@@ -44,8 +48,8 @@ PREFIX_CANDIDATES = 6
 
 DISPUTE_COLUMNS = ("dispute_id, event_id, mostro_pubkey, initiator_role, dispute_status, event_timestamp, "
                    "detected_at, lifecycle_state, assigned_solver, last_notified_at, last_state_change")
-NOTIFICATION_COLUMNS = ("id, dispute_id, solver_pubkey, notif_type, status, attempts, claimed_at, created_at, "
-                        "sent_at, error_message, relays_accepted, body")
+NOTIFICATION_COLUMNS = ("id, dispute_id, solver_pubkey, notif_type, envelope, status, attempts, claimed_at, "
+                        "created_at, sent_at, error_message, relays_accepted, body")
 MESSAGE_COLUMNS = ("id, session_id, direction, party, shared_pubkey, inner_event_id, inner_event_created_at, "
                    "outer_event_id, content, prompt_bundle_id, policy_hash, persisted_at, stale, published_at, "
                    "publish_attempts, envelope, kind14_event_id, legacy_required")
@@ -80,22 +84,28 @@ class AuditSettings:
     dispatch_interval_seconds: int
     sending_stale_seconds: int
     config_path: Path | None = None
+    renotification_seconds: int = 300
+    mediation_enabled: bool | None = None  # None: not known (no config loaded)
+    escalation_enabled: bool | None = None  # None: not known (no config loaded)
 
     @classmethod
     def from_config(cls, config: Any, db_path: Path | None = None) -> AuditSettings:
         return cls(Path(db_path or config.db_path), config.delivery.max_attempts,
                    config.escalation.dispatch_interval_seconds, config.escalation.sending_stale_seconds,
-                   config.path)
+                   config.path, config.timeouts.renotification_seconds, bool(config.mediation_active),
+                   bool(config.escalation.enabled))
 
     @classmethod
     def defaults(cls, db_path: Path) -> AuditSettings:
-        """Settings for `--db` without a config: every threshold at its config.toml default."""
+        """Settings for `--db` without a config: every threshold at its config.toml default, and
+        whether mediation and escalation are on left unknown."""
         from serbero_cli.config import KEYS
 
         value = {(k.section, k.name): k.default for k in KEYS}
         return cls(Path(db_path), value[("delivery", "max_attempts")],
                    value[("escalation", "dispatch_interval_seconds")],
-                   value[("escalation", "sending_stale_seconds")], None)
+                   value[("escalation", "sending_stale_seconds")], None,
+                   value[("timeouts", "renotification_seconds")])
 
 
 class Source:
@@ -191,9 +201,37 @@ def count_sessions_by_state(src: Source) -> dict[str, int]:
 
 
 def last_runs(src: Source) -> list[dict[str, Any]]:
-    marks = ",".join("?" * len(LAST_RUN_KEYS))
-    return src.rows(f"SELECT key, value, updated_at FROM sync_state WHERE key IN ({marks})", LAST_RUN_KEYS,
+    """The `sync_state` rows of the last-run summaries and the run records."""
+    keys = (*LAST_RUN_KEYS, *RUN_RECORD_KEYS)
+    marks = ",".join("?" * len(keys))
+    return src.rows(f"SELECT key, value, updated_at FROM sync_state WHERE key IN ({marks})", keys,
                     tables=("sync_state",))
+
+
+def untaken_disputes(src: Source, opened_before: int) -> dict[str, Any]:
+    """Untaken disputes: how many in all, how many opened before `opened_before`, the oldest opening time."""
+    marks = ",".join("?" * len(UNTAKEN_STATES))
+    row = src.one(f"SELECT COUNT(*) AS total, SUM(event_timestamp < ?) AS overdue, MIN(event_timestamp) AS oldest_at "
+                  f"FROM disputes WHERE lifecycle_state IN ({marks})", (opened_before, *UNTAKEN_STATES),
+                  tables=("disputes",))
+    if row is None:
+        return {"total": 0, "overdue": 0, "oldest_at": None}
+    return {"total": row["total"], "overdue": row["overdue"] or 0, "oldest_at": row["oldest_at"]}
+
+
+def open_failed_deliveries(src: Source) -> int:
+    """Notifications failed for good whose dispute is not resolved yet (they still matter)."""
+    row = src.one(f"SELECT COUNT(*) AS n FROM notifications n JOIN disputes d ON d.dispute_id = n.dispute_id "
+                  f"WHERE n.status = 'failed' AND d.lifecycle_state != 'resolved' "
+                  f"AND ({_outcome_positional()}) = 'failed_final'",
+                  (src.settings.max_attempts,), tables=("notifications", "disputes"))
+    return row["n"] if row else 0
+
+
+def notifications_by_outcome_and_envelope(src: Source) -> list[dict[str, Any]]:
+    return src.rows(f"SELECT {OUTCOME_SQL} AS outcome, envelope, COUNT(*) AS n FROM notifications "
+                    "GROUP BY outcome, envelope", {"max_attempts": src.settings.max_attempts},
+                    tables=("notifications",))
 
 
 def solver_auth(src: Source) -> dict[str, Any] | None:

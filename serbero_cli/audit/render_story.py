@@ -1,162 +1,203 @@
 """Rich renderings of the audit views that are not plain lists: the dashboard, one dispute's
 timeline, a transcript, one dispatch, the two checks and the rationale (under its warning).
+
+The dashboard opens with what needs a person (the attention block) or "all quiet", so the first
+lines of `serbero audit` answer "is anything wrong?". Sections of features switched off in the
+config (mediation, escalation) are not shown; without a config they show when they hold rows.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from serbero_cli.audit.render import add, dispatch_cells, footer, state, table, text
+from serbero_cli.audit.render import (
+    DISPATCH_COLUMNS,
+    Col,
+    Out,
+    dispatch_cells,
+    fit_table,
+    footer,
+    heading,
+    show,
+    state,
+    text,
+    when,
+    when_column,
+)
 from serbero_cli.audit.result import AuditResult
 from serbero_cli.audit.text import age, short, span
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import RenderableType
 
 LIVE = ("awaiting_response", "classified", "summary_pending")
+COUNT_SECTIONS = (("disputes", "disputes", None), ("notifications", "notifications", None),
+                  ("sessions", "sessions", "mediation"), ("handoffs", "handoffs", "escalation"))
+PHASE_FEATURE = {"listen": None, "mediate-once": "mediation", "dispatch-once": "escalation"}
 
 
-def render_dashboard(result: AuditResult, console: Console, borders: bool) -> None:
+def render_dashboard(result: AuditResult, out: Out) -> None:
+    from rich.columns import Columns
+
     d, now = result.document, result.now
-    console.print(text(f"serbero audit: {d['db_path']}  schema {d['schema_version']}/{d['schema_expected']}",
-                       "bold"))
-    for title, counts in (("disputes by lifecycle state", d["disputes"]),
-                          ("notifications by status", d["notifications"]),
-                          ("mediation sessions by state", d["sessions"]),
-                          ("escalation handoffs by state", d["handoffs"])):
-        grid = table(title, tuple(counts), borders)
-        add(grid, *[text(n, "" if not n else _count_style(name)) for name, n in counts.items()])
-        console.print(grid)
-    runs = table("last run of each phase", ("phase", "when", "exit code"), borders)
+    _attention(d["attention"], out)
+    out.console.print(text(f"schema {d['schema_version']}/{d['schema_expected']}  database {_fit_path(d, out)}"))
+    tables: list[RenderableType] = []
+    for title, key, feature in COUNT_SECTIONS:
+        counts = d[key]
+        if _shown(d, feature, any(counts.values())):
+            rows = [[name, text(n, "" if not n else _count_style(name))] for name, n in counts.items()]
+            tables.append(fit_table(out, [Col(title), Col("count")], rows))
+    out.console.print(Columns(tables, padding=(1, 3)))
+    rows = []
     for phase, run in d["last_runs"].items():
+        if not _shown(d, PHASE_FEATURE[phase], run is not None):
+            continue
         if run is None:
-            add(runs, phase, "never", "-")
-        else:
-            code = run["exit_code"]
-            add(runs, phase, age(now, run["at"]) + " ago", text("-" if code is None else code,
-                                                                "green" if code == 0 else "bold red"))
-    console.print(runs)
-    for line in alerts(d, now):
-        console.print(text("! " + line, "bold red"))
+            rows.append([phase, "never", "-", "-"])
+            continue
+        code = run["exit_code"]
+        finished = "-" if run["finished_at"] is None else age(now, run["finished_at"]) + " ago"
+        rows.append([phase, finished, text("-" if code is None else code, "green" if code == 0 else "bold red"),
+                     run["error"] or "-"])
+    show(out, "last run of each phase", [Col("phase"), Col("finished"), Col("exit"), Col("error", wrap=True)], rows)
+    for line in notes(d, now):
+        out.console.print(text("note: " + line, "yellow"))
 
 
-def alerts(d: dict[str, Any], now: int) -> list[str]:
-    """What needs a person now, each with the command that shows it."""
+def notes(d: dict[str, Any], now: int) -> list[str]:
+    """Findings worth a look that the attention rules leave out, each with the command that shows it."""
     lines = []
-    if d["notifications"].get("failed_final"):
-        lines.append(f"{d['notifications']['failed_final']} notification(s) failed for good: "
-                     "serbero audit notifications --status failed_final")
-    if d["handoffs_overdue"]:
+    escalation = _shown(d, "escalation", any(d["handoffs"].values()))
+    if escalation and d["handoffs_overdue"]:
         lines.append(f"{d['handoffs_overdue']} handoff(s) pending for more than twice the dispatch interval "
                      f"(oldest {age(now, d['handoffs_oldest_pending_at'])}): serbero audit handoffs --stuck")
-    for name in ("unroutable", "parse_failed", "send_failed"):
-        if d["handoffs"].get(name):
+    for name in ("parse_failed", "send_failed"):
+        if escalation and d["handoffs"].get(name):
             lines.append(f"{d['handoffs'][name]} handoff(s) {name}: serbero audit handoffs --state {name}")
     auth = d["solver_auth"]
-    if auth:
-        lines.append(f"Mostro refuses Serbero as a solver ({auth['status']}, {auth['attempts']} refusal(s))")
-    for phase, run in d["last_runs"].items():
-        if run and run["exit_code"] not in (0, None):
-            lines.append(f"the last {phase} run exited {run['exit_code']}")
+    if auth and _shown(d, "mediation", True):
+        lines.append(f"Mostro refuses Serbero as a solver ({auth['status']}, {auth['attempts']} refusal(s)): "
+                     "serbero mediate-once --reset-solver-auth retries now")
     if not d["thresholds"]["from_config"]:
-        lines.append(f"no config loaded: retry and latency limits are the defaults "
-                     f"(max_attempts {d['thresholds']['max_attempts']})")
+        lines.append(f"no config loaded: thresholds are the defaults (max_attempts {d['thresholds']['max_attempts']}, "
+                     f"renotification_seconds {d['thresholds']['renotification_seconds']})")
     return lines
 
 
-def render_dispute(result: AuditResult, console: Console, borders: bool) -> None:
+def render_dispute(result: AuditResult, out: Out) -> None:
     d, now = result.document["dispute"], result.now
-    head = table(f"dispute {d['dispute_id']}", ("lifecycle", "mostro status", "initiator", "solver", "opened",
-                                                "detected", "last notified"), borders)
-    add(head, state(d["lifecycle_state"]), d["dispute_status"], d["initiator_role"] or "-",
-        short(d["assigned_solver"]), age(now, d["event_timestamp"]), age(now, d["detected_at"]),
-        age(now, d["last_notified_at"]))
-    console.print(head)
-    grid = table("timeline (oldest first)", ("age", "source", "kind", "ref", "what"), borders)
-    for e in result.rows:
-        add(grid, age(now, e["at"]), e["source"], state(e["kind"]), short(e["ref"]), e["text"])
-    console.print(grid)
-    footer(result, console, "timeline entries")
+    show(out, f"dispute {d['dispute_id']}",
+         [Col("lifecycle"), Col("mostro status", 3), Col("initiator", 2), Col("solver", 1), Col("opened"),
+          Col("detected", 4), Col("last notified", 5)],
+         [[state(d["lifecycle_state"]), d["dispute_status"], d["initiator_role"] or "-", short(d["assigned_solver"]),
+           when(out, now, d["event_timestamp"]), when(out, now, d["detected_at"]),
+           when(out, now, d["last_notified_at"])]])
+    show(out, "timeline (oldest first)",
+         [when_column(out), Col("source", 1), Col("kind"), Col("ref", 2), Col("what", wrap=True)],
+         [[when(out, now, e["at"]), e["source"], state(e["kind"]), short(e["ref"]), e["text"]] for e in result.rows])
+    footer(result, out, "timeline entries")
 
 
-def render_transcript(result: AuditResult, console: Console, borders: bool) -> None:
+def render_transcript(result: AuditResult, out: Out) -> None:
     s, now = result.document["session"] or {}, result.now
-    console.print(text(f"session {s.get('session_id')}  dispute {s.get('dispute_id')}  state {s.get('state')}",
-                       "bold"))
-    grid = table("transcript (oldest first)", ("age", "direction", "party", "text"), borders)
+    heading(out, f"session {s.get('session_id')}  dispute {s.get('dispute_id')}  state {s.get('state')}")
+    rows = []
     for m in result.rows:
-        notes = [n for n, on in (("stale", m["stale"]),
-                                 ("unpublished", m["direction"] == "outbound" and m["published_at"] is None)) if on]
-        body = text(("[" + ", ".join(notes) + "] " if notes else "") + (m["content"] or ""),
+        notes_ = [n for n, on in (("stale", m["stale"]),
+                                  ("unpublished", m["direction"] == "outbound" and m["published_at"] is None)) if on]
+        body = text(("[" + ", ".join(notes_) + "] " if notes_ else "") + (m["content"] or ""),
                     "dim" if m["stale"] else "")
-        add(grid, age(now, m["inner_event_created_at"]), m["direction"], m["party"], body)
-    console.print(grid)
-    footer(result, console, "messages")
+        rows.append([when(out, now, m["inner_event_created_at"]), m["direction"], m["party"], body])
+    show(out, "transcript (oldest first)",
+         [when_column(out), Col("direction", 1), Col("party"), Col("text", wrap=True)], rows)
+    footer(result, out, "messages")
 
 
-def render_dispatch(result: AuditResult, console: Console, borders: bool) -> None:
+def render_dispatch(result: AuditResult, out: Out) -> None:
     r, now = result.document["dispatch"], result.now
-    head = table(f"dispatch {r['dispatch_id']}", ("dispatch", "age", "dispute", "handoff", "status", "route",
-                                                  "attempts", "recipients", "took", "latency"), borders)
-    add(head, *dispatch_cells(r, now))
-    console.print(head)
-    grid = table("its notification records", ("id", "age", "solver", "status", "attempt", "relays", "error"),
-                 borders)
+    show(out, f"dispatch {r['dispatch_id']}", DISPATCH_COLUMNS, [dispatch_cells(r, now)])
+    rows = []
     for n in result.rows:
         relays = n["relays_accepted"] if isinstance(n["relays_accepted"], list) else []
-        add(grid, n["id"], age(now, n["created_at"]), short(n["solver_pubkey"]), state(n["status"]), n["attempts"],
-            len(relays) or "-", n["error_message"] or "-")
-    console.print(grid)
-    footer(result, console, "notification records")
+        rows.append([n["id"], age(now, n["created_at"]), short(n["solver_pubkey"]), state(n["status"]), n["attempts"],
+                     len(relays) or "-", n["error_message"] or "-"])
+    show(out, "its notification records",
+         [Col("id"), Col("age"), Col("solver", 2), Col("status"), Col("attempt", 3), Col("relays", 1),
+          Col("error", wrap=True)], rows)
+    footer(result, out, "notification records")
 
 
-def render_dispatch_check(result: AuditResult, console: Console, borders: bool) -> None:
+def render_dispatch_check(result: AuditResult, out: Out) -> None:
     d = result.document
     p95 = "no dispatch finished in the last 24 h" if d["p95_latency_s"] is None else \
         f"24 h p95 latency {span(d['p95_latency_s'])} over {d['p95_sample']} dispatch(es) (limit {d['p95_limit_s']}s)"
-    console.print(text(p95))
-    _problems(result, console, borders, "dispatch check")
+    out.console.print(text(p95))
+    _problems(result, out, "dispatch check")
 
 
-def render_authority(result: AuditResult, console: Console, borders: bool) -> None:
+def render_authority(result: AuditResult, out: Out) -> None:
     counts = result.document["counts"]
-    grid = table("authority-boundary phrases found (each must be 0)", tuple(counts), borders)
-    add(grid, *[text(n, "bold red" if n else "green") for n in counts.values()])
-    console.print(grid)
+    show(out, "authority-boundary phrases found (each must be 0)", [Col("where"), Col("count")],
+         [[name, text(n, "bold red" if n else "green")] for name, n in counts.items()])
     if result.rows:
-        found = table("where", ("source", "id", "dispute", "phrases", "text"), borders)
-        for f in result.rows:
-            add(found, f["source"], f["id"], short(f["dispute_id"]), ", ".join(f["phrases"]), f["snippet"])
-        console.print(found)
-        footer(result, console, "findings")
-    _verdict(result, console, "authority check")
+        show(out, "findings",
+             [Col("source"), Col("id"), Col("dispute", 1), Col("phrases", wrap=True), Col("text", wrap=True)],
+             [[f["source"], f["id"], short(f["dispute_id"]), ", ".join(f["phrases"]), f["snippet"]]
+              for f in result.rows])
+        footer(result, out, "findings")
+    _verdict(result, out, "authority check")
 
 
-def render_rationale(result: AuditResult, console: Console, borders: bool) -> None:
+def render_rationale(result: AuditResult, out: Out) -> None:
     r, now = result.rows[0], result.now
-    console.print(text("WARNING: " + result.document["warning"], "bold red"))
-    head = table(f"rationale {r['rationale_id']}", ("session", "dispute", "provider", "model", "bundle", "policy",
-                                                    "generated"), borders)
-    add(head, short(r["session_id"]), short(r["dispute_id"]), r["provider"], r["model"], r["prompt_bundle_id"],
-        short(r["policy_hash"], 12), age(now, r["generated_at"]))
-    console.print(head)
-    console.print(text(r["rationale_text"]))
+    out.console.print(text("WARNING: " + result.document["warning"], "bold red"))
+    show(out, f"rationale {r['rationale_id']}",
+         [Col("session"), Col("dispute", 4), Col("provider", 2), Col("model", 3), Col("bundle", 1), Col("policy", 5),
+          Col("generated")],
+         [[short(r["session_id"]), short(r["dispute_id"]), r["provider"], r["model"], r["prompt_bundle_id"],
+           short(r["policy_hash"], 12), age(now, r["generated_at"])]])
+    out.console.print(text(r["rationale_text"]))
 
 
-def _problems(result: AuditResult, console: Console, borders: bool, name: str) -> None:
+def _attention(findings: list[dict[str, Any]], out: Out) -> None:
+    if not findings:
+        out.console.print(text("all quiet: nothing needs attention", "green"))
+        return
+    out.console.print(text(f"attention: {len(findings)} finding(s)", "bold red"))
+    for f in findings:
+        line = text("  ! ", "bold red")
+        line.append_text(text(f"{f['message']}: {f['hint']}"))
+        out.console.print(line)
+
+
+def _fit_path(d: dict[str, Any], out: Out) -> str:
+    """The database path, its start cut to `…` when the line would not fit (the file name stays)."""
+    path = str(d["db_path"])
+    room = out.console.width - len(f"schema {d['schema_version']}/{d['schema_expected']}  database ")
+    return path if len(path) <= room else "…" + path[-max(room - 1, 1):]
+
+
+def _shown(d: dict[str, Any], feature: str | None, has_data: bool) -> bool:
+    """Sections of a feature switched off are hidden; with no config, shown when they hold anything."""
+    if feature is None:
+        return True
+    on = d["features"][feature]
+    return bool(on) if on is not None else has_data
+
+
+def _problems(result: AuditResult, out: Out, name: str) -> None:
     if result.rows:
-        grid = table("problems", ("check", "ref", "detail"), borders)
-        for p in result.rows:
-            add(grid, text(p["check"], "bold red"), p["ref"] or "-", p["detail"])
-        console.print(grid)
-    _verdict(result, console, name)
+        show(out, "problems", [Col("check"), Col("ref", 1), Col("detail", wrap=True)],
+             [[text(p["check"], "bold red"), p["ref"] or "-", p["detail"]] for p in result.rows])
+    _verdict(result, out, name)
 
 
-def _verdict(result: AuditResult, console: Console, name: str) -> None:
+def _verdict(result: AuditResult, out: Out, name: str) -> None:
     if result.problems:
-        console.print(text(f"{name}: FAILED ({len(result.problems)} problem(s)); exit 4", "bold red"))
+        out.console.print(text(f"{name}: FAILED ({len(result.problems)} problem(s)); exit 4", "bold red"))
     else:
-        console.print(text(f"{name}: OK", "green"))
+        out.console.print(text(f"{name}: OK", "green"))
 
 
 def _count_style(name: str) -> str:

@@ -10,6 +10,8 @@ from typing import Any
 
 from serbero_cli.audit import handoffs as hq
 from serbero_cli.audit import queries as q
+from serbero_cli.audit.attention import attention
+from serbero_cli.audit.health import phase_runs, read_health
 from serbero_cli.audit.queries import AuditSettings, Source, names, open_source
 from serbero_cli.audit.result import AuditResult, cut, sql_limit
 from serbero_cli.audit.since import since_cutoff
@@ -17,8 +19,18 @@ from serbero_cli.audit.text import parse_json, parse_object
 from serbero_cli.errors import UsageError
 from serbero_cli.store.mediation import LIVE_STATES
 
-PHASES = (("listen", "listen_last_run"), ("mediate-once", "mediate_once_last_run"),
-          ("dispatch-once", "dispatch_once_last_run"))
+# Large enough for any real listing, small enough that LIMIT n + 1 stays a 64-bit integer.
+MAX_LIMIT = 1_000_000_000
+# Values of `notifications.notif_type` and `mediation_events.kind` this code writes.
+NOTIFICATION_TYPES = ("initial", "assignment", "re-notification", "re-notification-digest", "mediation_summary",
+                      "mediation_escalation_recommended", "mediation_resolution_report", "escalation_handoff",
+                      "transcript", "observer")
+EVENT_KINDS = ("start_attempt_started", "start_attempt_stopped", "reasoning_verdict", "reasoning_call_failed",
+               "take_dispute_issued", "session_opened", "classification_produced", "outbound_sent",
+               "summary_generated", "escalation_recommended", "handoff_prepared", "policy_bundle_changed",
+               "auth_retry_attempt", "auth_retry_recovered", "auth_retry_terminated", "superseded_by_human",
+               "session_closed", "resolved_externally_reported", "escalation_dispatched", "escalation_superseded",
+               "escalation_dispatch_unroutable", "escalation_dispatch_parse_failed")
 HANDOFF_COLUMNS = ("handoff_event_id", "occurred_at", "dispute_id", "session_id", "trigger", "state", "stuck",
                    "dispatch_id", "route", "target_solver", "attempts", "claimed_at", "finished_at", "latency_s",
                    "slow", "prompt_bundle_id", "policy_hash", "payload_json")
@@ -34,14 +46,25 @@ def choose(option: str, value: str | None, allowed: tuple[str, ...]) -> str | No
 
 
 def check_limit(limit: int) -> int:
-    """`limit` if it is 0 (all) or more; UsageError otherwise."""
-    if limit < 0:
-        raise UsageError("--limit: use a positive number of rows, or 0 for all")
+    """`limit` if it is 0 (all) up to MAX_LIMIT; UsageError otherwise."""
+    if limit < 0 or limit > MAX_LIMIT:
+        raise UsageError(f"--limit: use a number of rows from 1 to {MAX_LIMIT}, or 0 for all")
     return limit
 
 
+def choose_on_file(src: Source, option: str, value: str | None, known: tuple[str, ...], table: str,
+                   column: str) -> str | None:
+    """`value` if it is known, or found in `table.column` (a newer Serbero may write new values);
+    UsageError listing the known values otherwise."""
+    if value is None or value in known:
+        return value
+    if src.one(f"SELECT 1 AS found FROM {table} WHERE {column} = ? LIMIT 1", (value,), tables=(table,)):
+        return value
+    raise UsageError(f"{option}: {value!r} is not one of {', '.join(known)}")
+
+
 def run_dashboard(settings: AuditSettings, *, now: int) -> AuditResult:
-    """Counts per state, last phase runs and the schema version (the `audit` landing page)."""
+    """What needs a person (attention), counts per state, last phase runs and the schema version."""
     from serbero_cli.store.migrations import MIGRATIONS
 
     with open_source(settings) as src:
@@ -49,24 +72,22 @@ def run_dashboard(settings: AuditSettings, *, now: int) -> AuditResult:
         notifications = _zero_filled(q.NOTIFICATION_OUTCOMES, q.count_notifications_by_outcome(src))
         sessions = _zero_filled(q.WRITTEN_SESSION_STATES, q.count_sessions_by_state(src))
         handoffs, oldest_pending, overdue = _handoff_counts(src, now)
-        runs = {row["key"]: row for row in q.last_runs(src)}
+        last_runs = phase_runs(q.last_runs(src))
+        facts = read_health(src, now, handoffs=handoffs, runs=last_runs)
         auth = q.solver_auth(src)
-    last_runs = {}
-    for phase, key in PHASES:
-        row = runs.get(key)
-        summary = parse_object(row["value"]) if row else None
-        last_runs[phase] = None if row is None else {
-            "at": row["updated_at"],
-            "exit_code": summary.get("exit_code") if isinstance(summary, dict) else None,
-            "summary": summary}
     document = {
         "db_path": str(settings.db_path),
         "schema_version": src.schema_version,
         "schema_expected": len(MIGRATIONS),
+        "attention": [finding.to_dict() for finding in attention(facts)],
+        "features": {"mediation": settings.mediation_enabled, "escalation": settings.escalation_enabled},
         "thresholds": {"max_attempts": settings.max_attempts,
                        "dispatch_interval_seconds": settings.dispatch_interval_seconds,
                        "sending_stale_seconds": settings.sending_stale_seconds,
+                       "renotification_seconds": settings.renotification_seconds,
                        "from_config": settings.config_path is not None},
+        "untaken": {"total": facts.untaken_total, "overdue": facts.untaken_overdue,
+                    "oldest_overdue_at": facts.untaken_oldest_at},
         "disputes": disputes,
         "disputes_total": sum(disputes.values()),
         "notifications": notifications,
@@ -84,6 +105,8 @@ def run_dashboard(settings: AuditSettings, *, now: int) -> AuditResult:
     rows += [{"section": "last_run", "name": phase, "value": None if run is None else run["exit_code"]}
              for phase, run in last_runs.items()]
     rows.append({"section": "schema", "name": "version", "value": src.schema_version})
+    rows += [{"section": "attention", "name": a["kind"] + (f":{a['phase']}" if a["phase"] else ""),
+              "value": a["count"]} for a in document["attention"]]
     return AuditResult("dashboard", now, rows=rows, columns=("section", "name", "value"), document=document)
 
 
@@ -106,6 +129,7 @@ def run_notifications(settings: AuditSettings, *, now: int, status: str | None =
     check_limit(limit)
     cutoff = since_cutoff(since, now)
     with open_source(settings) as src:
+        choose_on_file(src, "--type", notif_type, NOTIFICATION_TYPES, "notifications", "notif_type")
         dispute_id = src.resolve("dispute", dispute) if dispute is not None else None
         found = q.list_notifications(src, status=status, notif_type=notif_type, dispute_id=dispute_id,
                                      since=cutoff, limit=sql_limit(limit))
@@ -147,6 +171,7 @@ def run_events(settings: AuditSettings, *, now: int, kind: str | None = None, se
     """Newest first; the dispute filter finds dispute-scoped events and those of its sessions."""
     check_limit(limit)
     with open_source(settings) as src:
+        choose_on_file(src, "--kind", kind, EVENT_KINDS, "mediation_events", "kind")
         session_id = src.resolve("session", session) if session is not None else None
         dispute_id = src.resolve("dispute", dispute) if dispute is not None else None
         found = q.list_events(src, kind=kind, session_id=session_id, dispute_id=dispute_id, limit=sql_limit(limit))

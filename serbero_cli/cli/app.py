@@ -42,12 +42,23 @@ def root(
 
 def _register() -> None:
     """One line per subcommand; each module imports only typer at top level (start-up budget)."""
-    from serbero_cli.cli import audit, demo, dispatch_once, doctor, init, keys, listen, mediate_once
+    from serbero_cli.cli import (
+        audit,
+        demo,
+        dispatch_once,
+        doctor,
+        init,
+        keys,
+        listen,
+        mediate_once,
+        status,
+    )
 
     app.command("listen")(listen.listen)
     app.command("mediate-once")(mediate_once.mediate_once)
     app.command("dispatch-once")(dispatch_once.dispatch_once)
     app.add_typer(audit.app, name="audit")
+    app.command("status")(status.status)
     app.command("init")(init.init)
     app.add_typer(keys.app, name="keys")
     app.command("doctor")(doctor.doctor)

@@ -44,6 +44,7 @@ BordersOpt = Annotated[bool | None, typer.Option("--borders/--no-borders", show_
                                                  help="Table borders (default: only on a terminal).")]
 SinceOpt = Annotated[str | None, typer.Option("--since", show_default=False, help="Only the last 30m, 2h, 7d, ….")]
 DisputeOpt = Annotated[str | None, typer.Option("--dispute", show_default=False, help="A dispute id or unique prefix.")]
+UtcOpt = Annotated[bool, typer.Option("--utc", help="Show absolute times (UTC) instead of ages.")]
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Output:
     csv: bool = False
     color: bool | None = None
     borders: bool | None = None
+    utc: bool = False
 
 
 def _merged(ctx: typer.Context, own: Output) -> Output:
@@ -63,7 +65,7 @@ def _merged(ctx: typer.Context, own: Output) -> Output:
     parent = ctx.meta.get(_META) or Output()
     merged = Output(**{f.name: getattr(own, f.name) if getattr(own, f.name) is not None
                        else getattr(parent, f.name) for f in fields(Output)})
-    merged.json, merged.csv = own.json or parent.json, own.csv or parent.csv
+    merged.json, merged.csv, merged.utc = own.json or parent.json, own.csv or parent.csv, own.utc or parent.utc
     if merged.limit is None:
         merged.limit = 50
     return merged
@@ -79,14 +81,14 @@ def _run(ctx: typer.Context, view: str, own: Output, build: Callable[[Any, int, 
 
         if out.json and out.csv:
             raise UsageError("--json and --csv cannot be combined")
-        result = build(_settings(ctx, out.db), int(time.time()), out)
+        result = build(audit_settings(ctx, out.db), int(time.time()), out)
         _emit(result, out)
         return result.exit_code
 
     execute(ctx, json_output=out.json, error_report=lambda code, error: error_report(view, code, error), body=body)
 
 
-def _settings(ctx: typer.Context, db: Path | None):
+def audit_settings(ctx: typer.Context, db: Path | None):
     """From the config (the one loader); with `--db` and no explicit `--config`, defaults only."""
     from serbero_cli.audit.queries import AuditSettings
 
@@ -117,7 +119,7 @@ def _emit(result: Any, out: Output) -> None:
         console = Console(file=sys.stdout, highlight=False, color_system="auto" if color else None,
                           force_terminal=True if color and not tty else None,
                           width=None if tty else int(os.environ.get("COLUMNS") or 200))
-        render(result, console, borders=tty if out.borders is None else out.borders)
+        render(result, console, borders=tty if out.borders is None else out.borders, utc=out.utc)
     sys.stdout.flush()
 
 
@@ -149,11 +151,11 @@ def disputes(ctx: typer.Context,
 @app.command("dispute")
 def dispute(ctx: typer.Context, dispute_id: Annotated[str, typer.Argument(help="Dispute id or unique prefix.")],
             db: DbOpt = None, limit: LimitOpt = None, json_output: JsonOpt = False, csv_output: CsvOpt = False,
-            color: ColorOpt = None, borders: BordersOpt = None) -> None:
+            color: ColorOpt = None, borders: BordersOpt = None, utc: UtcOpt = False) -> None:
     """One dispute's story as a timeline: transitions, notifications, mediation, escalation, dispatches."""
     from serbero_cli.audit.timeline import run_dispute
 
-    _run(ctx, "dispute", Output(db, limit, json_output, csv_output, color, borders),
+    _run(ctx, "dispute", Output(db, limit, json_output, csv_output, color, borders, utc),
          lambda s, now, o: run_dispute(s, now=now, dispute=dispute_id, limit=o.limit))
 
 
@@ -162,7 +164,8 @@ def notifications(ctx: typer.Context,
                   status: Annotated[str | None, typer.Option("--status", show_default=False, help=(
                       "pending, sending, sent, failed, failed_retrying, failed_final."))] = None,
                   notif_type: Annotated[str | None, typer.Option("--type", show_default=False,
-                                                                 help="initial, assignment, …")] = None,
+                                                                 help="initial, assignment, re-notification, "
+                                                                      "escalation_handoff, ….")] = None,
                   dispute: DisputeOpt = None, since: SinceOpt = None, db: DbOpt = None, limit: LimitOpt = None,
                   json_output: JsonOpt = False, csv_output: CsvOpt = False, color: ColorOpt = None,
                   borders: BordersOpt = None) -> None:
@@ -190,25 +193,28 @@ def sessions(ctx: typer.Context,
 @app.command("transcript")
 def transcript(ctx: typer.Context, session_id: Annotated[str, typer.Argument(help="Session id or unique prefix.")],
                db: DbOpt = None, limit: LimitOpt = None, json_output: JsonOpt = False, csv_output: CsvOpt = False,
-               color: ColorOpt = None, borders: BordersOpt = None) -> None:
+               color: ColorOpt = None, borders: BordersOpt = None, utc: UtcOpt = False) -> None:
     """A session's chat in order: time, direction, party, text (stale messages marked)."""
     from serbero_cli.audit.views import run_transcript
 
-    _run(ctx, "transcript", Output(db, limit, json_output, csv_output, color, borders),
+    _run(ctx, "transcript", Output(db, limit, json_output, csv_output, color, borders, utc),
          lambda s, now, o: run_transcript(s, now=now, session=session_id, limit=o.limit))
 
 
 @app.command("events")
 def events(ctx: typer.Context,
-           kind: Annotated[str | None, typer.Option("--kind", show_default=False, help="An event kind.")] = None,
+           kind: Annotated[str | None, typer.Option("--kind", show_default=False, help=(
+               "An event kind: session_opened, classification_produced, handoff_prepared, ….")
+           )] = None,
            session: Annotated[str | None, typer.Option("--session", show_default=False,
                                                        help="A session id or unique prefix.")] = None,
            dispute: DisputeOpt = None, db: DbOpt = None, limit: LimitOpt = None, json_output: JsonOpt = False,
-           csv_output: CsvOpt = False, color: ColorOpt = None, borders: BordersOpt = None) -> None:
+           csv_output: CsvOpt = False, color: ColorOpt = None, borders: BordersOpt = None,
+           utc: UtcOpt = False) -> None:
     """Mediation and escalation audit events, newest first, with a payload summary."""
     from serbero_cli.audit.views import run_events
 
-    _run(ctx, "events", Output(db, limit, json_output, csv_output, color, borders),
+    _run(ctx, "events", Output(db, limit, json_output, csv_output, color, borders, utc),
          lambda s, now, o: run_events(s, now=now, kind=kind, session=session, dispute=dispute, limit=o.limit))
 
 
@@ -274,3 +280,26 @@ def rationale(ctx: typer.Context, rationale_id: Annotated[str, typer.Argument(he
 
     _run(ctx, "rationale", Output(db, None, json_output, csv_output, color, borders),
          lambda s, now, o: run_rationale(s, now=now, rationale=rationale_id))
+
+
+@app.command("metrics")
+def metrics(ctx: typer.Context,
+            output: Annotated[Path | None, typer.Option("--output", "-o", show_default=False, help=(
+                "Write to this file (atomically: a temporary file, then a rename) instead of stdout, "
+                "e.g. /var/lib/node_exporter/textfile/serbero.prom."))] = None,
+            db: DbOpt = None) -> None:
+    """Counts in the Prometheus text format, for node_exporter's textfile collector."""
+
+    def body() -> int:
+        from serbero_cli.audit.metrics import run_metrics, write_atomically
+
+        out = _merged(ctx, Output(db))
+        text = run_metrics(audit_settings(ctx, out.db), now=int(time.time()))
+        if output is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            write_atomically(output, text)
+        return 0
+
+    execute(ctx, json_output=False, error_report=None, body=body)

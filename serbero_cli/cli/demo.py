@@ -29,22 +29,27 @@ def demo(
         if scenario not in ("cooperative", "escalation", "both"):
             raise UsageError("--scenario must be cooperative, escalation or both")
         configure_logging("warning")
+        from rich.text import Text
+
+        from serbero_cli.safetext import for_terminal
         from serbero_cli.simulate.demo import SCENARIOS, run_demo
 
         out = console()
         chosen = SCENARIOS if scenario == "both" else (scenario,)
 
         def narrate(who: str, text: str) -> None:
+            # The narration quotes decrypted DMs and model answers: data, never markup.
             if who == "audit":
                 _render_audit(out, Path(text))
             else:
-                out.print(f"[bold]{who:>22}[/bold]  {text}", highlight=False, markup=True)
+                out.print(Text.assemble((for_terminal(f"{who:>22}"), "bold"), "  ", for_terminal(text)),
+                          highlight=False)
 
         report = run_demo(chosen, directory=directory, narrate=narrate)
         out.print()
         for e in report.expectations:
-            mark = "[green]✓[/green]" if e.met else "[red]✗[/red]"
-            out.print(f"{mark} {e.who}: {e.what}")
+            mark = ("✓", "green") if e.met else ("✗", "red")
+            out.print(Text.assemble(mark, " ", for_terminal(f"{e.who}: {e.what}")))
         out.print("demo passed: every expected message arrived" if report.ok else "demo FAILED: see ✗ above")
         return 0 if report.ok else 4
 
@@ -61,6 +66,6 @@ def _render_audit(out, config_path: Path) -> None:
     from serbero_cli.config import load_config
 
     out.print()
-    out.print("[bold]serbero audit[/bold] (the dashboard an operator sees)")
+    out.print("serbero audit (the dashboard an operator sees)", style="bold", markup=False)
     settings = AuditSettings.from_config(load_config(config_path))
     render(run_dashboard(settings, now=int(time.time())), out, borders=True)

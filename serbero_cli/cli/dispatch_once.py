@@ -84,50 +84,51 @@ def _table(title: str, columns: tuple[str, ...]):
 
 
 def render_run(result) -> None:
-    from rich.text import Text
+    from serbero_cli.cli.render import plain
 
     out = console()
     if not result.enabled:
-        out.print(Text("dispatch-once: escalation is disabled ([escalation] enabled = false); nothing done"))
+        out.print(plain("dispatch-once: escalation is disabled ([escalation] enabled = false); nothing done"))
         return
     table = _table("dispatch-once", ("handoff", "dispute", "decision", "action", "status", "recipients", "note"))
     for h in result.handoffs:
         ok = sum(1 for d in h.deliveries if d["ok"])
         note = h.detail or (f"{ok}/{len(h.deliveries)} accepted" if h.deliveries else "")
-        table.add_row(*(Text(str(v)) for v in (h.handoff_event_id, h.dispute_id[:12], h.decision, h.action,
+        table.add_row(*(plain(v) for v in (h.handoff_event_id, h.dispute_id[:12], h.decision, h.action,
                                                 h.status or "-", ", ".join(r[:8] for r in h.recipients),
                                                 _short_note(note))))
     if result.handoffs:
         out.print(table)
-    out.print(Text(_counts_line(result)))
+    out.print(plain(_counts_line(result)))
     for url, why in result.relay_errors.items():
-        out.print(Text(f"relay {url}: {why}"))
+        out.print(plain(f"relay {url}: {why}"))
 
 
 def render_dry_run(result) -> None:
     """§5.4: pending-handoffs table, one panel per planned send with the exact body, a counts footer."""
     from rich.panel import Panel
     from rich.table import Table
-    from rich.text import Text
+
+    from serbero_cli.cli.render import plain
 
     out = console()
     state = "enabled" if result.enabled else "DISABLED: a real run would do nothing"
-    out.print(Text(f"dispatch-once --dry-run (escalation {state}; nothing written or sent)"))
+    out.print(plain(f"dispatch-once --dry-run (escalation {state}; nothing written or sent)"))
     table = _table("Pending handoffs", ("id", "dispute", "session", "trigger", "decision", "action", "recipients",
                                          "note"))
     for h in result.handoffs:
-        table.add_row(*(Text(str(v)) for v in (
+        table.add_row(*(plain(v) for v in (
             h.handoff_event_id, h.dispute_id[:12], (h.session_id or "-")[:12], (h.trigger or "-")[:20], h.decision,
             h.action, ", ".join(r[:8] for r in h.recipients), _short_note(h.detail))))
     out.print(table)
     for h in result.handoffs:
         if h.body is None:
             continue
-        out.print(Panel(Text(h.body), title=Text(f"handoff {h.handoff_event_id}: {h.action} (exact body)"),
+        out.print(Panel(plain(h.body), title=plain(f"handoff {h.handoff_event_id}: {h.action} (exact body)"),
                         title_align="left"))
         recipients = Table()
         recipients.add_column("recipient (hex)")
         for pubkey in h.recipients:
-            recipients.add_row(Text(pubkey))
+            recipients.add_row(plain(pubkey))
         out.print(recipients)
-    out.print(Text(_counts_line(result)))
+    out.print(plain(_counts_line(result)))

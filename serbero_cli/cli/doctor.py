@@ -43,6 +43,7 @@ def render_doctor(report, out=None) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from serbero_cli.cli.render import plain
     from serbero_cli.setup.checks import SYMBOLS
 
     out = out or console()
@@ -54,13 +55,13 @@ def render_doctor(report, out=None) -> None:
     styles = {"ok": "green", "warn": "yellow", "fail": "red"}
     for check in report.checks:
         # Text, not markup: details such as "[mostro] pubkey" must print as written.
-        table.add_row(Text(SYMBOLS[check.status], style=styles[check.status]), Text(check.name),
-                      Text(check.detail), Text(check.hint))
+        table.add_row(Text(SYMBOLS[check.status], style=styles[check.status]), plain(check.name),
+                      plain(check.detail), plain(check.hint))
     out.print(table)
     for check in report.checks:
         if check.name == "registration":
             # Again on one unwrapped line, so it can be copied whole (mostro-v2.md §5: exactly this string).
-            out.print(check.detail, markup=False, soft_wrap=True)
+            out.print(plain(check.detail), soft_wrap=True)
     counts = report.counts()
     out.print(f"{counts['ok']} ok, {counts['warn']} warning(s), {counts['fail']} failed; exit {report.exit_code}",
               markup=False)

@@ -50,6 +50,8 @@ def listen(
 def render_listen(result) -> None:
     from rich.table import Table
 
+    from serbero_cli.cli.render import plain
+
     out = console()
     title = "listen (dry run: nothing written or sent)" if result.dry_run else "listen"
     table = Table(title=title, title_justify="left")
@@ -69,8 +71,8 @@ def render_listen(result) -> None:
         for col in ("dispute", "type", "recipients", "why"):
             plan.add_column(col)
         for item in result.planned_sends:
-            plan.add_row(item["dispute_id"][:12], item["type"], ", ".join(r[:8] for r in item["recipients"]),
-                         item["reason"])
+            plan.add_row(plain(item["dispute_id"][:12]), plain(item["type"]),
+                         plain(", ".join(r[:8] for r in item["recipients"])), plain(item["reason"]))
         out.print(plan)
     for warning in result.warnings:
-        out.print(f"warning: {warning}")
+        out.print(plain(f"warning: {warning}"))

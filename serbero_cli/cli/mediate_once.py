@@ -41,7 +41,7 @@ def mediate_once(
 
 
 def render_mediation(result) -> None:
-    from serbero_cli.cli.render import kv_table
+    from serbero_cli.cli.render import kv_table, plain
 
     out = console()
     if result.disabled:
@@ -62,4 +62,4 @@ def render_mediation(result) -> None:
     rows += [(f"starts_skipped.{k}", v) for k, v in d["starts_skipped"].items()]
     out.print(kv_table("mediate-once", rows))
     for error in d["errors"]:
-        out.print(f"error: {error}")
+        out.print(plain(f"error: {error}"))

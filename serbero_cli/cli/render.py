@@ -34,12 +34,21 @@ class ProgressBar:
 
 
 def kv_table(title: str, rows: list[tuple[str, Any]]):
-    """A two-column key/value table."""
+    """A two-column key/value table; values are data, never markup."""
     from rich.table import Table
 
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
     for key, value in rows:
-        table.add_row(key, str(value))
+        table.add_row(plain(key), plain(value))
     return table
+
+
+def plain(value: Any):
+    """`value` as a rich Text that is never parsed as markup, controls shown as U+FFFD."""
+    from rich.text import Text
+
+    from serbero_cli.safetext import for_terminal
+
+    return Text(for_terminal("" if value is None else value))

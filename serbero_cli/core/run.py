@@ -24,6 +24,7 @@ from serbero_cli.errors import DatabaseMissing, NoRelayReachable
 from serbero_cli.keys import short
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.runlock import RunLock
+from serbero_cli.runrecord import recorded_run
 from serbero_cli.stopping import StopRequested, stop_on_signals
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
@@ -51,13 +52,14 @@ def run_listen(
     with RunLock(config.db_path, "listen", "listen"):
         store = open_db(config.db_path)
         try:
-            with stop_on_signals(stop):
+            with recorded_run(store, "listen", clock) as run, stop_on_signals(stop):
                 result = asyncio.run(_real_run(store, config, clock, follow, progress, stop))
-            if stop.is_set():
-                result.stopped_by = stop.name
-                result.warnings.append(f"stopped by {stop.name}: unfinished deliveries are left for the next run")
-                logger.warning("stopped by %s: unfinished deliveries are left for the next run", stop.name)
-            sync.save_last_run(store, "listen", result.to_dict(), int(clock()))
+                if stop.is_set():
+                    result.stopped_by = stop.name
+                    result.warnings.append(f"stopped by {stop.name}: unfinished deliveries are left for the next run")
+                    logger.warning("stopped by %s: unfinished deliveries are left for the next run", stop.name)
+                sync.save_last_run(store, "listen", result.to_dict(), int(clock()))
+                run.finish(result)
             return result
         finally:
             store.close()

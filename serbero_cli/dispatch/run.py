@@ -26,6 +26,7 @@ from serbero_cli.dispatch.routing import resolve_recipients
 from serbero_cli.errors import DatabaseError, DatabaseMissing
 from serbero_cli.mediation.transcript_dm import transcript_messages
 from serbero_cli.runlock import RunLock
+from serbero_cli.runrecord import recorded_run
 from serbero_cli.safetext import for_log
 from serbero_cli.store import dispatches, sync
 from serbero_cli.store import disputes as disputes_store
@@ -58,10 +59,12 @@ def run_dispatch_once(config: Config, *, dry_run: bool, limit: int | None = None
     with RunLock(config.db_path, "dispatch", "dispatch-once"):
         store = open_db(config.db_path)
         try:
-            result = DispatchResult()
-            asyncio.run(_Walk(store, config, result, max_claims, clock, dry_run=False).run())
-            if result.exit_code in (0, 4):
-                sync.save_last_run(store, "dispatch_once", result.to_dict(), int(clock()))
+            with recorded_run(store, "dispatch_once", clock) as run:
+                result = DispatchResult()
+                asyncio.run(_Walk(store, config, result, max_claims, clock, dry_run=False).run())
+                if result.exit_code in (0, 4):
+                    sync.save_last_run(store, "dispatch_once", result.to_dict(), int(clock()))
+                run.finish(result)
             return result
         finally:
             store.close()

@@ -1,7 +1,8 @@
 """`run_mediate_once()`: the normative run order of mediation.md §4.1, with mostro-v2.md's additions.
 
 Setup (config, bundle) happens before the lock so a config error wins over a held lock; the relay
-check happens before any mediation state changes, so "no relay" leaves the database as it was.
+check happens before any mediation state changes, so "no relay" leaves the mediation state as it
+was (only the run record is written).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.evaluate import evaluate_sessions
 from serbero_cli.mediation.result import MediationResult
 from serbero_cli.runlock import RunLock
+from serbero_cli.runrecord import recorded_run
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
 from serbero_cli.store import sessions as sess
@@ -62,10 +64,12 @@ def run_mediate_once(
     with RunLock(config.db_path, "mediate", "mediate-once"):
         store = open_db(config.db_path)
         try:
-            asyncio.run(_run(config, store, bundle, api_key, result, clock, retry_pause,
-                             max_starts or config.mediation.max_starts_per_run, reset_solver_auth))
-            result.run_finished_at = int(clock())
-            sync.save_last_run(store, "mediate_once", result.to_dict(), int(clock()))
+            with recorded_run(store, "mediate_once", clock) as run:
+                asyncio.run(_run(config, store, bundle, api_key, result, clock, retry_pause,
+                                 max_starts or config.mediation.max_starts_per_run, reset_solver_auth))
+                result.run_finished_at = int(clock())
+                sync.save_last_run(store, "mediate_once", result.to_dict(), int(clock()))
+                run.finish(result)
         finally:
             store.close()
     return result

@@ -1,12 +1,15 @@
-"""`sync_state`: the dispute cursor, cached facts and each subcommand's last-run summary (core.md §7)."""
+"""`sync_state`: the dispute cursor, cached facts, each subcommand's last-run summary and run record."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from typing import Any
 
 from serbero_cli.store.db import Store
+
+logger = logging.getLogger(__name__)
 
 
 def get_value(store: Store, key: str) -> str | None:
@@ -49,3 +52,24 @@ def save_last_run(store: Store, command_key: str, summary: dict[str, Any], now: 
     """Upsert `<command>_last_run` with the run's summary JSON."""
     with store.immediate() as conn:
         set_value(conn, f"{command_key}_last_run", json.dumps(summary, sort_keys=True, separators=(",", ":")), now)
+
+
+RUN_RECORD_SUFFIX = "_run_record"
+
+
+def save_run_record(store: Store, command_key: str, record: dict[str, Any], now: int) -> bool:
+    """Upsert `<command>_run_record` with the run's record JSON. Return False (and log) if it failed.
+
+    The record is written on the way out of a run that may be failing because of the database
+    itself, so a failure here is logged and reported, never raised over the run's own error.
+    """
+    try:
+        if store.conn.in_transaction:
+            store.conn.execute("ROLLBACK")
+        with store.immediate() as conn:
+            set_value(conn, command_key + RUN_RECORD_SUFFIX,
+                      json.dumps(record, sort_keys=True, separators=(",", ":")), now)
+        return True
+    except sqlite3.Error as exc:
+        logger.warning("run record for %s not written: %s", command_key, exc)
+        return False

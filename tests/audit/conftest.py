@@ -39,6 +39,10 @@ SUMMARY_RATIONALE_TEXT = "RATIONALE-ONLY-91c2: both parties agree the payment ar
 BUNDLE = ("serbero-default", "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12")
 
 
+# The story has mediation and escalation rows, so the configs that read it switch both on.
+FEATURES_ON = {"escalation": {"enabled": True}, "mediation": {"enabled": True}, "reasoning": {"enabled": True}}
+
+
 @dataclass(frozen=True)
 class Story:
     """The template database and what is in it."""
@@ -204,7 +208,7 @@ def audit_db(tmp_path, story) -> tuple[Path, Path]:
     shutil.copyfile(story.db, db)
     config = write_config(tmp_path / "config.toml", private_key=story.private_key, mostro_pubkey=story.mostro_pubkey,
                           relays=[story.relay_url], solvers=[(story.reader, "read"), (story.writer, "write")],
-                          db_path=str(db))
+                          db_path=str(db), sections=FEATURES_ON)
     return config, db
 
 

@@ -47,13 +47,17 @@ HANDOFF = {"handoff_event_id": "int", "occurred_at": "int", "dispute_id": "str?"
            "latency_s": "int?", "slow": "bool", "prompt_bundle_id": "str?", "policy_hash": "str?",
            "payload_json": "str", "payload": "dict?"}
 PROBLEM = {"check": "str", "detail": "str", "ref": "str?"}
-LAST_RUN = {"at": "int", "exit_code": "int?", "summary": "dict?"}
+LAST_RUN = {"exit_code": "int?", "started_at": "int?", "finished_at": "int", "error": "str?", "summary": "dict?",
+            "summary_at": "int?"}
+ATTENTION = {"kind": "str", "message": "str", "hint": "str", "count": "int?", "phase": "str?", "since": "int?"}
 
 VIEWS: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
     "dashboard": ({
-        **COMMON, "db_path": "str", "schema_version": "int", "schema_expected": "int",
+        **COMMON, "db_path": "str", "schema_version": "int", "schema_expected": "int", "attention": "list",
+        "features": {"mediation": "bool?", "escalation": "bool?"},
         "thresholds": {"max_attempts": "int", "dispatch_interval_seconds": "int", "sending_stale_seconds": "int",
-                       "from_config": "bool"},
+                       "renotification_seconds": "int", "from_config": "bool"},
+        "untaken": {"total": "int", "overdue": "int", "oldest_overdue_at": "int?"},
         "disputes": {s: "int" for s in ("new", "notified", "taken", "waiting", "escalated", "resolved")},
         "disputes_total": "int",
         "notifications": {s: "int" for s in ("pending", "sending", "sent", "failed_retrying", "failed_final")},
@@ -126,4 +130,6 @@ def check(view: str, doc: dict[str, Any]) -> list[str]:
     for i, item in enumerate(doc.get("rows", [])):
         if row is not None:
             problems += mismatches(item, row, f"$.rows[{i}]")
+    for i, item in enumerate(doc.get("attention", []) if view == "dashboard" else []):
+        problems += mismatches(item, ATTENTION, f"$.attention[{i}]")
     return problems

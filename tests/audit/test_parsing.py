@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from serbero_cli.audit.since import UNIT_SECONDS, parse_duration, pick_unique, since_cutoff
 from serbero_cli.errors import UsageError
-from tests.audit.conftest import A, B, C
+from tests.audit.conftest import A, B, C, plant
 
 
 @pytest.mark.parametrize("text,seconds", [
@@ -87,7 +87,14 @@ def test_unique_prefixes_resolve_on_every_id_option(audit, typed, expected):
     (["notifications", "--status", "lost"], "--status: 'lost' is not one of pending, sending"),
     (["handoffs", "--state", "done"], "--state: 'done' is not one of pending"),
     (["disputes", "--json", "--csv"], "--json and --csv cannot be combined"),
-    (["disputes", "--limit", "-1"], "--limit: use a positive number"),
+    (["disputes", "--limit", "-1"], "--limit: use a number of rows from 1 to"),
+    (["events", "--limit", "-5"], "--limit: use a number of rows from 1 to"),
+    (["disputes", "--limit", str(2**70)], "--limit: use a number of rows from 1 to"),
+    (["notifications", "--type", "reminder"], "--type: 'reminder' is not one of initial, assignment, re-notification"),
+    (["events", "--kind", "nonsense"], "--kind: 'nonsense' is not one of start_attempt_started"),
+    (["sessions", "--state", "open"], "--state: 'open' is not one of awaiting_response"),
+    (["dispatches", "--status", "lost"], "--status: 'lost' is not one of sending, dispatched, send_failed"),
+    (["notifications", "--type", "reminder", "--json"], "--type: 'reminder' is not one of"),
     (["transcript", "0000"], "no session id starts with '0000'"),
     (["dispatches", "--check", "--id", "x"], "--check and --id cannot be combined"),
 ])
@@ -111,3 +118,14 @@ def test_colour_and_borders_only_when_asked_off_a_terminal(audit):
     assert "\x1b[" not in plain and "│" not in plain
     coloured = audit("disputes", "--color", "--borders").stdout
     assert "\x1b[" in coloured and "│" in coloured
+
+
+def test_a_type_or_kind_found_in_the_database_is_accepted_though_not_known(audit, audit_db):
+    _, db = audit_db
+    plant(db, "INSERT INTO notifications (dispute_id, solver_pubkey, notif_type, status, attempts, created_at, body) "
+              "VALUES (?, 'ab', 'observer_headline', 'sent', 1, 1, 'x')", (A,))
+    plant(db, "INSERT INTO mediation_events (kind, payload_json, occurred_at) VALUES ('future_kind', '{}', 1)")
+    rows = json.loads(audit("notifications", "--type", "observer_headline", "--json").stdout)["rows"]
+    assert [r["notif_type"] for r in rows] == ["observer_headline"]
+    rows = json.loads(audit("events", "--kind", "future_kind", "--json").stdout)["rows"]
+    assert [r["kind"] for r in rows] == ["future_kind"]

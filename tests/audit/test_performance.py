@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from serbero_cli.audit import checks, timeline, views
+from serbero_cli.audit import checks, health, metrics, timeline, views
 from serbero_cli.audit.queries import AuditSettings
 from serbero_cli.store.db import open_db
 
@@ -103,7 +103,7 @@ def traced(monkeypatch) -> list[str]:
         source.store.conn.set_trace_callback(statements.append)
         return source
 
-    for module in (views, checks, timeline):
+    for module in (views, checks, timeline, health):
         monkeypatch.setattr(module, "open_source", open_traced)
     return statements
 
@@ -127,6 +127,7 @@ DEFAULT_VIEWS = [
     ("handoffs --stuck", lambda s: views.run_handoffs(s, now=NOW, stuck=True)),
     ("dispatches", lambda s: views.run_dispatches(s, now=NOW)),
     ("dispute ID", lambda s: timeline.run_dispute(s, now=NOW, dispute=dispute_id(100)[:13])),
+    ("status", lambda s: health.run_status(s, now=NOW)),
 ]
 _BARE_SCAN = re.compile(r"^SCAN (\w+)$")
 
@@ -178,3 +179,15 @@ def test_dashboard_wall_time_on_100k_disputes(big_db):
     assert sum(result.document["notifications"].values()) == DISPUTES * NOTIFICATIONS_PER_DISPUTE
     print(f"\ndashboard on {DISPUTES} disputes / {DISPUTES * NOTIFICATIONS_PER_DISPUTE} notifications: "
           f"first {times[0] * 1000:.0f} ms, best {min(times) * 1000:.0f} ms (target < 1000 ms)")
+
+
+def test_metrics_wall_time_on_100k_disputes(big_db):
+    """`audit metrics` reads the envelope of every notification (no index holds it): measured, not judged."""
+    settings = AuditSettings.defaults(big_db)
+    started = time.perf_counter()
+    text = metrics.run_metrics(settings, now=NOW)
+    elapsed = time.perf_counter() - started
+    notified = sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("serbero_notifications{"))
+    assert notified == DISPUTES * NOTIFICATIONS_PER_DISPUTE
+    print(f"\nmetrics on {DISPUTES} disputes / {notified} notifications: {elapsed * 1000:.0f} ms")

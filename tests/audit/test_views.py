@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import time
 
 import pytest
+from typer.testing import CliRunner
 
 from serbero_cli.store.migrations import MIGRATIONS
 from tests.audit import golden
@@ -101,6 +104,10 @@ def test_dashboard_counts_what_the_phases_wrote(audit):
     assert doc["handoffs_overdue"] == 1
     assert {phase: run["exit_code"] for phase, run in doc["last_runs"].items()} == {
         "listen": 0, "mediate-once": 0, "dispatch-once": 0}
+    # listen and dispatch-once left run records; the planted mediate-once summary stands in for one.
+    assert doc["last_runs"]["listen"]["started_at"] <= doc["last_runs"]["listen"]["finished_at"]
+    assert doc["last_runs"]["mediate-once"]["started_at"] is None
+    assert doc["untaken"]["total"] == doc["untaken"]["overdue"] == 1
     assert doc["last_runs"]["listen"]["summary"]["report"] == "listen/v1"
     assert doc["schema_version"] == doc["schema_expected"] == len(MIGRATIONS)
     assert doc["thresholds"]["from_config"] is True and doc["solver_auth"] is None
@@ -116,12 +123,24 @@ def test_dashboard_counts_a_failed_dispatch_record_as_failed_for_good(audit, aud
     assert sorted(r["notif_type"] for r in rows) == ["escalation_handoff", "re-notification"]
 
 
-def test_dashboard_table_names_what_needs_a_person(audit):
+def test_dashboard_opens_with_what_needs_a_person(audit, audit_db):
+    # The story's runs age while the session goes on: make listen and dispatch-once look just run.
+    now = int(time.time())
+    plant(audit_db[1], "UPDATE sync_state SET value = json_set(value, '$.finished_at', ?) "
+                       "WHERE key IN ('listen_run_record', 'dispatch_once_run_record')", (now,))
     out = audit().stdout
-    assert "disputes by lifecycle state" in out and "last run of each phase" in out
-    assert "1 notification(s) failed for good: serbero audit notifications --status failed_final" in out
-    assert "serbero audit handoffs --stuck" in out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines[0] == "attention: 3 finding(s)"
+    # D was opened 3500 s before the story was built (ages grow while the session runs).
+    assert re.fullmatch(r"! 1 dispute untaken for (\d+m|\d+h\d\dm): serbero audit disputes", lines[1].strip())
+    assert "! 1 delivery failed for good: serbero audit notifications --status failed_final" in out
+    # The story's mediate-once summary is from 1150 s before it was built: overdue for a 60 s cadence.
+    assert re.search(r"! mediate-once last finished (\d+m|\d+h\d\dm) ago \(meant to run every 1m\)", out)
+    assert "last run of each phase" in out and "serbero audit handoffs --stuck" in out
     assert "\x1b[" not in out and "╭" not in out  # not a terminal: no colour, no borders
+    doc = as_json(audit)
+    assert [(a["kind"], a["count"], a["phase"]) for a in doc["attention"]] == [
+        ("untaken_disputes", 1, None), ("failed_deliveries", 1, None), ("phase_overdue", None, "mediate-once")]
 
 
 def test_disputes_are_newest_first_and_filter_by_state_and_since(audit):
@@ -198,7 +217,7 @@ def test_transcript_is_in_order_marks_stale_and_shows_text_inert(audit):
     out = audit("transcript", "5e5510").stdout
     assert "[stale] an older copy" in out
     assert "[bold]x[/bold]" in out  # rich markup in a message is shown, not applied
-    assert "\x1b" not in out and "\\x1b[31mred" in out  # an escape sequence cannot reach the terminal
+    assert "\x1b" not in out and "\ufffd[31mred" in out  # an escape sequence cannot reach the terminal
 
 
 def test_events_filter_by_kind_session_and_dispute(audit):
@@ -251,3 +270,30 @@ def test_timeline_merge_orders_by_time_then_cause_then_row_id():
     }
     assert [(e["source"], e["ref"]) for e in merge(story)] == [
         ("dispatch", "d-1"), ("transition", 5), ("transition", 13), ("notification", 3)]
+
+
+def test_dashboard_hides_sections_of_features_switched_off(audit_db, story, tmp_path):
+    from tests.helpers import write_config
+
+    _, db = audit_db
+    off = write_config(tmp_path / "off.toml", private_key=story.private_key, mostro_pubkey=story.mostro_pubkey,
+                       relays=[story.relay_url], solvers=[(story.reader, "read")], db_path=str(db))
+    runner = CliRunner()
+    from serbero_cli.cli.app import app
+
+    hidden = runner.invoke(app, ["--config", str(off), "audit"], catch_exceptions=False).stdout
+    assert re.search(r"^disputes\s+count", hidden, re.M) and not re.search(r"^\s*sessions\s+count", hidden, re.M)
+    assert "handoffs" not in hidden and "mediate-once" not in hidden and "dispatch-once" not in hidden
+    # Without a config nobody knows what is switched on: sections that hold rows are shown.
+    shown = runner.invoke(app, ["audit", "--db", str(db)], catch_exceptions=False).stdout
+    assert re.search(r"sessions\s+count", shown) and re.search(r"handoffs\s+count", shown)
+    assert "mediate-once" in shown and "no config loaded" in shown
+    doc = json.loads(runner.invoke(app, ["--config", str(off), "audit", "--json"], catch_exceptions=False).stdout)
+    assert doc["features"] == {"mediation": False, "escalation": False}
+    assert doc["handoffs"]["dispatched"] == 1  # the JSON document keeps every section
+
+
+def test_dashboard_csv_lists_the_attention_findings(audit):
+    rows = list(csv.DictReader(io.StringIO(audit("--csv").stdout)))
+    found = {r["name"]: r["value"] for r in rows if r["section"] == "attention"}
+    assert found["untaken_disputes"] == "1" and found["failed_deliveries"] == "1"

@@ -32,7 +32,7 @@ def table_counts(db_path) -> dict[str, int]:
     return {n: db_rows(db_path, f"SELECT COUNT(*) AS n FROM {n}")[0]["n"] for n in names}
 
 
-def test_ds_1_nothing_pending_stays_offline_and_writes_only_last_run(esc_config, db_path):
+def test_ds_1_nothing_pending_stays_offline_and_writes_only_last_run_and_its_record(esc_config, db_path):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -51,11 +51,12 @@ def test_ds_1_nothing_pending_stays_offline_and_writes_only_last_run(esc_config,
     finally:
         listener.close()
     counts = table_counts(db_path)
-    assert counts.pop("sync_state") == 1
+    assert counts.pop("sync_state") == 2
     counts.pop("schema_version")
     assert set(counts.values()) == {0}, counts
-    (row,) = db_rows(db_path, "SELECT key, value FROM sync_state")
-    assert row["key"] == "dispatch_once_last_run" and json.loads(row["value"]) == doc
+    last_run, record = db_rows(db_path, "SELECT key, value FROM sync_state ORDER BY key")
+    assert last_run["key"] == "dispatch_once_last_run" and json.loads(last_run["value"]) == doc
+    assert record["key"] == "dispatch_once_run_record" and json.loads(record["value"])["exit_code"] == 0
 
 
 def test_ds_2_targeted_session_scoped_handoff(esc_config, seed, solvers, serbero_pub, db_path, make_config):

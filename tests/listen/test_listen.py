@@ -17,7 +17,17 @@ from serbero_cli.simulate import aio
 from serbero_cli.simulate.client import SimClient
 from serbero_cli.simulate.mostro import build_dispute_event
 from serbero_cli.simulate.relay import start_relay
-from tests.helpers import ROOT, db_checksum, db_rows, file_bytes, run_json, run_serbero, wait_for
+from tests.helpers import (
+    ROOT,
+    content_checksum_without_run_records,
+    db_checksum,
+    db_rows,
+    file_bytes,
+    run_json,
+    run_record,
+    run_serbero,
+    wait_for,
+)
 
 INITIAL_KEYS = ["dispute_id", "initiator", "event_timestamp", "status"]
 
@@ -312,22 +322,25 @@ def test_13_sigkill_after_commit_before_send_is_delivered_by_next_run(make_confi
     assert all(len(s.inbox()) == 1 for s in solvers)
 
 
-def test_14_all_relays_down_exits_3_and_leaves_database_unchanged(make_config, mostro, db_path):
+def test_14_all_relays_down_exits_3_and_changes_nothing_but_the_run_record(make_config, mostro, db_path):
     cfg = make_config()
     mostro.open_dispute()
     assert run_json(cfg, "listen")[0] == 0
-    before = db_checksum(db_path)
+    before = content_checksum_without_run_records(db_path)
     dead = make_config(relays=["ws://127.0.0.1:1"], name="dead.toml")
     code, doc, err = run_json(dead, "listen")
     assert code == 3 and doc["exit_code"] == 3 and "no relay reachable" in doc["error"]
-    assert db_checksum(db_path) == before
+    assert content_checksum_without_run_records(db_path) == before
+    record = run_record(db_path, "listen")
+    assert record["exit_code"] == 3 and record["error"].startswith("no relay reachable")
 
 
-def test_14b_first_run_with_relays_down_writes_no_row(make_config, db_path):
+def test_14b_first_run_with_relays_down_writes_only_its_run_record(make_config, db_path):
     dead = make_config(relays=["ws://127.0.0.1:1"], name="dead.toml")
     assert run_json(dead, "listen")[0] == 3
-    for table in ("disputes", "notifications", "dispute_state_transitions", "sync_state"):
+    for table in ("disputes", "notifications", "dispute_state_transitions"):
         assert db_rows(db_path, f"SELECT COUNT(*) AS n FROM {table}") == [{"n": 0}]
+    assert [r["key"] for r in db_rows(db_path, "SELECT key FROM sync_state")] == ["listen_run_record"]
 
 
 def test_15_malformed_events_are_rejected_counted_and_do_not_stop_the_run(make_config, mostro, solvers, db_path):

@@ -8,7 +8,14 @@ import time
 
 from serbero_cli.runlock import RunLock
 from serbero_cli.simulate.llm import Reply, classification_json
-from tests.helpers import ROOT, body_after_marker, db_checksum, marker_of
+from tests.helpers import (
+    ROOT,
+    body_after_marker,
+    content_checksum_without_run_records,
+    db_checksum,
+    marker_of,
+    run_record,
+)
 from tests.mediate_once.conftest import API_ENV, ask, summarize, summary
 from tests.mediate_once.test_ingest_and_summary import opened
 
@@ -250,12 +257,13 @@ def test_f10a_second_mediate_once_exits_75_and_dead_relays_exit_3(harness, make_
     with RunLock(h.db_path, "mediate", "mediate-once"):
         code, doc, err = h.mediate_cli()
         assert code == 75 and doc["exit_code"] == 75 and "mediate-once: lock held by pid" in err
-    before = db_checksum(h.db_path)
+    before = content_checksum_without_run_records(h.db_path)
     dead = make_config(relays=["ws://127.0.0.1:1"], sections=med_sections(), name="dead.toml")
     h.config_path = dead
     code, doc, _ = h.mediate_cli()
     assert code == 3 and doc["exit_code"] == 3
-    assert db_checksum(h.db_path) == before
+    assert content_checksum_without_run_records(h.db_path) == before
+    assert run_record(h.db_path, "mediate_once")["exit_code"] == 3
 
 
 def test_f10b_resolution_during_evaluation_sends_no_follow_up(harness):
