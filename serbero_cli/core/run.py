@@ -24,6 +24,7 @@ from serbero_cli.errors import DatabaseMissing, NoRelayReachable
 from serbero_cli.keys import short
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.runlock import RunLock
+from serbero_cli.safetext import for_log
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store import sync
@@ -61,22 +62,29 @@ def dispute_filter(config: Config, since: int) -> dict[str, Any]:
 
 
 def fetch_since(store: Store | None, config: Config, now: int) -> int:
-    """Cursor − 300 s, or now − initial lookback on a first run (core.md §3.2)."""
-    cursor = sync.get_cursor(store) if store is not None else None
+    """The node's cursor − 300 s, or now − initial lookback on a first run (core.md §3.2)."""
+    cursor = sync.get_cursor(store, config.mostro_pubkey, now) if store is not None else None
     if cursor is None:
         return now - config.listen.initial_lookback_seconds
     return cursor - CURSOR_OVERLAP_SECONDS
 
 
-def validate(events: list[NostrEvent], mostro_pubkey: str) -> tuple[list[DisputeEvent], int]:
-    """Parse every event; log and count the rejects. Return (valid events, rejected count)."""
+def validate(events: list[NostrEvent], mostro_pubkey: str, now: int) -> tuple[list[DisputeEvent], int]:
+    """Parse every event read at `now`; log and count the rejects. Return (valid events, rejected count).
+
+    Never raises for an event: a parser bug becomes one more counted rejection, not a failed run.
+    """
     valid, rejected = [], 0
     for event in events:
         try:
-            valid.append(parse_dispute_event(event, mostro_pubkey))
+            valid.append(parse_dispute_event(event, mostro_pubkey, now=now))
         except EventRejected as exc:
             rejected += 1
-            logger.warning("event=%s rejected: %s", short(event.id, 16), exc)
+            logger.warning("event=%s rejected: %s", for_log(short(str(event.id), 16)), for_log(exc))
+        except Exception as exc:  # noqa: BLE001 - one hostile event must not fail the run
+            rejected += 1
+            logger.warning("event=%s rejected: unparseable (%s)", for_log(short(str(event.id), 16)),
+                           exc.__class__.__name__)
     return valid, rejected
 
 
@@ -115,7 +123,7 @@ async def _process(store, config, events, sender, clock, progress, result: Liste
                    sweep_now: bool = True) -> None:
     """Apply fetched events, run the sweep, flush the outbox; add the counts to `result`."""
     result.events_fetched += len(events)
-    valid, rejected = validate(events, config.mostro_pubkey)
+    valid, rejected = validate(events, config.mostro_pubkey, int(clock()))
     result.events_rejected += rejected
     solvers = [s.pubkey for s in config.solvers]
     if valid:
@@ -211,7 +219,7 @@ async def _dry_run(config: Config, clock) -> ListenResult:
 
 def _plan_dry(store: Store | None, config: Config, events, now: int, result: ListenResult) -> None:
     result.events_fetched = len(events)
-    valid, result.events_rejected = validate(events, config.mostro_pubkey)
+    valid, result.events_rejected = validate(events, config.mostro_pubkey, now)
     solvers = [s.pubkey for s in config.solvers]
     existing = disputes_store.load_disputes(store, [e.dispute_id for e in valid]) if store and valid else {}
     effects = apply.plan(existing, valid)

@@ -139,7 +139,7 @@ async def _resolve_transport(ctx: RunContext) -> None:
     from serbero_cli.nostr import mostro_messages as mm
 
     events = await ctx.pool.fetch([mm.info_filter(ctx.config.mostro_pubkey)], ctx.config.chat.fetch_timeout_seconds)
-    newest = mm.newest_info_event(events, ctx.config.mostro_pubkey)
+    newest = mm.newest_info_event(events, ctx.config.mostro_pubkey, now=ctx.now())
     info = mm.parse_info_event(newest) if newest is not None else None
     cached = sync.get_value(ctx.store, TRANSPORT_CACHE_KEY)
     try:
