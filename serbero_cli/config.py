@@ -34,6 +34,7 @@ from serbero_cli.errors import ConfigError
 from serbero_cli.keys import (
     KeyFormatError,
     Secret,
+    SecretKeyGiven,
     parse_public_key,
     parse_secret_key,
     public_key_of,
@@ -182,12 +183,14 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
 def parse_config(text: str, path: Path, env: Mapping[str, str]) -> Config:
     """Validate TOML `text` as if read from `path`. Return a Config or raise ConfigError."""
     import tomlkit
-    from tomlkit.exceptions import ParseError
+    from tomlkit.exceptions import ParseError, TOMLKitError
 
     try:
         doc = tomlkit.parse(text).unwrap()
     except ParseError as exc:
         raise ConfigError([f"{path}:{exc.line}: invalid TOML: {_parse_error_reason(exc)}"]) from None
+    except TOMLKitError as exc:  # a key set twice in one table: tomlkit gives no position
+        raise ConfigError(_duplicate_key_problems(path, text) or [f"{path}: invalid TOML: {exc}"]) from None
     checker = _Checker(path, text, env)
     return checker.build(doc)
 
@@ -200,6 +203,15 @@ def load_reasoning_api_key(config: Config, env: Mapping[str, str] | None = None)
     if not value:
         raise ConfigError([f"{config.path}: [reasoning] api_key_env: environment variable {name} is unset or empty"])
     return Secret(value)
+
+
+def _duplicate_key_problems(path: Path, text: str) -> list[str]:
+    """`config.toml:7: [serbero] log_level: duplicate key (first set on line 5)`, one per repeat."""
+    problems = []
+    for (section, _index, key), first, repeat in KeyLines(text).duplicates:
+        label = "" if section is None else (f"[[{section}]] " if section in ARRAY_SECTIONS else f"[{section}] ")
+        problems.append(f"{path}:{repeat}: {label}{key}: duplicate key (first set on line {first})")
+    return problems
 
 
 def _parse_error_reason(exc: Exception) -> str:
@@ -323,6 +335,9 @@ class _Checker:
         if kind == "pubkey":
             try:
                 return parse_public_key(value)
+            except SecretKeyGiven as exc:
+                self.problem(line, where, str(exc))
+                return None
             except KeyFormatError as exc:
                 self.problem(line, where, f"not a valid public key ({exc})")
                 return None

@@ -18,6 +18,8 @@ class KeyLines:
     def __init__(self, text: str):
         self.headers: dict[tuple[str, int], int] = {}
         self.keys: dict[tuple[str | None, int, str], int] = {}
+        # (section, index, key), first line, repeated line: what tomlkit refuses without saying where
+        self.duplicates: list[tuple[tuple[str | None, int, str], int, int]] = []
         counts: dict[str, int] = {}
         current: tuple[str | None, int] = (None, 0)
         in_multiline = None
@@ -40,7 +42,10 @@ class KeyLines:
             k = self._key.match(line)
             if k:
                 key = k.group(1).strip("\"'")
-                self.keys.setdefault((current[0], current[1], key), number)
+                where = (current[0], current[1], key)
+                if where in self.keys:
+                    self.duplicates.append((where, self.keys[where], number))
+                self.keys.setdefault(where, number)
                 for quote in ('"""', "'''"):
                     if line.count(quote) % 2 == 1:
                         in_multiline = quote

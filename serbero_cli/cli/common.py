@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from serbero_cli.errors import ConfigError, ExitCode, LockHeld, SerberoError
+from serbero_cli.errors import ConfigError, ExitCode, LockHeld, SerberoError, UsageError
 
 logger = logging.getLogger("serbero")
 
@@ -42,8 +42,13 @@ def load(ctx: typer.Context):
     path = st.config_path or default_config_path()
     try:
         config = load_config(path)
-    except ConfigError:
-        configure_logging(resolve_level(st.log_level, None))
+    except ConfigError as exc:
+        try:
+            level = resolve_level(st.log_level, None)
+        except UsageError as bad_level:  # report both problems: fixing one must not reveal the other
+            exc.problems.append(str(bad_level))
+            level = "info"
+        configure_logging(level)
         raise
     level = resolve_level(st.log_level, config.log_level)
     configure_logging(level)

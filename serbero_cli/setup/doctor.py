@@ -213,11 +213,11 @@ def _db_folder_check(db_path: Path) -> Check:
 
 def _file_holds_private_key(path: Path) -> bool:
     import tomlkit
-    from tomlkit.exceptions import ParseError
+    from tomlkit.exceptions import TOMLKitError
 
     try:
         doc = tomlkit.parse(path.read_text(encoding="utf-8")).unwrap()
-    except (OSError, UnicodeDecodeError, ParseError):
+    except (OSError, UnicodeDecodeError, TOMLKitError):
         return False
     section = doc.get("serbero")
     return isinstance(section, dict) and "private_key" in section
