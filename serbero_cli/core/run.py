@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +27,7 @@ from serbero_cli.safetext import for_log
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store import sync
-from serbero_cli.store.db import Store, open_db
+from serbero_cli.store.db import Store, is_busy, open_db
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ def run_listen(
         store = open_db(config.db_path)
         try:
             result = asyncio.run(_real_run(store, config, clock, follow, progress, stop))
-            sync.save_last_run(store, "listen", result.to_dict(), int(clock()))
+            _save_last_run(store, result, int(clock()))
             return result
         finally:
             store.close()
@@ -88,15 +87,37 @@ def validate(events: list[NostrEvent], mostro_pubkey: str, now: int) -> tuple[li
     return valid, rejected
 
 
-async def _connect(pool, config: Config, result: ListenResult) -> None:
+async def _connect(pool, config: Config, result: ListenResult) -> list[str]:
+    """Connect every relay; return the URLs that connected. Raise NoRelayReachable when none did."""
     connected = await pool.connect(config.listen.fetch_timeout_seconds)
     result.relays_connected = len(connected.connected)
     result.relays_failed = len(connected.failed)
     result.relay_errors = dict(connected.failed)
     for url, why in connected.failed.items():
-        logger.warning("relay=%s unreachable: %s", url, why)
+        logger.warning("relay=%s unreachable: %s", url, for_log(why))
     if not connected.connected:
         raise NoRelayReachable("; ".join(f"{u}: {w}" for u, w in connected.failed.items()))
+    return connected.connected
+
+
+async def _fetch(pool, config: Config, since: int, connected: list[str], result: ListenResult) -> list[NostrEvent]:
+    """Fetch dispute events; a relay that connected but answered nothing in time counts as failed.
+
+    Raise NoRelayReachable when no relay answered: "no new events" must never be claimed on the
+    word of relays that said nothing.
+    """
+    timeout = config.listen.fetch_timeout_seconds
+    fetched = await pool.fetch_answered([dispute_filter(config, since)], timeout, connected)
+    silent = [url for url in connected if url not in fetched.answered]
+    for url in silent:
+        why = f"connected but answered no request within {timeout}s"
+        logger.warning("relay=%s %s", url, why)
+        result.relay_errors[url] = why
+    result.relays_connected -= len(silent)
+    result.relays_failed += len(silent)
+    if len(silent) == len(connected):
+        raise NoRelayReachable("; ".join(f"{u}: {w}" for u, w in result.relay_errors.items()))
+    return fetched.events
 
 
 async def _real_run(store: Store, config: Config, clock, follow: bool, progress, stop) -> ListenResult:
@@ -106,11 +127,11 @@ async def _real_run(store: Store, config: Config, clock, follow: bool, progress,
     result = ListenResult()
     pool = RelayPool(config.relays)
     try:
-        await _connect(pool, config, result)
+        connected = await _connect(pool, config, result)
         sender = DmSender(pool, config.private_key, config.delivery.send_timeout_seconds)
         stream = pool.notifications() if follow else None
         since = fetch_since(store, config, int(clock()))
-        events = await pool.fetch([dispute_filter(config, since)], config.listen.fetch_timeout_seconds)
+        events = await _fetch(pool, config, since, connected, result)
         await _process(store, config, events, sender, clock, progress, result)
         if follow:
             await _follow(store, config, pool, stream, sender, clock, result, stop)
@@ -122,9 +143,13 @@ async def _real_run(store: Store, config: Config, clock, follow: bool, progress,
 async def _process(store, config, events, sender, clock, progress, result: ListenResult,
                    sweep_now: bool = True) -> None:
     """Apply fetched events, run the sweep, flush the outbox; add the counts to `result`."""
-    result.events_fetched += len(events)
+    _apply_events(store, config, events, clock, result)
+    await _deliver(store, config, sender, clock, progress, result, sweep_now)
+
+
+def _apply_events(store, config, events, clock, result: ListenResult) -> None:
+    """Validate and apply `events` in one transaction; count them only once it committed."""
     valid, rejected = validate(events, config.mostro_pubkey, int(clock()))
-    result.events_rejected += rejected
     solvers = [s.pubkey for s in config.solvers]
     if valid:
         now = int(clock())
@@ -139,6 +164,13 @@ async def _process(store, config, events, sender, clock, progress, result: Liste
         if counts.new and not solvers:
             result.warnings.append("no [[solvers]] configured: disputes are recorded but nobody is notified")
             logger.warning("no solvers configured: %d new disputes recorded, nobody notified", counts.new)
+    result.events_fetched += len(events)
+    result.events_rejected += rejected
+
+
+async def _deliver(store, config, sender, clock, progress, result: ListenResult, sweep_now: bool) -> None:
+    """Queue due reminders (when `sweep_now`), flush the outbox; add the counts to `result`."""
+    solvers = [s.pubkey for s in config.solvers]
     if sweep_now:
         result.notifications_queued += sweep.queue_renotifications(
             store, solvers=solvers, now=int(clock()), renotification_seconds=config.timeouts.renotification_seconds,
@@ -167,28 +199,27 @@ def _resolution_hook(config: Config):
 
 async def _follow(store, config, pool, stream, sender, clock, result: ListenResult, stop) -> None:
     """Stay subscribed; apply events as they arrive; sweep and retry on the check interval."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
-    await pool.subscribe([dispute_filter(config, int(clock()) - CURSOR_OVERLAP_SECONDS)])
-    interval = config.timeouts.renotification_check_interval_seconds
-    next_sweep = clock() + interval
-    logger.info("following dispute events; sweep every %ds", interval)
-    from serbero_cli.nostr.events import from_sdk
+    from serbero_cli.core.follow import follow
 
-    while not stop.is_set():
-        wait = max(0.05, min(0.5, next_sweep - clock()))
-        raw = await pool.next_event(stream, wait)
-        if raw is not None and raw.kind().as_u16() == DISPUTE_KIND:
-            await _process(store, config, [from_sdk(raw)], sender, clock, None, result, sweep_now=False)
-        if clock() >= next_sweep:
-            await _process(store, config, [], sender, clock, None, result)
-            next_sweep = clock() + interval
-    logger.info("stopping on signal")
+    async def apply_events(events: list[NostrEvent]) -> None:
+        _apply_events(store, config, events, clock, result)
+
+    async def deliver(sweep_now: bool) -> None:
+        await _deliver(store, config, sender, clock, None, result, sweep_now)
+
+    await follow(pool, stream, filters=[dispute_filter(config, int(clock()) - CURSOR_OVERLAP_SECONDS)],
+                 kind=DISPUTE_KIND, apply_events=apply_events, deliver=deliver,
+                 interval_seconds=config.timeouts.renotification_check_interval_seconds, clock=clock, stop=stop)
+
+
+def _save_last_run(store: Store, result: ListenResult, now: int) -> None:
+    """Record the summary; a database still locked when a follower stops only costs this row."""
+    try:
+        sync.save_last_run(store, "listen", result.to_dict(), now)
+    except Exception as exc:
+        if not is_busy(exc):
+            raise
+        logger.warning("last-run summary not saved: the database is locked by another process")
 
 
 async def _dry_run(config: Config, clock) -> ListenResult:
@@ -204,10 +235,9 @@ async def _dry_run(config: Config, clock) -> ListenResult:
     try:
         pool = RelayPool(config.relays)
         try:
-            await _connect(pool, config, result)
+            connected = await _connect(pool, config, result)
             now = int(clock())
-            events = await pool.fetch([dispute_filter(config, fetch_since(store, config, now))],
-                                      config.listen.fetch_timeout_seconds)
+            events = await _fetch(pool, config, fetch_since(store, config, now), connected, result)
         finally:
             await pool.close()
         _plan_dry(store, config, events, now, result)

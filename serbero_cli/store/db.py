@@ -137,6 +137,12 @@ def open_db(path: Path | str, *, readonly: bool = False, migrate: bool = True) -
     return store
 
 
+def quick_check(store: Store, max_lines: int = 5) -> list[str]:
+    """SQLite's `PRAGMA quick_check`: the problems it finds (at most `max_lines`), [] when the file is sound."""
+    lines = [row[0] for row in store.conn.execute(f"PRAGMA quick_check({int(max_lines)})").fetchall()]
+    return [] if lines == ["ok"] else [str(line) for line in lines]
+
+
 def is_busy(exc: BaseException) -> bool:
     """True for SQLite's "database is locked/busy": another process held the lock past busy_timeout."""
     return isinstance(exc, sqlite3.OperationalError) and any(
