@@ -27,6 +27,7 @@ from serbero_cli.safetext import for_log
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store import sync
+from serbero_cli.store.clock import repair_future_timestamps
 from serbero_cli.store.db import Store, is_busy, open_db
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ async def _real_run(store: Store, config: Config, clock, follow: bool, progress,
         stream = pool.notifications() if follow else None
         since = fetch_since(store, config, int(clock()))
         events = await _fetch(pool, config, since, connected, result)
+        _repair_clock(store, clock)
         await _process(store, config, events, sender, clock, progress, result)
         if follow:
             await _follow(store, config, pool, stream, sender, clock, result, stop)
@@ -205,11 +207,19 @@ async def _follow(store, config, pool, stream, sender, clock, result: ListenResu
         _apply_events(store, config, events, clock, result)
 
     async def deliver(sweep_now: bool) -> None:
+        if sweep_now:  # the clock may have been fixed while following
+            _repair_clock(store, clock)
         await _deliver(store, config, sender, clock, None, result, sweep_now)
 
     await follow(pool, stream, filters=[dispute_filter(config, int(clock()) - CURSOR_OVERLAP_SECONDS)],
                  kind=DISPUTE_KIND, apply_events=apply_events, deliver=deliver,
                  interval_seconds=config.timeouts.renotification_check_interval_seconds, clock=clock, stop=stop)
+
+
+def _repair_clock(store: Store, clock) -> None:
+    """Read stored timestamps from a clock that ran ahead as now, so reminders and retries resume."""
+    with store.immediate() as conn:
+        repair_future_timestamps(conn, int(clock()))
 
 
 def _save_last_run(store: Store, result: ListenResult, now: int) -> None:

@@ -25,6 +25,7 @@ from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
 from serbero_cli.store import sessions as sess
 from serbero_cli.store import solver_auth, sync
+from serbero_cli.store.clock import repair_future_timestamps
 from serbero_cli.store.db import Store, open_db
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ def run_mediate_once(
     with RunLock(config.db_path, "mediate", "mediate-once"):
         store = open_db(config.db_path)
         try:
+            with store.immediate() as conn:  # stored times from a clock that ran ahead are read as now
+                repair_future_timestamps(conn, int(clock()))
             asyncio.run(_run(config, store, bundle, api_key, result, clock, retry_pause,
                              max_starts or config.mediation.max_starts_per_run, reset_solver_auth))
             result.run_finished_at = int(clock())

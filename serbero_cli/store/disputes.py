@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from serbero_cli.store.clock import clamped
 from serbero_cli.store.db import Store
 
 
@@ -97,14 +98,19 @@ def record_transition(
     )
 
 
-def disputes_due_renotification(store: Store, older_than: int, max_attempts: int) -> list[DisputeView]:
-    """Notified disputes last notified before `older_than` with no unfinished re-notification row."""
+def disputes_due_renotification(store: Store, older_than: int, max_attempts: int,
+                                now: int | None = None) -> list[DisputeView]:
+    """Notified disputes last notified before `older_than` with no unfinished re-notification row.
+
+    With `now`, a `last_notified_at` from a clock that ran ahead is read as `now` (store/clock.py).
+    """
+    last_notified = clamped("d.last_notified_at") if now is not None else "d.last_notified_at"
     rows = store.conn.execute(
         f"SELECT {_VIEW_COLUMNS} FROM disputes d WHERE d.lifecycle_state='notified' "
-        "AND d.last_notified_at < ? AND NOT EXISTS ("
+        f"AND {last_notified} < :older_than AND NOT EXISTS ("
         " SELECT 1 FROM notifications n WHERE n.dispute_id=d.dispute_id AND n.notif_type='re-notification'"
-        " AND (n.status IN ('pending','sending') OR (n.status='failed' AND n.attempts < ?)))"
+        " AND (n.status IN ('pending','sending') OR (n.status='failed' AND n.attempts < :max_attempts)))"
         " ORDER BY d.event_timestamp",
-        (older_than, max_attempts),
+        {"older_than": older_than, "max_attempts": max_attempts, "now": now},
     ).fetchall()
     return [DisputeView(*r) for r in rows]

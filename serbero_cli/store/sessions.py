@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from serbero_cli.store.clock import FUTURE_LIMIT_SECONDS
 from serbero_cli.store.db import Store
 from serbero_cli.store.mediation import DISPUTE_EXPR, LIVE_SQL
 
@@ -156,9 +157,10 @@ def eligible_dispute_candidates(store: Store, *, now: int, retry_interval: int) 
 
     Rule 1 (UUID id, buyer/seller initiator) is checked in Python by the caller.
     """
+    # an attempt logged while the clock ran ahead must not hold retries back until it catches up
     started = (f"SELECT MAX(occurred_at) FROM mediation_events e WHERE e.session_id IS NULL "
                f"AND ({DISPUTE_EXPR.replace('payload_json', 'e.payload_json')}) = d.dispute_id "
-               f"AND e.kind='start_attempt_started'")
+               f"AND e.kind='start_attempt_started' AND e.occurred_at <= {int(now) + FUTURE_LIMIT_SECONDS}")
     scoped = (f"SELECT 1 FROM mediation_events e WHERE e.session_id IS NULL "
               f"AND ({DISPUTE_EXPR.replace('payload_json', 'e.payload_json')}) = d.dispute_id AND ")
     cur = store.conn.execute(
