@@ -45,8 +45,7 @@ def load(ctx: typer.Context):
     except ConfigError as exc:
         try:
             level = resolve_level(st.log_level, None)
-        except UsageError as bad_level:  # report both problems: fixing one must not reveal the other
-            exc.problems.append(str(bad_level))
+        except UsageError:  # a bad SERBERO_LOG is already among the loader's problems
             level = "info"
         configure_logging(level)
         raise
