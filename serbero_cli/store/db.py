@@ -139,8 +139,11 @@ def open_db(path: Path | str, *, readonly: bool = False, migrate: bool = True) -
 
 def quick_check(store: Store, max_lines: int = 5) -> list[str]:
     """SQLite's `PRAGMA quick_check`: the problems it finds (at most `max_lines`), [] when the file is sound."""
-    lines = [row[0] for row in store.conn.execute(f"PRAGMA quick_check({int(max_lines)})").fetchall()]
-    return [] if lines == ["ok"] else [str(line) for line in lines]
+    rows = [str(row[0]) for row in store.conn.execute(f"PRAGMA quick_check({int(max_lines)})").fetchall()]
+    if rows == ["ok"]:
+        return []
+    lines = [line for row in rows for line in row.splitlines() if line and not line.startswith("*** in database")]
+    return lines[:max_lines]
 
 
 def is_busy(exc: BaseException) -> bool:
