@@ -42,7 +42,7 @@ def load(ctx: typer.Context):
     path = st.config_path or default_config_path()
     try:
         config = load_config(path)
-    except ConfigError as exc:
+    except ConfigError:
         try:
             level = resolve_level(st.log_level, None)
         except UsageError:  # a bad SERBERO_LOG is already among the loader's problems

@@ -24,10 +24,9 @@ def gate(state: AuthState | None, now: int, cfg: MediationConfig) -> str:
         return OPEN
     if state.status == "terminated" or should_terminate(state, now, cfg):
         return TERMINATED
-    # a probe time is never further off than the longest back-off, even if set by a clock that ran ahead
-    if state.next_probe_at is not None and now < min(state.next_probe_at,
-                                                      now + cfg.solver_auth_retry_max_interval_seconds):
+    if state.next_probe_at is not None and now < state.next_probe_at <= now + cfg.solver_auth_retry_max_interval_seconds:
         return BACKOFF
+    # a probe time further off than the longest back-off was set by a clock that ran ahead: probe now
     return PROBE
 
 
