@@ -39,7 +39,7 @@ from serbero_cli.keys import (
     parse_secret_key,
     public_key_of,
 )
-from serbero_cli.toml_lines import KeyLines
+from serbero_cli.toml_lines import KeyLines, duplicate_key_problems
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ def parse_config(text: str, path: Path, env: Mapping[str, str]) -> Config:
     except ParseError as exc:
         raise ConfigError([f"{path}:{exc.line}: invalid TOML: {_parse_error_reason(exc)}"]) from None
     except TOMLKitError as exc:  # a key set twice in one table: tomlkit gives no position
-        raise ConfigError(_duplicate_key_problems(path, text) or [f"{path}: invalid TOML: {exc}"]) from None
+        raise ConfigError(duplicate_key_problems(path, text, ARRAY_SECTIONS) or [f"{path}: invalid TOML: {exc}"]) from None
     checker = _Checker(path, text, env)
     return checker.build(doc)
 
@@ -203,15 +203,6 @@ def load_reasoning_api_key(config: Config, env: Mapping[str, str] | None = None)
     if not value:
         raise ConfigError([f"{config.path}: [reasoning] api_key_env: environment variable {name} is unset or empty"])
     return Secret(value)
-
-
-def _duplicate_key_problems(path: Path, text: str) -> list[str]:
-    """`config.toml:7: [serbero] log_level: duplicate key (first set on line 5)`, one per repeat."""
-    problems = []
-    for (section, _index, key), first, repeat in KeyLines(text).duplicates:
-        label = "" if section is None else (f"[[{section}]] " if section in ARRAY_SECTIONS else f"[{section}] ")
-        problems.append(f"{path}:{repeat}: {label}{key}: duplicate key (first set on line {first})")
-    return problems
 
 
 def _parse_error_reason(exc: Exception) -> str:

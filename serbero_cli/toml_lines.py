@@ -7,6 +7,7 @@ array-of-tables headers, then `key =` lines inside them (multi-line strings are 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 
 class KeyLines:
@@ -55,3 +56,15 @@ class KeyLines:
 
     def key(self, section: str | None, index: int, name: str) -> int | None:
         return self.keys.get((section, index, name))
+
+
+def duplicate_key_problems(path: object, text: str, array_sections: Collection[str]) -> list[str]:
+    """`config.toml:7: [serbero] log_level: duplicate key (first set on line 5)`, one per repeat.
+
+    tomlkit refuses a key set twice in one table without saying where; this finds the lines.
+    """
+    problems = []
+    for (section, _index, key), first, repeat in KeyLines(text).duplicates:
+        label = "" if section is None else (f"[[{section}]] " if section in array_sections else f"[{section}] ")
+        problems.append(f"{path}:{repeat}: {label}{key}: duplicate key (first set on line {first})")
+    return problems
