@@ -35,11 +35,12 @@ from serbero_cli.errors import ConfigError
 from serbero_cli.keys import (
     KeyFormatError,
     Secret,
+    SecretKeyGiven,
     parse_public_key,
     parse_secret_key,
     public_key_of,
 )
-from serbero_cli.toml_lines import KeyLines
+from serbero_cli.toml_lines import KeyLines, duplicate_key_problems
 
 
 @dataclass(frozen=True)
@@ -195,12 +196,14 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
 def parse_config(text: str, path: Path, env: Mapping[str, str]) -> Config:
     """Validate TOML `text` as if read from `path`. Return a Config or raise ConfigError."""
     import tomlkit
-    from tomlkit.exceptions import ParseError
+    from tomlkit.exceptions import ParseError, TOMLKitError
 
     try:
         doc = tomlkit.parse(text).unwrap()
     except ParseError as exc:
         raise ConfigError([f"{path}:{exc.line}: invalid TOML: {_parse_error_reason(exc)}"]) from None
+    except TOMLKitError as exc:  # a key set twice in one table: tomlkit gives no position
+        raise ConfigError(duplicate_key_problems(path, text, ARRAY_SECTIONS) or [f"{path}: invalid TOML: {exc}"]) from None
     checker = _Checker(path, text, env)
     return checker.build(doc)
 
@@ -359,6 +362,9 @@ class _Checker:
         if kind == "pubkey":
             try:
                 return parse_public_key(value)
+            except SecretKeyGiven as exc:
+                self.problem(line, where, str(exc))
+                return None
             except KeyFormatError as exc:
                 self.problem(line, where, f"not a valid public key ({exc})")
                 return None

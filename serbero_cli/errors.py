@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import IntEnum
 
 
@@ -74,6 +75,27 @@ class DatabaseError(SerberoError):
     """The database cannot be opened, is too new, or cannot be migrated."""
 
     exit_code = ExitCode.INTERNAL
+
+
+class DatabaseUnreadable(DatabaseError):
+    """The database file exists but cannot be read: corrupt, not SQLite, or not permitted."""
+
+
+class DatabaseTooNew(DatabaseError):
+    """The database was written by a newer serbero; this one must neither read nor migrate it."""
+
+    exit_code = ExitCode.USAGE
+
+
+class DatabaseFolderMissing(DatabaseError):
+    """`db_path` names a folder that does not exist: a typo must not start a fresh database."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, db_path: object):
+        folder = os.path.dirname(os.fspath(db_path)) or "."
+        super().__init__(f"database folder {folder} does not exist ([serbero] db_path = {db_path}); "
+                         "create it or fix db_path (only `serbero init` creates folders)")
 
 
 class DatabaseMissing(SerberoError):

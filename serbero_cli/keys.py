@@ -20,6 +20,13 @@ class KeyFormatError(ValueError):
     """A key string is not a valid key of the expected kind."""
 
 
+class SecretKeyGiven(KeyFormatError):
+    """A secret key (nsec) was given where a public key belongs; the message never holds the value."""
+
+    def __init__(self) -> None:
+        super().__init__("this is a secret key (nsec); give the npub")
+
+
 class Secret:
     """A secret string whose repr/str never show the value; call `reveal()` at the one place that needs it."""
 
@@ -127,10 +134,15 @@ def is_valid_xonly(pubkey_hex: str) -> bool:
 
 
 def parse_public_key(value: str) -> str:
-    """Return lowercase hex for a hex, `npub1…` or `nostr:npub1…` key on the curve; raise KeyFormatError."""
+    """Return lowercase hex for a hex, `npub1…` or `nostr:npub1…` key on the curve.
+
+    Raise KeyFormatError; SecretKeyGiven for an `nsec1…`, whose message carries no part of it.
+    """
     text = value.strip()
     if text.lower().startswith("nostr:"):
         text = text[len("nostr:") :]
+    if text.lower().startswith("nsec1"):
+        raise SecretKeyGiven()
     if _HEX64.match(text):
         hex_key = text.lower()
     elif text.lower().startswith("npub1"):

@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from serbero_cli.errors import UsageError
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -18,10 +20,19 @@ class _UtcFormatter(logging.Formatter):
 
 
 def resolve_level(cli_level: str | None, config_level: str | None) -> str:
-    """`--log-level` > `SERBERO_LOG` > `[serbero].log_level` > info."""
-    for candidate in (cli_level, os.environ.get("SERBERO_LOG"), config_level):
-        if candidate and candidate.strip().lower() in LEVELS:
-            return candidate.strip().lower()
+    """`--log-level` > `SERBERO_LOG` > `[serbero].log_level` > info.
+
+    Raise UsageError (exit 2) naming the source when `--log-level` or `SERBERO_LOG` holds anything
+    but debug, info, warning or error: a typo there must not quietly log at another level.
+    """
+    for source, candidate in (("--log-level", cli_level), ("SERBERO_LOG", os.environ.get("SERBERO_LOG"))):
+        if candidate is None or (source == "SERBERO_LOG" and not candidate.strip()):
+            continue
+        if candidate.strip().lower() not in LEVELS:
+            raise UsageError(f"{source} {candidate!r}: must be one of {', '.join(LEVELS)}")
+        return candidate.strip().lower()
+    if config_level and config_level.strip().lower() in LEVELS:
+        return config_level.strip().lower()
     return "info"
 
 

@@ -11,20 +11,26 @@ import fcntl
 import os
 from pathlib import Path
 
-from serbero_cli.errors import LockHeld
+from serbero_cli.errors import DatabaseFolderMissing, LockHeld
 
 
 class RunLock:
     """Hold the lock for a `with` block; raise LockHeld (exit 75) if another process has it."""
 
     def __init__(self, db_path: Path, name: str, command: str):
+        self.db_path = Path(db_path)
         self.path = Path(f"{db_path}.{name}.lock")
         self.command = command
         self.fd: int | None = None
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.is_dir():
+            raise DatabaseFolderMissing(self.db_path)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:  # a lock file left by an older serbero may be looser; ours are private
+            os.fchmod(fd, 0o600)
+        except OSError:
+            pass
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

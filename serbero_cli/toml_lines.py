@@ -7,6 +7,7 @@ array-of-tables headers, then `key =` lines inside them (multi-line strings are 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 
 class KeyLines:
@@ -18,6 +19,8 @@ class KeyLines:
     def __init__(self, text: str):
         self.headers: dict[tuple[str, int], int] = {}
         self.keys: dict[tuple[str | None, int, str], int] = {}
+        # (section, index, key), first line, repeated line: what tomlkit refuses without saying where
+        self.duplicates: list[tuple[tuple[str | None, int, str], int, int]] = []
         counts: dict[str, int] = {}
         current: tuple[str | None, int] = (None, 0)
         in_multiline = None
@@ -40,7 +43,10 @@ class KeyLines:
             k = self._key.match(line)
             if k:
                 key = k.group(1).strip("\"'")
-                self.keys.setdefault((current[0], current[1], key), number)
+                where = (current[0], current[1], key)
+                if where in self.keys:
+                    self.duplicates.append((where, self.keys[where], number))
+                self.keys.setdefault(where, number)
                 for quote in ('"""', "'''"):
                     if line.count(quote) % 2 == 1:
                         in_multiline = quote
@@ -50,3 +56,15 @@ class KeyLines:
 
     def key(self, section: str | None, index: int, name: str) -> int | None:
         return self.keys.get((section, index, name))
+
+
+def duplicate_key_problems(path: object, text: str, array_sections: Collection[str]) -> list[str]:
+    """`config.toml:7: [serbero] log_level: duplicate key (first set on line 5)`, one per repeat.
+
+    tomlkit refuses a key set twice in one table without saying where; this finds the lines.
+    """
+    problems = []
+    for (section, _index, key), first, repeat in KeyLines(text).duplicates:
+        label = "" if section is None else (f"[[{section}]] " if section in array_sections else f"[{section}] ")
+        problems.append(f"{path}:{repeat}: {label}{key}: duplicate key (first set on line {first})")
+    return problems

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from serbero_cli.audit.since import pick_unique, prefix_bounds
-from serbero_cli.errors import DatabaseMissing
+from serbero_cli.errors import DatabaseMissing, DatabaseUnreadable
 from serbero_cli.store.db import Store, open_db
 from serbero_cli.store.mediation import DISPUTE_EXPR
 
@@ -160,14 +160,17 @@ def open_source(settings: AuditSettings) -> Source:
     """Open the database read-only and check it is current.
 
     Raise DatabaseMissing (exit 2) when the file is absent or unreadable, OutdatedSchema (exit 2)
-    when it is older than this code, DatabaseError (exit 1) when it is newer.
+    when it is older than this code, DatabaseTooNew (exit 2) when it is newer.
     """
     from serbero_cli.store.migrations import MIGRATIONS, current_version
 
     path = settings.db_path
     if not Path(path).exists():
         raise DatabaseMissing(f"database not found: {path} (check [serbero].db_path, or pass --db PATH)")
-    store = open_db(path, readonly=True)
+    try:
+        store = open_db(path, readonly=True)
+    except DatabaseUnreadable as exc:  # audit reads what it is pointed at: a wrong file is a usage error
+        raise DatabaseMissing(str(exc)) from None
     version = current_version(store.conn)
     expected = len(MIGRATIONS)
     if version < expected:

@@ -35,9 +35,13 @@ def root(
     ] = None,
 ) -> None:
     """Global options shared by every subcommand."""
+    from serbero_cli.logsetup import LEVELS
+
+    if log_level is not None and log_level.strip().lower() not in LEVELS:
+        raise typer.BadParameter(f"{log_level!r} is not one of {', '.join(LEVELS)}", param_hint="--log-level")
     st = state(ctx)
     st.config_path = config
-    st.log_level = log_level
+    st.log_level = log_level.strip().lower() if log_level is not None else None
 
 
 def _register() -> None:

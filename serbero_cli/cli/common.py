@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from serbero_cli.errors import ConfigError, ExitCode, LockHeld, SerberoError
+from serbero_cli.errors import ConfigError, ExitCode, LockHeld, SerberoError, UsageError
 
 logger = logging.getLogger("serbero")
 
@@ -43,7 +43,11 @@ def load(ctx: typer.Context):
     try:
         config = load_config(path)
     except ConfigError:
-        configure_logging(resolve_level(st.log_level, None))
+        try:
+            level = resolve_level(st.log_level, None)
+        except UsageError:  # a bad SERBERO_LOG is already among the loader's problems
+            level = "info"
+        configure_logging(level)
         raise
     level = resolve_level(st.log_level, config.log_level)
     configure_logging(level)

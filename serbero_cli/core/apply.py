@@ -109,7 +109,7 @@ def write(
     counts = count_effects(effects, audience.fanout())
     for effect in effects:
         event, d = effect.event, effect.decision
-        sync.advance_cursor(conn, event.created_at, now)
+        sync.advance_cursor(conn, mostro_pubkey, event.created_at, now)
         if d.action == "insert":
             disputes_store.insert_dispute(
                 conn, dispute_id=event.dispute_id, event_id=event.event_id, mostro_pubkey=mostro_pubkey,

@@ -25,11 +25,13 @@ from serbero_cli.keys import short
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.runlock import RunLock
 from serbero_cli.runrecord import recorded_run
+from serbero_cli.safetext import for_log
 from serbero_cli.stopping import StopRequested, stop_on_signals
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store import sync
-from serbero_cli.store.db import Store, open_db
+from serbero_cli.store.clock import repair_future_timestamps
+from serbero_cli.store.db import Store, is_busy, open_db
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ def run_listen(
                     result.stopped_by = stop.name
                     result.warnings.append(f"stopped by {stop.name}: unfinished deliveries are left for the next run")
                     logger.warning("stopped by %s: unfinished deliveries are left for the next run", stop.name)
-                sync.save_last_run(store, "listen", result.to_dict(), int(clock()))
+                _save_last_run(store, result, int(clock()))
                 run.finish(result)
             return result
         finally:
@@ -70,34 +72,63 @@ def dispute_filter(config: Config, since: int) -> dict[str, Any]:
 
 
 def fetch_since(store: Store | None, config: Config, now: int) -> int:
-    """Cursor − 300 s, or now − initial lookback on a first run (core.md §3.2)."""
-    cursor = sync.get_cursor(store) if store is not None else None
+    """The node's cursor − 300 s, or now − initial lookback on a first run (core.md §3.2)."""
+    cursor = sync.get_cursor(store, config.mostro_pubkey, now) if store is not None else None
     if cursor is None:
         return now - config.listen.initial_lookback_seconds
     return cursor - CURSOR_OVERLAP_SECONDS
 
 
-def validate(events: list[NostrEvent], mostro_pubkey: str) -> tuple[list[DisputeEvent], int]:
-    """Parse every event; log and count the rejects. Return (valid events, rejected count)."""
+def validate(events: list[NostrEvent], mostro_pubkey: str, now: int) -> tuple[list[DisputeEvent], int]:
+    """Parse every event read at `now`; log and count the rejects. Return (valid events, rejected count).
+
+    Never raises for an event: a parser bug becomes one more counted rejection, not a failed run.
+    """
     valid, rejected = [], 0
     for event in events:
         try:
-            valid.append(parse_dispute_event(event, mostro_pubkey))
+            valid.append(parse_dispute_event(event, mostro_pubkey, now=now))
         except EventRejected as exc:
             rejected += 1
-            logger.warning("event=%s rejected: %s", short(event.id, 16), exc)
+            logger.warning("event=%s rejected: %s", for_log(short(str(event.id), 16)), for_log(exc))
+        except Exception as exc:  # noqa: BLE001 - one hostile event must not fail the run
+            rejected += 1
+            logger.warning("event=%s rejected: unparseable (%s)", for_log(short(str(event.id), 16)),
+                           exc.__class__.__name__)
     return valid, rejected
 
 
-async def _connect(pool, config: Config, result: ListenResult) -> None:
+async def _connect(pool, config: Config, result: ListenResult) -> list[str]:
+    """Connect every relay; return the URLs that connected. Raise NoRelayReachable when none did."""
     connected = await pool.connect(config.listen.fetch_timeout_seconds)
     result.relays_connected = len(connected.connected)
     result.relays_failed = len(connected.failed)
     result.relay_errors = dict(connected.failed)
     for url, why in connected.failed.items():
-        logger.warning("relay=%s unreachable: %s", url, why)
+        logger.warning("relay=%s unreachable: %s", url, for_log(why))
     if not connected.connected:
         raise NoRelayReachable("; ".join(f"{u}: {w}" for u, w in connected.failed.items()))
+    return connected.connected
+
+
+async def _fetch(pool, config: Config, since: int, connected: list[str], result: ListenResult) -> list[NostrEvent]:
+    """Fetch dispute events; a relay that connected but answered nothing in time counts as failed.
+
+    Raise NoRelayReachable when no relay answered: "no new events" must never be claimed on the
+    word of relays that said nothing.
+    """
+    timeout = config.listen.fetch_timeout_seconds
+    fetched = await pool.fetch_answered([dispute_filter(config, since)], timeout, connected)
+    silent = [url for url in connected if url not in fetched.answered]
+    for url in silent:
+        why = f"connected but answered no request within {timeout}s"
+        logger.warning("relay=%s %s", url, why)
+        result.relay_errors[url] = why
+    result.relays_connected -= len(silent)
+    result.relays_failed += len(silent)
+    if len(silent) == len(connected):
+        raise NoRelayReachable("; ".join(f"{u}: {w}" for u, w in result.relay_errors.items()))
+    return fetched.events
 
 
 async def _real_run(store: Store, config: Config, clock, follow: bool, progress, stop) -> ListenResult:
@@ -107,14 +138,16 @@ async def _real_run(store: Store, config: Config, clock, follow: bool, progress,
     result = ListenResult()
     pool = RelayPool(config.relays)
     try:
-        await _connect(pool, config, result)
+        connected = await _connect(pool, config, result)
         sender = DmSender(pool, config.private_key, config.delivery.send_timeout_seconds)
         stream = pool.notifications() if follow else None
         since = fetch_since(store, config, int(clock()))
-        events = await pool.fetch([dispute_filter(config, since)], config.listen.fetch_timeout_seconds)
+        events = await _fetch(pool, config, since, connected, result)
+        _repair_clock(store, clock)
         run = _Run(store, config, pool, sender, clock, stop)
         if not stop.is_set():
-            await run.process(events, progress, result)
+            run.apply_events(events, result)
+            await run.deliver(progress, result, sweep_now=True)
         if follow:
             await _follow(run, stream, result)
     finally:
@@ -131,12 +164,10 @@ class _Run:
         self.audience = Audience.from_config(config)
         self.hook = _resolution_hook(config)
 
-    async def process(self, events, progress, result: ListenResult, sweep_now: bool = True) -> None:
-        """Apply fetched events, run the reminder sweep, flush the outbox; add the counts to `result`."""
+    def apply_events(self, events: list[NostrEvent], result: ListenResult) -> None:
+        """Validate and apply `events` in one transaction; count them only once it committed."""
         config, store, clock = self.config, self.store, self.clock
-        result.events_fetched += len(events)
-        valid, rejected = validate(events, config.mostro_pubkey)
-        result.events_rejected += rejected
+        valid, rejected = validate(events, config.mostro_pubkey, int(clock()))
         if valid:
             now = int(clock())
             with store.immediate() as conn:
@@ -149,13 +180,18 @@ class _Run:
             if counts.new and not self.audience.solvers:
                 result.warnings.append("no [[solvers]] configured: disputes are recorded but nobody is notified")
                 logger.warning("no solvers configured: %d new disputes recorded, nobody notified", counts.new)
+        result.events_fetched += len(events)
+        result.events_rejected += rejected
+
+    async def deliver(self, progress: Any, result: ListenResult, *, sweep_now: bool) -> None:
+        """Queue due reminders (when `sweep_now`), flush the outbox; add the counts to `result`."""
+        config, store, clock = self.config, self.store, self.clock
+        max_attempts = config.delivery.max_attempts
         if sweep_now:
             result.notifications_queued += sweep.queue_renotifications(
                 store, audience=self.audience, now=int(clock()),
                 renotification_seconds=config.timeouts.renotification_seconds,
-                max_interval_seconds=config.timeouts.renotification_max_interval_seconds,
-                max_attempts=config.delivery.max_attempts)
-        max_attempts = config.delivery.max_attempts
+                max_interval_seconds=config.timeouts.renotification_max_interval_seconds, max_attempts=max_attempts)
         relays = await self.inbox_relays() if outbox.count_due(store, now=int(clock()), max_attempts=max_attempts) else {}
         flushed = await flush_outbox(store, self.sender, clock=clock, max_attempts=max_attempts, progress=progress,
                                      stop=self.stop, inbox_relays=lambda pubkey: relays.get(pubkey, []))
@@ -188,22 +224,37 @@ def _resolution_hook(config: Config):
 
 async def _follow(run: _Run, stream, result: ListenResult) -> None:
     """Stay subscribed; apply events as they arrive; sweep and retry on the check interval."""
-    config, clock = run.config, run.clock
-    await run.pool.subscribe([dispute_filter(config, int(clock()) - CURSOR_OVERLAP_SECONDS)])
-    interval = config.timeouts.renotification_check_interval_seconds
-    next_sweep = clock() + interval
-    logger.info("following dispute events; sweep every %ds", interval)
-    from serbero_cli.nostr.events import from_sdk
+    from serbero_cli.core.follow import follow
 
-    while not run.stop.is_set():
-        wait = max(0.05, min(0.5, next_sweep - clock()))
-        raw = await run.pool.next_event(stream, wait)
-        if raw is not None and raw.kind().as_u16() == DISPUTE_KIND:
-            await run.process([from_sdk(raw)], None, result, sweep_now=False)
-        if clock() >= next_sweep and not run.stop.is_set():
-            await run.process([], None, result)
-            next_sweep = clock() + interval
-    logger.info("stopping on %s", run.stop.name or "request")
+    async def apply_events(events: list[NostrEvent]) -> None:
+        run.apply_events(events, result)
+
+    async def deliver(sweep_now: bool) -> None:
+        if sweep_now:  # the clock may have been fixed while following
+            _repair_clock(run.store, run.clock)
+        await run.deliver(None, result, sweep_now=sweep_now)
+
+    config = run.config
+    await follow(run.pool, stream, filters=[dispute_filter(config, int(run.clock()) - CURSOR_OVERLAP_SECONDS)],
+                 kind=DISPUTE_KIND, apply_events=apply_events, deliver=deliver,
+                 interval_seconds=config.timeouts.renotification_check_interval_seconds, clock=run.clock,
+                 stop=run.stop)
+
+
+def _repair_clock(store: Store, clock) -> None:
+    """Read stored timestamps from a clock that ran ahead as now, so reminders and retries resume."""
+    with store.immediate() as conn:
+        repair_future_timestamps(conn, int(clock()))
+
+
+def _save_last_run(store: Store, result: ListenResult, now: int) -> None:
+    """Record the summary; a database still locked when a follower stops only costs this row."""
+    try:
+        sync.save_last_run(store, "listen", result.to_dict(), now)
+    except Exception as exc:
+        if not is_busy(exc):
+            raise
+        logger.warning("last-run summary not saved: the database is locked by another process")
 
 
 async def _dry_run(config: Config, clock) -> ListenResult:
@@ -219,10 +270,9 @@ async def _dry_run(config: Config, clock) -> ListenResult:
     try:
         pool = RelayPool(config.relays)
         try:
-            await _connect(pool, config, result)
+            connected = await _connect(pool, config, result)
             now = int(clock())
-            events = await pool.fetch([dispute_filter(config, fetch_since(store, config, now))],
-                                      config.listen.fetch_timeout_seconds)
+            events = await _fetch(pool, config, fetch_since(store, config, now), connected, result)
         finally:
             await pool.close()
         _plan_dry(store, config, events, now, result)
@@ -234,7 +284,7 @@ async def _dry_run(config: Config, clock) -> ListenResult:
 
 def _plan_dry(store: Store | None, config: Config, events, now: int, result: ListenResult) -> None:
     result.events_fetched = len(events)
-    valid, result.events_rejected = validate(events, config.mostro_pubkey)
+    valid, result.events_rejected = validate(events, config.mostro_pubkey, now)
     audience = Audience.from_config(config)
     solvers = list(audience.solvers)
     existing = disputes_store.load_disputes(store, [e.dispute_id for e in valid]) if store and valid else {}

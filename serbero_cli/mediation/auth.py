@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from serbero_cli.config import MediationConfig
+from serbero_cli.store.clock import clamp
 from serbero_cli.store.solver_auth import AuthState
 
 OPEN, BACKOFF, PROBE, TERMINATED = "open", "backoff", "probe", "terminated"
@@ -23,14 +24,15 @@ def gate(state: AuthState | None, now: int, cfg: MediationConfig) -> str:
         return OPEN
     if state.status == "terminated" or should_terminate(state, now, cfg):
         return TERMINATED
-    if state.next_probe_at is not None and now < state.next_probe_at:
+    if state.next_probe_at is not None and now < state.next_probe_at <= now + cfg.solver_auth_retry_max_interval_seconds:
         return BACKOFF
+    # a probe time further off than the longest back-off was set by a clock that ran ahead: probe now
     return PROBE
 
 
 def should_terminate(state: AuthState, now: int, cfg: MediationConfig) -> bool:
     return (state.attempts >= cfg.solver_auth_retry_max_attempts
-            or now - state.first_failure_at >= cfg.solver_auth_retry_max_total_seconds)
+            or now - clamp(state.first_failure_at, now) >= cfg.solver_auth_retry_max_total_seconds)
 
 
 def record_failure(state: AuthState | None, now: int, reason: str, cfg: MediationConfig) -> AuthState:

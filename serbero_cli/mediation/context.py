@@ -12,6 +12,7 @@ from serbero_cli.config import Config
 from serbero_cli.core.audience import Audience
 from serbero_cli.mediation import escalation
 from serbero_cli.mediation.result import MediationResult
+from serbero_cli.stopping import StopRequested
 from serbero_cli.store.db import Store
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class RunContext:
     round_limit_hits: dict[str, str] = field(default_factory=dict)  # session -> inner id that hit the limit
     take_transport: str | None = None
     take_pow_bits: int = 0
+    stop: StopRequested = field(default_factory=StopRequested)
     _healthy: bool | None = None
 
     def now(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from serbero_cli.core.events import DISPUTE_KIND
+from serbero_cli.core.events import DISPUTE_KIND, EventRejected, parse_dispute_event
 from serbero_cli.keys import short
 from serbero_cli.mediation import chat_io
 from serbero_cli.mediation.context import RunContext
@@ -36,12 +36,16 @@ async def newest_revisions(ctx: RunContext, dispute_ids: list[str]) -> dict[str,
     events = await ctx.pool.fetch([{"kinds": [DISPUTE_KIND], "authors": [ctx.config.mostro_pubkey],
                                     "#d": sorted(set(dispute_ids))}], ctx.config.chat.fetch_timeout_seconds)
     newest: dict[str, tuple[int, str, str]] = {}
+    now = ctx.now()
     for ev in events:
-        if ev.pubkey != ctx.config.mostro_pubkey:
+        try:  # the same checks listen applies: a hostile revision is skipped, never trusted
+            parsed = parse_dispute_event(ev, ctx.config.mostro_pubkey, now=now)
+        except EventRejected as exc:
+            logger.warning("event=%s rejected: %s", short(ev.id, 16), exc)
             continue
-        d, s = ev.first_tag("d"), ev.first_tag("s")
-        if d and s and (d not in newest or (ev.created_at, ev.id) > newest[d][:2]):
-            newest[d] = (ev.created_at, ev.id, s)
+        d = parsed.dispute_id
+        if d not in newest or (parsed.created_at, parsed.event_id) > newest[d][:2]:
+            newest[d] = (parsed.created_at, parsed.event_id, parsed.status)
     return newest
 
 

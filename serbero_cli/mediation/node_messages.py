@@ -65,7 +65,7 @@ async def apply_node_closings(ctx: RunContext) -> int:
     for event in events:
         kind = event.kind().as_u16()
         reader = proto.read_kind14_reply if kind == 14 else proto.read_giftwrap_reply
-        reply = reader(event, ctx.config.private_key, mostro)
+        reply = reader(event, ctx.config.private_key, mostro, now=ctx.now())
         if reply is None:
             continue
         found = closed_dispute(reply.action, reply.payload)

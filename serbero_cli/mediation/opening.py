@@ -220,7 +220,7 @@ async def _wait_for_replies(ctx: RunContext, starts: list[Start]) -> None:
             if event_id in seen:
                 continue
             seen.add(event_id)
-            reply = read(event, ctx.config.private_key, ctx.config.mostro_pubkey)
+            reply = read(event, ctx.config.private_key, ctx.config.mostro_pubkey, now=ctx.now())
             if reply is None:
                 continue
             matched = match_reply([s.pending for s in pending.values()], reply,

@@ -43,6 +43,7 @@ class MediationResult:
     transport_source: str | None = None
     take_pow_bits: int = 0
     node_serbero: str | None = None  # the key the node announces as its Serbero, when it is not ours
+    stopped_by: str | None = None  # the signal that ended the run early (it then exits 0)
     errors: list[str] = field(default_factory=list)
     due: dict[str, Any] = field(default_factory=dict)  # dry run: the work the database shows as due
 
@@ -57,7 +58,7 @@ class MediationResult:
     def exit_code(self) -> int:
         failed = (self.dms_failed or self.publish_failures or self.evaluation_failures
                   or self.provider_healthy is False or self.errors or self.node_serbero)
-        return int(ExitCode.PARTIAL) if failed and not self.disabled else int(ExitCode.OK)
+        return int(ExitCode.PARTIAL) if failed and not (self.disabled or self.stopped_by) else int(ExitCode.OK)
 
     def to_dict(self) -> dict[str, Any]:
         doc = {
@@ -76,7 +77,7 @@ class MediationResult:
             "starts_skipped": dict(sorted(self.starts_skipped.items())),
             "solver_auth_status": self.solver_auth_status, "transport": self.transport,
             "transport_source": self.transport_source, "take_pow_bits": self.take_pow_bits,
-            "node_closings": self.node_closings, "node_serbero": self.node_serbero,
+            "node_closings": self.node_closings, "node_serbero": self.node_serbero, "stopped_by": self.stopped_by,
             "errors": list(self.errors),
         }
         if self.dry_run:

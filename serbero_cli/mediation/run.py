@@ -23,10 +23,12 @@ from serbero_cli.mediation.evaluate import evaluate_sessions
 from serbero_cli.mediation.result import MediationResult
 from serbero_cli.runlock import RunLock
 from serbero_cli.runrecord import recorded_run
+from serbero_cli.stopping import StopRequested, stop_on_signals
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
 from serbero_cli.store import sessions as sess
 from serbero_cli.store import solver_auth, sync
+from serbero_cli.store.clock import repair_future_timestamps
 from serbero_cli.store.db import Store, open_db
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ def run_mediate_once(
     clock: Callable[[], float] = time.time,
     env: Mapping[str, str] | None = None,
     retry_pause: float = 0.5,
+    stop: StopRequested | None = None,
 ) -> MediationResult:
     """One mediation run. Return the result; raise SerberoError subclasses for codes 2, 75, 1 and 3."""
     result = MediationResult(run_started_at=int(clock()), dry_run=dry_run)
@@ -61,13 +64,19 @@ def run_mediate_once(
         plan_due_work(config, result, int(clock()))
         result.run_finished_at = int(clock())
         return result
+    stop = stop or StopRequested()
     with RunLock(config.db_path, "mediate", "mediate-once"):
         store = open_db(config.db_path)
         try:
-            with recorded_run(store, "mediate_once", clock) as run:
+            with recorded_run(store, "mediate_once", clock) as run, stop_on_signals(stop):
+                with store.immediate() as conn:  # stored times from a clock that ran ahead are read as now
+                    repair_future_timestamps(conn, int(clock()))
                 asyncio.run(_run(config, store, bundle, api_key, result, clock, retry_pause,
-                                 max_starts or config.mediation.max_starts_per_run, reset_solver_auth))
+                                 max_starts or config.mediation.max_starts_per_run, reset_solver_auth, stop))
                 result.run_finished_at = int(clock())
+                if stop.is_set():
+                    result.stopped_by = stop.name
+                    logger.warning("stopped by %s: the remaining steps are left for the next run", stop.name)
                 sync.save_last_run(store, "mediate_once", result.to_dict(), int(clock()))
                 run.finish(result)
         finally:
@@ -75,7 +84,8 @@ def run_mediate_once(
     return result
 
 
-async def _run(config, store: Store, bundle, api_key, result, clock, retry_pause, max_starts, reset_auth) -> None:
+async def _run(config, store: Store, bundle, api_key, result, clock, retry_pause, max_starts, reset_auth,
+               stop: StopRequested) -> None:
     from serbero_cli.nostr.dm import DmSender
     from serbero_cli.nostr.relays import RelayPool
     from serbero_cli.reasoning.providers import make_provider
@@ -88,7 +98,7 @@ async def _run(config, store: Store, bundle, api_key, result, clock, retry_pause
         if not connected.connected:
             raise NoRelayReachable("; ".join(f"{u}: {w}" for u, w in connected.failed.items()))
         ctx = RunContext(config, store, pool, bundle, Reasoner(provider, bundle, config.chat.transcript_max_messages),
-                         provider, clock, result)
+                         provider, clock, result, stop=stop)
         if reset_auth:
             _reset_solver_auth(ctx)
         await _resolve_transport(ctx)
@@ -99,24 +109,33 @@ async def _run(config, store: Store, bundle, api_key, result, clock, retry_pause
 
 
 async def _steps(ctx: RunContext, sender, max_starts: int) -> None:
+    """The run order. A stop request (SIGTERM) lets the step in hand finish and skips the rest;
+    the next run picks them up, as every step resumes from the database."""
     live = ingest.load_channels(ctx, sess.live_sessions(ctx.store))  # step 2
     if await node_messages.apply_node_closings(ctx):
         still_live = {s.session_id for s in sess.live_sessions(ctx.store)}
         live = [s for s in live if s.session_id in still_live]
     live = await ingest.check_takeovers(ctx, live)
     await ingest.ingest_replies(ctx, live)
-    ingest.apply_round_limits(ctx)  # step 3
-    await evaluate_sessions(ctx, live)  # step 4
-    timeouts.apply_timeouts(ctx)  # step 5
-    await _publish(ctx)  # step 6a
-    await summary.generate_summaries(ctx)  # step 6b
-    await summary.deliver_and_settle(ctx, sender)  # step 6c
-    if ctx.result.node_serbero is None:
-        await opening.start_sessions(ctx, max_starts)  # step 7
-    await _publish(ctx)  # the opening questions
-    await summary.deliver_and_settle(ctx, sender)  # the assignment and observer messages of new sessions
-    if ctx.result.sessions_opened:
-        await ingest.record_take_revisions(ctx)  # before a takeover can replace it on the relays
+    steps = [
+        lambda: ingest.apply_round_limits(ctx),  # step 3
+        lambda: evaluate_sessions(ctx, live),  # step 4
+        lambda: timeouts.apply_timeouts(ctx),  # step 5
+        lambda: _publish(ctx),  # step 6a
+        lambda: summary.generate_summaries(ctx),  # step 6b
+        lambda: summary.deliver_and_settle(ctx, sender),  # step 6c
+        lambda: None if ctx.result.node_serbero else opening.start_sessions(ctx, max_starts),  # step 7
+        lambda: _publish(ctx),  # the opening questions
+        lambda: summary.deliver_and_settle(ctx, sender),  # the assignment and observer messages of new sessions
+        # Our own take's revision, before a takeover can replace it on the relays.
+        lambda: ingest.record_take_revisions(ctx) if ctx.result.sessions_opened else None,
+    ]
+    for step in steps:
+        if ctx.stop.is_set():
+            break
+        outcome = step()
+        if asyncio.iscoroutine(outcome):
+            await outcome
     ctx.result.live_sessions = len(sess.live_sessions(ctx.store))
 
 
@@ -146,7 +165,7 @@ async def _resolve_transport(ctx: RunContext) -> None:
     from serbero_cli.nostr import mostro_messages as mm
 
     events = await ctx.pool.fetch([mm.info_filter(ctx.config.mostro_pubkey)], ctx.config.chat.fetch_timeout_seconds)
-    newest = mm.newest_info_event(events, ctx.config.mostro_pubkey)
+    newest = mm.newest_info_event(events, ctx.config.mostro_pubkey, now=ctx.now())
     info = mm.parse_info_event(newest) if newest is not None else None
     cached = sync.get_value(ctx.store, TRANSPORT_CACHE_KEY)
     try:

@@ -92,7 +92,7 @@ def _rationale(ctx: RunContext, conn, session_id: str, text: str) -> str | None:
 async def deliver_and_settle(ctx: RunContext, sender) -> None:
     """6c: send mediation's outbox rows, then close delivered summaries or escalate undeliverable ones."""
     flushed = await flush_outbox(ctx.store, sender, clock=ctx.clock, max_attempts=ctx.config.delivery.max_attempts,
-                                 types=MEDIATION_DM_TYPES)
+                                 types=MEDIATION_DM_TYPES, stop=ctx.stop)
     ctx.result.dms_delivered += flushed.sent
     ctx.result.dms_failed += flushed.failed
     settle_summaries(ctx)

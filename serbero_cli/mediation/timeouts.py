@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.store import sessions as sess
+from serbero_cli.store.clock import clamp
 from serbero_cli.store.sessions import SessionRow
 
 
 def due_timeout(session: SessionRow, now: int, party_timeout: int, session_timeout: int) -> str | None:
     """The trigger a live session's clock calls for now, or None. party_unresponsive wins when both are due."""
+    started_at = clamp(session.started_at, now)  # a clock that ran ahead must not freeze the timeouts
     if session.state == "awaiting_response" and party_timeout > 0:
-        last = max(t for t in (session.started_at, session.buyer_last_seen_inner_ts,
-                               session.seller_last_seen_inner_ts) if t is not None)
+        last = max(clamp(t, now) for t in (started_at, session.buyer_last_seen_inner_ts,
+                                           session.seller_last_seen_inner_ts) if t is not None)
         if now > last + party_timeout:
             return "party_unresponsive"
-    if session_timeout > 0 and now > session.started_at + session_timeout:
+    if session_timeout > 0 and now > started_at + session_timeout:
         return "mediation_timeout"
     return None
 

@@ -18,6 +18,7 @@ import nostr_sdk as ns
 
 from serbero_cli.keys import Secret
 from serbero_cli.nostr.chat_keys import ChannelKeys
+from serbero_cli.nostr.events import MAX_EVENT_JSON_BYTES
 from serbero_cli.nostr.keys import keys_from_secret
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,8 @@ def open_legacy(event: ns.Event, channel: ChannelKeys, serbero_pubkey: str, now:
 
     if event.kind().as_u16() != 1059:
         return fail("rejected", "wrong_kind")
+    if _too_large(event):
+        return fail("rejected", "too_large")
     try:
         plaintext = ns.nip44_decrypt(
             ns.SecretKey.parse(channel.legacy_secret.reveal()), event.author(), event.content()
@@ -168,7 +171,7 @@ def open_kind14(event: ns.Event, channel: ChannelKeys, serbero_pubkey: str, now:
     outer_created_at = event.created_at().as_secs()
     if outer_created_at > now + KIND14_FUTURE_LIMIT_SECONDS:  # 3
         return fail("rejected", "future_outer")
-    if len(event.content()) > KIND14_MAX_CONTENT_CHARS:  # 4
+    if len(event.content()) > KIND14_MAX_CONTENT_CHARS or _too_large(event):  # 4
         return fail("rejected", "too_large")
     if outer_id in run_state.seen_outer_ids:  # 5
         return fail("rejected", "seen_this_run")
@@ -253,6 +256,11 @@ def route_event(event: ns.Event, channels: list[ChannelKeys]) -> ChannelKeys | N
         p_values = {t[1] for t in (tag.to_vec() for tag in event.tags()) if len(t) >= 2 and t[0] == "p"}
         return next((c for c in channels if c.legacy_pubkey in p_values), None)
     return None
+
+
+def _too_large(event: ns.Event) -> bool:
+    """Every event read from a relay is refused past 64 KiB of JSON, before any crypto is spent on it."""
+    return len(event.as_json().encode("utf-8")) > MAX_EVENT_JSON_BYTES
 
 
 def _unique(values: Any) -> list[str]:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import nostr_sdk as ns
 
 from serbero_cli.keys import Secret
+from serbero_cli.nostr.events import MAX_EVENT_JSON_BYTES
 from serbero_cli.nostr.keys import keys_from_secret
 from serbero_cli.nostr.mostro_messages import (  # noqa: F401 - re-exported API
     ACTION_TAKE,
@@ -131,12 +132,16 @@ def build_take_kind14(serbero_secret: Secret, mostro_pubkey: str, dispute_id: st
                          pow_bits, now, miner or default_miner, clock)
 
 
-def read_giftwrap_reply(event: ns.Event, serbero_keys_secret: Secret, mostro_pubkey: str) -> MostroReply | None:
+def read_giftwrap_reply(event: ns.Event, serbero_keys_secret: Secret, mostro_pubkey: str,
+                        now: int | None = None) -> MostroReply | None:
     """A v1 reply (mediation.md §5.3 steps 1–3), or None when it must be skipped.
 
-    The rumor kind is deliberately not checked: real nodes send 1, some simulators 14.
+    The rumor kind is deliberately not checked: real nodes send 1, some simulators 14. `now`
+    (when given) rejects a rumor dated more than ten minutes ahead of the local clock.
     """
     outer_id = event.id().to_hex()
+    if _too_large(event):
+        return _skip(outer_id, "too_large")
     try:
         gift = ns.UnwrappedGift.from_gift_wrap(keys_from_secret(serbero_keys_secret), event)
     except Exception:  # noqa: BLE001 - NostrSdkError: not for us, tampered, or sender mismatch
@@ -151,12 +156,18 @@ def read_giftwrap_reply(event: ns.Event, serbero_keys_secret: Secret, mostro_pub
     signature = elements[1] if len(elements) > 1 else None
     return parse_message(elements[0], signature=signature, signer_pubkey=sender,
                          created_at=rumor.created_at().as_secs(), event_id=outer_id,
-                         transport="giftwrap") or _skip(outer_id, "bad_message")
+                         transport="giftwrap", now=now) or _skip(outer_id, "bad_message")
 
 
-def read_kind14_reply(event: ns.Event, serbero_secret: Secret, mostro_pubkey: str) -> MostroReply | None:
-    """A v2 reply (mostro-v2.md §3.1 checks in order), or None when it must be skipped."""
+def read_kind14_reply(event: ns.Event, serbero_secret: Secret, mostro_pubkey: str,
+                      now: int | None = None) -> MostroReply | None:
+    """A v2 reply (mostro-v2.md §3.1 checks in order), or None when it must be skipped.
+
+    `now` (when given) rejects an event dated more than ten minutes ahead of the local clock.
+    """
     outer_id = event.id().to_hex()
+    if _too_large(event):
+        return _skip(outer_id, "too_large")
     if not event.verify():
         return _skip(outer_id, "bad_signature")
     if event.author().to_hex() != mostro_pubkey:
@@ -177,7 +188,7 @@ def read_kind14_reply(event: ns.Event, serbero_secret: Secret, mostro_pubkey: st
         return _skip(outer_id, "identity_proof")
     return parse_message(elements[0], signature=elements[1], signer_pubkey=mostro_pubkey,
                          created_at=event.created_at().as_secs(), event_id=outer_id,
-                         transport="nip44") or _skip(outer_id, "bad_message")
+                         transport="nip44", now=now) or _skip(outer_id, "bad_message")
 
 
 def _tuple_json(message: str, signature: str, *, three: bool) -> str:
@@ -203,6 +214,10 @@ def _mine_in_time(build: Callable[[int], tuple[ns.UnsignedEvent, ns.Keys]], pow_
         logger.warning("take mining slow bits=%d attempt=%d", pow_bits, attempt)
     logger.error("take not sent: mining %d bits was slow twice", pow_bits)
     raise TakeBuildError("pow_timeout")
+
+
+def _too_large(event: ns.Event) -> bool:
+    return len(event.as_json().encode("utf-8")) > MAX_EVENT_JSON_BYTES
 
 
 def _skip(outer_id: str, reason: str) -> None:

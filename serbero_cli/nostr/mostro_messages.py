@@ -9,20 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from serbero_cli.nostr.events import NostrEvent
+from serbero_cli.nostr.events import (
+    MAX_EVENT_JSON_BYTES,
+    MAX_INT_TAG,
+    NostrEvent,
+    is_from_the_future,
+    parse_int_tag,
+)
+from serbero_cli.safetext import has_control
+
+logger = logging.getLogger(__name__)
 
 ACTION_TAKE = "admin-take-dispute"
 ACTION_TOOK = "admin-took-dispute"
 KIND_INFO = 38385
 MAX_REQUEST_ID = 2**63 - 1
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_DIGITS = re.compile(r"^[0-9]+$")
+INFO_INTEGER_TAGS = ("pow", "pow_first_contact")
+INFO_TEXT_TAGS = ("protocol_version", "mostro_version")
 _HEX128 = re.compile(r"^[0-9a-fA-F]{128}$")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -109,23 +120,31 @@ def verify_message_signature(pubkey_hex: str, message_json: str, signature_hex: 
 
 
 def parse_message(element: Any, *, signature: Any, signer_pubkey: str, created_at: int,
-                  event_id: str, transport: str) -> MostroReply | None:
+                  event_id: str, transport: str, now: int | None = None) -> MostroReply | None:
     """Element 0 of a reply tuple as a MostroReply, or None when it is malformed (§5.3 step 3).
 
     A non-null `signature` must be a valid signature by `signer_pubkey` over the canonical
-    re-serialization; anything else is skipped.
+    re-serialization; anything else is skipped. So is a reply dated more than ten minutes after
+    `now` (when given), with an integer out of range, or with a control character in a text
+    Serbero keeps (the id, the action, a cant-do reason).
     """
     if not isinstance(element, dict) or len(element) != 1:
         return None
+    if not _in_range(created_at, MAX_INT_TAG) or (now is not None and is_from_the_future(created_at, now)):
+        return None
     variant, body = next(iter(element.items()))
-    if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+    if not isinstance(body, dict) or not _short_text(body.get("action")):
         return None
     version, request_id, inner_id = body.get("version"), body.get("request_id"), body.get("id")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+    if version is not None and not _in_range(version, MAX_INT_TAG):
         return None
-    if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, int)):
+    if request_id is not None and not _in_range(request_id, MAX_REQUEST_ID):
         return None
-    if inner_id is not None and not isinstance(inner_id, str):
+    if inner_id is not None and not _short_text(inner_id):
+        return None
+    payload = body.get("payload")
+    if isinstance(payload, dict) and "cant_do" in payload and payload["cant_do"] is not None \
+            and not _short_text(payload["cant_do"]):
         return None
     if signature is not None and not verify_message_signature(
             signer_pubkey, canonical_message_json(variant, body), signature):
@@ -159,10 +178,42 @@ def info_filter(mostro_pubkey: str) -> dict[str, Any]:
     return {"kinds": [KIND_INFO], "authors": [mostro_pubkey], "limit": 5}
 
 
-def newest_info_event(events: Iterable[NostrEvent], mostro_pubkey: str) -> NostrEvent | None:
-    """The newest 38385 by the node: highest created_at, ties broken by the lowest id."""
-    mine = [e for e in events if e.kind == KIND_INFO and e.pubkey == mostro_pubkey]
+def newest_info_event(events: Iterable[NostrEvent], mostro_pubkey: str, *, now: int) -> NostrEvent | None:
+    """The newest acceptable 38385 by the node: highest created_at, ties broken by the lowest id.
+
+    Events that fail `info_event_problem` are skipped (and logged), so a hostile or broken one
+    never hides an older good one.
+    """
+    mine = []
+    for event in events:
+        if event.kind != KIND_INFO or event.pubkey != mostro_pubkey:
+            continue
+        problem = info_event_problem(event, now)
+        if problem is None:
+            mine.append(event)
+        else:
+            logger.warning("info event=%s rejected: %s", event.id[:16], problem)
     return min(mine, key=lambda e: (-e.created_at, e.id)) if mine else None
+
+
+def info_event_problem(event: NostrEvent, now: int) -> str | None:
+    """Why a 38385 must be rejected (too large, from the future, a malformed integer or a control
+    character in a tag Serbero keeps), or None when it is acceptable."""
+    if event.size > MAX_EVENT_JSON_BYTES:
+        return f"event larger than {MAX_EVENT_JSON_BYTES} bytes"
+    if is_from_the_future(event.created_at, now):
+        return "from the future"
+    for tag in event.tags:
+        if len(tag) < 2:
+            continue
+        if tag[0] in INFO_INTEGER_TAGS:
+            try:
+                parse_int_tag(tag[1])
+            except ValueError as exc:
+                return f"{tag[0]} tag: {exc}"
+        if tag[0] in INFO_TEXT_TAGS and (has_control(tag[1]) or len(tag[1]) > 64):
+            return f"{tag[0]} tag is not a short printable value"
+    return None
 
 
 def parse_info_event(event: NostrEvent) -> NodeInfo:
@@ -190,6 +241,20 @@ def _serbero_tag(value: str | None) -> dict[str, Any]:
     return {"serbero_malformed": True}
 
 
-def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value is not None and _DIGITS.match(value) else None
+def _in_range(value: Any, maximum: int) -> bool:
+    """A JSON integer (not a bool) in 0 … maximum."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum
 
+
+def _short_text(value: Any) -> bool:
+    """A string Serbero may store and log: at most 256 characters, no control or bidi character."""
+    return isinstance(value, str) and len(value) <= 256 and not has_control(value)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_int_tag(value)
+    except ValueError:
+        return None

@@ -28,6 +28,14 @@ class ConnectResult:
 
 
 @dataclass
+class FetchResult:
+    """Events from a fetch, and the relays that answered it (sent an event or EOSE)."""
+
+    events: list[NostrEvent]
+    answered: set[str]
+
+
+@dataclass
 class PublishOutcome:
     """Result of one publish: event id, relays that said OK=true, and reasons from the others."""
 
@@ -105,6 +113,38 @@ class RelayPool:
     async def fetch(self, filters: list[dict[str, Any]], timeout_seconds: float) -> list[NostrEvent]:
         """Like fetch_raw, as plain NostrEvent data."""
         return [from_sdk(ev) for ev in await self.fetch_raw(filters, timeout_seconds)]
+
+    async def fetch_answered(self, filters: list[dict[str, Any]], timeout_seconds: float,
+                             expected: list[str]) -> FetchResult:
+        """Like fetch, and tell which relays answered the request (an event or EOSE) in time.
+
+        A relay can accept the connection and then never answer a REQ; the merged fetch cannot
+        tell that apart from "no events", so the relay messages seen meanwhile are tallied per URL.
+        `expected` are the connected relays whose answers are worth waiting a moment for.
+        """
+        stream = self.client.notifications()
+        answered: set[str] = set()
+        tally = asyncio.ensure_future(_tally_answers(stream, answered))
+        try:
+            raw = await self.fetch_raw(filters, timeout_seconds)
+            # The pool forwards each relay message as it handles it; let the tally catch up.
+            await _settle(answered, expected, tally)
+        finally:
+            tally.cancel()
+            outcome = (await asyncio.gather(tally, return_exceptions=True))[0]
+        lost_track = isinstance(outcome, Exception)  # a cancelled tally ends with CancelledError, not this
+        if lost_track or (raw and not answered):
+            # The tally lost track (a lagging notification channel): never call a relay silent on that.
+            logger.debug("relay answers unknown (%r); counting every connected relay as answered", outcome)
+            answered.update(_url(u) for u in expected)
+        return FetchResult([from_sdk(ev) for ev in raw], answered)
+
+    async def statuses(self) -> dict[str, str]:
+        """Each configured relay's connection status, lowercase (`connected`, `disconnected`, …).
+        Recipients' inbox relays, added for publishing only, are not reported."""
+        relays = await self.client.relays()
+        return {_url(url): _status_name(relay.status()) for url, relay in relays.items()
+                if _url(url) in self._configured}
 
     async def publish(self, event: Any, timeout_seconds: float, *, extra_relays: Sequence[str] = ()) -> PublishOutcome:
         """Send a signed nostr_sdk Event to the configured relays and wait for their OKs.
@@ -197,6 +237,32 @@ class RelayPool:
             await self.client.shutdown()
         except Exception:  # noqa: BLE001 - closing must never fail a run
             logger.debug("relay pool shutdown raised", exc_info=True)
+
+
+async def _tally_answers(stream: Any, answered: set[str]) -> None:
+    while True:
+        note = await stream.next()
+        if note is None:
+            return
+        if note.is_message():
+            message = note.message.as_enum()
+            if message.is_event_msg() or message.is_end_of_stored_events():
+                answered.add(_url(note.relay_url))
+        elif note.is_new_event():
+            answered.add(_url(note.relay_url))
+
+
+async def _settle(answered: set[str], urls: list[str], tally: asyncio.Future, *, seconds: float = 0.2) -> None:
+    """Give the tally up to `seconds` to see the answers of relays not yet counted."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not tally.done() and any(_url(u) not in answered for u in urls):
+        if asyncio.get_running_loop().time() >= deadline:
+            return
+        await asyncio.sleep(0.01)
+
+
+def _status_name(status: Any) -> str:
+    return str(status).rsplit(".", 1)[-1].lower()
 
 
 def _short_error(exc: Any) -> str:

@@ -60,6 +60,7 @@ def run_doctor(config_path: Path, *, env: Mapping[str, str] | None = None,
     report.checks += check_solvers(config) + [check_registration(config)]
     report.checks += key_rows + provider_rows + bundle_rows
     report.checks += check_locks(config) + check_permissions(config)
+    report.config_error = report.config_error or not config.db_path.parent.is_dir()  # runs exit 2 too
     return report
 
 
@@ -90,10 +91,14 @@ def check_config(config: Config) -> list[Check]:
 
 def check_database(config: Config, now: int) -> tuple[list[Check], DbFacts]:
     """Open the database read-only: schema version, cached transport, last runs. Never create it."""
+    from serbero_cli.setup import doctor_db
     from serbero_cli.store import migrations, sync
     from serbero_cli.store.db import open_db
 
     path = config.db_path
+    if not path.parent.is_dir():
+        return [Check("database", FAIL, f"{path}: its folder does not exist",
+                      "create the folder or fix [serbero] db_path")], DbFacts()
     if not path.exists():
         return [Check("database", WARN, f"{path} does not exist yet",
                       "it will be created by the first run of listen (or mediate-once, dispatch-once)")], DbFacts()
@@ -109,6 +114,7 @@ def check_database(config: Config, now: int) -> tuple[list[Check], DbFacts]:
         else:
             rows.append(Check("database", WARN, f"{path}: schema version {version}, this serbero has {code}",
                               "the next run of listen, mediate-once or dispatch-once migrates it"))
+        rows.append(doctor_db.check_integrity(store))
         if not store.table_exists("sync_state"):
             return rows, DbFacts()
         runs = []
@@ -192,32 +198,20 @@ def check_permissions(config: Config) -> list[Check]:
                               f"chmod 600 {config.path}"))
         else:
             rows.append(Check("config file mode", OK, f"{config.path} mode {stat.S_IMODE(mode):04o}"))
-    rows.append(_db_folder_check(config.db_path))
+    from serbero_cli.setup import doctor_db
+
+    rows.append(doctor_db.check_folder(config.db_path))
+    rows += doctor_db.check_file_modes(config.db_path)
     return rows
-
-
-def _db_folder_check(db_path: Path) -> Check:
-    folder = db_path.parent
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return Check("database folder", FAIL, f"{existing} is not writable by this user",
-                     "SQLite needs the folder writable for the -wal/-shm files and the lock files")
-    if db_path.exists() and not os.access(db_path, os.W_OK):
-        return Check("database folder", FAIL, f"{db_path} is not writable by this user",
-                     "run serbero as the owner of the database")
-    where = folder if existing == folder else f"{folder} (will be created)"
-    return Check("database folder", OK, f"{where} is writable")
 
 
 def _file_holds_private_key(path: Path) -> bool:
     import tomlkit
-    from tomlkit.exceptions import ParseError
+    from tomlkit.exceptions import TOMLKitError
 
     try:
         doc = tomlkit.parse(path.read_text(encoding="utf-8")).unwrap()
-    except (OSError, UnicodeDecodeError, ParseError):
+    except (OSError, UnicodeDecodeError, TOMLKitError):
         return False
     section = doc.get("serbero")
     return isinstance(section, dict) and "private_key" in section

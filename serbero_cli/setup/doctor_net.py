@@ -62,7 +62,7 @@ async def check_network(config: Config, facts: Any, clock: Callable[[], float]) 
 
     events = [ev for p in connected for ev in p.mostro_events]
     rows.append(_dispute_row(events, connected, config.mostro_pubkey, now))
-    info_event = newest_info_event(events, config.mostro_pubkey)
+    info_event = newest_info_event(events, config.mostro_pubkey, now=now)
     info = parse_info_event(info_event) if info_event is not None else None
     rows.append(_info_row(info, now))
     rows.append(node_serbero_row(info, config.public_key))
@@ -116,7 +116,7 @@ def _relay_row(probe: RelayProbe) -> Check:
 
 
 def _dispute_row(events: list[NostrEvent], connected: list[RelayProbe], mostro: str, now: int) -> Check:
-    disputes = [ev for ev in events if ev.kind == DISPUTE_KIND]
+    disputes = [ev for ev in events if ev.kind == DISPUTE_KIND and _acceptable_dispute(ev, mostro, now)]
     latest = newest(disputes)
     if latest is None:
         return Check("mostro disputes", WARN,
@@ -128,6 +128,17 @@ def _dispute_row(events: list[NostrEvent], connected: list[RelayProbe], mostro: 
     dispute = short(latest.first_tag("d") or "", 12)
     return Check("mostro disputes", OK, f"newest kind-38386 event {ago(now - latest.created_at)} "
                                         f"(dispute {dispute}, status {status}), on {seen_on}/{len(connected)} relay(s)")
+
+
+def _acceptable_dispute(event: NostrEvent, mostro: str, now: int) -> bool:
+    """Only a dispute event listen would accept is shown: its tags are then safe to print."""
+    from serbero_cli.core.events import EventRejected, parse_dispute_event
+
+    try:
+        parse_dispute_event(event, mostro, now=now)
+    except EventRejected:
+        return False
+    return True
 
 
 def _info_row(info: Any, now: int) -> Check:

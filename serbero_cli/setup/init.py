@@ -20,6 +20,7 @@ from serbero_cli.errors import ConfigError, UsageError
 from serbero_cli.keys import (
     KeyFormatError,
     Secret,
+    SecretKeyGiven,
     generate_secret,
     npub,
     nsec,
@@ -66,12 +67,22 @@ def parse_solver_option(value: str) -> tuple[str, str]:
     head, sep, tail = text.rpartition(":")
     if sep and tail.lower() in PERMISSIONS:
         text, permission = head, tail.lower()
-    elif sep and head and not head.lower() == "nostr":
-        raise UsageError(f"--solver {value}: the permission must be read or write, got {tail!r}")
     try:
-        return parse_public_key(text), permission
+        key = parse_public_key(text)
+    except SecretKeyGiven as exc:  # never echo it: the whole option value is the secret
+        raise UsageError(f"--solver: {exc}") from None
     except KeyFormatError as exc:
-        raise UsageError(f"--solver {value}: not a valid public key ({exc})") from None
+        if sep and head and head.lower() != "nostr" and tail.lower() not in PERMISSIONS:
+            raise UsageError(f"--solver {_shown(value)}: the permission must be read or write, "
+                             f"got {tail!r}") from None
+        raise UsageError(f"--solver {_shown(value)}: not a valid public key ({exc})") from None
+    return key, permission
+
+
+def _shown(value: str) -> str:
+    """An option value fit to echo: one line, at most 80 characters."""
+    flat = " ".join(value.split())
+    return flat if len(flat) <= 80 else flat[:77] + "…"
 
 
 def run_init(
@@ -208,6 +219,8 @@ def _validate_options(
     if mostro_pubkey is not None:
         try:
             mostro_hex = parse_public_key(mostro_pubkey)
+        except SecretKeyGiven as exc:
+            problems.append(f"--mostro-pubkey: {exc}")
         except KeyFormatError as exc:
             problems.append(f"--mostro-pubkey: not a valid public key ({exc})")
     urls = []

@@ -117,11 +117,11 @@ def _private_key_only(path: Path, env: Mapping[str, str]) -> Secret | None:
         except UsageError:
             return None
     import tomlkit
-    from tomlkit.exceptions import ParseError
+    from tomlkit.exceptions import TOMLKitError
 
     try:
         doc = tomlkit.parse(path.read_text(encoding="utf-8")).unwrap()
-    except (OSError, UnicodeDecodeError, ParseError):
+    except (OSError, UnicodeDecodeError, TOMLKitError):
         return None
     section = doc.get("serbero")
     value = section.get("private_key") if isinstance(section, dict) else None

@@ -9,12 +9,21 @@ the raw connection. `immediate()` is the `BEGIN IMMEDIATE` block cross-phase dec
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from serbero_cli.errors import DatabaseError, DatabaseMissing
+from serbero_cli import testhook
+from serbero_cli.errors import (
+    DatabaseError,
+    DatabaseFolderMissing,
+    DatabaseMissing,
+    DatabaseUnreadable,
+)
+
+BUSY_TIMEOUT_MS = 5000
 
 # For type hints outside store/: code there receives connections but never opens or queries one itself.
 Connection = sqlite3.Connection
@@ -79,39 +88,42 @@ class Store:
 def open_db(path: Path | str, *, readonly: bool = False, migrate: bool = True) -> Store:
     """Open `path`. Writers: WAL, busy_timeout, foreign keys, pending migrations applied.
 
-    Readers (`readonly=True`): `mode=ro` URI, no migration; raise DatabaseMissing when the file
-    does not exist. Raise DatabaseError when the schema is newer than this code.
+    Writers create a missing file with mode 0600 (SQLite gives its -wal and -shm files the same
+    mode) but never a missing folder: raise DatabaseFolderMissing (exit 2). Readers
+    (`readonly=True`): `mode=ro` URI, no migration; raise DatabaseMissing only when the file does
+    not exist. Raise DatabaseUnreadable (exit 1) for a file that exists but cannot be read, and
+    DatabaseTooNew (exit 2) when the schema is newer than this code.
     """
     from serbero_cli.store import migrations
 
     path = Path(path)
+    busy_ms = testhook.busy_timeout_ms(BUSY_TIMEOUT_MS)
     if readonly:
         if not path.exists():
+            if not path.parent.is_dir():
+                raise DatabaseFolderMissing(path)
             raise DatabaseMissing(f"database not found: {path}")
         uri = "file:" + _uri_path(path) + "?mode=ro"
         try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5.0)
-            conn.execute("PRAGMA busy_timeout=5000")
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_ms / 1000)
+            conn.execute(f"PRAGMA busy_timeout={busy_ms}")
             conn.execute("PRAGMA query_only=ON")
             version = migrations.current_version(conn)
         except sqlite3.DatabaseError as exc:
-            raise DatabaseMissing(f"cannot read database {path}: {exc}") from None
+            raise DatabaseUnreadable(f"cannot read database {path}: {exc}") from None
         if version > len(migrations.MIGRATIONS):
             conn.close()
-            raise DatabaseError(
-                f"database {path} has schema version {version}, newer than this serbero "
-                f"({len(migrations.MIGRATIONS)}); upgrade serbero"
-            )
+            raise migrations.too_new(path, version)
         return Store(conn, path, readonly=True)
+    _create_private(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), isolation_level=None, timeout=5.0)
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_ms / 1000)
+        conn.execute(f"PRAGMA busy_timeout={busy_ms}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"cannot open database {path}: {exc}") from None
+        raise DatabaseUnreadable(f"cannot open database {path}: {exc}") from None
     store = Store(conn, path, readonly=False)
     if migrate:
         try:
@@ -123,6 +135,34 @@ def open_db(path: Path | str, *, readonly: bool = False, migrate: bool = True) -
             conn.close()
             raise DatabaseError(f"cannot migrate database {path}: {exc}") from None
     return store
+
+
+def quick_check(store: Store, max_lines: int = 5) -> list[str]:
+    """SQLite's `PRAGMA quick_check`: the problems it finds (at most `max_lines`), [] when the file is sound."""
+    rows = [str(row[0]) for row in store.conn.execute(f"PRAGMA quick_check({int(max_lines)})").fetchall()]
+    if rows == ["ok"]:
+        return []
+    lines = [line for row in rows for line in row.splitlines() if line and not line.startswith("*** in database")]
+    return lines[:max_lines]
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked/busy": another process held the lock past busy_timeout."""
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in str(exc).lower() for word in ("database is locked", "database is busy", "database table is locked"))
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file with mode 0600 whatever the umask; an existing file is left alone."""
+    if not path.parent.is_dir():
+        raise DatabaseFolderMissing(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise DatabaseUnreadable(f"cannot create database {path}: {exc.strerror or exc.__class__.__name__}") from None
+    os.close(fd)
 
 
 def _uri_path(path: Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from serbero_cli.store.clock import clamped
 from serbero_cli.store.db import Store
 
 
@@ -122,7 +123,7 @@ def disputes_due_reminder(store: Store, *, now: int, base_seconds: int, cap_seco
     rows = store.conn.execute(
         f"SELECT {_VIEW_COLUMNS} FROM disputes d WHERE d.lifecycle_state='notified' "
         "AND d.last_notified_at IS NOT NULL "
-        "AND MIN(d.last_notified_at, :now) + MIN(:base * (1 << MIN(d.reminders_sent, 30)), :cap) <= :now "
+        f"AND {clamped('d.last_notified_at')} + MIN(:base * (1 << MIN(d.reminders_sent, 30)), :cap) <= :now "
         "AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.dispute_id=d.dispute_id "
         f" AND n.notif_type='re-notification' AND {_UNFINISHED}) "
         "AND NOT EXISTS (SELECT 1 FROM notifications n, json_each(n.covers) j "

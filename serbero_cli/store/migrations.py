@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from serbero_cli.errors import DatabaseError
+from serbero_cli.errors import DatabaseTooNew
 
 
 def _run(conn: sqlite3.Connection, script: str) -> None:
@@ -285,6 +285,13 @@ def current_version(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
 
 
+def too_new(path: object, version: int, known: int | None = None) -> DatabaseTooNew:
+    """The error for a database whose schema is newer than this code (exit 2)."""
+    known = len(MIGRATIONS) if known is None else known
+    return DatabaseTooNew(f"database {path} was written by a newer serbero (schema {version}; this one "
+                          f"knows {known}); upgrade serbero")
+
+
 def pending(conn: sqlite3.Connection) -> list[str]:
     """Names of the migrations not applied yet (read-only)."""
     return [m.__name__ for m in MIGRATIONS[current_version(conn):]]
@@ -296,10 +303,7 @@ def apply(store, migrations: tuple[Callable[[sqlite3.Connection], None], ...] | 
     chain = MIGRATIONS if migrations is None else migrations
     version = current_version(conn)
     if version > len(chain):
-        raise DatabaseError(
-            f"database {store.path} has schema version {version}, newer than this serbero "
-            f"({len(chain)}); upgrade serbero"
-        )
+        raise too_new(store.path, version, len(chain))
     if version == len(chain):
         return []
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")

@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from serbero_cli.store.clock import FUTURE_LIMIT_SECONDS
 from serbero_cli.store.db import Store
 from serbero_cli.store.mediation import DISPUTE_EXPR, LIVE_SQL, ROUND_START
 
@@ -185,9 +186,11 @@ def eligible_dispute_candidates(store: Store, *, now: int, retry_interval: int) 
     round counts: a reopened dispute is eligible again whatever its earlier rounds held.
     """
     this_round = "e.occurred_at >= COALESCE(d.round_started_at, 0)"
+    # an attempt logged while the clock ran ahead must not hold retries back until it catches up
     started = (f"SELECT MAX(occurred_at) FROM mediation_events e WHERE e.session_id IS NULL "
                f"AND ({DISPUTE_EXPR.replace('payload_json', 'e.payload_json')}) = d.dispute_id "
-               f"AND e.kind='start_attempt_started' AND {this_round}")
+               f"AND e.kind='start_attempt_started' AND {this_round} "
+               f"AND e.occurred_at <= {int(now) + FUTURE_LIMIT_SECONDS}")
     scoped = (f"SELECT 1 FROM mediation_events e WHERE e.session_id IS NULL "
               f"AND ({DISPUTE_EXPR.replace('payload_json', 'e.payload_json')}) = d.dispute_id AND {this_round} AND ")
     cur = store.conn.execute(

@@ -1,4 +1,5 @@
-"""`sync_state`: the dispute cursor, cached facts, each subcommand's last-run summary and run record."""
+"""`sync_state`: the dispute cursor of each Mostro node, cached facts, each subcommand's last-run
+summary and run record."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from serbero_cli.store.db import Store
 
 logger = logging.getLogger(__name__)
+LEGACY_CURSOR_KEY = "disputes_cursor"  # the one shared cursor before each node had its own
 
 
 def get_value(store: Store, key: str) -> str | None:
@@ -30,21 +32,37 @@ def set_value(conn: sqlite3.Connection, key: str, value: str, now: int) -> None:
     )
 
 
-def get_cursor(store: Store) -> int | None:
-    value = get_value(store, "disputes_cursor")
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
+def cursor_key(mostro_pubkey: str) -> str:
+    """The `sync_state` key of one Mostro node's dispute cursor."""
+    return f"disputes_cursor:{mostro_pubkey}"
+
+
+def get_cursor(store: Store, mostro_pubkey: str, now: int) -> int | None:
+    """The node's dispute cursor, or None before the first run.
+
+    Before per-node cursors there was one shared key; it is read as this node's until the node has
+    its own. A cursor beyond `now` (written while the clock, or an event, was in the future) falls
+    back to when it was written, so the events it skipped are read again.
+    """
+    row = get_row(store, cursor_key(mostro_pubkey)) or get_row(store, LEGACY_CURSOR_KEY)
+    if row is None:
         return None
+    value, written_at = row
+    try:
+        cursor = int(value)
+    except (TypeError, ValueError):
+        return None
+    return min(cursor, written_at, now) if cursor > now else cursor
 
 
-def advance_cursor(conn: sqlite3.Connection, created_at: int, now: int) -> None:
-    """Set `disputes_cursor` to `created_at` if that is larger than the stored value."""
+def advance_cursor(conn: sqlite3.Connection, mostro_pubkey: str, created_at: int, now: int) -> None:
+    """Raise the node's cursor to `created_at`, never beyond `now`; a stored cursor beyond `now` is replaced."""
     conn.execute(
-        "INSERT INTO sync_state (key, value, updated_at) VALUES ('disputes_cursor', ?, ?) "
+        "INSERT INTO sync_state (key, value, updated_at) VALUES (?, ?, ?) "
         "ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at "
-        "WHERE CAST(sync_state.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
-        (str(created_at), now),
+        "WHERE CAST(sync_state.value AS INTEGER) < CAST(excluded.value AS INTEGER) "
+        "OR CAST(sync_state.value AS INTEGER) > ?",
+        (cursor_key(mostro_pubkey), str(min(created_at, now)), now, now),
     )
 
 

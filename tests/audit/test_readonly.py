@@ -88,12 +88,13 @@ def test_file_without_serbero_tables_or_not_sqlite_exits_2(tmp_path):
     assert junk.read_bytes() == b"this is not a database" * 100
 
 
-def test_newer_schema_refuses_with_exit_1(tmp_path):
+def test_newer_schema_refuses_with_exit_2(tmp_path):
     db = tmp_path / "new.db"
     open_db(db).close()
     plant(db, "INSERT INTO schema_version (version) VALUES (99)")
     proc = run_serbero(None, "audit", "--db", str(db))
-    assert proc.returncode == 1 and "newer than this serbero" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "written by a newer serbero (schema 99" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_empty_database_gives_zeros_and_empty_lists(tmp_path):

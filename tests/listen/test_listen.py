@@ -271,7 +271,8 @@ def test_11_cold_start_reads_lookback_and_cursor_skips_old_events(make_config, m
     code, doc, _ = run_json(cfg, "listen")
     assert code == 0 and doc["events"]["fetched"] == 2
     assert {r["dispute_id"] for r in db_rows(db_path, "SELECT dispute_id FROM disputes")} == {inside, newest}
-    cursor = int(db_rows(db_path, "SELECT value FROM sync_state WHERE key='disputes_cursor'")[0]["value"])
+    cursor = int(db_rows(db_path, "SELECT value FROM sync_state WHERE key=?",
+                         (f"disputes_cursor:{mostro.pubkey}",))[0]["value"])
     assert cursor == now - 1000
     mostro.open_dispute(created_at=cursor - 400)  # older than cursor - 300: not re-read
     within = mostro.open_dispute(created_at=cursor - 100)  # inside the overlap: read

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from serbero_cli.errors import DatabaseError, DatabaseMissing
+from serbero_cli.errors import DatabaseMissing, DatabaseTooNew
 from serbero_cli.store import migrations
 from serbero_cli.store.db import open_db
 
@@ -87,10 +87,10 @@ def test_database_newer_than_the_code_refuses_to_open(tmp_path):
     conn.execute("INSERT INTO schema_version VALUES (?)", (len(migrations.MIGRATIONS) + 1,))
     conn.commit()
     conn.close()
-    with pytest.raises(DatabaseError, match="newer than this serbero"):
-        open_db(path)
-    with pytest.raises(DatabaseError, match="newer"):
-        open_db(path, readonly=True)
+    for readonly in (False, True):
+        with pytest.raises(DatabaseTooNew, match=r"written by a newer serbero \(schema \d+; .*upgrade serbero") as info:
+            open_db(path, readonly=readonly)
+        assert info.value.exit_code == 2
 
 
 def test_readonly_open_never_creates_or_migrates(tmp_path):

@@ -137,6 +137,7 @@ def test_open_legacy_forged_inner_author_is_a_counted_forgery(chat):
     ("bad_inner_signature", "bad_inner_signature"),
     ("not_an_event", "bad_inner"),
     ("future_601", "future_inner"),
+    ("over_64_kib", "too_large"),
 ])
 def test_open_legacy_rejects(chat, case, reason):
     party = chat["party"]
@@ -150,6 +151,8 @@ def test_open_legacy_rejects(chat, case, reason):
     elif case == "future_601":
         inner_json = party.inner("text", NOW + 601).as_json()
     wrap = party.legacy_wrap(inner_json, NOW)
+    if case == "over_64_kib":  # refused before any decryption is spent on it
+        wrap = party.legacy_wrap("", NOW, content="A" * 66_000)
     if case == "tampered_ciphertext":
         content = wrap.content()
         wrap = party.legacy_wrap("", NOW, content=content[:40] + ("A" if content[40] != "A" else "B") + content[41:])
@@ -202,6 +205,8 @@ def _kind14_case(chat, case):
         return party.kind14(party.inner("text", NOW + 61).as_json(), NOW + 61), state
     if case == "4_oversized":
         return party.kind14("", NOW, content="A" * 65_537), state
+    if case == "4_json_over_64_kib":
+        return party.kind14(good_inner.as_json(), NOW, tags=[conv_tag, ns.Tag.parse(["x", "p" * 66_000])]), state
     if case == "5_seen_this_run":
         event = party.kind14(good_inner.as_json(), NOW)
         open_kind14(event, chat["channel"], chat["serbero_pubkey"], NOW, state)
@@ -241,6 +246,7 @@ def _kind14_case(chat, case):
     ("2_no_p_tag", "rejected", "bad_p_tag"),
     ("3_outer_61s_ahead", "rejected", "future_outer"),
     ("4_oversized", "rejected", "too_large"),
+    ("4_json_over_64_kib", "rejected", "too_large"),
     ("5_seen_this_run", "rejected", "seen_this_run"),
     ("6_channel_cap", "rejected", "channel_cap"),
     ("7_bad_outer_signature", "rejected", "bad_outer_signature"),

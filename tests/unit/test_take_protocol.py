@@ -346,5 +346,64 @@ def test_newest_info_event_by_time_then_lowest_id_and_only_from_the_node():
     events = [info_event([], created_at=10, event_id="b"), info_event([], created_at=10, event_id="a"),
               info_event([], created_at=5, event_id="c"), info_event([], created_at=99, event_id="z", pubkey="evil"),
               info_event([], created_at=99, event_id="y", kind=38383)]
-    assert newest_info_event(events, "bb").id == "a"
-    assert newest_info_event([], "bb") is None
+    assert newest_info_event(events, "bb", now=1000).id == "a"
+    assert newest_info_event([], "bb", now=1000) is None
+
+
+@pytest.mark.parametrize("bad", [
+    pytest.param({"tags": [("pow", "²")]}, id="superscript-pow"),
+    pytest.param({"tags": [("pow_first_contact", "١٢")]}, id="arabic-indic-pow-first-contact"),
+    pytest.param({"tags": [("pow", str(2**40 + 1))]}, id="pow-out-of-range"),
+    pytest.param({"tags": [("protocol_version", "2\x1b[2J")]}, id="escape-in-protocol-version"),
+    pytest.param({"tags": [("mostro_version", "\u202e5.81.0")]}, id="bidi-in-mostro-version"),
+    pytest.param({"created_at": 1000 + 601}, id="from-the-future"),
+    pytest.param({"size": 64 * 1024 + 1}, id="over-64-kib"),
+])
+def test_newest_info_event_skips_a_hostile_newer_event_for_the_good_older_one(bad):
+    good = info_event([("protocol_version", "2"), ("pow", "8")], created_at=900, event_id="good")
+    fields = {"tags": [("protocol_version", "2")], "created_at": 950, "size": 0, **bad}
+    hostile = NostrEvent(id="bad", pubkey="bb", created_at=fields["created_at"], kind=38385,
+                         tags=tuple(tuple(t) for t in fields["tags"]), content="", size=fields["size"])
+    assert newest_info_event([good, hostile], "bb", now=1000).id == "good"
+    assert newest_info_event([hostile], "bb", now=1000) is None
+
+
+def _hostile_reply(keys, case: str, now: int):
+    msg = cantdo_message(DISPUTE, R, "not_allowed", version=2)
+    created_at = now
+    if case == "cant_do_with_escape":
+        msg["cant-do"]["payload"] = {"cant_do": "not_allowed\x1b]0;pwned\x07"}
+    elif case == "cant_do_with_bidi":
+        msg["cant-do"]["payload"] = {"cant_do": "\u202edewolla_ton"}
+    elif case == "id_with_newline":
+        msg["cant-do"]["id"] = DISPUTE + "\nforged: line"
+    elif case == "request_id_beyond_63_bits":
+        msg["cant-do"]["request_id"] = 2**63
+    elif case == "negative_request_id":
+        msg["cant-do"]["request_id"] = -1
+    elif case == "huge_version":
+        msg["cant-do"]["version"] = 2**70
+    elif case == "from_the_future":
+        created_at = now + 601
+    elif case == "over_64_kib":  # NIP-44 caps the content, so the bulk rides in a tag
+        padding = [ns.Tag.public_key(ns.PublicKey.parse(keys["pub"])), ns.Tag.parse(["x", "p" * 70_000])]
+        return kind14_reply(keys["mostro"], keys["pub"], compact([msg, None, None]), created_at=now, tags=padding)
+    else:
+        raise AssertionError(case)
+    return kind14_reply(keys["mostro"], keys["pub"], compact([msg, None, None]), created_at=created_at)
+
+
+@pytest.mark.parametrize("case", ["cant_do_with_escape", "cant_do_with_bidi", "id_with_newline",
+                                  "request_id_beyond_63_bits", "negative_request_id", "huge_version",
+                                  "from_the_future", "over_64_kib"])
+def test_hostile_kind14_reply_is_skipped_not_raised(keys, case):
+    now = int(time.time())
+    event = _hostile_reply(keys, case, now)
+    assert read_kind14_reply(event, keys["secret"], keys["mostro_pub"], now=now) is None
+
+
+def test_a_reply_just_inside_the_clock_limit_is_read(keys):
+    now = int(time.time())
+    msg = cantdo_message(DISPUTE, R, "not_allowed", version=2)
+    event = kind14_reply(keys["mostro"], keys["pub"], compact([msg, None, None]), created_at=now + 600)
+    assert read_kind14_reply(event, keys["secret"], keys["mostro_pub"], now=now).payload == {"cant_do": "not_allowed"}
