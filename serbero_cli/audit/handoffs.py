@@ -89,9 +89,10 @@ def get_dispatch(src: Source, dispatch_id: str) -> dict[str, Any] | None:
 
 def dispatch_notifications(src: Source, dispatch: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     """The `notifications` records of one dispatch's sends (escalation.md §7.2 `--id`)."""
+    from serbero_cli.audit.queries import NOTIFICATION_COLUMNS
+
     return src.rows(
-        "SELECT id, dispute_id, solver_pubkey, notif_type, status, attempts, claimed_at, created_at, sent_at, "
-        "error_message, relays_accepted, body FROM notifications "
+        f"SELECT {NOTIFICATION_COLUMNS} FROM notifications "
         "WHERE dispute_id = ? AND notif_type = 'escalation_handoff' AND created_at BETWEEN ? AND ? "
         "AND instr(',' || ? || ',', ',' || solver_pubkey || ',') > 0 ORDER BY created_at, id LIMIT ?",
         (dispatch["dispute_id"], dispatch["created_at"], dispatch["finished_at"] or dispatch["dispatched_at"],

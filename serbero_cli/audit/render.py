@@ -142,7 +142,7 @@ def render_disputes(result: AuditResult, out: Out) -> None:
 
 def render_notifications(result: AuditResult, out: Out) -> None:
     now, most = result.now, result.document.get("max_attempts")
-    columns = [Col("id"), Col("age"), Col("dispute"), Col("solver", 2), Col("type"), Col("envelope", 5),
+    columns = [Col("id"), Col("age"), Col("dispute"), Col("solver", 2), Col("type"), Col("envelope", 1),
                Col("status"), Col("attempts", 4), Col("relays", 1), Col("sent", 3), Col("error", wrap=True)]
     rows = []
     for r in result.rows:

@@ -61,7 +61,7 @@ def observer_retry_due(row: outbox.OutboxRow, now: int) -> bool:
     if row.status != "failed" or row.claimed_at is None:
         return True
     wait = min(OBSERVER_FIRST_RETRY_SECONDS * 2 ** max(0, row.attempts - 1), OBSERVER_MAX_RETRY_SECONDS)
-    return min(row.claimed_at, now) + wait <= now
+    return row.claimed_at + wait <= now  # a claim time from a clock that ran ahead is repaired at run start
 
 
 def after_sent(conn: Connection, row: outbox.OutboxRow, now: int) -> None:

@@ -28,6 +28,7 @@ from serbero_cli.mediation.transcript_dm import transcript_messages
 from serbero_cli.runlock import RunLock
 from serbero_cli.runrecord import recorded_run
 from serbero_cli.safetext import for_log
+from serbero_cli.stopping import StopRequested, stop_on_signals
 from serbero_cli.store import dispatches, sync
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import sessions as sess
@@ -59,9 +60,13 @@ def run_dispatch_once(config: Config, *, dry_run: bool, limit: int | None = None
     with RunLock(config.db_path, "dispatch", "dispatch-once"):
         store = open_db(config.db_path)
         try:
-            with recorded_run(store, "dispatch_once", clock) as run:
+            stop = StopRequested()
+            with recorded_run(store, "dispatch_once", clock) as run, stop_on_signals(stop):
                 result = DispatchResult()
-                asyncio.run(_Walk(store, config, result, max_claims, clock, dry_run=False).run())
+                asyncio.run(_Walk(store, config, result, max_claims, clock, dry_run=False, stop=stop).run())
+                if stop.is_set():
+                    result.warnings.append(f"stopped by {stop.name}: unclaimed handoffs are left for the next run")
+                    logger.warning("stopped by %s: unclaimed handoffs are left for the next run", stop.name)
                 if result.exit_code in (0, 4):
                     sync.save_last_run(store, "dispatch_once", result.to_dict(), int(clock()))
                 run.finish(result)
@@ -97,7 +102,7 @@ class _Walk:
     """One pass over the candidates; holds the counters, the lazy relay pool and the result."""
 
     def __init__(self, store: Store, config: Config, result: DispatchResult, max_claims: int,
-                 clock: Callable[[], float], *, dry_run: bool):
+                 clock: Callable[[], float], *, dry_run: bool, stop: StopRequested | None = None):
         self.store, self.config, self.result, self.clock, self.dry_run = store, config, result, clock, dry_run
         self.escalation = config.escalation
         self.max_claims = max_claims
@@ -108,6 +113,7 @@ class _Walk:
         self.relays_down = False
         self.label = " (dry run: not recorded)" if dry_run else ""
         self.audience = Audience.from_config(config)
+        self.stop = stop or StopRequested()
 
     async def run(self) -> None:
         now = int(self.clock())
@@ -292,7 +298,9 @@ class _Walk:
     async def _may_claim(self, outcome: HandoffOutcome) -> bool:
         """Limit, budget and (real runs) a reachable relay; otherwise defer with no write."""
         why = None
-        if self.claims >= self.max_claims:
+        if self.stop.is_set():
+            why = "deferred: stopping"
+        elif self.claims >= self.max_claims:
             why = "deferred: limit"
         elif self.clock() - self.started >= self.escalation.run_budget_seconds:
             why = "deferred: budget"

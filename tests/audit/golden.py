@@ -17,7 +17,8 @@ COMMON = {"report": "str", "exit_code": "int", "error": "null", "generated_at": 
 DISPUTE = {"dispute_id": "str", "event_id": "str", "mostro_pubkey": "str", "initiator_role": "str?",
            "dispute_status": "str", "event_timestamp": "int", "detected_at": "int", "lifecycle_state": "str",
            "assigned_solver": "str?", "last_notified_at": "int?", "last_state_change": "int?"}
-NOTIFICATION = {"id": "int", "dispute_id": "str", "solver_pubkey": "str", "notif_type": "str", "status": "str",
+NOTIFICATION = {"id": "int", "dispute_id": "str", "solver_pubkey": "str", "notif_type": "str", "envelope": "str",
+                "status": "str",
                 "attempts": "int", "claimed_at": "int?", "created_at": "int", "sent_at": "int?",
                 "error_message": "str?", "relays_accepted": "list|str?", "body": "str"}
 SESSION = {"session_id": "str", "dispute_id": "str", "state": "str", "round_count": "int",

@@ -43,7 +43,7 @@ def plant_hostile_rows(db: Path) -> None:
                 lifecycle_state="notified", assigned_solver=None)
             disputes_store.move_dispute(conn, HOSTILE_ID, "notified", "taken", now, f"by {MARKUP}",
                                         assigned_solver=f"@solver{ESCAPE}")
-            outbox.queue(conn, HOSTILE_ID, f"type{MARKUP}", [("ab" * 32, f"body {ESCAPE}")], now - 50)
+            outbox.queue(conn, HOSTILE_ID, f"type{MARKUP}", [outbox.Delivery("ab" * 32, "nip17", f"body {ESCAPE}")], now - 50)
             conn.execute("INSERT INTO mediation_sessions (session_id, dispute_id, state, prompt_bundle_id, "
                          "policy_hash, current_classification, started_at, last_transition_at) "
                          "VALUES (?,?,?,?,?,?,?,?)", (SESSION, HOSTILE_ID, "classified", f"bundle{MARKUP}",
@@ -56,7 +56,7 @@ def plant_hostile_rows(db: Path) -> None:
                          now=now - 20, session_id=SESSION)
         (row,) = [r for r in outbox.due(store, now=now, max_attempts=5) if r.dispute_id == HOSTILE_ID]
         with store.immediate() as conn:
-            outbox.claim(conn, row, now - 10)
+            outbox.claim(conn, row, now - 10, None, None)
             outbox.mark_failed(conn, row.id, f"relay said {MARKUP} {ESCAPE} {BIDI} @{FORMULA}")
 
 

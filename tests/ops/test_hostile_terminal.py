@@ -22,7 +22,7 @@ def test_listen_dry_run_lists_a_hostile_outbox_row_literally(make_config, mostro
     dispute_id = mostro.open_dispute()
     assert run_json(cfg, "listen")[0] == 0
     with open_db(db_path) as store, store.immediate() as conn:
-        outbox.queue(conn, dispute_id, f"note{MARKUP}{ESCAPE}{BIDI}", [("ab" * 32, "body")], int(time.time()))
+        outbox.queue(conn, dispute_id, f"note{MARKUP}{ESCAPE}{BIDI}", [outbox.Delivery("ab" * 32, "nip17", "body")], int(time.time()))
     proc = run_serbero(cfg, "listen", "--dry-run", env={"COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "MarkupError" not in proc.stderr
