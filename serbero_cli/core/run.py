@@ -87,6 +87,8 @@ async def _connect(pool, config: Config, result: ListenResult) -> None:
     result.relay_errors = dict(connected.failed)
     for url, why in connected.failed.items():
         logger.warning("relay=%s unreachable: %s", url, why)
+    _log_step("relays", connected=result.relays_connected, failed=result.relays_failed,
+              busy=bool(result.relays_failed))
     if not connected.connected:
         raise NoRelayReachable("; ".join(f"{u}: {w}" for u, w in connected.failed.items()))
 
@@ -118,6 +120,7 @@ async def _process(store, config, events, sender, clock, progress, result: Liste
     valid, rejected = validate(events, config.mostro_pubkey)
     result.events_rejected += rejected
     solvers = [s.pubkey for s in config.solvers]
+    counts = apply.ApplyCounts()
     if valid:
         now = int(clock())
         hook = _resolution_hook(config)
@@ -131,15 +134,29 @@ async def _process(store, config, events, sender, clock, progress, result: Liste
         if counts.new and not solvers:
             result.warnings.append("no [[solvers]] configured: disputes are recorded but nobody is notified")
             logger.warning("no solvers configured: %d new disputes recorded, nobody notified", counts.new)
+    if events:
+        _log_step("events", fetched=len(events), applied=counts.applied, rejected=rejected, new=counts.new,
+                  taken=counts.taken, resolved=counts.resolved, queued=counts.queued, busy=True)
     if sweep_now:
-        result.notifications_queued += sweep.queue_renotifications(
+        reminders = sweep.queue_renotifications(
             store, solvers=solvers, now=int(clock()), renotification_seconds=config.timeouts.renotification_seconds,
             max_attempts=config.delivery.max_attempts)
+        result.notifications_queued += reminders
+        _log_step("reminders", queued=reminders, busy=bool(reminders))
     flushed = await flush_outbox(store, sender, clock=clock, max_attempts=config.delivery.max_attempts,
                                  progress=progress)
     result.notifications_sent += flushed.sent
     result.notifications_failed += flushed.failed
     result.notifications_pending = outbox.count_due(store, now=int(clock()), max_attempts=config.delivery.max_attempts)
+    _log_step("outbox", sent=flushed.sent, failed=flushed.failed, pending=result.notifications_pending,
+              busy=bool(flushed.sent or flushed.failed))
+
+
+def _log_step(step: str, *, busy: bool, **counts: int) -> None:
+    """One line per run step: info when the step did something, debug when it had nothing to do,
+    so an idle run every minute adds nothing to the log at the default level."""
+    fields = " ".join(f"{name}={value}" for name, value in counts.items())
+    logger.log(logging.INFO if busy else logging.DEBUG, "%s %s", step, fields)
 
 
 def _add_counts(result: ListenResult, counts: apply.ApplyCounts) -> None:
