@@ -40,6 +40,12 @@ ENVIRONMENT = (
     ("SERBERO_CONFIG", "Config file path when --config is not given."),
     ("SERBERO_PRIVATE_KEY", "Serbero's secret key (hex or nsec1...); overrides [serbero] private_key. "
                             "Use it with a systemd EnvironmentFile to keep the key out of the config."),
+    ("SERBERO_PRIVATE_KEY_FILE", "A file whose content (trimmed) is the secret key, used when "
+                                 "SERBERO_PRIVATE_KEY is unset. Each secret variable has such a _FILE twin, "
+                                 "the API key's too (SERBERO_REASONING_API_KEY_FILE by default)."),
+    ("CREDENTIALS_DIRECTORY", "Set by systemd for units with LoadCredential=: the credentials "
+                              "serbero-private-key and serbero-reasoning-api-key there come after the variable "
+                              "and its _FILE twin, and before the config file."),
     ("SERBERO_DB_PATH", "Overrides [serbero] db_path (relative to the config file's folder)."),
     ("SERBERO_LOG", "Log level (debug, info, warning, error); --log-level beats it, it beats the config."),
     ("SERBERO_REASONING_API_KEY", "The reasoning provider's API key; the variable's name is set by "
