@@ -7,7 +7,9 @@ names), the first of these that is set wins:
 2. `NAME_FILE`: the path of a file whose content, trimmed, is the secret (Docker and Kubernetes
    secrets, a root-owned 0600 file);
 3. the systemd credential `$CREDENTIALS_DIRECTORY/<credential>` (`LoadCredential=` in the unit:
-   the service reads it without the file being readable by the serbero user otherwise);
+   the service reads it without the file being readable by the serbero user otherwise). An empty
+   credential counts as unset: the units pair each `LoadCredential=` with an empty
+   `SetCredential=`, which systemd uses when the file to load is missing;
 4. the config file (for the private key only; the API key never lives there).
 
 A source that is set but unusable (unreadable or empty file) is an error naming the variable or
@@ -55,11 +57,13 @@ def find_secret(env: Mapping[str, str], name: str, credential: str) -> FoundSecr
         path = Path(folder) / credential
         if path.exists():
             where = f"credential {credential} ({path})"
-            return FoundSecret(_read(path, where), where)
+            text = _read(path, where, empty_ok=True)
+            if text:
+                return FoundSecret(text, where)
     return None
 
 
-def _read(path: Path, where: str) -> str:
+def _read(path: Path, where: str, *, empty_ok: bool = False) -> str:
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_SECRET_FILE_BYTES + 1)
@@ -71,7 +75,7 @@ def _read(path: Path, where: str) -> str:
         text = data.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise SecretSourceError(f"{where}: the file is not UTF-8 text") from None
-    if not text:
+    if not text and not empty_ok:
         raise SecretSourceError(f"{where}: the file is empty")
     return text
 

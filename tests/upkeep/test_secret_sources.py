@@ -155,3 +155,12 @@ def test_find_secret_refuses_a_huge_file(tmp_path):
     big.write_bytes(b"x" * 70_000)
     with pytest.raises(SecretSourceError, match="larger than"):
         find_secret({"K_FILE": str(big)}, "K", "cred")
+
+
+def test_an_empty_credential_counts_as_unset_so_the_units_fallback_works(tmp_path):
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "cred").write_text("")  # what an empty SetCredential= leaves when LoadCredential= found no file
+    assert find_secret({"CREDENTIALS_DIRECTORY": str(creds)}, "K", "cred") is None
+    (creds / "cred").write_text(" s3cret \n")
+    assert find_secret({"CREDENTIALS_DIRECTORY": str(creds)}, "K", "cred").text == "s3cret"
