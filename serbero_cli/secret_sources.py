@@ -7,9 +7,9 @@ names), the first of these that is set wins:
 2. `NAME_FILE`: the path of a file whose content, trimmed, is the secret (Docker and Kubernetes
    secrets, a root-owned 0600 file);
 3. the systemd credential `$CREDENTIALS_DIRECTORY/<credential>` (`LoadCredential=` in the unit:
-   the service reads it without the file being readable by the serbero user otherwise). An empty
-   credential counts as unset: the units pair each `LoadCredential=` with an empty
-   `SetCredential=`, which systemd uses when the file to load is missing;
+   the service reads it without the file being readable by the serbero user otherwise). A blank
+   credential counts as unset: the units pair each `LoadCredential=` with a blank
+   `SetCredential=` (one newline), which systemd uses when the file to load is missing;
 4. the config file (for the private key only; the API key never lives there).
 
 A source that is set but unusable (unreadable or empty file) is an error naming the variable or
