@@ -56,9 +56,13 @@ def test_the_wheel_installs_every_man_page_under_share_man_man1(wheel):
 
 def test_man_finds_serbero_once_the_prefix_share_man_is_on_manpath(wheel, tmp_path):
     path, _ = wheel
-    prefix = tmp_path / "prefix"
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--no-compile",
-                           "--prefix", str(prefix), str(path)], capture_output=True, text=True, timeout=300)
+    # A scratch venv, filled by this pip through --python: installing with --prefix into the test's
+    # own environment would uninstall the serbero the suite runs.
+    prefix = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(prefix / "bin" / "python"), "install",
+                           "--no-deps", "--no-index", "--no-compile", str(path)],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     installed = prefix / "share" / "man" / "man1"
     assert (installed / "serbero.1").read_text() == (MAN / "serbero.1").read_text()
