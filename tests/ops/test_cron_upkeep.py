@@ -25,7 +25,8 @@ def upkeep_jobs() -> list[list[str]]:
     for line in CRONTAB.splitlines():
         if re.match(r"^\d", line):  # a timed (not every-minute) job
             command = line.split(None, 5)[5].split(">>")[0]
-            jobs.append(shlex.split(command.replace("\\%", "%"))[1:])
+            command = re.sub(r"\$\([^)]*\)", "Mon", command)  # a command substitution: one word
+            jobs.append(shlex.split(command)[1:])
     return jobs
 
 
