@@ -1,4 +1,4 @@
-"""One place that configures logging (STYLE.md §9): stderr only, key=value lines, quiet for cron.
+"""One place that configures logging: stderr only, key=value lines, quiet for cron.
 
 Three shapes of line, picked from where stderr goes:
 
