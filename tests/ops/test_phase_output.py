@@ -183,3 +183,16 @@ def test_a_log_record_stays_one_line_when_its_values_hold_controls(tmp_path, mak
     warnings = [line for line in proc.stderr.splitlines() if "inbound_fetch_interval_seconds" in line]
     assert len(warnings) == 1 and TIMESTAMPED.match(warnings[0])
     assert "odd\\nname\\x1b[31m" in warnings[0] and "\x1b" not in proc.stderr
+
+
+def test_nostr_sdk_debug_log_goes_to_stderr_colourless_and_json_stays_clean(make_config, mostro):
+    cfg = make_config()
+    mostro.open_dispute()
+    proc = run_serbero(cfg, "--log-level", "debug", "listen", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 1 and proc.stdout.startswith('{"report": "listen/v1"')
+    sdk = [line for line in proc.stderr.splitlines() if " nostr_sdk." in line]
+    assert sdk and all(TIMESTAMPED.match(line) for line in sdk)
+    assert "\x1b[" not in proc.stderr
+    code, stdout, stderr = run_serbero_tty(cfg, "--log-level", "debug", "listen")
+    assert code == 0 and "nostr_sdk" not in stdout and "nostr_sdk" in stderr  # a terminal's table stays clean
