@@ -40,6 +40,12 @@ from serbero_cli.keys import (
     parse_secret_key,
     public_key_of,
 )
+from serbero_cli.secret_sources import (
+    API_KEY_CREDENTIAL,
+    PRIVATE_KEY_CREDENTIAL,
+    SecretSourceError,
+    find_secret,
+)
 from serbero_cli.toml_lines import KeyLines, duplicate_key_problems
 
 
@@ -209,13 +215,18 @@ def parse_config(text: str, path: Path, env: Mapping[str, str]) -> Config:
 
 
 def load_reasoning_api_key(config: Config, env: Mapping[str, str] | None = None) -> Secret:
-    """The provider API key from the env var named by `[reasoning].api_key_env`; ConfigError if unset."""
+    """The provider API key from the variable named by `[reasoning].api_key_env`, else the file its
+    `_FILE` twin names, else the systemd credential; ConfigError when none is set or one is unusable."""
     env = os.environ if env is None else env
     name = config.reasoning.api_key_env
-    value = (env.get(name) or "").strip()
-    if not value:
-        raise ConfigError([f"{config.path}: [reasoning] api_key_env: environment variable {name} is unset or empty"])
-    return Secret(value)
+    try:
+        found = find_secret(env, name, API_KEY_CREDENTIAL)
+    except SecretSourceError as exc:
+        raise ConfigError([f"{config.path}: [reasoning] api_key_env: {exc}"]) from None
+    if found is None:
+        raise ConfigError([f"{config.path}: [reasoning] api_key_env: environment variable {name} is unset or empty "
+                           f"(and neither {name}_FILE nor the {API_KEY_CREDENTIAL} credential is set)"])
+    return Secret(found.text)
 
 
 def _parse_error_reason(exc: Exception) -> str:
@@ -399,15 +410,27 @@ class _Checker:
         for spec in KEYS:
             if not spec.env:
                 continue
-            raw = (self.env.get(spec.env) or "").strip()
+            raw, where = (self.env.get(spec.env) or "").strip(), f"{spec.env} (environment)"
+            if spec.kind == "secret":
+                raw, where = self.secret_from_sources(spec)
             if not raw:
                 if spec.default is REQUIRED and values[spec.section].get(spec.name) is None and \
-                        self.lines.key(spec.section, 0, spec.name) is None:
+                        self.lines.key(spec.section, 0, spec.name) is None and where is not None:
+                    also = f", {spec.env}_FILE or the {PRIVATE_KEY_CREDENTIAL} credential" if spec.kind == "secret" else ""
                     self.problem(self.lines.header(spec.section), f"[{spec.section}] {spec.name}",
-                                 f"required key is missing (or set {spec.env})")
+                                 f"required key is missing (or set {spec.env}{also})")
                 continue
-            where = f"{spec.env} (environment)"
             values[spec.section][spec.name] = self.coerce_text(spec, raw, None, where)
+
+    def secret_from_sources(self, spec: KeySpec) -> tuple[str, str | None]:
+        """(text, where) from the variable, its _FILE or the systemd credential; ("", None) after
+        reporting an unusable source, ("", "") when none is set."""
+        try:
+            found = find_secret(self.env, spec.env, PRIVATE_KEY_CREDENTIAL)
+        except SecretSourceError as exc:
+            self.problem(None, f"[{spec.section}] {spec.name}", str(exc))
+            return "", None
+        return (found.text, found.source) if found else ("", "")
 
     def cross_checks(self, values: dict[str, dict[str, Any]], relays: list, solvers: list,
                      observers: list) -> None:

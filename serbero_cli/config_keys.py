@@ -33,7 +33,8 @@ class KeySpec:
 
 KEYS: tuple[KeySpec, ...] = (
     KeySpec("serbero", "private_key", "secret", REQUIRED,
-            "Serbero's Nostr secret key, 64 hex or nsec1…. Env SERBERO_PRIVATE_KEY overrides it.",
+            "Serbero's Nostr secret key, 64 hex or nsec1…. SERBERO_PRIVATE_KEY, the file named by "
+            "SERBERO_PRIVATE_KEY_FILE, or the systemd credential serbero-private-key override it (in that order).",
             env="SERBERO_PRIVATE_KEY"),
     KeySpec("serbero", "db_path", "path", "serbero.db",
             "SQLite file shared by every subcommand; relative to this file's folder.", env="SERBERO_DB_PATH"),
@@ -101,7 +102,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("reasoning", "api_base", "str", "https://api.openai.com/v1",
             "Base URL; a trailing / is trimmed. Anthropic: https://api.anthropic.com."),
     KeySpec("reasoning", "api_key_env", "str", "SERBERO_REASONING_API_KEY",
-            "Name of the environment variable that holds the API key (never put the key here)."),
+            "Name of the environment variable that holds the API key (never put the key here); "
+            "<name>_FILE or the systemd credential serbero-reasoning-api-key work too."),
     KeySpec("reasoning", "request_timeout_seconds", "int", 30,
             "Per HTTP attempt; 0 acts as 1.", minimum=0),
     KeySpec("reasoning", "followup_retry_count", "int", 1,

@@ -40,11 +40,19 @@ ENVIRONMENT = (
     ("SERBERO_CONFIG", "Config file path when --config is not given."),
     ("SERBERO_PRIVATE_KEY", "Serbero's secret key (hex or nsec1...); overrides [serbero] private_key. "
                             "Use it with a systemd EnvironmentFile to keep the key out of the config."),
+    ("SERBERO_PRIVATE_KEY_FILE", "A file whose content (trimmed) is the secret key, used when "
+                                 "SERBERO_PRIVATE_KEY is unset. Each secret variable has such a _FILE twin, "
+                                 "the API key's too (SERBERO_REASONING_API_KEY_FILE by default)."),
+    ("CREDENTIALS_DIRECTORY", "Set by systemd for units with LoadCredential=: the credentials "
+                              "serbero-private-key and serbero-reasoning-api-key there come after the variable "
+                              "and its _FILE twin, and before the config file."),
     ("SERBERO_DB_PATH", "Overrides [serbero] db_path (relative to the config file's folder)."),
     ("SERBERO_LOG", "Log level (debug, info, warning, error); --log-level beats it, it beats the config."),
     ("SERBERO_REASONING_API_KEY", "The reasoning provider's API key; the variable's name is set by "
                                   "[reasoning] api_key_env, and the key is never read from the file."),
     ("NO_COLOR", "Disables colour in tables."),
+    ("JOURNAL_STREAM", "Set by systemd when the journal reads stderr: every log line then starts with its "
+                       "syslog priority (<3> error, <4> warning, <6> info, <7> debug) and carries no timestamp."),
 )
 
 # Per command: extra exit status notes and examples. Commands without an entry get generic text.
@@ -92,6 +100,18 @@ COMMAND_NOTES: dict[str, dict[str, Any]] = {
     "demo": {
         "exit": "4 unless every expected message was really received.",
         "examples": ["serbero demo", "serbero demo --scenario escalation"],
+    },
+    "backup": {
+        "exit": "2 when PATH exists (without --force), its folder is missing, or there is no database; "
+                "4 when the copy fails PRAGMA quick_check (the copy is kept).",
+        "examples": ["serbero backup /var/backups/serbero/serbero-2024-05-01.db",
+                     "serbero backup --force /var/backups/serbero/latest.db"],
+    },
+    "prune": {
+        "exit": "2 for a duration under 7 days or no database; 75 when mediate-once or dispatch-once keeps "
+                "its lock longer than --wait.",
+        "examples": ["serbero prune --resolved-before 180d --dry-run",
+                     "serbero prune --resolved-before 180d --json"],
     },
 }
 

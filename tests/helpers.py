@@ -97,6 +97,60 @@ def run_serbero(config: Path | None, *args: str, env: dict[str, str] | None = No
     return proc
 
 
+def run_serbero_tty(config: Path | None, *args: str, env: dict[str, str] | None = None,
+                    timeout: float = 90) -> tuple[int, str, str]:
+    """Run `serbero` with stdout on a pseudo-terminal (stderr on a pipe): (exit code, stdout, stderr).
+
+    The terminal is 120 columns wide and `TERM=dumb`, so rich draws its tables without colour codes;
+    the master side is read while the process runs, and "\r\n" comes back as "\n".
+    """
+    import fcntl
+    import pty
+    import select
+    import struct
+    import tempfile
+    import termios
+
+    cmd = [sys.executable, "-m", "serbero_cli"]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    cmd += list(args)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")}
+    full_env.update({"TERM": "dumb", "COLUMNS": "120", "LINES": "40"}, **(env or {}))
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=slave, stderr=err, stdin=subprocess.DEVNULL, env=full_env,
+                                cwd=str(ROOT))
+        os.close(slave)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise AssertionError(f"serbero {' '.join(args)} did not finish within {timeout}s")
+                if not select.select([master], [], [], 0.2)[0]:
+                    continue
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the child closed its side of the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            os.close(master)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    stdout = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    return code, stdout, stderr
+
+
 def run_json(config: Path, *args: str, **kw: Any) -> tuple[int, dict[str, Any], str]:
     proc = run_serbero(config, *args, "--json", **kw)
     try:

@@ -15,9 +15,23 @@ app = typer.Typer(
     "It never moves funds.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        text = package_version("serbero")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        text = "unknown"
+    print(f"serbero {text}")
+    raise typer.Exit(0)
 
 
 @app.callback()
@@ -33,6 +47,11 @@ def root(
         typer.Option("--log-level", help="debug, info, warning or error (beats SERBERO_LOG and the config).",
                      show_default=False),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", help="Print `serbero <version>` and exit.", is_eager=True,
+                     callback=_print_version),
+    ] = False,
 ) -> None:
     """Global options shared by every subcommand."""
     from serbero_cli.logsetup import LEVELS
@@ -48,6 +67,7 @@ def _register() -> None:
     """One line per subcommand; each module imports only typer at top level (start-up budget)."""
     from serbero_cli.cli import (
         audit,
+        backup,
         demo,
         dispatch_once,
         doctor,
@@ -55,6 +75,7 @@ def _register() -> None:
         keys,
         listen,
         mediate_once,
+        prune,
         status,
     )
 
@@ -67,6 +88,8 @@ def _register() -> None:
     app.add_typer(keys.app, name="keys")
     app.command("doctor")(doctor.doctor)
     app.command("demo")(demo.demo)
+    app.command("backup")(backup.backup)
+    app.command("prune")(prune.prune)
 
 
 _register()

@@ -17,6 +17,9 @@ from serbero_cli.errors import ConfigError, ExitCode, LockHeld, SerberoError, Us
 
 logger = logging.getLogger("serbero")
 
+QUIET_HELP = ("Print nothing when the run succeeds; otherwise only the one summary line "
+              "(logs still go to stderr).")
+
 
 @dataclass
 class AppState:
@@ -60,9 +63,9 @@ def debug_enabled(ctx: typer.Context) -> bool:
     return logging.getLogger().isEnabledFor(logging.DEBUG) or (state(ctx).log_level or "").lower() == "debug"
 
 
-def maybe_init_nostr_logger(ctx: typer.Context, json_output: bool) -> None:
-    """nostr_sdk's logger writes ANSI text to stdout: only at debug, never with --json."""
-    if json_output or (state(ctx).log_level or "").lower() != "debug":
+def maybe_init_nostr_logger(ctx: typer.Context) -> None:
+    """nostr_sdk's own log, only at debug level: it is verbose (nostr/debuglog.py moves it to stderr)."""
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
         return
     from serbero_cli.nostr.debuglog import init_sdk_logger
 

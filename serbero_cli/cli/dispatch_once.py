@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from serbero_cli.cli.common import console, emit_json, execute, load, maybe_init_nostr_logger
+from serbero_cli.cli.common import (
+    QUIET_HELP,
+    console,
+    emit_json,
+    execute,
+    load,
+    maybe_init_nostr_logger,
+)
 
 
 def dispatch_once(
@@ -16,6 +23,7 @@ def dispatch_once(
     limit: Annotated[str | None, typer.Option("--limit", metavar="N",
                                               help="Most claims this run (overrides max_dispatches_per_run).",
                                               show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Send each pending escalation handoff to the solvers who can take the dispute over, once, and exit.
 
@@ -30,16 +38,17 @@ def dispatch_once(
         max_claims = _parse_limit(limit)
         config = load(ctx)
         seen["enabled"] = config.escalation.enabled
-        maybe_init_nostr_logger(ctx, json_output)
+        maybe_init_nostr_logger(ctx)
+        from serbero_cli.cli.render import show_result
         from serbero_cli.dispatch.run import run_dispatch_once
 
         result = run_dispatch_once(config, dry_run=dry_run, limit=max_claims)
         if json_output:
             emit_json(result.to_dict())
-        elif dry_run:
-            render_dry_run(result)
         else:
-            render_run(result)
+            show_result(exit_code=result.exit_code, quiet=quiet,
+                        table=lambda: render_dry_run(result) if dry_run else render_run(result),
+                        line=lambda: dispatch_line(result))
         return result.exit_code
 
     execute(ctx, json_output=json_output, body=body,
@@ -56,6 +65,23 @@ def _parse_limit(value: str | None) -> int | None:
     if not text.isascii() or not text.isdigit() or int(text) < 1:
         raise UsageError(f"--limit: expected a whole number of at least 1, got {value!r}")
     return int(text)
+
+
+def dispatch_line(result) -> str | None:
+    """The one summary line (None for a real run with escalation disabled: nothing to say)."""
+    from serbero_cli.cli.render import summary_line
+
+    if not result.enabled and not result.dry_run:
+        return None
+    fields: dict[str, object] = {"dry_run": "yes", "enabled": result.enabled} if result.dry_run else {}
+    if result.dry_run:
+        sends = [h for h in result.handoffs if h.action in ("send", "resend")]
+        fields |= {"would_send": sum(h.action == "send" for h in sends),
+                   "would_resend": sum(h.action == "resend" for h in sends)}
+    fields |= {"handoffs": len(result.handoffs), **result.counts}
+    if not result.dry_run:
+        fields["failed_sends"] = result.failed_sends
+    return summary_line("dispatch-once", {**fields, "exit": result.exit_code})
 
 
 def _counts_line(result) -> str:

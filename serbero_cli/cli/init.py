@@ -34,6 +34,14 @@ def init(
     solver: Annotated[list[str] | None, typer.Option(
         "--solver", metavar="PUBKEY[:read|:write]", show_default=False,
         help="A human solver to notify; the permission is read unless :write is given.")] = None,
+    db_path: Annotated[str | None, typer.Option(
+        "--db-path", metavar="PATH", show_default=False,
+        help="Database file to write into [serbero] db_path (relative to the config's folder); "
+             "its folder is created, mode 0700.")] = None,
+    env_file: Annotated[Path | None, typer.Option(
+        "--env-file", metavar="PATH", show_default=False,
+        help="Write SERBERO_PRIVATE_KEY=nsec1… to PATH (mode 0600; --force replaces it) and leave "
+             "private_key out of the config; nothing secret is printed.")] = None,
 ) -> None:
     """Write a commented config.toml (mode 0600) with a fresh Serbero key, and print its public key.
 
@@ -48,7 +56,7 @@ def init(
 
         target = path or state(ctx).config_path or default_config_path()
         result = run_init(target, force=force, key_to_env=key_to_env, mostro_pubkey=mostro_pubkey,
-                          relays=relay or (), solvers=solver or ())
+                          relays=relay or (), solvers=solver or (), db_path=db_path, env_file=env_file)
         render_init(result, config_option=_config_option(target))
         return 0
 
@@ -67,7 +75,7 @@ def _config_option(target: Path) -> str:
 def render_init(result, *, config_option: str) -> None:
     verb = "replaced" if result.replaced else "wrote"
     lines = [
-        f"{verb} {result.path} (mode 0600)",
+        f"{verb} {result.path} (mode 0600)" + (f"; database: {result.db_path}" if result.db_path else ""),
         "",
         "Serbero's public key:",
         f"  npub  {result.npub}",
@@ -84,6 +92,12 @@ def render_init(result, *, config_option: str) -> None:
         "registration; a second admin-add-solver fails without a reply). A key first registered read-write,",
         "e.g. as a bare npub1… without :read, must be replaced by a new key (serbero keys generate).",
     ]
+    if result.env_file is not None:
+        lines += [
+            "",
+            f"The private key is NOT in the config: it is in {result.env_file} (mode 0600) as SERBERO_PRIVATE_KEY.",
+            "Point the systemd units' EnvironmentFile= at that file (or load it before running serbero).",
+        ]
     if result.env_secret is not None:
         from serbero_cli.keys import nsec
 
@@ -96,11 +110,15 @@ def render_init(result, *, config_option: str) -> None:
     steps = []
     if result.unfilled:
         steps.append(f"Edit {result.path}: set {', '.join(result.unfilled)} (check [[relays]] too).")
+    doctor = f"serbero {config_option}doctor"
+    if result.env_file is not None:
+        check = f"Check everything with the key loaded: (set -a; . {result.env_file}; {doctor})"
+    else:
+        check = f"Check everything{' with SERBERO_PRIVATE_KEY set' if result.env_secret else ''}: {doctor}"
     steps += [
         f'Ask the Mostro operator to register it: serbero_pubkey = "{result.npub}" (Mostro >= 0.19.2) '
         f"or {result.registration}.",
-        f"Check everything{' with SERBERO_PRIVATE_KEY set' if result.env_secret is not None else ''}: "
-        f"serbero {config_option}doctor",
+        check,
         "Schedule listen, mediate-once and dispatch-once: scripts/crontab.example or scripts/systemd/.",
     ]
     lines += ["", "Next steps:"] + [f"  {n}. {step}" for n, step in enumerate(steps, start=1)]

@@ -55,13 +55,14 @@ def generate(
 def show(
     ctx: typer.Context,
     secret_from_env: Annotated[bool, typer.Option(
-        "--secret-from-env", help="Read the key from SERBERO_PRIVATE_KEY instead of the config file.")] = False,
+        "--secret-from-env", help="Read the key from SERBERO_PRIVATE_KEY (or SERBERO_PRIVATE_KEY_FILE, or the "
+        "serbero-private-key systemd credential) instead of the config file.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Print the public key (npub and hex) and the npub1…:read registration string; never the secret.
 
-    The key is the one Serbero would use: [serbero] private_key from the config, or
-    SERBERO_PRIVATE_KEY when set (it overrides the file).
+    The key is the one Serbero would use: SERBERO_PRIVATE_KEY, else the file SERBERO_PRIVATE_KEY_FILE
+    names, else the serbero-private-key systemd credential, else [serbero] private_key from the config.
     """
 
     def body() -> int:

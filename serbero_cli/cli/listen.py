@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from serbero_cli.cli.common import console, emit_json, execute, load, maybe_init_nostr_logger
+from serbero_cli.cli.common import (
+    QUIET_HELP,
+    console,
+    emit_json,
+    execute,
+    load,
+    maybe_init_nostr_logger,
+)
 
 
 def listen(
@@ -15,7 +22,7 @@ def listen(
     follow: Annotated[bool, typer.Option("--follow", help="Stay connected and apply events as they arrive.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Fetch and show what would happen; write and send nothing.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (listen/v1) on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no summary (logs and exit code only).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Fetch new Mostro dispute events, record them, notify solvers, remind them, and exit.
 
@@ -29,8 +36,8 @@ def listen(
         if follow and dry_run:
             raise UsageError("--follow cannot be combined with --dry-run")
         config = load(ctx)
-        maybe_init_nostr_logger(ctx, json_output)
-        from serbero_cli.cli.render import ProgressBar
+        maybe_init_nostr_logger(ctx)
+        from serbero_cli.cli.render import ProgressBar, show_result
         from serbero_cli.core.run import run_listen
 
         bar = ProgressBar("sending", enabled=sys.stdout.isatty() and not json_output and not quiet)
@@ -40,11 +47,28 @@ def listen(
             bar.close()
         if json_output:
             emit_json(result.to_dict())
-        elif not quiet:
-            render_listen(result)
+        else:
+            show_result(exit_code=result.exit_code, quiet=quiet, table=lambda: render_listen(result),
+                        line=lambda: listen_line(result))
         return result.exit_code
 
     execute(ctx, json_output=json_output, error_report=lambda c, e: error_report(c, e, dry_run), body=body)
+
+
+def listen_line(result) -> str:
+    """The one summary line: `listen: events=3 new=1 … sent=3 failed=0 exit=0`."""
+    from serbero_cli.cli.render import summary_line
+
+    d = result.to_dict()
+    events, disputes, notes, relays = d["events"], d["disputes"], d["notifications"], d["relays"]
+    fields = {"dry_run": "yes"} if result.dry_run else {}
+    fields |= {"events": events["fetched"], "applied": events["applied"], "rejected": events["rejected"],
+               "new": disputes["new"], "taken": disputes["taken"], "resolved": disputes["resolved"],
+               "queued": notes["queued"]}
+    if not result.dry_run:
+        fields |= {"sent": notes["sent"], "failed": notes["failed"]}
+    fields |= {"pending": notes["pending"], "relays_failed": relays["failed"], "exit": result.exit_code}
+    return summary_line("listen", fields)
 
 
 def render_listen(result) -> None:

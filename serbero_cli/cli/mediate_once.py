@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from serbero_cli.cli.common import console, emit_json, execute, load, maybe_init_nostr_logger
+from serbero_cli.cli.common import (
+    QUIET_HELP,
+    console,
+    emit_json,
+    execute,
+    load,
+    maybe_init_nostr_logger,
+)
 
 
 def mediate_once(
@@ -17,16 +24,19 @@ def mediate_once(
     reset_solver_auth: Annotated[bool, typer.Option("--reset-solver-auth",
                                                     help="Forget Mostro's earlier refusals and try again now.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List due work from the database; contact nobody.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Run one mediation pass: read replies, ask the model, send questions, summaries or escalations, start sessions.
 
-    Needs [mediation].enabled and [reasoning].enabled; otherwise it prints "mediation disabled" and exits 0.
+    Needs [mediation].enabled and [reasoning].enabled; otherwise it does nothing and exits 0 (a
+    terminal is told "mediation disabled"; cron and pipes get no output).
     """
     from serbero_cli.mediation.result import error_report
 
     def body() -> int:
         config = load(ctx)
-        maybe_init_nostr_logger(ctx, json_output)
+        maybe_init_nostr_logger(ctx)
+        from serbero_cli.cli.render import show_result
         from serbero_cli.mediation.run import run_mediate_once
 
         result = run_mediate_once(config, max_starts=max_starts, reset_solver_auth=reset_solver_auth,
@@ -34,10 +44,29 @@ def mediate_once(
         if json_output:
             emit_json(result.to_dict())
         else:
-            render_mediation(result)
+            show_result(exit_code=result.exit_code, quiet=quiet, table=lambda: render_mediation(result),
+                        line=lambda: mediation_line(result))
         return result.exit_code
 
     execute(ctx, json_output=json_output, error_report=error_report, body=body)
+
+
+def mediation_line(result) -> str | None:
+    """The one summary line (None when mediation is disabled: nothing to say)."""
+    from serbero_cli.cli.render import summary_line
+
+    if result.disabled:
+        return None
+    if result.dry_run:
+        due = {k: len(v) if isinstance(v, list | dict) else v for k, v in result.due.items()}
+        return summary_line("mediate-once", {"dry_run": "yes", **due, "exit": result.exit_code})
+    return summary_line("mediate-once", {
+        "sessions": result.live_sessions, "opened": result.sessions_opened, "replies": result.replies_fresh,
+        "evaluations": result.evaluations, "evaluation_failures": result.evaluation_failures,
+        "followups": result.followups_sent, "summaries": result.summaries_generated,
+        "escalations": sum(result.escalations.values()), "delivered": result.dms_delivered,
+        "failed": result.dms_failed, "take_failures": result.take_failures,
+        "solver_auth": result.solver_auth_status, "exit": result.exit_code})
 
 
 def render_mediation(result) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -52,3 +54,34 @@ def plain(value: Any):
     from serbero_cli.safetext import for_terminal
 
     return Text(for_terminal("" if value is None else value))
+def summary_line(phase: str, fields: Mapping[str, Any]) -> str:
+    """`phase: key=value …`: what a phase prints when stdout is not a terminal (cron, journald, a pipe)."""
+    return f"{phase}: " + " ".join(f"{key}={_value(value)}" for key, value in fields.items())
+
+
+def _value(value: Any) -> str:
+    # A value with a space, quote or `=` is quoted so the line still splits into key=value pairs.
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if text and not any(ch.isspace() or ch in "\"'=" for ch in text):
+        return text
+    import json
+
+    return json.dumps(text, ensure_ascii=True)
+
+
+def show_result(*, exit_code: int, quiet: bool, table: Callable[[], None], line: Callable[[], str | None]) -> None:
+    """Print a phase's result the way its reader needs it (not for --json, which prints its document).
+
+    A terminal gets the tables. Anything else gets the one summary line from `line()` (None: print
+    nothing, as for a disabled phase). `quiet` prints nothing when the run succeeded, and the summary
+    line when it did not, so cron mails only runs that need a look.
+    """
+    if quiet and exit_code == 0:
+        return
+    if sys.stdout.isatty() and not quiet:
+        table()
+        return
+    text = line()
+    if text is not None:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()

@@ -106,6 +106,8 @@ async def _connect(pool, config: Config, result: ListenResult) -> list[str]:
     result.relay_errors = dict(connected.failed)
     for url, why in connected.failed.items():
         logger.warning("relay=%s unreachable: %s", url, for_log(why))
+    _log_step("relays", connected=result.relays_connected, failed=result.relays_failed,
+              busy=bool(result.relays_failed))
     if not connected.connected:
         raise NoRelayReachable("; ".join(f"{u}: {w}" for u, w in connected.failed.items()))
     return connected.connected
@@ -168,6 +170,7 @@ class _Run:
         """Validate and apply `events` in one transaction; count them only once it committed."""
         config, store, clock = self.config, self.store, self.clock
         valid, rejected = validate(events, config.mostro_pubkey, int(clock()))
+        counts = apply.ApplyCounts()
         if valid:
             now = int(clock())
             with store.immediate() as conn:
@@ -182,21 +185,28 @@ class _Run:
                 logger.warning("no solvers configured: %d new disputes recorded, nobody notified", counts.new)
         result.events_fetched += len(events)
         result.events_rejected += rejected
+        if events:
+            _log_step("events", fetched=len(events), applied=counts.applied, rejected=rejected, new=counts.new,
+                      taken=counts.taken, resolved=counts.resolved, queued=counts.queued, busy=True)
 
     async def deliver(self, progress: Any, result: ListenResult, *, sweep_now: bool) -> None:
         """Queue due reminders (when `sweep_now`), flush the outbox; add the counts to `result`."""
         config, store, clock = self.config, self.store, self.clock
         max_attempts = config.delivery.max_attempts
         if sweep_now:
-            result.notifications_queued += sweep.queue_renotifications(
+            reminders = sweep.queue_renotifications(
                 store, audience=self.audience, now=int(clock()),
                 renotification_seconds=config.timeouts.renotification_seconds,
                 max_interval_seconds=config.timeouts.renotification_max_interval_seconds, max_attempts=max_attempts)
+            result.notifications_queued += reminders
+            _log_step("reminders", queued=reminders, busy=bool(reminders))
         relays = await self.inbox_relays() if outbox.count_due(store, now=int(clock()), max_attempts=max_attempts) else {}
         flushed = await flush_outbox(store, self.sender, clock=clock, max_attempts=max_attempts, progress=progress,
                                      stop=self.stop, inbox_relays=lambda pubkey: relays.get(pubkey, []))
         result.add_flush(flushed)
         result.notifications_pending = outbox.count_due(store, now=int(clock()), max_attempts=max_attempts)
+        _log_step("outbox", sent=flushed.sent, failed=flushed.failed, pending=result.notifications_pending,
+                  busy=bool(flushed.sent or flushed.failed))
 
     async def inbox_relays(self) -> dict[str, list[str]]:
         """DM inbox relays of every recipient who takes the nip17 envelope (cached a day)."""
@@ -205,6 +215,13 @@ class _Run:
             return {}
         return await inbox.refresh(self.store, self.pool, recipients, int(self.clock()),
                                    self.config.listen.fetch_timeout_seconds)
+
+
+def _log_step(step: str, *, busy: bool, **counts: int) -> None:
+    """One line per run step: info when the step did something, debug when it had nothing to do,
+    so an idle run every minute adds nothing to the log at the default level."""
+    fields = " ".join(f"{name}={value}" for name, value in counts.items())
+    logger.log(logging.INFO if busy else logging.DEBUG, "%s %s", step, fields)
 
 
 def _add_counts(result: ListenResult, counts: apply.ApplyCounts) -> None:

@@ -45,7 +45,7 @@ def run_dispatch_once(config: Config, *, dry_run: bool, limit: int | None = None
     """One dispatch-once run. Return the result; raise LockHeld (75) or DatabaseError (1) early."""
     escalation = config.escalation
     if not dry_run and not escalation.enabled:
-        logger.info("escalation is disabled ([escalation] enabled = false): nothing to do")
+        logger.debug("escalation is disabled ([escalation] enabled = false): nothing to do")
         return DispatchResult(enabled=False)
     max_claims = limit if limit is not None else escalation.max_dispatches_per_run
     if dry_run:

@@ -51,7 +51,7 @@ def run_mediate_once(
     result = MediationResult(run_started_at=int(clock()), dry_run=dry_run)
     if not config.mediation_active:
         result.disabled = True
-        logger.info("mediation disabled ([mediation].enabled and [reasoning].enabled must both be true)")
+        logger.debug("mediation disabled ([mediation].enabled and [reasoning].enabled must both be true)")
         return result
     from serbero_cli.reasoning.bundle import load_bundle
 

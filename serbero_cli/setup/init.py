@@ -36,7 +36,8 @@ _HEADER = (
     "# Reference: README.md (Configuration) and `man serbero`.\n"
 )
 KEY_FROM_ENV_COMMENT = ("private_key is not stored in this file: set SERBERO_PRIVATE_KEY "
-                        "(for example in a systemd EnvironmentFile, mode 0600)")
+                        "(for example in a systemd EnvironmentFile, mode 0600), SERBERO_PRIVATE_KEY_FILE, "
+                        "or the serbero-private-key systemd credential")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class InitResult:
     replaced: bool  # an existing file was replaced (--force)
     env_secret: Secret | None
     unfilled: tuple[str, ...]  # required keys still holding the sample's placeholder
+    env_file: Path | None = None  # where SERBERO_PRIVATE_KEY was written (--env-file), else None
+    db_path: str | None = None  # the db_path written into the file (--db-path), else None
 
 
 def registration_string(pubkey_hex: str) -> str:
@@ -62,19 +65,15 @@ def parse_solver_option(value: str) -> tuple[str, str]:
 
     The key may itself be `nostr:npub1…`, so only a trailing `:read` / `:write` is a permission.
     """
-    text = value.strip()
-    permission = "read"
-    head, sep, tail = text.rpartition(":")
-    if sep and tail.lower() in PERMISSIONS:
-        text, permission = head, tail.lower()
+    text, permission, bad_suffix = _split_solver(value)
     try:
         key = parse_public_key(text)
     except SecretKeyGiven as exc:  # never echo it: the whole option value is the secret
         raise UsageError(f"--solver: {exc}") from None
     except KeyFormatError as exc:
-        if sep and head and head.lower() != "nostr" and tail.lower() not in PERMISSIONS:
+        if bad_suffix is not None:
             raise UsageError(f"--solver {_shown(value)}: the permission must be read or write, "
-                             f"got {tail!r}") from None
+                             f"got {bad_suffix!r}") from None
         raise UsageError(f"--solver {_shown(value)}: not a valid public key ({exc})") from None
     return key, permission
 
@@ -83,6 +82,26 @@ def _shown(value: str) -> str:
     """An option value fit to echo: one line, at most 80 characters."""
     flat = " ".join(value.split())
     return flat if len(flat) <= 80 else flat[:77] + "…"
+
+
+def written_form(text: str, pubkey_hex: str) -> str:
+    """How a key the operator typed goes into the file: an npub stays an npub (without a `nostr:`
+    prefix), anything else becomes lowercase hex. `text` must already have parsed to `pubkey_hex`."""
+    bare = text.strip()
+    if bare.lower().startswith("nostr:"):
+        bare = bare[len("nostr:"):]
+    return bare.lower() if bare.lower().startswith("npub1") else pubkey_hex
+
+
+def _split_solver(value: str) -> tuple[str, str, str | None]:
+    """(key text, permission, an unknown suffix or None). `nostr:npub1…` is a key, not a suffix."""
+    text = value.strip()
+    head, sep, tail = text.rpartition(":")
+    if sep and tail.lower() in PERMISSIONS:
+        return head, tail.lower(), None
+    if sep and head and head.lower() != "nostr":
+        return text, "read", tail
+    return text, "read", None
 
 
 def run_init(
@@ -94,20 +113,41 @@ def run_init(
     relays: Sequence[str] = (),
     solvers: Sequence[str] = (),
     secret: Secret | None = None,
+    db_path: str | None = None,
+    env_file: Path | None = None,
 ) -> InitResult:
     """Validate the options, build the config text and write it to `path` with mode 0600.
+
+    `db_path` goes into the file as given (relative paths count from the config's folder, which
+    the loader applies) and its folder is created (0700) when missing. With `env_file`, the key
+    goes to that file as `SERBERO_PRIVATE_KEY=nsec1…` (mode 0600) instead of into the config.
 
     Raise UsageError (exit 2) for a bad option, an existing file without `force`, or a path that
     cannot be written.
     """
-    mostro_hex, relay_urls, solver_list = _validate_options(mostro_pubkey, relays, solvers)
+    mostro_key, relay_urls, solver_list = _validate_options(mostro_pubkey, relays, solvers)
+    db_text = _validate_db_path(db_path)
     secret = secret or generate_secret()
-    text, unfilled = build_config_text(secret=None if key_to_env else secret, mostro_pubkey=mostro_hex,
-                                       relays=relay_urls, solvers=solver_list)
+    key_elsewhere = key_to_env or env_file is not None
+    text, unfilled = build_config_text(secret=None if key_elsewhere else secret, mostro_pubkey=mostro_key,
+                                       relays=relay_urls, solvers=solver_list, db_path=db_text)
+    for target in (path, env_file):
+        if target is not None and not force and (target.exists() or target.is_symlink()):
+            raise UsageError(f"{target} already exists; pass --force to replace it")
+    if db_text is not None:
+        _make_db_folder(path, db_text)
     if not unfilled:
         _check_loads(text, path, secret)
     existed = path.exists() or path.is_symlink()
-    write_private_file(path, text, force=force)
+    if env_file is not None:
+        env_existed = env_file.exists()
+        write_private_file(env_file, f"SERBERO_PRIVATE_KEY={nsec(secret)}\n", force=force)
+    try:
+        write_private_file(path, text, force=force)
+    except UsageError:
+        if env_file is not None and not env_existed:
+            env_file.unlink(missing_ok=True)  # a key nobody's config can use is no use
+        raise
     public_key = public_key_of(secret)
     return InitResult(
         path=path,
@@ -115,8 +155,10 @@ def run_init(
         npub=npub(public_key),
         registration=registration_string(public_key),
         replaced=existed,
-        env_secret=secret if key_to_env else None,
+        env_secret=secret if key_to_env and env_file is None else None,
         unfilled=unfilled,
+        env_file=env_file,
+        db_path=db_text,
     )
 
 
@@ -126,10 +168,12 @@ def build_config_text(
     mostro_pubkey: str | None,
     relays: Sequence[str],
     solvers: Sequence[tuple[str, str]],
+    db_path: str | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     """The sample with the given values filled in. Return (text, required keys left as placeholders).
 
-    `secret=None` leaves the key out of the file with a comment saying where it comes from.
+    `secret=None` leaves the key out of the file with a comment saying where it comes from. Keys
+    are written as given (npub or hex): see `written_form`.
     """
     import tomlkit
 
@@ -141,6 +185,8 @@ def build_config_text(
         _replace_key_with_comment(doc, "serbero", "private_key", KEY_FROM_ENV_COMMENT)
     else:
         doc["serbero"]["private_key"] = nsec(secret)
+    if db_path is not None:
+        doc["serbero"]["db_path"] = db_path
     if mostro_pubkey:
         doc["mostro"]["pubkey"] = mostro_pubkey
     else:
@@ -215,10 +261,10 @@ def _validate_options(
     mostro_pubkey: str | None, relays: Sequence[str], solvers: Sequence[str]
 ) -> tuple[str | None, list[str], list[tuple[str, str]]]:
     problems: list[str] = []
-    mostro_hex = None
+    mostro_key = None
     if mostro_pubkey is not None:
         try:
-            mostro_hex = parse_public_key(mostro_pubkey)
+            mostro_key = written_form(mostro_pubkey, parse_public_key(mostro_pubkey))
         except SecretKeyGiven as exc:
             problems.append(f"--mostro-pubkey: {exc}")
         except KeyFormatError as exc:
@@ -229,19 +275,42 @@ def _validate_options(
             problems.append(f"--relay {url}: must start with ws:// or wss://")
         urls.append(url.strip())
     parsed: list[tuple[str, str]] = []
+    keys: list[str] = []
     for value in solvers:
         try:
-            parsed.append(parse_solver_option(value))
+            pubkey_hex, permission = parse_solver_option(value)
         except UsageError as exc:
             problems.append(str(exc))
-    keys = [pk for pk, _ in parsed]
+            continue
+        keys.append(pubkey_hex)
+        parsed.append((written_form(_split_solver(value)[0], pubkey_hex), permission))
     if len(set(keys)) != len(keys):
         problems.append("--solver: the same key is given twice")
     if len(set(urls)) != len(urls):
         problems.append("--relay: the same URL is given twice")
     if problems:
         raise UsageError("; ".join(problems))
-    return mostro_hex, urls, parsed
+    return mostro_key, urls, parsed
+
+
+def _validate_db_path(db_path: str | None) -> str | None:
+    if db_path is None:
+        return None
+    text = db_path.strip()
+    if not text or text.endswith("/") or Path(text).name in ("", ".", ".."):
+        raise UsageError(f"--db-path {db_path!r}: give the path of a file, e.g. /var/lib/serbero/serbero.db")
+    return text
+
+
+def _make_db_folder(config_path: Path, db_text: str) -> None:
+    """Create the database's folder (0700): the one place Serbero creates folders for the database."""
+    target = Path(db_text).expanduser()
+    if not target.is_absolute():
+        target = config_path.resolve().parent / target
+    try:
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--db-path: cannot create {target.parent}: {exc.strerror or exc.__class__.__name__}") from None
 
 
 def _check_loads(text: str, path: Path, secret: Secret) -> None:

@@ -80,14 +80,21 @@ def convert_key(value: str, as_kind: str | None = None) -> Conversion:
 
 
 def secret_from_env(env: Mapping[str, str]) -> Secret:
-    """The key in SERBERO_PRIVATE_KEY; UsageError when unset, blank or invalid."""
-    raw = (env.get(ENV_PRIVATE_KEY) or "").strip()
-    if not raw:
-        raise UsageError(f"{ENV_PRIVATE_KEY} is unset or empty")
+    """The key from SERBERO_PRIVATE_KEY, else SERBERO_PRIVATE_KEY_FILE, else the systemd credential;
+    UsageError when none is set or the key is unreadable or invalid."""
+    from serbero_cli.secret_sources import PRIVATE_KEY_CREDENTIAL, SecretSourceError, find_secret
+
     try:
-        return parse_secret_key(raw)
+        found = find_secret(env, ENV_PRIVATE_KEY, PRIVATE_KEY_CREDENTIAL)
+    except SecretSourceError as exc:
+        raise UsageError(str(exc)) from None
+    if found is None:
+        raise UsageError(f"{ENV_PRIVATE_KEY} is unset or empty (and neither {ENV_PRIVATE_KEY}_FILE nor the "
+                         f"{PRIVATE_KEY_CREDENTIAL} credential is set)")
+    try:
+        return parse_secret_key(found.text)
     except KeyFormatError as exc:
-        raise UsageError(f"{ENV_PRIVATE_KEY}: not a valid secret key ({exc})") from None
+        raise UsageError(f"{found.source}: not a valid secret key ({exc})") from None
 
 
 def configured_secret(path: Path, env: Mapping[str, str]) -> tuple[Secret, list[str]]:
@@ -110,8 +117,15 @@ def configured_secret(path: Path, env: Mapping[str, str]) -> tuple[Secret, list[
 
 
 def _private_key_only(path: Path, env: Mapping[str, str]) -> Secret | None:
-    """The same key rule as the loader (env beats file), without judging the rest of the file."""
-    if (env.get(ENV_PRIVATE_KEY) or "").strip():
+    """The same key rule as the loader (the environment's sources beat the file), without judging
+    the rest of the file."""
+    from serbero_cli.secret_sources import PRIVATE_KEY_CREDENTIAL, SecretSourceError, find_secret
+
+    try:
+        from_env = find_secret(env, ENV_PRIVATE_KEY, PRIVATE_KEY_CREDENTIAL)
+    except SecretSourceError:
+        return None
+    if from_env is not None:
         try:
             return secret_from_env(env)
         except UsageError:

@@ -15,7 +15,7 @@ from serbero_cli.store import dispatches
 from serbero_cli.store.db import open_db
 from serbero_cli.store.dispatches import HandoffRow
 from tests.dispatch_once.conftest import BUNDLE, handoff_dms
-from tests.helpers import db_checksum, run_json, run_serbero
+from tests.helpers import db_checksum, run_json, run_serbero, run_serbero_tty
 
 DEAD = "ws://127.0.0.1:1"
 
@@ -90,10 +90,10 @@ def test_fx_8_dry_run_names_every_decision_and_touches_nothing(esc_config, make_
     with RunLock(db_path, "dispatch", "test"):
         code, off_doc, stderr = run_json(disabled, "dispatch-once", "--dry-run")
         assert code == 4 and off_doc["enabled"] is False and off_doc["handoffs"] == doc["handoffs"], stderr
-        text = run_serbero(disabled, "dispatch-once", "--dry-run")
-        assert "DISABLED" in text.stdout and "Pending handoffs" in text.stdout
-        assert "Dispute: [bold]t[/bold]" in text.stdout and "recipient (hex)" in text.stdout
-        assert writer.pubkey in text.stdout
+        _, text, _ = run_serbero_tty(disabled, "dispatch-once", "--dry-run")  # tables are for terminals
+        assert "DISABLED" in text and "Pending handoffs" in text
+        assert "Dispute: [bold]t[/bold]" in text and "recipient (hex)" in text
+        assert writer.pubkey in text
     try:
         listener.accept()
         raise AssertionError("a dry run contacted a relay")
@@ -158,13 +158,14 @@ def test_fx_9_json_is_one_document_for_every_exit_code(esc_config, make_config, 
 
 def test_rich_output_and_disabled_real_run(esc_config, make_config, seed, solvers, db_path):
     disabled = make_config(name="off.toml")
-    proc = run_serbero(disabled, "dispatch-once")
-    assert proc.returncode == 0 and "([escalation] enabled = false)" in proc.stdout and not db_path.exists()
-    assert "escalation is disabled" in proc.stderr
+    code, stdout, _ = run_serbero_tty(disabled, "dispatch-once")
+    assert code == 0 and "([escalation] enabled = false)" in stdout and not db_path.exists()
+    proc = run_serbero(disabled, "--log-level", "debug", "dispatch-once")
+    assert proc.stdout == "" and "escalation is disabled" in proc.stderr
     seed.handoff(seed.dispute())
-    proc = run_serbero(esc_config(), "dispatch-once")
-    assert proc.returncode == 0, proc.stderr
-    assert "dispatch-once" in proc.stdout and "dispatched 1" in proc.stdout and "broadcast" in proc.stdout
+    code, stdout, stderr = run_serbero_tty(esc_config(), "dispatch-once")
+    assert code == 0, stderr
+    assert "dispatch-once" in stdout and "dispatched 1" in stdout and "broadcast" in stdout
     (row,) = seed.rows("SELECT key, value FROM sync_state WHERE key LIKE 'dispatch_once_%' AND key != "
                        "'dispatch_once_run_record'")
     assert row["key"] == "dispatch_once_last_run" and json.loads(row["value"])["counts"]["dispatched"] == 1

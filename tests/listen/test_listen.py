@@ -388,7 +388,7 @@ def test_16_dry_run_leaves_database_byte_identical_and_publishes_nothing(make_co
     assert all(len(s.inbox()) == 1 for s in solvers)
     assert not (db_path.parent / f"{db_path.name}.listen.lock").exists() or True  # lock file may exist from run 1
     proc = run_serbero(cfg, "listen", "--dry-run")
-    assert proc.returncode == 0 and "dry run" in proc.stdout
+    assert proc.returncode == 0 and "dry_run=yes" in proc.stdout
 
 
 def test_16b_dry_run_on_a_fresh_install_creates_no_database(make_config, mostro, db_path):

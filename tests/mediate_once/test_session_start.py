@@ -220,12 +220,12 @@ def test_f8_dropped_key_warns_and_max_starts_limits_starts(harness, caplog):
     assert doc["starts_attempted"] == 1
 
 
-def test_disabled_mediation_prints_and_exits_0_without_the_lock(harness, db_path):
+def test_disabled_mediation_says_so_on_a_terminal_and_exits_0_without_the_lock(harness, db_path):
     h = harness(mediation={"enabled": False})
-    from tests.helpers import run_serbero
+    from tests.helpers import run_serbero_tty
 
-    proc = run_serbero(h.config_path, "mediate-once")
-    assert proc.returncode == 0 and "mediation disabled" in proc.stdout
+    code, stdout, _ = run_serbero_tty(h.config_path, "mediate-once")
+    assert code == 0 and "mediation disabled" in stdout
     assert not (db_path.parent / f"{db_path.name}.mediate.lock").exists()
 
 
