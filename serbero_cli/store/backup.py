@@ -97,7 +97,10 @@ def _copy_and_check(source: Path, tmp: Path) -> tuple[int, str]:
             src.backup(dst, pages=-1)
             dst.execute("PRAGMA journal_mode=DELETE")
             pages = dst.execute("PRAGMA page_count").fetchone()[0]
-            rows = [r[0] for r in dst.execute("PRAGMA quick_check").fetchmany(QUICK_CHECK_LINES)]
+            try:
+                rows = [r[0] for r in dst.execute("PRAGMA quick_check").fetchmany(QUICK_CHECK_LINES)]
+            except sqlite3.DatabaseError as exc:  # damage bad enough that the check itself stops
+                rows = [str(exc)]
         finally:
             dst.close()
     except sqlite3.DatabaseError as exc:

@@ -214,9 +214,12 @@ def audit_db(tmp_path, story) -> tuple[Path, Path]:
 
 @pytest.fixture
 def audit(audit_db):
-    """Run `serbero --config <copy> audit ARGS…` in-process; return the click Result."""
+    """Run `serbero --config <copy> audit ARGS…` in-process; return the click Result.
+
+    The terminal is pinned 200 columns wide, whatever the test runner inherited, so the tables show
+    every column; tests/audit/test_width.py checks the narrow layouts on purpose."""
     config, _ = audit_db
-    runner = CliRunner()
+    runner = CliRunner(env={"COLUMNS": "200"})
 
     def invoke(*args: str):
         from serbero_cli.cli.app import app

@@ -37,18 +37,19 @@ def test_clamp_reads_a_value_more_than_ten_minutes_ahead_as_now(value, expected)
     assert sql == expected
 
 
-def test_reminder_due_query_reads_a_future_last_notified_at_as_now(store):
+def test_a_reminder_counts_from_the_repair_after_a_clock_that_ran_ahead(store):
     dispute_id = add_dispute(store, "notified", ts=NOW - 5000)
     with store.immediate() as conn:
         disputes_store.update_dispute(conn, dispute_id, last_notified_at=NOW + YEAR)
 
-    def due(now: int, base: int) -> list[str]:
+    def due(now: int) -> list[str]:
         return [d.dispute_id for d in disputes_store.disputes_due_reminder(
-            store, now=now, base_seconds=base, cap_seconds=21600, max_attempts=5)]
+            store, now=now, base_seconds=300, cap_seconds=21600, max_attempts=5)]
 
-    # read as now: due once the first interval has passed since then, not a year later
-    assert due(NOW, 1) == [] and due(NOW + 1, 1) == [dispute_id]
-    assert due(NOW + 1, 300) == []
+    assert due(NOW + 3600) == []  # read as now, never a year ahead: but now moves with it
+    with store.immediate() as conn:
+        repair_future_timestamps(conn, NOW)  # what the next real run does first
+    assert due(NOW + 299) == [] and due(NOW + 300) == [dispute_id]
 
 
 def test_repair_rewrites_every_due_driving_column_from_the_future_and_nothing_else(store):

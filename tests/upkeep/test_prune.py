@@ -18,7 +18,7 @@ from serbero_cli.errors import LockHeld
 from serbero_cli.runlock import RunLock
 from serbero_cli.store.mediation import DISPUTE_EXPR
 from serbero_cli.store.prune import TABLES
-from serbero_cli.upkeep.prune import run_prune
+from serbero_cli.upkeep.prune import parse_age, run_prune
 from tests.helpers import db_checksum, db_rows, run_json, run_serbero, wait_for
 from tests.mediate_once.conftest import ask, summarize, summary
 
@@ -76,6 +76,10 @@ def history(harness):
     * old_plain: notified only, resolved 60 days ago;
     * recent: mediated (its opening shares a rationale row with old_escalated's), resolved now;
     * open_one: notified, never resolved.
+
+    The node's revisions carry real times and listen rejects events from its future, so the old
+    disputes are resolved by a listen run at the real time and "now" lies 60 days later: the
+    recent one is resolved by a listen run whose clock reads that day, and prune runs at it too.
     """
     h = harness(escalation={"enabled": True})
     now = int(time.time())
@@ -103,14 +107,21 @@ def history(harness):
     h.listen()
     for name in ("old_escalated", "old_summarized", "old_plain"):
         h.node.auto_close(ids[name])
-    listen_at(h.config_path, now - 60 * DAY)
-    h.node.auto_close(ids["recent"])
     h.listen()
+    h.node.auto_close(ids["recent"])
+    listen_at(h.config_path, now + 60 * DAY)
     states = {name: h.rows("SELECT lifecycle_state FROM disputes WHERE dispute_id=?", (i,))[0]["lifecycle_state"]
               for name, i in ids.items()}
     assert states == {"old_escalated": "resolved", "recent": "resolved", "old_summarized": "resolved",
                       "old_plain": "resolved", "open_one": "notified"}
     return h, ids
+
+
+def prune_at(h, age: str, *, dry_run: bool = False) -> dict:
+    """`serbero prune` as it runs 60 days from now (the history's "today")."""
+    result = run_prune(load_config(h.config_path, env={}), older_than_seconds=parse_age(age), dry_run=dry_run,
+                       now=int(time.time()) + 60 * DAY)
+    return result.to_dict()
 
 
 def test_prune_deletes_old_resolved_disputes_with_all_their_rows_and_keeps_the_rest(history):
@@ -126,11 +137,10 @@ def test_prune_deletes_old_resolved_disputes_with_all_their_rows_and_keeps_the_r
     before = table_counts(h.db_path)
     checksum = db_checksum(h.db_path)
 
-    code, dry, err = run_json(h.config_path, "prune", "--resolved-before", "30d", "--dry-run")
-    assert code == 0 and dry["dry_run"] is True, err
-    assert db_checksum(h.db_path) == checksum
-    code, done, err = run_json(h.config_path, "prune", "--resolved-before", "30d")
-    assert code == 0 and done["dry_run"] is False, err
+    dry = prune_at(h, "30d", dry_run=True)
+    assert dry["dry_run"] is True and db_checksum(h.db_path) == checksum
+    done = prune_at(h, "30d")
+    assert done["dry_run"] is False and done["exit_code"] == 0
 
     after = table_counts(h.db_path)
     assert done["counts"] == dry["counts"] == {t: before[t] - after[t] for t in TABLES}
@@ -154,7 +164,7 @@ def test_prune_keeps_a_rationale_another_dispute_still_refers_to(history):
 
     users = recent_users()
     assert users >= 1  # the recent dispute's opening refers to the same rationale row
-    assert run_serbero(h.config_path, "prune", "--resolved-before", "30d").returncode == 0
+    assert prune_at(h, "30d")["exit_code"] == 0
     (row,) = h.rows("SELECT session_id FROM reasoning_rationales WHERE rationale_id=?", (shared["rationale_id"],))
     assert row["session_id"] in (None, recent_session["session_id"])  # never a session that is gone
     assert recent_users() == users and foreign_key_problems(h.db_path) == []
@@ -168,11 +178,10 @@ def test_prune_keeps_a_rationale_another_dispute_still_refers_to(history):
 def test_a_second_prune_finds_nothing_and_a_longer_age_keeps_everything(history):
     h, _ = history
     before = table_counts(h.db_path)
-    code, doc, _ = run_json(h.config_path, "prune", "--resolved-before", "90d")
-    assert code == 0 and set(doc["counts"].values()) == {0} and table_counts(h.db_path) == before
-    assert run_json(h.config_path, "prune", "--resolved-before", "30d")[0] == 0
-    code, doc, _ = run_json(h.config_path, "prune", "--resolved-before", "30d")
-    assert code == 0 and set(doc["counts"].values()) == {0}
+    doc = prune_at(h, "90d")
+    assert set(doc["counts"].values()) == {0} and table_counts(h.db_path) == before
+    assert sum(prune_at(h, "30d")["counts"].values()) > 0
+    assert set(prune_at(h, "30d")["counts"].values()) == {0}
 
 
 @pytest.fixture
