@@ -6,6 +6,8 @@ sent or queued for sending: every outbound party message, every solver notificat
 `notif_type`, for the §10.2 phrases as case-insensitive substrings. The phrase list is the policy
 layer's own (`mediation/policy.py`), so the check and the gate that stops such text can't drift.
 The handoff DM tells a solver to use `admin-take-dispute`, which is not a §10.2 phrase: it passes.
+Transcripts are left out: they show what the parties wrote, as data, and a party may well ask for
+its money; what Serbero itself says is in every other row.
 
 Matching uses `LIKE` with `%` and `_` escaped: a literal, ASCII-case-insensitive substring test
 (the phrases are ASCII), five times faster than `instr(lower(x), …)` because nothing is copied.
@@ -18,7 +20,11 @@ from __future__ import annotations
 from typing import Any
 
 from serbero_cli.audit.queries import Source
-from serbero_cli.mediation.policy import AUTHORITY_PHRASES
+from serbero_cli.mediation.policy import (
+    AUTHORITY_PHRASES,
+    AUTHORITY_WORD_PHRASES,
+    normalise_for_phrases,
+)
 
 SNIPPET_CHARS = 40
 SOURCES = ("outbound_message", "notification_body", "notification_type")
@@ -29,7 +35,7 @@ def scan(src: Source, limit: int) -> tuple[dict[str, int], list[dict[str, Any]]]
     counts = dict.fromkeys(SOURCES, 0)
     findings: list[dict[str, Any]] = []
     patterns = tuple("%" + p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                     for p in AUTHORITY_PHRASES)
+                     for p in (*AUTHORITY_PHRASES, *AUTHORITY_WORD_PHRASES))
 
     def matches(column: str) -> str:
         return "(" + " OR ".join(f"{column} LIKE ? ESCAPE '\\'" for _ in patterns) + ")"
@@ -45,7 +51,8 @@ def scan(src: Source, limit: int) -> tuple[dict[str, int], list[dict[str, Any]]]
                                  session_id=row["session_id"], party=row["party"]))
     notes = src.rows(
         f"SELECT id, dispute_id, solver_pubkey, notif_type, body FROM notifications "
-        f"WHERE {matches('body')} OR {matches('notif_type')} ORDER BY id", patterns + patterns,
+        f"WHERE ({matches('body')} AND notif_type != 'transcript') OR {matches('notif_type')} ORDER BY id",
+        patterns + patterns,
         tables=("notifications",))
     for row in notes:
         for source, text in (("notification_body", row["body"]), ("notification_type", row["notif_type"])):
@@ -57,9 +64,13 @@ def scan(src: Source, limit: int) -> tuple[dict[str, int], list[dict[str, Any]]]
 
 
 def phrases_in(text: str | None) -> list[str]:
-    """The §10.2 phrases `text` contains, ignoring letter case."""
-    lowered = (text or "").lower()
-    return [p for p in AUTHORITY_PHRASES if p.lower() in lowered]
+    """The authority phrases `text` contains, read the way the policy reads it (case-folded,
+    whitespace collapsed; `release to` only as whole words)."""
+    import re
+
+    flat = normalise_for_phrases(text or "")
+    found = [p for p in AUTHORITY_PHRASES if p in flat]
+    return found + [p for p in AUTHORITY_WORD_PHRASES if re.search(re.escape(p) + r"\b", flat)]
 
 
 def _finding(source: str, row_id: int, dispute_id: str | None, text: str, *, session_id: str | None = None,
@@ -67,7 +78,7 @@ def _finding(source: str, row_id: int, dispute_id: str | None, text: str, *, ses
              solver_pubkey: str | None = None) -> dict[str, Any]:
     """One finding with the same keys whatever its source (None where a key does not apply)."""
     found = phrases_in(text)
-    at = (text or "").lower().find(found[0].lower()) if found else 0
+    at = max(0, (text or "").lower().find(found[0].lower())) if found else 0
     start = max(0, at - SNIPPET_CHARS)
     snippet = text[start:at + len(found[0]) + SNIPPET_CHARS] if found else ""
     return {"source": source, "id": row_id, "dispute_id": dispute_id, "phrases": found,

@@ -12,10 +12,14 @@ from serbero_cli.cli.common import console, emit_json, execute, state
 def doctor(
     ctx: typer.Context,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (doctor/v1) on stdout.")] = False,
+    send_test_dm: Annotated[bool, typer.Option(
+        "--send-test-dm", help="Also send each solver one test message in each of its envelopes and report "
+                               "which relays accepted it (the only check that publishes).")] = False,
 ) -> None:
     """Check that this Serbero can run: config, database, relays, Mostro, solvers, reasoning, locks, files.
 
-    Nothing is written or published: the database is opened read-only and never created. Prints one
+    Nothing is written or published (except with --send-test-dm): the database is opened read-only and
+    never created. Prints one
     table with ✓ (ok), ! (warning) or ✗ (failed) per check and a hint for each problem. Exit 0 when
     nothing failed, 2 when the config has errors (all are listed), 4 when another check failed.
     """
@@ -26,7 +30,7 @@ def doctor(
         from serbero_cli.setup.doctor import run_doctor
 
         configure_logging(resolve_level(state(ctx).log_level, None))
-        report = run_doctor(state(ctx).config_path or default_config_path())
+        report = run_doctor(state(ctx).config_path or default_config_path(), send_test_dm=send_test_dm)
         if json_output:
             emit_json(report.to_dict())
         else:

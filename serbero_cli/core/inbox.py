@@ -102,3 +102,11 @@ async def refresh(store: Store, pool: Any, pubkeys: Iterable[str], now: int, tim
             if relays:
                 logger.debug("recipient=%s announces %d inbox relays", short(pubkey), len(relays))
     return found
+
+
+async def for_audience(store: Store, pool: Any, audience: Any, now: int, timeout: float) -> dict[str, list[str]]:
+    """Inbox relays of every solver and observer who takes the `nip17` envelope (cached a day)."""
+    recipients = [p for p in (*audience.solvers, *audience.observers) if audience.uses(p, "nip17")]
+    found = await refresh(store, pool, recipients, now, timeout) if recipients else {}
+    await pool.add_extra_relays([url for urls in found.values() for url in urls])  # connect before sending
+    return found

@@ -209,12 +209,8 @@ class _Run:
                   busy=bool(flushed.sent or flushed.failed))
 
     async def inbox_relays(self) -> dict[str, list[str]]:
-        """DM inbox relays of every recipient who takes the nip17 envelope (cached a day)."""
-        recipients = [p for p in (*self.audience.solvers, *self.audience.observers) if self.audience.uses(p, "nip17")]
-        if not recipients:
-            return {}
-        return await inbox.refresh(self.store, self.pool, recipients, int(self.clock()),
-                                   self.config.listen.fetch_timeout_seconds)
+        return await inbox.for_audience(self.store, self.pool, self.audience, int(self.clock()),
+                                        self.config.listen.fetch_timeout_seconds)
 
 
 def _log_step(step: str, *, busy: bool, **counts: int) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from serbero_cli import testhook
 from serbero_cli.config import Config
+from serbero_cli.core import inbox
 from serbero_cli.core.audience import Audience
 from serbero_cli.dispatch import sends
 from serbero_cli.dispatch.handoff_dm import render_handoff_body
@@ -114,6 +115,7 @@ class _Walk:
         self.label = " (dry run: not recorded)" if dry_run else ""
         self.audience = Audience.from_config(config)
         self.stop = stop or StopRequested()
+        self.inbox: dict[str, list[str]] = {}  # recipients' DM inbox relays, read once relays are up
 
     async def run(self) -> None:
         now = int(self.clock())
@@ -327,6 +329,9 @@ class _Walk:
                 self.result.relay_errors[url] = why
             self.sender = DmSender(self.pool, self.config.private_key, self.config.delivery.send_timeout_seconds)
             up = bool(connected.connected)
+            if up:
+                self.inbox = await inbox.for_audience(self.store, self.pool, self.audience, int(self.clock()),
+                                                      self.escalation.connect_timeout_seconds)
         else:
             up = await self.pool.connected_count() > 0
         if not up:
@@ -383,7 +388,9 @@ class _Walk:
         try:
             if send.error:
                 raise _Unbuildable(send.error)
-            sent = await asyncio.wait_for(self.sender.publish(send.event_json), timeout=timeout + 10)
+            extra = self.inbox.get(send.recipient, []) if send.envelope == "nip17" else []
+            sent = await asyncio.wait_for(self.sender.publish(send.event_json, extra_relays=extra),
+                                          timeout=timeout + 10)
             accepted, rejected, error = list(sent.accepted), dict(sent.rejected), sent.error
             message = None if sent.ok else sent.error_message()
         except _Unbuildable as exc:

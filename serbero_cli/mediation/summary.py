@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from serbero_cli.core import headline
+from serbero_cli.core import headline, inbox
 from serbero_cli.core.observers import queue_headline
 from serbero_cli.core.outbox import flush_outbox
 from serbero_cli.keys import short
@@ -91,8 +91,14 @@ def _rationale(ctx: RunContext, conn, session_id: str, text: str) -> str | None:
 
 async def deliver_and_settle(ctx: RunContext, sender) -> None:
     """6c: send mediation's outbox rows, then close delivered summaries or escalate undeliverable ones."""
-    flushed = await flush_outbox(ctx.store, sender, clock=ctx.clock, max_attempts=ctx.config.delivery.max_attempts,
-                                 types=MEDIATION_DM_TYPES, stop=ctx.stop)
+    max_attempts = ctx.config.delivery.max_attempts
+    relays: dict[str, list[str]] = {}
+    if outbox.count_due(ctx.store, now=ctx.now(), max_attempts=max_attempts, types=MEDIATION_DM_TYPES):
+        relays = await inbox.for_audience(ctx.store, ctx.pool, ctx.audience, ctx.now(),
+                                          ctx.config.chat.fetch_timeout_seconds)
+    flushed = await flush_outbox(ctx.store, sender, clock=ctx.clock, max_attempts=max_attempts,
+                                 types=MEDIATION_DM_TYPES, stop=ctx.stop,
+                                 inbox_relays=lambda pubkey: relays.get(pubkey, []))
     ctx.result.dms_delivered += flushed.sent
     ctx.result.dms_failed += flushed.failed
     settle_summaries(ctx)

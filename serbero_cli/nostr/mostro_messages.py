@@ -230,7 +230,7 @@ def parse_info_event(event: NostrEvent) -> NodeInfo:
 
 
 def _serbero_tag(value: str | None) -> dict[str, Any]:
-    """mostrod ≥ 0.19.1 announces its Serbero as `["serbero", "<64 hex>"]`; an npub, a wrong length
+    """mostrod ≥ 0.19.2 announces its Serbero as `["serbero", "<64 hex>"]`; an npub, a wrong length
     or a point off the curve is malformed (reported, then treated as no tag). Uppercase is fine."""
     if value is None:
         return {}

@@ -198,17 +198,31 @@ class RelayPool:
                 rejected[_url(url)] = reason
         return PublishOutcome(event_id, accepted=accepted, rejected=rejected)
 
-    async def _send_extra(self, event: Any, urls: list[str], timeout_seconds: float) -> None:
-        """Best effort to relays outside the configured set; they are added write-only, so no
-        fetch or subscription ever reads from them."""
-        try:
-            new = [u for u in urls if u not in self._extra_added]
-            for url in new:
+    async def add_extra_relays(self, urls: Sequence[str]) -> None:
+        """Start connecting to relays outside the configured set (recipients' inbox relays), in the
+        background. They are write-only, so no fetch or subscription ever reads from them."""
+        new = [u for u in dict.fromkeys(urls) if u not in self._extra_added and _url(u) not in self._configured]
+        for url in new:
+            try:
                 await self.client.add_relay(ns.RelayUrl.parse(url), capabilities=ns.RelayCapabilities.write())
-                self._extra_added.add(url)
-            if new:
-                await self.client.try_connect(timedelta(seconds=min(timeout_seconds, 5)))
-            outcome = await self._send(event, urls, timeout_seconds)
+            except Exception as exc:  # noqa: BLE001 - a bad inbox URL is skipped, never fatal
+                logger.debug("inbox relay=%s not added: %s", url, _short_error(exc))
+                continue
+            self._extra_added.add(url)
+        if new:
+            await self.client.connect()  # returns at once; connections come up meanwhile
+
+    async def _send_extra(self, event: Any, urls: list[str], timeout_seconds: float) -> None:
+        """Best effort to the inbox relays that are connected now: one still connecting or down
+        never delays a delivery."""
+        await self.add_extra_relays(urls)
+        try:
+            relays = await self.client.relays()
+            up = [u for u in urls if any(_url(k) == _url(u) and r.status() == ns.RelayStatus.CONNECTED
+                                         for k, r in relays.items())]
+            if not up:
+                return
+            outcome = await self._send(event, up, timeout_seconds)
         except Exception as exc:  # noqa: BLE001 - an inbox relay never fails a delivery
             logger.debug("inbox relays: publish raised %s", _short_error(exc))
             return

@@ -37,7 +37,7 @@ class DbFacts:
 
 
 def run_doctor(config_path: Path, *, env: Mapping[str, str] | None = None,
-               clock: Callable[[], float] = time.time) -> DoctorReport:
+               clock: Callable[[], float] = time.time, send_test_dm: bool = False) -> DoctorReport:
     """Run every check against the config at `config_path`; return the report (never raises for findings)."""
     from serbero_cli.setup import doctor_reasoning
 
@@ -61,6 +61,10 @@ def run_doctor(config_path: Path, *, env: Mapping[str, str] | None = None,
     report.checks += key_rows + provider_rows + bundle_rows
     report.checks += check_locks(config) + check_permissions(config)
     report.config_error = report.config_error or not config.db_path.parent.is_dir()  # runs exit 2 too
+    if send_test_dm:
+        from serbero_cli.setup.doctor_dm import send_test_dms
+
+        report.checks += asyncio.run(send_test_dms(config))
     return report
 
 

@@ -16,6 +16,7 @@ from serbero_cli.config import Config
 from serbero_cli.keys import short
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.setup.checks import FAIL, OK, WARN, Check, ago
+from serbero_cli.setup.doctor_dm import inbox_filter, inbox_row
 
 DISPUTE_KIND = 38386
 INFO_TAGS = ("protocol_version", "pow", "pow_first_contact", "mostro_version")
@@ -32,6 +33,7 @@ class RelayProbe:
     connect_ms: int | None = None
     error: str | None = None
     mostro_events: list[NostrEvent] = field(default_factory=list)
+    inbox_events: list[NostrEvent] = field(default_factory=list)  # solvers' kind-10050 DM relay lists
     recent_events: list[NostrEvent] = field(default_factory=list)  # newest events of anyone, for the clock
     fetch_error: str | None = None
 
@@ -47,7 +49,8 @@ async def check_network(config: Config, facts: Any, clock: Callable[[], float]) 
     timeout = config.listen.fetch_timeout_seconds
     pools = [RelayPool([url]) for url in config.relays]
     try:
-        probes = await asyncio.gather(*(_probe(pool, url, timeout, config.mostro_pubkey)
+        inbox = inbox_filter(config)
+        probes = await asyncio.gather(*(_probe(pool, url, timeout, config.mostro_pubkey, inbox)
                                         for pool, url in zip(pools, config.relays, strict=True)))
     finally:
         await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
@@ -68,10 +71,12 @@ async def check_network(config: Config, facts: Any, clock: Callable[[], float]) 
     rows.append(node_serbero_row(info, config.public_key))
     rows.append(transport_row(config, info, facts, now))
     rows.append(_clock_row(connected, now))
+    rows.append(inbox_row(config, [ev for p in connected for ev in p.inbox_events]))
     return rows
 
 
-async def _probe(pool: Any, url: str, timeout: int, mostro_pubkey: str) -> RelayProbe:
+async def _probe(pool: Any, url: str, timeout: int, mostro_pubkey: str,
+                 inbox: dict[str, Any] | None = None) -> RelayProbe:
     probe = RelayProbe(url)
     started = time.monotonic()
     try:
@@ -88,8 +93,11 @@ async def _probe(pool: Any, url: str, timeout: int, mostro_pubkey: str) -> Relay
 
     mostro_filters = [{"kinds": [DISPUTE_KIND], "authors": [mostro_pubkey], "limit": 1}, info_filter(mostro_pubkey)]
     # Separate requests: a relay that refuses the broad clock query must not hide Mostro's events.
-    mostro, recent = await asyncio.gather(pool.fetch(mostro_filters, timeout), pool.fetch([{"limit": 5}], timeout),
-                                          return_exceptions=True)
+    mostro, recent, inboxes = await asyncio.gather(
+        pool.fetch(mostro_filters, timeout), pool.fetch([{"limit": 5}], timeout),
+        pool.fetch([inbox], timeout) if inbox else asyncio.sleep(0, []), return_exceptions=True)
+    if not isinstance(inboxes, BaseException):
+        probe.inbox_events = list(inboxes)
     if isinstance(mostro, BaseException):
         probe.fetch_error = _one_line(mostro)
     else:
@@ -158,7 +166,7 @@ def _info_row(info: Any, now: int) -> Check:
 
 
 def node_serbero_row(info: Any, own: str) -> Check:
-    """Whether the node announces this Serbero (`serbero` tag of its info event, mostrod ≥ 0.19.1).
+    """Whether the node announces this Serbero (`serbero` tag of its info event, mostrod ≥ 0.19.2).
 
     The Mostro app labels Serbero "Assistant" and mostro-watchdog finds it only through that tag.
     The detail names the announced key as 64 hex (or nothing)."""

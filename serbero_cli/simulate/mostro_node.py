@@ -272,7 +272,7 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
 
     def users_closed(self, dispute_id: str, action: str = "cooperative-cancel-accepted", *,
                      publish_revision: bool = False) -> None:
-        """The parties closed it themselves while a solver holds it (mostrod ≥ 0.19.1): the node
+        """The parties closed it themselves while a solver holds it (mostrod ≥ 0.19.2): the node
         tells the holder with `cooperative-cancel-accepted` or `released`, an `order` message whose
         `id` is the order id and whose payload names the dispute. Optionally also publish the
         matching 38386 revision (a listen run would see it)."""
