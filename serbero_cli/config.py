@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from serbero_cli.config_keys import (  # noqa: F401 - re-exported: one import site for callers
+from serbero_cli.config_schema import (  # noqa: F401 - re-exported: one import site for callers
     ARRAY_SECTIONS,
     DROPPED_KEYS,
     ENVELOPES,
@@ -32,7 +32,7 @@ from serbero_cli.config_keys import (  # noqa: F401 - re-exported: one import si
     render_sample,
 )
 from serbero_cli.errors import ConfigError
-from serbero_cli.keys import (
+from serbero_cli.keytext import (
     KeyFormatError,
     Secret,
     SecretKeyGiven,

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from serbero_cli.audit.queries import Source
 from serbero_cli.mediation.policy import (
     AUTHORITY_PHRASES,
     AUTHORITY_WORD_PHRASES,
     normalise_for_phrases,
 )
+from serbero_cli.store.audit_queries import Source
 
 SNIPPET_CHARS = 40
 SOURCES = ("outbound_message", "notification_body", "notification_type")

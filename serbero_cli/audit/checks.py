@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 
 from serbero_cli.audit import authority
-from serbero_cli.audit import handoffs as hq
-from serbero_cli.audit.queries import AuditSettings, open_source
 from serbero_cli.audit.result import AuditResult
 from serbero_cli.audit.views import check_limit
+from serbero_cli.store import audit_handoffs as hq
+from serbero_cli.store.audit_queries import AuditSettings, open_source
 
 P95_WINDOW_SECONDS = 86400
 P95_LIMIT_SECONDS = 60

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from serbero_cli.audit import handoffs as hq
-from serbero_cli.audit import queries as q
 from serbero_cli.audit.attention import (
     MINUTE_CADENCE_SECONDS,
     Attention,
@@ -20,9 +18,11 @@ from serbero_cli.audit.attention import (
     status_line,
     untaken_cutoff,
 )
-from serbero_cli.audit.queries import AuditSettings, Source, open_source
 from serbero_cli.audit.text import parse_object
 from serbero_cli.errors import ExitCode
+from serbero_cli.store import audit_handoffs as hq
+from serbero_cli.store import audit_queries as q
+from serbero_cli.store.audit_queries import AuditSettings, Source, open_source
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ import tempfile
 from pathlib import Path
 
 from serbero_cli import __version__
-from serbero_cli.audit import handoffs as hq
-from serbero_cli.audit import queries as q
 from serbero_cli.audit.health import PHASES, phase_runs
-from serbero_cli.audit.queries import AuditSettings, open_source
 from serbero_cli.errors import UsageError
 from serbero_cli.safetext import valid_unicode
+from serbero_cli.store import audit_handoffs as hq
+from serbero_cli.store import audit_queries as q
+from serbero_cli.store.audit_queries import AuditSettings, open_source
 
 ENVELOPES = ("mostro", "nip17")
 FILE_MODE = 0o644

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from serbero_cli.audit import queries as q
-from serbero_cli.audit.queries import AuditSettings, open_source
 from serbero_cli.audit.result import AuditResult
 from serbero_cli.audit.text import one_line, parse_json, parse_object, payload_summary, short
 from serbero_cli.audit.views import check_limit
+from serbero_cli.store import audit_queries as q
+from serbero_cli.store.audit_queries import AuditSettings, open_source
 
 # Same-second entries read in causal order: a state change, then what it opened, then what was sent.
 SOURCE_ORDER = ("transition", "session", "event", "message", "summary", "notification", "dispatch")

@@ -90,7 +90,7 @@ def _run(ctx: typer.Context, view: str, own: Output, build: Callable[[Any, int, 
 
 def audit_settings(ctx: typer.Context, db: Path | None):
     """From the config (the one loader); with `--db` and no explicit `--config`, defaults only."""
-    from serbero_cli.audit.queries import AuditSettings
+    from serbero_cli.store.audit_queries import AuditSettings
 
     if db is None:
         return AuditSettings.from_config(load(ctx))

@@ -60,10 +60,10 @@ def _render_audit(out, config_path: Path) -> None:
     """The real `serbero audit` dashboard over the demo's database."""
     import time
 
-    from serbero_cli.audit.queries import AuditSettings
     from serbero_cli.audit.render import render
     from serbero_cli.audit.views import run_dashboard
     from serbero_cli.config import load_config
+    from serbero_cli.store.audit_queries import AuditSettings
 
     out.print()
     out.print("serbero audit (the dashboard an operator sees)", style="bold", markup=False)

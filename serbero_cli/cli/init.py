@@ -99,7 +99,7 @@ def render_init(result, *, config_option: str) -> None:
             "Point the systemd units' EnvironmentFile= at that file (or load it before running serbero).",
         ]
     if result.env_secret is not None:
-        from serbero_cli.keys import nsec
+        from serbero_cli.keytext import nsec
 
         lines += [
             "",

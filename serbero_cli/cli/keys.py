@@ -34,8 +34,8 @@ def generate(
     """
 
     def body() -> int:
-        from serbero_cli.keys import generate_secret, nsec
-        from serbero_cli.setup.keys import identity_of
+        from serbero_cli.keytext import generate_secret, nsec
+        from serbero_cli.setup.keytools import identity_of
 
         secret = generate_secret()
         ident = identity_of(secret)
@@ -67,8 +67,8 @@ def show(
 
     def body() -> int:
         from serbero_cli.config import default_config_path
-        from serbero_cli.setup.keys import configured_secret, identity_of
-        from serbero_cli.setup.keys import secret_from_env as read_env
+        from serbero_cli.setup.keytools import configured_secret, identity_of
+        from serbero_cli.setup.keytools import secret_from_env as read_env
 
         if secret_from_env:
             secret, notes = read_env(os.environ), []
@@ -102,7 +102,7 @@ def convert(
     """
 
     def body() -> int:
-        from serbero_cli.setup.keys import convert_key
+        from serbero_cli.setup.keytools import convert_key
 
         result = convert_key(value, as_kind)
         print(result.value)

@@ -28,7 +28,7 @@ def listen(
 
     Run it from cron or a timer every minute, or once with --follow as a long-running service.
     """
-    from serbero_cli.core.result import error_report
+    from serbero_cli.listen.result import error_report
 
     def body() -> int:
         from serbero_cli.errors import UsageError
@@ -38,7 +38,7 @@ def listen(
         config = load(ctx)
         maybe_init_nostr_logger(ctx)
         from serbero_cli.cli.render import ProgressBar, show_result
-        from serbero_cli.core.run import run_listen
+        from serbero_cli.listen.run import run_listen
 
         bar = ProgressBar("sending", enabled=sys.stdout.isatty() and not json_output and not quiet)
         try:

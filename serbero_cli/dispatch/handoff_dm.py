@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from serbero_cli.core.headline import escalation_opening
-from serbero_cli.dispatch.package import HandoffPackage
+from serbero_cli.domain.handoff import HandoffPackage
+from serbero_cli.domain.headline import escalation_opening
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from serbero_cli.keys import KeyFormatError, parse_public_key
+from serbero_cli.keytext import KeyFormatError, parse_public_key
 
 ROUTES = ("targeted", "broadcast", "fallback")
 UNROUTABLE = "unroutable"

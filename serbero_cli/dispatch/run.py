@@ -17,13 +17,13 @@ from typing import Any
 
 from serbero_cli import testhook
 from serbero_cli.config import Config
-from serbero_cli.core import inbox
-from serbero_cli.core.audience import Audience
+from serbero_cli.delivery import inbox
+from serbero_cli.delivery.audience import Audience
 from serbero_cli.dispatch import sends
 from serbero_cli.dispatch.handoff_dm import render_handoff_body
-from serbero_cli.dispatch.package import HandoffParseError, parse_handoff
 from serbero_cli.dispatch.result import DispatchResult, HandoffOutcome
 from serbero_cli.dispatch.routing import resolve_recipients
+from serbero_cli.domain.handoff import HandoffParseError, parse_handoff
 from serbero_cli.errors import DatabaseError, DatabaseMissing
 from serbero_cli.mediation.transcript_dm import transcript_messages
 from serbero_cli.runlock import RunLock

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from serbero_cli.core.audience import Audience
+from serbero_cli.delivery.audience import Audience
 
 HANDOFF_TYPE = "escalation_handoff"
 TRANSCRIPT_TYPE = "transcript"

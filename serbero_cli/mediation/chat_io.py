@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from serbero_cli.keys import Secret, short
+from serbero_cli.keytext import Secret, short
 from serbero_cli.nostr import chat
 from serbero_cli.nostr.chat_keys import ChannelKeyError, ChannelKeys, derive_channel
 from serbero_cli.store import mediation as med

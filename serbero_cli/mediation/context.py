@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from serbero_cli.config import Config
-from serbero_cli.core.audience import Audience
+from serbero_cli.delivery.audience import Audience
 from serbero_cli.mediation import escalation
 from serbero_cli.mediation.result import MediationResult
 from serbero_cli.stopping import StopRequested

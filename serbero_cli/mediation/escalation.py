@@ -12,11 +12,11 @@ import json
 import logging
 from dataclasses import dataclass
 
-from serbero_cli.core import headline
-from serbero_cli.core.audience import Audience
-from serbero_cli.core.lifecycle import can_move
-from serbero_cli.core.observers import queue_headline
-from serbero_cli.keys import short
+from serbero_cli.delivery.audience import Audience
+from serbero_cli.delivery.observers import queue_headline
+from serbero_cli.domain import headline
+from serbero_cli.domain.lifecycle import can_move
+from serbero_cli.keytext import short
 from serbero_cli.mediation import messages
 from serbero_cli.mediation.transcript_dm import transcript_messages
 from serbero_cli.store import disputes as disputes_store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from serbero_cli.keys import short
+from serbero_cli.keytext import short
 from serbero_cli.mediation import chat_io, messages, policy
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.store import disputes as disputes_store

@@ -9,7 +9,7 @@ phrase check (a test asserts it) and say that a human solver decides. No body en
 
 from __future__ import annotations
 
-from serbero_cli.core import headline
+from serbero_cli.domain import headline
 from serbero_cli.mediation.policy import FOOTER
 from serbero_cli.safetext import body_text, header_value
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 from serbero_cli.config import Config, load_reasoning_api_key
 from serbero_cli.errors import NoRelayReachable
-from serbero_cli.keys import short
+from serbero_cli.keytext import short
 from serbero_cli.mediation import chat_io, ingest, node_messages, opening, summary, timeouts
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.evaluate import evaluate_sessions
@@ -192,7 +192,7 @@ async def _resolve_transport(ctx: RunContext) -> None:
 
 def _check_node_serbero(ctx: RunContext, event, info) -> None:
     """A node that announces another Serbero gets no new session from this one (exit 4)."""
-    from serbero_cli.keys import npub
+    from serbero_cli.keytext import npub
 
     if info is None:
         return

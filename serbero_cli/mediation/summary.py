@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from serbero_cli.core import headline, inbox
-from serbero_cli.core.observers import queue_headline
-from serbero_cli.core.outbox import flush_outbox
-from serbero_cli.keys import short
+from serbero_cli.delivery import inbox
+from serbero_cli.delivery.observers import queue_headline
+from serbero_cli.delivery.outbox import flush_outbox
+from serbero_cli.domain import headline
+from serbero_cli.keytext import short
 from serbero_cli.mediation import escalation, messages, policy
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.evaluate import initiator_of, record_failure, session_context, transcript

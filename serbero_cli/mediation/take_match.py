@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from serbero_cli.keys import Secret, is_valid_xonly
+from serbero_cli.keytext import Secret, is_valid_xonly
 
 if TYPE_CHECKING:
     from serbero_cli.nostr.mostro_messages import MostroReply

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from serbero_cli.core import headline
+from serbero_cli.domain import headline
 from serbero_cli.safetext import body_text
 
 MAX_MESSAGE_BYTES = 30_000

@@ -16,10 +16,10 @@ from typing import Any
 
 import nostr_sdk as ns
 
-from serbero_cli.keys import Secret
+from serbero_cli.keytext import Secret
 from serbero_cli.nostr.chat_keys import ChannelKeys
 from serbero_cli.nostr.events import MAX_EVENT_JSON_BYTES
-from serbero_cli.nostr.keys import keys_from_secret
+from serbero_cli.nostr.sdk_keys import keys_from_secret
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import coincurve
 
-from serbero_cli.keys import CURVE_ORDER, Secret
+from serbero_cli.keytext import CURVE_ORDER, Secret
 
 CONV_INFO = b"mostro:chat:conv:v1"
 SIGN_INFO = b"mostro:chat:sign:v1"

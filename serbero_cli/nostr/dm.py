@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import nostr_sdk as ns
 
-from serbero_cli.keys import Secret
-from serbero_cli.nostr.keys import keys_from_secret, public_key
+from serbero_cli.keytext import Secret
 from serbero_cli.nostr.relays import PublishOutcome, RelayPool
+from serbero_cli.nostr.sdk_keys import keys_from_secret, public_key
 from serbero_cli.safetext import valid_unicode
 
 ENVELOPES = ("mostro", "nip17")

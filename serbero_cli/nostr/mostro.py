@@ -18,9 +18,8 @@ from collections.abc import Callable
 
 import nostr_sdk as ns
 
-from serbero_cli.keys import Secret
+from serbero_cli.keytext import Secret
 from serbero_cli.nostr.events import MAX_EVENT_JSON_BYTES
-from serbero_cli.nostr.keys import keys_from_secret
 from serbero_cli.nostr.mostro_messages import (  # noqa: F401 - re-exported API
     ACTION_TAKE,
     ACTION_TOOK,
@@ -38,6 +37,7 @@ from serbero_cli.nostr.mostro_messages import (  # noqa: F401 - re-exported API
     take_message_json,
     verify_message_signature,
 )
+from serbero_cli.nostr.sdk_keys import keys_from_secret
 
 logger = logging.getLogger(__name__)
 

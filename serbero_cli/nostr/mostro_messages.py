@@ -234,7 +234,7 @@ def _serbero_tag(value: str | None) -> dict[str, Any]:
     or a point off the curve is malformed (reported, then treated as no tag). Uppercase is fine."""
     if value is None:
         return {}
-    from serbero_cli.keys import is_valid_xonly
+    from serbero_cli.keytext import is_valid_xonly
 
     if _HEX64.match(value) and is_valid_xonly(value.lower()):
         return {"serbero": value.lower()}

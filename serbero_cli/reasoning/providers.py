@@ -17,7 +17,7 @@ import httpx
 
 from serbero_cli.config import ReasoningConfig
 from serbero_cli.errors import ConfigError
-from serbero_cli.keys import Secret
+from serbero_cli.keytext import Secret
 
 logger = logging.getLogger(__name__)
 

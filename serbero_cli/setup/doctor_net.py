@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from serbero_cli.config import Config
-from serbero_cli.keys import short
+from serbero_cli.keytext import short
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.setup.checks import FAIL, OK, WARN, Check, ago
 from serbero_cli.setup.doctor_dm import inbox_filter, inbox_row
@@ -140,7 +140,7 @@ def _dispute_row(events: list[NostrEvent], connected: list[RelayProbe], mostro: 
 
 def _acceptable_dispute(event: NostrEvent, mostro: str, now: int) -> bool:
     """Only a dispute event listen would accept is shown: its tags are then safe to print."""
-    from serbero_cli.core.events import EventRejected, parse_dispute_event
+    from serbero_cli.domain.dispute_events import EventRejected, parse_dispute_event
 
     try:
         parse_dispute_event(event, mostro, now=now)
@@ -170,7 +170,7 @@ def node_serbero_row(info: Any, own: str) -> Check:
 
     The Mostro app labels Serbero "Assistant" and mostro-watchdog finds it only through that tag.
     The detail names the announced key as 64 hex (or nothing)."""
-    from serbero_cli.keys import npub
+    from serbero_cli.keytext import npub
 
     name = "node announces serbero"
     if info is None or info.serbero_malformed or info.serbero is None:

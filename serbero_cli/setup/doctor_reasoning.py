@@ -13,7 +13,7 @@ from typing import Any
 
 from serbero_cli.config import Config, load_reasoning_api_key
 from serbero_cli.errors import ConfigError
-from serbero_cli.keys import Secret
+from serbero_cli.keytext import Secret
 from serbero_cli.setup.checks import FAIL, OK, WARN, Check
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from serbero_cli.config import parse_config, render_sample
 from serbero_cli.errors import ConfigError, UsageError
-from serbero_cli.keys import (
+from serbero_cli.keytext import (
     KeyFormatError,
     Secret,
     SecretKeyGiven,

@@ -211,7 +211,7 @@ def _step(narrate: Narrate, name: str, action: Callable[[], str]) -> None:
 
 
 def _listen(config) -> str:
-    from serbero_cli.core.run import run_listen
+    from serbero_cli.listen.run import run_listen
 
     d = run_listen(config).to_dict()
     return (f"listen: {d['disputes']['new']} new disputes, {d['notifications']['sent']} solver DMs sent, "

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from serbero_cli.audit import checks, health, metrics, timeline, views
-from serbero_cli.audit.queries import AuditSettings
+from serbero_cli.store.audit_queries import AuditSettings
 from serbero_cli.store.db import open_db
 
 DISPUTES = 100_000
@@ -93,7 +93,7 @@ def big_db(tmp_path_factory):
 
 def traced(monkeypatch) -> list[str]:
     """Record every statement the audit views run (with bound values expanded)."""
-    from serbero_cli.audit import queries
+    from serbero_cli.store import audit_queries as queries
 
     statements: list[str] = []
     real = queries.open_source

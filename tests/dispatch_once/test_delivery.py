@@ -6,7 +6,7 @@ import json
 import socket
 
 from serbero_cli.config import load_config
-from serbero_cli.core.run import run_listen
+from serbero_cli.listen.run import run_listen
 from tests.dispatch_once.conftest import handoff_dms
 from tests.helpers import db_rows, run_json
 

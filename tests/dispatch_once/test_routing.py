@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serbero_cli.keys import generate_secret, npub, public_key_of
+from serbero_cli.keytext import generate_secret, npub, public_key_of
 from tests.dispatch_once.conftest import handoff_dms
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from serbero_cli.config import load_config
-from serbero_cli.core.run import run_listen
+from serbero_cli.listen.run import run_listen
 from serbero_cli.simulate.relay import start_relay
 from serbero_cli.simulate.solver import SimSolver
 from tests.dispatch_once.conftest import handoff_dms

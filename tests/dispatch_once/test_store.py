@@ -9,7 +9,7 @@ import pytest
 import tomlkit
 
 from serbero_cli.config import load_config
-from serbero_cli.keys import is_valid_xonly
+from serbero_cli.keytext import is_valid_xonly
 from serbero_cli.store import dispatches, migrations
 from serbero_cli.store.db import open_db
 from serbero_cli.store.dispatches import HandoffRow

@@ -11,7 +11,7 @@ import json
 
 import nostr_sdk as ns
 
-from serbero_cli.keys import npub
+from serbero_cli.keytext import npub
 from serbero_cli.simulate.watchdog import WatchdogObserver
 from tests.ecosystem.conftest import BOTH
 from tests.ecosystem.test_first_lines import mostrix

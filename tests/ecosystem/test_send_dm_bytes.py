@@ -13,7 +13,7 @@ import json
 import nostr_sdk as ns
 import pytest
 
-from serbero_cli.keys import Secret
+from serbero_cli.keytext import Secret
 from serbero_cli.nostr.dm import build_mostro_dm, send_dm_message_json, send_dm_plaintext
 from serbero_cli.simulate.mostrix import Rejected, open_message, serde_message, serde_string
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from serbero_cli.core.inbox import inbox_relays_from, usable_relay
-from serbero_cli.core.outbox import observer_retry_due
+from serbero_cli.delivery.inbox import inbox_relays_from, usable_relay
+from serbero_cli.delivery.outbox import observer_retry_due
 from serbero_cli.mediation.transcript_dm import MAX_MESSAGE_BYTES, transcript_messages
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.store.notifications import OutboxRow

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from serbero_cli.core.audience import Audience
-from serbero_cli.core.sweep import plan_reminders, queue_renotifications
+from serbero_cli.delivery.audience import Audience
+from serbero_cli.listen.sweep import plan_reminders, queue_renotifications
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store.db import open_db
@@ -39,7 +39,7 @@ def notified(store, dispute_id: str, opened: int = T0) -> None:
 
 def deliver_all(store, now: int) -> None:
     """Every queued reminder reaches its solver at `now` (what a flush records)."""
-    from serbero_cli.core.outbox import after_sent
+    from serbero_cli.delivery.outbox import after_sent
 
     for row in outbox.due(store, now=now, max_attempts=5):
         with store.immediate() as conn:

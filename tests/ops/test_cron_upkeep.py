@@ -50,7 +50,7 @@ def test_logrotate_rotates_the_phase_logs(tmp_path):
     group = grp.getgrgid(os.getgid()).gr_name
     logs = tmp_path / "log"
     logs.mkdir(mode=0o755)
-    (logs / "listen.log").write_text("2024-05-01T12:00:00Z INFO serbero_cli.core.run: events fetched=1\n")
+    (logs / "listen.log").write_text("2024-05-01T12:00:00Z INFO serbero_cli.listen.run: events fetched=1\n")
     conf = tmp_path / "serbero"
     conf.write_text(LOGROTATE.replace("/var/log/serbero", str(logs))
                     .replace("su serbero serbero", f"su {user} {group}")

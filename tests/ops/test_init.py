@@ -10,7 +10,7 @@ import nostr_sdk as ns
 import tomlkit
 
 from serbero_cli.config import load_config, render_sample
-from serbero_cli.keys import npub, parse_secret_key, public_key_of
+from serbero_cli.keytext import npub, parse_secret_key, public_key_of
 from tests.helpers import run_json, run_serbero
 
 NPUB_READ = re.compile(r"\b(npub1[02-9ac-hj-np-z]{58}):read\b")

@@ -7,7 +7,7 @@ import stat
 import tomlkit
 
 from serbero_cli.config import load_config
-from serbero_cli.keys import npub, parse_secret_key, public_key_of
+from serbero_cli.keytext import npub, parse_secret_key, public_key_of
 from tests.helpers import run_serbero
 
 

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from serbero_cli.errors import UsageError
-from serbero_cli.keys import CURVE_ORDER, Secret, npub, nsec, public_key_of
-from serbero_cli.setup.keys import convert_key
+from serbero_cli.keytext import CURVE_ORDER, Secret, npub, nsec, public_key_of
+from serbero_cli.setup.keytools import convert_key
 from tests.helpers import run_serbero, write_config
 
 

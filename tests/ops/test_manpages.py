@@ -8,8 +8,8 @@ import subprocess
 import pytest
 import typer.main
 
+from devtools.manpage import COMMAND_NOTES, render_pages, roff
 from serbero_cli.cli.app import app
-from serbero_cli.manpage import COMMAND_NOTES, render_pages, roff
 from tests.helpers import ROOT
 from tests.ops.conftest import parse_cli
 

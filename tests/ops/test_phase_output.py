@@ -143,7 +143,7 @@ def test_journal_stream_gives_priority_prefixed_lines_without_timestamps(make_co
     assert lines and all(JOURNAL.match(line) for line in lines), proc.stderr
     priorities = {JOURNAL.match(line).group(1) for line in lines}
     assert {"4", "6", "7"} <= priorities
-    assert any(line.startswith("<6>serbero_cli.core.run: events fetched=1 ") for line in lines)
+    assert any(line.startswith("<6>serbero_cli.listen.run: events fetched=1 ") for line in lines)
     assert any(line.startswith("<4>") and "unreachable" in line for line in lines)
     assert not any(re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", line) for line in lines)
 
@@ -161,7 +161,7 @@ def test_log_file_lines_carry_a_utc_timestamp_and_steps_log_at_info(make_config,
     proc = run_serbero(cfg, "listen", "-q")
     lines = proc.stderr.splitlines()
     assert lines and all(TIMESTAMPED.match(line) for line in lines), proc.stderr
-    steps = [line.split(": ", 1)[1].split()[0] for line in lines if " serbero_cli.core.run: " in line]
+    steps = [line.split(": ", 1)[1].split()[0] for line in lines if " serbero_cli.listen.run: " in line]
     assert steps == ["events", "outbox"]
 
 

@@ -8,9 +8,9 @@ import shlex
 import pytest
 import typer.main
 
+from devtools.reference import README_END, README_START, markdown_table
 from serbero_cli.cli.app import app
 from serbero_cli.errors import ExitCode
-from serbero_cli.reference import README_END, README_START, markdown_table
 from tests.helpers import ROOT
 from tests.ops.conftest import parse_cli
 

@@ -10,7 +10,7 @@ import time
 
 import nostr_sdk as ns
 
-from serbero_cli.keys import generate_secret, public_key_of
+from serbero_cli.keytext import generate_secret, public_key_of
 from serbero_cli.nostr.chat import (
     Kind14RunState,
     build_inner,

@@ -12,7 +12,7 @@ import time
 import nostr_sdk as ns
 import pytest
 
-from serbero_cli.keys import Secret
+from serbero_cli.keytext import Secret
 from serbero_cli.mediation.take_match import PendingTake, TakeOutcome, match_reply
 from serbero_cli.nostr.mostro import (
     build_take_giftwrap,

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from serbero_cli.config import PromptsConfig, ReasoningConfig
-from serbero_cli.keys import Secret
+from serbero_cli.keytext import Secret
 from serbero_cli.reasoning.providers import Provider, make_provider
 
 # Distinctive, so a leak anywhere (logs, errors, tracebacks) is unmistakable.

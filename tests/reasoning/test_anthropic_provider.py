@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from serbero_cli.keys import Secret
+from serbero_cli.keytext import Secret
 from serbero_cli.reasoning.bundle import load_bundle
 from serbero_cli.reasoning.parsing import MalformedResponse
 from serbero_cli.reasoning.providers import ProviderError, make_provider

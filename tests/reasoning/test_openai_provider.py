@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from serbero_cli.errors import ConfigError
-from serbero_cli.keys import Secret
+from serbero_cli.keytext import Secret
 from serbero_cli.reasoning.providers import ProviderError, make_provider
 from serbero_cli.simulate.llm import Reply
 from tests.reasoning.support import API_KEY, complete, health, reasoning_config

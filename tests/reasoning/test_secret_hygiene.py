@@ -8,7 +8,7 @@ import traceback
 
 import pytest
 
-from serbero_cli.keys import Secret
+from serbero_cli.keytext import Secret
 from serbero_cli.reasoning.bundle import load_bundle
 from serbero_cli.reasoning.providers import ProviderError, make_provider
 from serbero_cli.reasoning.reasoner import Reasoner

@@ -11,7 +11,7 @@ import json
 import nostr_sdk as ns
 import pytest
 
-from serbero_cli.keys import generate_secret, public_key_of
+from serbero_cli.keytext import generate_secret, public_key_of
 from serbero_cli.nostr.chat import (
     Kind14RunState,
     build_inner,

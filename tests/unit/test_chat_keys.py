@@ -10,7 +10,7 @@ import coincurve
 import nostr_sdk as ns
 import pytest
 
-from serbero_cli.keys import Secret, generate_secret, public_key_of
+from serbero_cli.keytext import Secret, generate_secret, public_key_of
 from serbero_cli.nostr.chat_keys import (
     CONV_INFO,
     ChannelKeyError,

@@ -9,7 +9,7 @@ import pytest
 
 from serbero_cli.config import KEYS, SECTIONS, load_config, load_reasoning_api_key, section_fields
 from serbero_cli.errors import ConfigError
-from serbero_cli.keys import bech32_encode, npub, nsec, parse_secret_key, public_key_of
+from serbero_cli.keytext import bech32_encode, npub, nsec, parse_secret_key, public_key_of
 
 SECRET = "5f" * 32
 MOSTRO = public_key_of(parse_secret_key("11" * 32))
@@ -181,7 +181,7 @@ def test_key_table_and_dataclasses_agree():
 def test_bech32_rejects_bad_checksum():
     good = npub(SOLVER)
     with pytest.raises(ValueError):
-        from serbero_cli.keys import parse_public_key
+        from serbero_cli.keytext import parse_public_key
 
         parse_public_key(good[:-1] + ("q" if good[-1] != "q" else "p"))
     assert bech32_encode("npub", bytes.fromhex(SOLVER)) == good

@@ -6,7 +6,7 @@ import json
 import logging
 
 from serbero_cli.dispatch.handoff_dm import SUMMARY_TEMPLATE, render_handoff_body, summary_line
-from serbero_cli.dispatch.package import HandoffPackage, parse_handoff
+from serbero_cli.domain.handoff import HandoffPackage, parse_handoff
 
 
 def package(**changes) -> HandoffPackage:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serbero_cli.dispatch.package import (
+from serbero_cli.domain.handoff import (
     FIELD_ORDER,
     MAX_DETAIL_CHARS,
     HandoffPackage,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from serbero_cli.dispatch.routing import normalize_pubkey, resolve_recipients
-from serbero_cli.keys import Secret, npub, public_key_of
+from serbero_cli.keytext import Secret, npub, public_key_of
 
 W1, W2, R1, R2, OUT = (public_key_of(Secret(f"{i:064x}")) for i in range(1, 6))
 

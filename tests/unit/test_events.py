@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serbero_cli.core.events import EventRejected, in_apply_order, parse_dispute_event
-from serbero_cli.core.run import validate
-from serbero_cli.keys import parse_secret_key, public_key_of
+from serbero_cli.domain.dispute_events import EventRejected, in_apply_order, parse_dispute_event
+from serbero_cli.keytext import parse_secret_key, public_key_of
+from serbero_cli.listen.run import validate
 from serbero_cli.nostr.events import MAX_EVENT_JSON_BYTES, NostrEvent, parse_int_tag
 
 MOSTRO = public_key_of(parse_secret_key("11" * 32))

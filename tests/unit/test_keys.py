@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serbero_cli.keys import (
+from serbero_cli.keytext import (
     Secret,
     bech32_decode,
     generate_secret,

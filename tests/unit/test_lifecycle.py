@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from serbero_cli.core.events import DisputeEvent
-from serbero_cli.core.lifecycle import ALLOWED, STATES, can_move, decide
+from serbero_cli.domain.dispute_events import DisputeEvent
+from serbero_cli.domain.lifecycle import ALLOWED, STATES, can_move, decide
 from serbero_cli.store.disputes import DisputeView
 
 SOLVER = "ab" * 32

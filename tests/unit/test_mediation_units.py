@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from serbero_cli.config import MediationConfig
-from serbero_cli.core import headline
-from serbero_cli.core import messages as core_messages
-from serbero_cli.core.audience import Audience
+from serbero_cli.delivery.audience import Audience
+from serbero_cli.domain import headline
+from serbero_cli.listen import texts as core_messages
 from serbero_cli.mediation import auth, messages, policy
 from serbero_cli.mediation.escalation import Escalation, handoff_package, recommend
 from serbero_cli.mediation.policy import contains_authority_phrase

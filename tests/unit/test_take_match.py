@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from serbero_cli.keys import generate_secret, public_key_of
+from serbero_cli.keytext import generate_secret, public_key_of
 from serbero_cli.mediation.take_match import PendingTake, TakeOutcome, match_reply
 from serbero_cli.nostr.mostro_messages import MostroReply
 

@@ -14,7 +14,7 @@ import coincurve
 import nostr_sdk as ns
 import pytest
 
-from serbero_cli.keys import Secret
+from serbero_cli.keytext import Secret
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.nostr.mostro import (
     TakeBuildError,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from serbero_cli.config import load_config
-from serbero_cli.core.run import run_listen
 from serbero_cli.errors import LockHeld
+from serbero_cli.listen.run import run_listen
 from serbero_cli.runlock import RunLock
 from serbero_cli.store.mediation import DISPUTE_EXPR
 from serbero_cli.store.prune import TABLES

@@ -10,7 +10,7 @@ import os
 import nostr_sdk as ns
 import pytest
 
-from serbero_cli.keys import npub
+from serbero_cli.keytext import npub
 from serbero_cli.secret_sources import SecretSourceError, find_secret
 from tests.helpers import run_serbero
 from tests.mediate_once.conftest import ask

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from serbero_cli.core import headline
-from serbero_cli.core.audience import Audience
-from serbero_cli.keys import short
+from serbero_cli.delivery.audience import Audience
+from serbero_cli.domain import headline
+from serbero_cli.keytext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store.db import Connection

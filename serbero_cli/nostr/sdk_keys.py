@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import nostr_sdk as ns
 
-from serbero_cli.keys import Secret
+from serbero_cli.keytext import Secret
 
 
 def keys_from_secret(secret: Secret) -> ns.Keys:

@@ -7,7 +7,7 @@ only the trade role. No body ends with a newline.
 
 from __future__ import annotations
 
-from serbero_cli.core import headline
+from serbero_cli.domain import headline
 from serbero_cli.safetext import header_value
 
 RENOTIFY_HINT = "still no solver has taken it; take it from your Mostro client (admin-take-dispute)"

@@ -15,13 +15,19 @@ from typing import Any
 
 from serbero_cli import testhook
 from serbero_cli.config import Config
-from serbero_cli.core import apply, inbox, sweep
-from serbero_cli.core.audience import Audience
-from serbero_cli.core.events import DISPUTE_KIND, DisputeEvent, EventRejected, parse_dispute_event
-from serbero_cli.core.outbox import flush_outbox
-from serbero_cli.core.result import ListenResult
+from serbero_cli.delivery import inbox
+from serbero_cli.delivery.audience import Audience
+from serbero_cli.delivery.outbox import flush_outbox
+from serbero_cli.domain.dispute_events import (
+    DISPUTE_KIND,
+    DisputeEvent,
+    EventRejected,
+    parse_dispute_event,
+)
 from serbero_cli.errors import DatabaseMissing, NoRelayReachable
-from serbero_cli.keys import short
+from serbero_cli.keytext import short
+from serbero_cli.listen import apply, sweep
+from serbero_cli.listen.result import ListenResult
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.runlock import RunLock
 from serbero_cli.runrecord import recorded_run
@@ -237,7 +243,7 @@ def _resolution_hook(config: Config):
 
 async def _follow(run: _Run, stream, result: ListenResult) -> None:
     """Stay subscribed; apply events as they arrive; sweep and retry on the check interval."""
-    from serbero_cli.core.follow import follow
+    from serbero_cli.listen.follow import follow
 
     async def apply_events(events: list[NostrEvent]) -> None:
         run.apply_events(events, result)

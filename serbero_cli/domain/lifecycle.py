@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from serbero_cli.core.events import DisputeEvent
+from serbero_cli.domain.dispute_events import DisputeEvent
 from serbero_cli.store.disputes import DisputeView
 
 STATES = ("new", "notified", "taken", "waiting", "escalated", "resolved")

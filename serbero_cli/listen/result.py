@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from serbero_cli.config_keys import ENVELOPES
+from serbero_cli.config_schema import ENVELOPES
 from serbero_cli.errors import ExitCode
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from serbero_cli.keys import is_valid_xonly
+from serbero_cli.keytext import is_valid_xonly
 from serbero_cli.nostr.events import (
     FUTURE_LIMIT_SECONDS,
     MAX_EVENT_JSON_BYTES,

@@ -1,6 +1,6 @@
 """`serbero keys`: key conversions and "which public key does this config use" (operations.md §2).
 
-Plain functions over `serbero_cli.keys`; the command module decides what is printed where.
+Plain functions over `serbero_cli.keytext`; the command module decides what is printed where.
 `configured_secret` never returns text, only a `Secret`, so the caller can derive the public
 key without any code path that could print the private one.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serbero_cli.errors import ConfigError, UsageError
-from serbero_cli.keys import (
+from serbero_cli.keytext import (
     KeyFormatError,
     Secret,
     npub,

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from serbero_cli.core import messages
-from serbero_cli.core.audience import Audience
-from serbero_cli.keys import short
+from serbero_cli.delivery.audience import Audience
+from serbero_cli.keytext import short
+from serbero_cli.listen import texts as messages
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store.db import Store

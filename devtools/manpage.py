@@ -176,7 +176,7 @@ def paragraphs(help_text: str | None) -> list[str]:
 
 
 def _main_page(root: Any, ctx: Any, commands: list[tuple[str, Any]]) -> str:
-    from serbero_cli.reference import reference_rows
+    from devtools.reference import reference_rows
 
     out = _header("serbero", "dispute coordinator for the Mostro peer-to-peer Bitcoin exchange, over Nostr")
     out += [".SH SYNOPSIS", r"\fBserbero\fR [\fIGLOBAL OPTIONS\fR] \fICOMMAND\fR [\fIARGS\fR]", ".SH DESCRIPTION"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from serbero_cli.audit.queries import DISPATCH_COLUMNS, Source
+from serbero_cli.store.audit_queries import DISPATCH_COLUMNS, Source
 
 HANDOFF_STATES = ("pending", "sending", "dispatched", "send_failed", "superseded", "unroutable", "parse_failed")
 DISPATCH_STATUSES = ("sending", "dispatched", "send_failed")
@@ -89,7 +89,7 @@ def get_dispatch(src: Source, dispatch_id: str) -> dict[str, Any] | None:
 
 def dispatch_notifications(src: Source, dispatch: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     """The `notifications` records of one dispatch's sends (escalation.md §7.2 `--id`)."""
-    from serbero_cli.audit.queries import NOTIFICATION_COLUMNS
+    from serbero_cli.store.audit_queries import NOTIFICATION_COLUMNS
 
     return src.rows(
         f"SELECT {NOTIFICATION_COLUMNS} FROM notifications "

@@ -1,0 +1,1 @@
+"""Build-time tools (man pages, README reference tables); not part of the installed package."""

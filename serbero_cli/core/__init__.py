@@ -1,1 +1,0 @@
-"""`serbero listen`: dispute events, lifecycle rules, solver messages, the outbox and the sweep."""

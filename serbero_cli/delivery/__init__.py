@@ -1,0 +1,1 @@
+"""Getting messages to solvers and observers: the outbox, audiences and envelopes, inbox relays."""

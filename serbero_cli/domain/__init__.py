@@ -1,0 +1,1 @@
+"""What every phase shares about disputes: the lifecycle, dispute events, first lines, handoffs."""

@@ -1,0 +1,1 @@
+"""`serbero listen`: fetch dispute events, apply them, remind solvers, deliver the outbox."""
