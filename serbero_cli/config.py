@@ -147,6 +147,7 @@ class Config:
     private_key: Secret
     db_path: Path
     log_level: str
+    busy_timeout_seconds: float
     mostro_pubkey: str
     mostro_transport: str
     relays: tuple[str, ...]
@@ -271,6 +272,7 @@ class _Checker:
             private_key=serbero["private_key"],
             db_path=serbero["db_path"],
             log_level=serbero["log_level"],
+            busy_timeout_seconds=serbero["busy_timeout_seconds"],
             mostro_pubkey=mostro["pubkey"],
             mostro_transport=mostro["transport"],
             relays=tuple(r["url"] for r in relays),
@@ -324,6 +326,14 @@ class _Checker:
 
     def coerce(self, spec: KeySpec, value: Any, line: int | None, where: str) -> Any:
         kind = spec.kind
+        if kind == "seconds":  # a duration that may be a fraction of a second (tests use 0.2)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                self.problem(line, where, f"must be a number of seconds, not {_type_name(value)}")
+                return spec.default
+            if value <= spec.minimum if spec.minimum is not None else False:
+                self.problem(line, where, f"must be more than {spec.minimum} seconds, got {value}")
+                return spec.default
+            return value
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 self.problem(line, where, f"must be an integer, not {_type_name(value)}")

@@ -23,7 +23,7 @@ class KeySpec:
 
     section: str
     name: str
-    kind: str  # str | int | bool | pubkey | secret | choice | url | path | envelopes
+    kind: str  # str | int | seconds (int or float) | bool | pubkey | secret | choice | url | path | envelopes
     default: Any
     help: str
     minimum: int | None = None
@@ -41,6 +41,9 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("serbero", "log_level", "choice", "info",
             "debug, info, warning or error. Env SERBERO_LOG; --log-level beats both.",
             choices=LOG_LEVELS, env="SERBERO_LOG"),
+    KeySpec("serbero", "busy_timeout_seconds", "seconds", 5,
+            "How long a run waits for another one's write lock on the database before giving up.",
+            minimum=0),
     KeySpec("mostro", "pubkey", "pubkey", REQUIRED,
             "The Mostro node's public key: hex, npub1… or nostr:npub1…."),
     KeySpec("mostro", "transport", "choice", "auto",

@@ -42,7 +42,8 @@ def listen(
 
         bar = ProgressBar("sending", enabled=sys.stdout.isatty() and not json_output and not quiet)
         try:
-            result = run_listen(config, dry_run=dry_run, follow=follow, progress=bar)
+            result = run_listen(config, dry_run=dry_run, follow=follow, progress=bar,
+                                on_resolved=resolution_hook(config))
         finally:
             bar.close()
         if json_output:
@@ -100,3 +101,18 @@ def render_listen(result) -> None:
         out.print(plan)
     for warning in result.warnings:
         out.print(plain(f"warning: {warning}"))
+
+
+def resolution_hook(config):
+    """Mediation's hook for disputes Mostro reports resolved, imported only when one is: a run with
+    nothing resolved never loads the mediation code (start-up budget)."""
+    made = []
+
+    def hook(conn, event, before, now):
+        if not made:
+            from serbero_cli.mediation.resolution import make_resolution_hook
+
+            made.append(make_resolution_hook(config))
+        return made[0](conn, event, before, now)
+
+    return hook

@@ -15,7 +15,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from serbero_cli import testhook
 from serbero_cli.config import Config
 from serbero_cli.delivery import inbox
 from serbero_cli.delivery.audience import Audience
@@ -42,8 +41,12 @@ MAX_ATTEMPTS = dispatches.MAX_ATTEMPTS
 
 
 def run_dispatch_once(config: Config, *, dry_run: bool, limit: int | None = None,
-                      clock: Callable[[], float] = time.time) -> DispatchResult:
-    """One dispatch-once run. Return the result; raise LockHeld (75) or DatabaseError (1) early."""
+                      clock: Callable[[], float] = time.time,
+                      checkpoint: Callable[[str, object], None] | None = None) -> DispatchResult:
+    """One dispatch-once run. Return the result; raise LockHeld (75) or DatabaseError (1) early.
+
+    `checkpoint(name, handoff_id)` is called right after a claim and after the sends (tests stop a
+    run there to prove recovery)."""
     escalation = config.escalation
     if not dry_run and not escalation.enabled:
         logger.debug("escalation is disabled ([escalation] enabled = false): nothing to do")
@@ -59,12 +62,13 @@ def run_dispatch_once(config: Config, *, dry_run: bool, limit: int | None = None
         finally:
             store.close()
     with RunLock(config.db_path, "dispatch", "dispatch-once"):
-        store = open_db(config.db_path)
+        store = open_db(config.db_path, busy_timeout_seconds=config.busy_timeout_seconds)
         try:
             stop = StopRequested()
             with recorded_run(store, "dispatch_once", clock) as run, stop_on_signals(stop):
                 result = DispatchResult()
-                asyncio.run(_Walk(store, config, result, max_claims, clock, dry_run=False, stop=stop).run())
+                asyncio.run(_Walk(store, config, result, max_claims, clock, dry_run=False, stop=stop,
+                                  checkpoint=checkpoint).run())
                 if stop.is_set():
                     result.warnings.append(f"stopped by {stop.name}: unclaimed handoffs are left for the next run")
                     logger.warning("stopped by %s: unclaimed handoffs are left for the next run", stop.name)
@@ -103,7 +107,8 @@ class _Walk:
     """One pass over the candidates; holds the counters, the lazy relay pool and the result."""
 
     def __init__(self, store: Store, config: Config, result: DispatchResult, max_claims: int,
-                 clock: Callable[[], float], *, dry_run: bool, stop: StopRequested | None = None):
+                 clock: Callable[[], float], *, dry_run: bool, stop: StopRequested | None = None,
+                 checkpoint: Callable[[str, object], None] | None = None):
         self.store, self.config, self.result, self.clock, self.dry_run = store, config, result, clock, dry_run
         self.escalation = config.escalation
         self.max_claims = max_claims
@@ -115,6 +120,7 @@ class _Walk:
         self.label = " (dry run: not recorded)" if dry_run else ""
         self.audience = Audience.from_config(config)
         self.stop = stop or StopRequested()
+        self.checkpoint = checkpoint or (lambda name, detail: None)
         self.inbox: dict[str, list[str]] = {}  # recipients' DM inbox relays, read once relays are up
 
     async def run(self) -> None:
@@ -363,14 +369,14 @@ class _Walk:
         if dispatch.attempts > 1:
             outcome.detail = f"attempt {dispatch.attempts}/{MAX_ATTEMPTS}"
         self.result.add(outcome)
-        testhook.pause("after_claim", handoff.id)  # kill -9 tests
+        self.checkpoint("after_claim", handoff.id)
         per_recipient: dict[str, dict[str, Any]] = {}
         for send in planned:
             delivery = per_recipient.setdefault(send.recipient, _new_delivery(send.recipient))
             result = await self._send_one(dispatch, send)
             _merge(delivery, send, result)
         outcome.deliveries = [per_recipient[r] for r in dispatch.recipients if r in per_recipient]
-        testhook.pause("after_send", handoff.id)
+        self.checkpoint("after_send", handoff.id)
         status = "dispatched" if any(d["ok"] for d in outcome.deliveries) else "send_failed"
         if dispatches.finalize_dispatch(self.store, dispatch, handoff, status=status, now=int(self.clock())):
             outcome.status = status

@@ -11,9 +11,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from serbero_cli import testhook
 from serbero_cli.config import Config
 from serbero_cli.delivery import inbox
 from serbero_cli.delivery.audience import Audience
@@ -52,16 +52,24 @@ def run_listen(
     clock: Callable[[], float] = time.time,
     progress: Any = None,
     stop: StopRequested | None = None,
+    on_resolved: apply.ResolvedHook | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> ListenResult:
-    """One listen run (or a `--follow` session). Return the result; raise SerberoError subclasses."""
+    """One listen run (or a `--follow` session). Return the result; raise SerberoError subclasses.
+
+    `on_resolved` is called inside the transaction that resolves a dispute (the CLI passes
+    mediation's resolution hook); `checkpoint(name, detail)` is called at named points of the run
+    (tests stop a run there to prove nothing is lost).
+    """
     if dry_run:
         return asyncio.run(_dry_run(config, clock))
     stop = stop or StopRequested()
     with RunLock(config.db_path, "listen", "listen"):
-        store = open_db(config.db_path)
+        store = open_db(config.db_path, busy_timeout_seconds=config.busy_timeout_seconds)
         try:
             with recorded_run(store, "listen", clock) as run, stop_on_signals(stop):
-                result = asyncio.run(_real_run(store, config, clock, follow, progress, stop))
+                hooks = _Hooks(on_resolved, checkpoint or _no_checkpoint)
+                result = asyncio.run(_real_run(store, config, clock, follow, progress, stop, hooks))
                 if stop.is_set():
                     result.stopped_by = stop.name
                     result.warnings.append(f"stopped by {stop.name}: unfinished deliveries are left for the next run")
@@ -139,7 +147,7 @@ async def _fetch(pool, config: Config, since: int, connected: list[str], result:
     return fetched.events
 
 
-async def _real_run(store: Store, config: Config, clock, follow: bool, progress, stop) -> ListenResult:
+async def _real_run(store: Store, config: Config, clock, follow: bool, progress, stop, hooks: _Hooks) -> ListenResult:
     from serbero_cli.nostr.dm import DmSender
     from serbero_cli.nostr.relays import RelayPool
 
@@ -152,7 +160,7 @@ async def _real_run(store: Store, config: Config, clock, follow: bool, progress,
         since = fetch_since(store, config, int(clock()))
         events = await _fetch(pool, config, since, connected, result)
         _repair_clock(store, clock)
-        run = _Run(store, config, pool, sender, clock, stop)
+        run = _Run(store, config, pool, sender, clock, stop, hooks)
         if not stop.is_set():
             run.apply_events(events, result)
             await run.deliver(progress, result, sweep_now=True)
@@ -163,14 +171,29 @@ async def _real_run(store: Store, config: Config, clock, follow: bool, progress,
     return result
 
 
+Checkpoint = Callable[[str, object], None]
+
+
+def _no_checkpoint(name: str, detail: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    """What the caller plugs into a run: the resolution hook and the checkpoint callback."""
+
+    on_resolved: apply.ResolvedHook | None
+    checkpoint: Checkpoint
+
+
 class _Run:
     """What every pass of one listen run shares: the store, config, relays, sender and stop flag."""
 
     def __init__(self, store: Store, config: Config, pool: Any, sender: Any, clock: Callable[[], float],
-                 stop: StopRequested):
+                 stop: StopRequested, hooks: _Hooks):
         self.store, self.config, self.pool, self.sender, self.clock, self.stop = store, config, pool, sender, clock, stop
         self.audience = Audience.from_config(config)
-        self.hook = _resolution_hook(config)
+        self.hooks = hooks
 
     def apply_events(self, events: list[NostrEvent], result: ListenResult) -> None:
         """Validate and apply `events` in one transaction; count them only once it committed."""
@@ -183,9 +206,9 @@ class _Run:
                 existing = disputes_store.load_disputes(store, [e.dispute_id for e in valid])
                 effects = apply.plan(existing, valid)
                 counts = apply.write(conn, effects, mostro_pubkey=config.mostro_pubkey, audience=self.audience,
-                                     now=now, on_resolved=self.hook)
+                                     now=now, on_resolved=self.hooks.on_resolved)
             _add_counts(result, counts)
-            testhook.pause("listen_after_commit", len(valid))
+            self.hooks.checkpoint("listen_after_commit", len(valid))
             if counts.new and not self.audience.solvers:
                 result.warnings.append("no [[solvers]] configured: disputes are recorded but nobody is notified")
                 logger.warning("no solvers configured: %d new disputes recorded, nobody notified", counts.new)
@@ -232,13 +255,6 @@ def _add_counts(result: ListenResult, counts: apply.ApplyCounts) -> None:
     result.disputes_taken += counts.taken
     result.disputes_resolved += counts.resolved
     result.notifications_queued += counts.queued
-
-
-def _resolution_hook(config: Config):
-    """mediation.md §14: `listen` tells mediation when Mostro reports a dispute resolved."""
-    from serbero_cli.mediation.resolution import make_resolution_hook
-
-    return make_resolution_hook(config)
 
 
 async def _follow(run: _Run, stream, result: ListenResult) -> None:

@@ -66,7 +66,7 @@ def run_mediate_once(
         return result
     stop = stop or StopRequested()
     with RunLock(config.db_path, "mediate", "mediate-once"):
-        store = open_db(config.db_path)
+        store = open_db(config.db_path, busy_timeout_seconds=config.busy_timeout_seconds)
         try:
             with recorded_run(store, "mediate_once", clock) as run, stop_on_signals(stop):
                 with store.immediate() as conn:  # stored times from a clock that ran ahead are read as now

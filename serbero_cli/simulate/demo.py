@@ -212,8 +212,9 @@ def _step(narrate: Narrate, name: str, action: Callable[[], str]) -> None:
 
 def _listen(config) -> str:
     from serbero_cli.listen.run import run_listen
+    from serbero_cli.mediation.resolution import make_resolution_hook
 
-    d = run_listen(config).to_dict()
+    d = run_listen(config, on_resolved=make_resolution_hook(config)).to_dict()
     return (f"listen: {d['disputes']['new']} new disputes, {d['notifications']['sent']} solver DMs sent, "
             f"exit {d['exit_code']}")
 

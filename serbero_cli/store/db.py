@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from serbero_cli import testhook
 from serbero_cli.errors import (
     DatabaseError,
     DatabaseFolderMissing,
@@ -85,7 +84,8 @@ class Store:
         return self.scalar("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)) == 1
 
 
-def open_db(path: Path | str, *, readonly: bool = False, migrate: bool = True) -> Store:
+def open_db(path: Path | str, *, readonly: bool = False, migrate: bool = True,
+            busy_timeout_seconds: float = BUSY_TIMEOUT_MS / 1000) -> Store:
     """Open `path`. Writers: WAL, busy_timeout, foreign keys, pending migrations applied.
 
     Writers create a missing file with mode 0600 (SQLite gives its -wal and -shm files the same
@@ -97,7 +97,7 @@ def open_db(path: Path | str, *, readonly: bool = False, migrate: bool = True) -
     from serbero_cli.store import migrations
 
     path = Path(path)
-    busy_ms = testhook.busy_timeout_ms(BUSY_TIMEOUT_MS)
+    busy_ms = max(1, int(busy_timeout_seconds * 1000))
     if readonly:
         if not path.exists():
             if not path.parent.is_dir():

@@ -90,7 +90,7 @@ def run_prune(config: Config, *, older_than_seconds: int, dry_run: bool, now: in
         logger.info("dry run: %d disputes resolved before %d would be deleted; nothing written",
                     result.counts["disputes"], result.cutoff)
         return result
-    with holding_phase_locks(config.db_path, wait_seconds=lock_wait_seconds), open_db(config.db_path) as store:
+    with holding_phase_locks(config.db_path, wait_seconds=lock_wait_seconds), open_db(config.db_path, busy_timeout_seconds=config.busy_timeout_seconds) as store:
         for chunk in _chunks(prune_store.resolved_before(store, result.cutoff), batch_size):
             with store.immediate() as conn:
                 batch = prune_store.delete_batch(conn, prune_store.still_resolved_before(conn, result.cutoff, chunk))

@@ -19,10 +19,10 @@ from tests.helpers import ROOT, run_json
 
 
 def kill_at_hook(config, hook: str) -> int:
-    """Run dispatch-once with SERBERO_TEST_HOOK=hook, SIGKILL it when it announces the hook; return the handoff id."""
+    """Run dispatch-once stopping at checkpoint `hook` (tests/launcher.py), SIGKILL it there; return the handoff id."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")}
-    env["SERBERO_TEST_HOOK"] = hook
-    proc = subprocess.Popen([sys.executable, "-m", "serbero_cli", "--config", str(config), "dispatch-once"],
+    proc = subprocess.Popen([sys.executable, "-m", "tests.launcher", "--config", str(config), "--stop-at", hook,
+                             "dispatch-once"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
     seen = []
     try:

@@ -131,9 +131,9 @@ def test_follow_logs_a_warning_when_a_relay_drops_and_info_when_it_is_back(make_
 
 
 def test_follow_survives_a_database_locked_past_the_busy_timeout(make_config, mostro, solvers, db_path):
-    cfg = make_config()
     # A short busy timeout keeps the test fast; the lock is held for several of them.
-    follower = Follower(cfg, env={"SERBERO_TEST_BUSY_TIMEOUT_MS": "200"})
+    cfg = make_config(sections={"serbero": {"busy_timeout_seconds": 0.2}})
+    follower = Follower(cfg)
     holder = None
     try:
         follower.wait_line("following dispute events")
@@ -162,14 +162,14 @@ def test_follow_survives_a_database_locked_past_the_busy_timeout(make_config, mo
 
 
 def test_one_shot_listen_exits_1_without_a_traceback_on_a_locked_database(make_config, mostro, db_path):
-    cfg = make_config(solver_list=[])
+    cfg = make_config(solver_list=[], sections={"serbero": {"busy_timeout_seconds": 0.2}})
     assert run_json(cfg, "listen")[0] == 0
     mostro.open_dispute()
     holder = sqlite3.connect(db_path, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
         started = time.monotonic()
-        code, doc, err = run_json(cfg, "listen", env={"SERBERO_TEST_BUSY_TIMEOUT_MS": "200"})
+        code, doc, err = run_json(cfg, "listen")
         assert code == 1 and "database is locked" in doc["error"] + err
         assert "Traceback" not in err and time.monotonic() - started < 30
     finally:

@@ -301,9 +301,9 @@ def test_12_second_listen_exits_75_while_the_lock_is_held_and_no_duplicates(make
 def test_13_sigkill_after_commit_before_send_is_delivered_by_next_run(make_config, mostro, solvers, db_path):
     cfg = make_config()
     mostro.open_dispute()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")},
-           "SERBERO_TEST_HOOK": "listen_after_commit"}
-    proc = subprocess.Popen([sys.executable, "-m", "serbero_cli", "--config", str(cfg), "listen"], cwd=ROOT,
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.launcher", "--config", str(cfg), "--stop-at",
+                             "listen_after_commit", "listen"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = ""
