@@ -24,6 +24,7 @@ from serbero_cli.mediation.policy import (
     AUTHORITY_WORD_PHRASES,
     normalise_for_phrases,
 )
+from serbero_cli.store import audit_queries as queries
 from serbero_cli.store.audit_queries import Source
 
 SNIPPET_CHARS = 40
@@ -37,24 +38,11 @@ def scan(src: Source, limit: int) -> tuple[dict[str, int], list[dict[str, Any]]]
     patterns = tuple("%" + p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
                      for p in (*AUTHORITY_PHRASES, *AUTHORITY_WORD_PHRASES))
 
-    def matches(column: str) -> str:
-        return "(" + " OR ".join(f"{column} LIKE ? ESCAPE '\\'" for _ in patterns) + ")"
-
-    messages = src.rows(
-        f"SELECT m.id, m.session_id, s.dispute_id, m.party, m.content FROM mediation_messages m "
-        f"LEFT JOIN mediation_sessions s ON s.session_id = m.session_id "
-        f"WHERE m.direction = 'outbound' AND {matches('m.content')} ORDER BY m.id", patterns,
-        tables=("mediation_messages", "mediation_sessions"))
-    for row in messages:
+    for row in queries.outbound_messages_like(src, patterns):
         counts["outbound_message"] += 1
         findings.append(_finding("outbound_message", row["id"], row["dispute_id"], row["content"],
                                  session_id=row["session_id"], party=row["party"]))
-    notes = src.rows(
-        f"SELECT id, dispute_id, solver_pubkey, notif_type, body FROM notifications "
-        f"WHERE ({matches('body')} AND notif_type != 'transcript') OR {matches('notif_type')} ORDER BY id",
-        patterns + patterns,
-        tables=("notifications",))
-    for row in notes:
+    for row in queries.notifications_like(src, patterns, skip_types=("transcript",)):
         for source, text in (("notification_body", row["body"]), ("notification_type", row["notif_type"])):
             if phrases_in(text):
                 counts[source] += 1

@@ -58,7 +58,7 @@ def choose_on_file(src: Source, option: str, value: str | None, known: tuple[str
     UsageError listing the known values otherwise."""
     if value is None or value in known:
         return value
-    if src.one(f"SELECT 1 AS found FROM {table} WHERE {column} = ? LIMIT 1", (value,), tables=(table,)):
+    if q.value_on_file(src, table, column, value):
         return value
     raise UsageError(f"{option}: {value!r} is not one of {', '.join(known)}")
 

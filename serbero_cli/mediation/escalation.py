@@ -8,13 +8,13 @@ so `dispatch-once` can parse it strictly.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
 from serbero_cli.delivery.audience import Audience
 from serbero_cli.delivery.observers import queue_headline
 from serbero_cli.domain import headline
+from serbero_cli.domain.handoff import HandoffPackage
 from serbero_cli.domain.lifecycle import can_move
 from serbero_cli.keytext import short
 from serbero_cli.mediation import messages
@@ -39,19 +39,10 @@ class Escalation:
 
 
 def handoff_package(e: Escalation, bundle: tuple[str, str], now: int) -> str:
-    """The §11.3 package: fixed field order, compact, raw UTF-8; no session_id key when dispute-scoped."""
-    package: dict[str, object] = {"dispute_id": e.dispute_id}
-    if e.session_id is not None:
-        package["session_id"] = e.session_id
-    package.update({
-        "trigger": e.trigger,
-        "evidence_refs": list(e.evidence_refs),
-        "prompt_bundle_id": bundle[0],
-        "policy_hash": bundle[1],
-        "rationale_refs": list(e.rationale_refs),
-        "assembled_at": now,
-    })
-    return json.dumps(package, separators=(",", ":"), ensure_ascii=False)
+    """The handoff package as stored (docs/wire-formats.md#handoff-package): the one definition
+    dispatch-once parses, in its fixed field order."""
+    return HandoffPackage(e.dispute_id, e.session_id, e.trigger, tuple(e.evidence_refs), bundle[0], bundle[1],
+                          tuple(e.rationale_refs), now).to_json()
 
 
 def routed_recipients(assigned_solver: str | None, solvers: list[str]) -> list[str]:
@@ -89,9 +80,7 @@ def _recommend(store: Store, e: Escalation, *, bundle, now, audience: Audience, 
     solvers = list(audience.solvers)
     with store.immediate() as conn:
         if e.session_id is not None:
-            row = conn.execute("SELECT dispute_id FROM mediation_sessions WHERE session_id=?",
-                               (e.session_id,)).fetchone()
-            if row is None or row[0] != e.dispute_id:
+            if sess.dispute_of(conn, e.session_id) != e.dispute_id:
                 raise ValueError("session does not belong to the dispute")
             if not med.move_session(conn, e.session_id, med.LIVE_STATES, "escalation_recommended", now):
                 raise _AlreadyTerminal
@@ -106,12 +95,13 @@ def _recommend(store: Store, e: Escalation, *, bundle, now, audience: Audience, 
                          rationale_id=rationale_id, bundle=bundle)
         med.insert_event(conn, "handoff_prepared", handoff_package(e, bundle, now), now=now,
                          session_id=e.session_id, bundle=bundle)
-        dispute = conn.execute("SELECT lifecycle_state, assigned_solver FROM disputes WHERE dispute_id=?",
-                               (e.dispute_id,)).fetchone()
-        if dispute and can_move(dispute[0], "escalated"):
-            disputes_store.move_dispute(conn, e.dispute_id, dispute[0], "escalated", now, f"mediation:{e.trigger}")
+        dispute = disputes_store.get_dispute(conn, e.dispute_id)
+        if dispute and can_move(dispute.lifecycle_state, "escalated"):
+            disputes_store.move_dispute(conn, e.dispute_id, dispute.lifecycle_state, "escalated", now,
+                                        f"mediation:{e.trigger}")
         if alert_solvers and solvers:
-            recipients = routed_recipients(dispute[1] if dispute else None, solvers) if e.session_id else solvers
+            assigned = dispute.assigned_solver if dispute else None
+            recipients = routed_recipients(assigned, solvers) if e.session_id else solvers
             queue_handoff(conn, audience, dispute_id=e.dispute_id, session_id=e.session_id,
                           notif_type="mediation_escalation_recommended", recipients=recipients,
                           body=messages.escalation_body(e.dispute_id, e.session_id, e.trigger), now=now)

@@ -34,7 +34,8 @@ def session_context(ctx: RunContext, session: SessionRow, initiator: str, follow
 
 
 def initiator_of(ctx: RunContext, dispute_id: str) -> str:
-    return ctx.store.scalar("SELECT initiator_role FROM disputes WHERE dispute_id=?", (dispute_id,)) or "unknown"
+    dispute = disputes_store.get_dispute(ctx.store, dispute_id)
+    return (dispute.initiator_role if dispute else None) or "unknown"
 
 
 def note_bundle_change(ctx: RunContext, session: SessionRow) -> None:

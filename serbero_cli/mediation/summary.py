@@ -57,8 +57,8 @@ def _record_summary(ctx: RunContext, session, out) -> None:
             rid = _rationale(ctx, conn, session.session_id, out.rationale)
         ctx.escalate(session.dispute_id, session.session_id, blocked, rationale_refs=[rid])
         return
-    assigned = ctx.store.scalar("SELECT assigned_solver FROM disputes WHERE dispute_id=?", (session.dispute_id,))
-    recipients = escalation.routed_recipients(assigned, ctx.solvers)
+    dispute = disputes_store.get_dispute(ctx.store, session.dispute_id)
+    recipients = escalation.routed_recipients(dispute.assigned_solver if dispute else None, ctx.solvers)
     body = messages.summary_body(session.dispute_id, session.session_id, label, confidence, out.next_step.strip(),
                                  out.summary)
     with ctx.store.immediate() as conn:

@@ -2,8 +2,8 @@
 
 A handoff's state is its dispatch row's status, else the latest dispatch-once audit row that
 names it (parse_failed, superseded, unroutable), else `pending`. The audit lookup uses
-HANDOFF_AUDIT_EXPR, the exact expression of `idx_mediation_events_handoff_audit`
-(add_audit_indexes): guarded like DISPUTE_EXPR, so a malformed payload never aborts the view.
+`handoff_ref()`, the expression of the index `idx_mediation_events_handoff_audit`: guarded like
+DISPUTE_EXPR, so a malformed payload never aborts the view.
 """
 
 from __future__ import annotations
@@ -11,16 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from serbero_cli.store.audit_queries import DISPATCH_COLUMNS, Source
+from serbero_cli.store.mediation import handoff_ref
 
 HANDOFF_STATES = ("pending", "sending", "dispatched", "send_failed", "superseded", "unroutable", "parse_failed")
 DISPATCH_STATUSES = ("sending", "dispatched", "send_failed")
 STUCK_STATES = ("superseded", "unroutable", "sending")
-AUDIT_KINDS = ("escalation_superseded", "escalation_dispatch_unroutable", "escalation_dispatch_parse_failed")
-HANDOFF_AUDIT_EXPR = (
-    "CASE WHEN kind IN ('escalation_superseded', 'escalation_dispatch_unroutable', "
-    "'escalation_dispatch_parse_failed') AND typeof(payload_json) = 'text' AND json_valid(payload_json) "
-    "THEN json_extract(payload_json, '$.handoff_event_id') END"
-)
 _GUARD = "typeof(h.payload_json) = 'text' AND json_valid(h.payload_json)"
 _TABLES = ("mediation_events", "escalation_dispatches")
 _D_COLUMNS = ", ".join("d." + c.strip() for c in DISPATCH_COLUMNS.split(","))
@@ -36,7 +31,7 @@ SELECT h.id AS handoff_event_id, h.occurred_at, h.session_id, h.prompt_bundle_id
     (SELECT CASE a.kind WHEN 'escalation_dispatch_parse_failed' THEN 'parse_failed'
                         WHEN 'escalation_superseded' THEN 'superseded' ELSE 'unroutable' END
        FROM mediation_events a
-      WHERE ({HANDOFF_AUDIT_EXPR.replace('kind', 'a.kind').replace('payload_json', 'a.payload_json')}) = +h.id
+      WHERE ({handoff_ref('a')}) = +h.id
       ORDER BY a.id DESC LIMIT 1),
     'pending') AS state,
   d.dispatch_id, d.route, d.target_solver, d.attempts, d.created_at AS claimed_at, d.finished_at,

@@ -383,3 +383,31 @@ def _where(pairs: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
         return "", []
     return " WHERE " + " AND ".join(c for c, _ in used), [v for _, v in used]
 
+
+
+def _like_any(column: str, patterns: tuple[str, ...]) -> str:
+    return "(" + " OR ".join(f"{column} LIKE ? ESCAPE '\\'" for _ in patterns) + ")"
+
+
+def outbound_messages_like(src: Source, patterns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Outbound party messages whose text matches any LIKE pattern (escaped with `\\`)."""
+    return src.rows(
+        f"SELECT m.id, m.session_id, s.dispute_id, m.party, m.content FROM mediation_messages m "
+        f"LEFT JOIN mediation_sessions s ON s.session_id = m.session_id "
+        f"WHERE m.direction = 'outbound' AND {_like_any('m.content', patterns)} ORDER BY m.id", patterns,
+        tables=("mediation_messages", "mediation_sessions"))
+
+
+def notifications_like(src: Source, patterns: tuple[str, ...], *, skip_types: tuple[str, ...] = ()
+                       ) -> list[dict[str, Any]]:
+    """Notifications whose body (outside `skip_types`) or type matches any LIKE pattern."""
+    skip = " AND notif_type NOT IN (" + ",".join("?" * len(skip_types)) + ")" if skip_types else ""
+    return src.rows(
+        f"SELECT id, dispute_id, solver_pubkey, notif_type, body FROM notifications "
+        f"WHERE ({_like_any('body', patterns)}{skip}) OR {_like_any('notif_type', patterns)} ORDER BY id",
+        (*patterns, *skip_types, *patterns), tables=("notifications",))
+
+
+def value_on_file(src: Source, table: str, column: str, value: str) -> bool:
+    """Whether `table.column` holds `value` (the names come from this code, never from input)."""
+    return bool(src.one(f"SELECT 1 AS found FROM {table} WHERE {column} = ? LIMIT 1", (value,), tables=(table,)))

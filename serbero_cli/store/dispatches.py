@@ -17,7 +17,7 @@ from typing import Any
 
 from serbero_cli.store import notifications
 from serbero_cli.store.db import Store
-from serbero_cli.store.mediation import insert_event
+from serbero_cli.store.mediation import handoff_ref, insert_event
 
 # run.py catches this around lookups (§3.2 step 2′) without importing sqlite3 itself.
 DbError = sqlite3.Error
@@ -32,11 +32,7 @@ MAX_ATTEMPTS = 3
 
 
 def _handoff_ref(alias: str, kinds: tuple[str, ...]) -> str:
-    """`$.handoff_event_id` of an audit row, guarded so a malformed payload yields NULL, never an error."""
-    quoted = ",".join(f"'{k}'" for k in kinds)
-    return (f"(CASE WHEN {alias}.kind IN ({quoted}) AND typeof({alias}.payload_json) = 'text' "
-            f"AND json_valid({alias}.payload_json) "
-            f"THEN json_extract({alias}.payload_json, '$.handoff_event_id') END)")
+    return f"({handoff_ref(alias, kinds)})"
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,10 @@ def load_disputes(store: Store, dispute_ids: list[str]) -> dict[str, DisputeView
     return found
 
 
-def get_dispute(store: Store, dispute_id: str) -> DisputeView | None:
-    row = store.conn.execute(f"SELECT {_VIEW_COLUMNS} FROM disputes WHERE dispute_id=?", (dispute_id,)).fetchone()
+def get_dispute(source: Store | sqlite3.Connection, dispute_id: str) -> DisputeView | None:
+    """One dispute (from a Store, or inside a transaction from its connection), or None."""
+    conn = source.conn if isinstance(source, Store) else source
+    row = conn.execute(f"SELECT {_VIEW_COLUMNS} FROM disputes WHERE dispute_id=?", (dispute_id,)).fetchone()
     return DisputeView(*row) if row else None
 
 

@@ -20,6 +20,19 @@ LIVE_SQL = "(" + ",".join(f"'{s}'" for s in LIVE_STATES) + ")"
 ROUND_START = "(SELECT COALESCE(MAX(round_started_at), 0) FROM disputes WHERE dispute_id = ?)"
 
 
+HANDOFF_AUDIT_KINDS = ("escalation_superseded", "escalation_dispatch_unroutable", "escalation_dispatch_parse_failed")
+
+
+def handoff_ref(alias: str | None = None, kinds: tuple[str, ...] = HANDOFF_AUDIT_KINDS) -> str:
+    """`$.handoff_event_id` of a dispatch-once audit row, guarded so a malformed payload yields NULL,
+    never an error. With the default kinds and no alias it is the expression of the index
+    `idx_mediation_events_handoff_audit`, which SQLite then uses."""
+    col = f"{alias}." if alias else ""
+    quoted = ", ".join(f"'{k}'" for k in kinds)
+    return (f"CASE WHEN {col}kind IN ({quoted}) AND typeof({col}payload_json) = 'text' "
+            f"AND json_valid({col}payload_json) THEN json_extract({col}payload_json, '$.handoff_event_id') END")
+
+
 def audit_json(payload: dict[str, Any]) -> str:
     """Audit payload serialisation (mediation.md §2): sorted keys, compact, raw UTF-8."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

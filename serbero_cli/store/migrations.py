@@ -218,7 +218,7 @@ def add_audit_indexes(conn: sqlite3.Connection) -> None:
     Each list view reads `ORDER BY <time> DESC LIMIT n` from an index that starts with its
     filter column, so it stops after n rows; the dashboard counts notifications from a covering
     index (status, type, attempts, claimed_at), never from the table. The handoff-audit
-    expression must stay identical to `audit/handoffs.py` HANDOFF_AUDIT_EXPR, and is guarded
+    expression is `store/mediation.py` handoff_ref() (a test compares them), and is guarded
     like the dispute index so a malformed payload can never make an INSERT fail.
     """
     _run(conn, """

@@ -69,6 +69,12 @@ def get_session(conn: sqlite3.Connection, session_id: str) -> SessionRow | None:
     return rows[0] if rows else None
 
 
+def dispute_of(conn: sqlite3.Connection, session_id: str) -> str | None:
+    """The dispute a session belongs to, or None for an unknown session."""
+    row = conn.execute("SELECT dispute_id FROM mediation_sessions WHERE session_id=?", (session_id,)).fetchone()
+    return row[0] if row else None
+
+
 def insert_session(conn: sqlite3.Connection, values: dict[str, Any]) -> None:
     names = ", ".join(values)
     marks = ", ".join("?" * len(values))

@@ -130,3 +130,23 @@ def test_guarded_dispute_index_tolerates_malformed_payloads(tmp_path):
     plan = " ".join(r["detail"] for r in store.query(
         f"EXPLAIN QUERY PLAN SELECT id FROM mediation_events WHERE session_id IS NULL AND ({DISPUTE_EXPR}) = 'd1'"))
     assert "idx_mediation_events_dispute" in plan
+
+
+def test_the_handoff_audit_index_has_the_expression_the_queries_use(tmp_path):
+    """SQLite uses an expression index only for the same expression: the migration's literal text and
+    `handoff_ref()` must stay one expression."""
+    import re
+
+    from serbero_cli.store.mediation import handoff_ref
+
+    store = open_db(tmp_path / "x.db")
+    try:
+        (sql,) = store.conn.execute("SELECT sql FROM sqlite_master WHERE name='idx_mediation_events_handoff_audit'"
+                                    ).fetchone()
+    finally:
+        store.close()
+
+    def flat(text: str) -> str:
+        return re.sub(r"\s+", " ", text).replace("( ", "(").replace(" )", ")").strip()
+
+    assert flat(handoff_ref()) in flat(sql)
