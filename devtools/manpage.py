@@ -13,19 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from serbero_cli import __version__
+from serbero_cli.errors import PRECEDENCE_TEXT, ExitCode
 
 SECTION = "1"
 MANUAL = "Serbero manual"
 
-EXIT_CODES = (
-    ("0", "Success."),
-    ("1", "Unexpected internal error (a traceback only with --log-level debug)."),
-    ("2", "Usage or configuration error; every config problem is listed as file:line: key: reason."),
-    ("3", "No relay could be reached."),
-    ("4", "The run finished but some work failed (it is retried next run), or a check found a problem."),
-    ("75", "Another run of the same subcommand holds its lock file (systemd: SuccessExitStatus=75)."),
-)
-EXIT_PRECEDENCE = "When several apply, the first of 2, 75, 1, 3, 4, 0 wins."
+EXIT_CODES = tuple((str(int(code)), code.meaning) for code in ExitCode)
+EXIT_PRECEDENCE = PRECEDENCE_TEXT
 
 FILES = (
     ("./config.toml", "The configuration (or --config, or $SERBERO_CONFIG). Keep it mode 0600 when it holds "

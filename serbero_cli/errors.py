@@ -7,7 +7,8 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Stable exit codes; cron and systemd read them."""
+    """Stable exit codes; cron and systemd read them. The one place their meaning is written: the
+    man pages and the README table are generated from `meaning` (docs/operations.md#exit-codes)."""
 
     OK = 0
     INTERNAL = 1
@@ -16,9 +17,23 @@ class ExitCode(IntEnum):
     PARTIAL = 4
     LOCKED = 75
 
+    @property
+    def meaning(self) -> str:
+        return _MEANINGS[self]
 
-# core.md §8: when several codes apply, the first in this order wins.
+
+_MEANINGS = {
+    ExitCode.OK: "Success.",
+    ExitCode.INTERNAL: "Unexpected internal error (a traceback only with --log-level debug).",
+    ExitCode.USAGE: "Usage or configuration error; every config problem is listed as file:line: key: reason.",
+    ExitCode.NO_RELAY: "No relay could be reached (or none answered).",
+    ExitCode.PARTIAL: "The run finished but some work failed (it is retried next run), or a check found a problem.",
+    ExitCode.LOCKED: "Another run of the same subcommand holds its lock file (systemd: SuccessExitStatus=75).",
+}
+
+# When several codes apply, the first in this order wins.
 EXIT_PRECEDENCE = (ExitCode.USAGE, ExitCode.LOCKED, ExitCode.INTERNAL, ExitCode.NO_RELAY, ExitCode.PARTIAL, ExitCode.OK)
+PRECEDENCE_TEXT = "When several apply, the first of " + ", ".join(str(int(c)) for c in EXIT_PRECEDENCE) + " wins."
 
 
 def worst_exit_code(*codes: int) -> int:

@@ -201,7 +201,3 @@ def generate_secret() -> Secret:
         if 1 <= int.from_bytes(candidate, "big") < CURVE_ORDER:
             return Secret(candidate.hex())
 
-
-def short(hex_value: str | None, length: int = 8) -> str:
-    """Short prefix for logs and tables."""
-    return (hex_value or "-")[:length]

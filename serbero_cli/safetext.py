@@ -68,3 +68,11 @@ def csv_cell(text: str) -> str:
     if safe.startswith(CSV_FORMULA_START):
         safe = "'" + safe
     return _CONTROL_BUT_NEWLINE.sub(REPLACEMENT, valid_unicode(safe))
+
+
+def short(value: object, n: int = 8) -> str:
+    """The first `n` characters of an id or key, for logs and tables ("-" for none); anything odd in
+    it (a hint read from a broken payload) is escaped as for a log line."""
+    if value is None or value == "":
+        return "-"
+    return for_log(str(value)[:n])

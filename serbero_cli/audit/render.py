@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from serbero_cli.audit.result import AuditResult
-from serbero_cli.audit.text import age, one_line, payload_summary, short, span
-from serbero_cli.safetext import for_terminal
+from serbero_cli.audit.text import age, one_line, payload_summary, span
+from serbero_cli.safetext import for_terminal, short
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -25,7 +25,8 @@ from serbero_cli.audit.render import (
     when_column,
 )
 from serbero_cli.audit.result import AuditResult
-from serbero_cli.audit.text import age, short, span
+from serbero_cli.audit.text import age, span
+from serbero_cli.safetext import short
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

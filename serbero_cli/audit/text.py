@@ -14,13 +14,6 @@ ONE_LINE = 60
 PAYLOAD_VALUE_CHARS = 16
 
 
-def short(value: Any, n: int = SHORT_ID) -> str:
-    """The first `n` characters of an id or key; `-` for none."""
-    if value is None or value == "":
-        return "-"
-    return str(value)[:n]
-
-
 def span(seconds: int) -> str:
     """A duration as `45s`, `12m`, `3h05m`, `2d4h`."""
     seconds = int(seconds)

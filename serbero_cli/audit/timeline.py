@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from serbero_cli.audit.result import AuditResult
-from serbero_cli.audit.text import one_line, parse_json, parse_object, payload_summary, short
+from serbero_cli.audit.text import one_line, parse_json, parse_object, payload_summary
 from serbero_cli.audit.views import check_limit
+from serbero_cli.safetext import short
 from serbero_cli.store import audit_queries as q
 from serbero_cli.store.audit_queries import AuditSettings, open_source
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from serbero_cli.keytext import short
 from serbero_cli.nostr.events import NostrEvent
+from serbero_cli.safetext import short
 from serbero_cli.store import sync
 from serbero_cli.store.db import Store
 

@@ -12,7 +12,7 @@ import logging
 
 from serbero_cli.delivery.audience import Audience
 from serbero_cli.domain import headline
-from serbero_cli.keytext import short
+from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store.db import Connection

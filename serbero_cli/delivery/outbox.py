@@ -21,8 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from serbero_cli.keytext import short
-from serbero_cli.safetext import for_log
+from serbero_cli.safetext import for_log, short
 from serbero_cli.stopping import StopRequested
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox

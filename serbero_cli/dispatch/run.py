@@ -27,7 +27,7 @@ from serbero_cli.errors import DatabaseError, DatabaseMissing
 from serbero_cli.mediation.transcript_dm import transcript_messages
 from serbero_cli.runlock import RunLock
 from serbero_cli.runrecord import recorded_run
-from serbero_cli.safetext import for_log
+from serbero_cli.safetext import for_log, short
 from serbero_cli.stopping import StopRequested, stop_on_signals
 from serbero_cli.store import dispatches, sync
 from serbero_cli.store import disputes as disputes_store
@@ -98,9 +98,8 @@ def _open_for_dry_run(path) -> Store:
     return store
 
 
-def _show(value: str | None) -> str:
-    """A log-safe short id: hints from broken payloads may hold newlines or odd characters."""
-    return ascii((value or "-")[:16])[1:-1]
+def _id16(value: str | None) -> str:
+    return short(value, 16)
 
 
 class _Walk:
@@ -160,7 +159,7 @@ class _Walk:
         try:
             dispute = disputes_store.get_dispute(self.store, package.dispute_id)
         except DbError as exc:  # §3.2 step 2′: nothing written, retried next run
-            logger.error("handoff=%d dispute=%s lookup failed: %s", handoff.id, _show(package.dispute_id), exc)
+            logger.error("handoff=%d dispute=%s lookup failed: %s", handoff.id, _id16(package.dispute_id), exc)
             self.result.errors.append(f"handoff {handoff.id}: dispute lookup failed: {exc}")
             return
         if dispute is None:
@@ -200,7 +199,7 @@ class _Walk:
             return
         self.claims += 1
         logger.info("handoff=%d dispute=%s claimed route=%s recipients=%d", handoff.id,
-                    _show(package.dispute_id), decision.route, len(decision.recipients))
+                    _id16(package.dispute_id), decision.route, len(decision.recipients))
         await self._deliver(outcome, handoff, planned)
 
     def _plan(self, package, recipients: list[str], body: str, session_id: str | None,
@@ -221,7 +220,7 @@ class _Walk:
 
     def _parse_failed(self, handoff: HandoffRow, dispute_id: str, reason: str, detail: str,
                       trigger: str | None) -> None:
-        logger.error("handoff=%d dispute=%s parse failed (%s): %s%s", handoff.id, _show(dispute_id), reason,
+        logger.error("handoff=%d dispute=%s parse failed (%s): %s%s", handoff.id, _id16(dispute_id), reason,
                      ascii(detail), self.label)
         outcome = HandoffOutcome(handoff.id, dispute_id, handoff.session_id, "parse-failed", "record_audit",
                                  detail=detail, trigger=trigger)
@@ -240,7 +239,7 @@ class _Walk:
         else:
             outcome.action = "record_audit" if write() else "none"
         level = logging.INFO if decision == "superseded" else logging.WARNING
-        logger.log(level, "handoff=%d dispute=%s %s (%s)%s", outcome.handoff_event_id, _show(outcome.dispute_id),
+        logger.log(level, "handoff=%d dispute=%s %s (%s)%s", outcome.handoff_event_id, _id16(outcome.dispute_id),
                    decision, outcome.action, self.label)
         self.result.add(outcome, decision)
 
@@ -284,7 +283,7 @@ class _Walk:
         self.claims += 1
         self.result.counts["resends"] += 1
         logger.warning("handoff=%d dispute=%s unfinished claim: republishing (attempt %d/%d)", handoff.id,
-                       _show(dispatch.dispute_id), dispatch.attempts + 1, MAX_ATTEMPTS)
+                       _id16(dispatch.dispute_id), dispatch.attempts + 1, MAX_ATTEMPTS)
         await self._deliver(outcome, handoff, planned)
 
     def _give_up(self, outcome: HandoffOutcome, dispatch: DispatchRow, handoff: HandoffRow, why: str) -> None:
@@ -294,7 +293,7 @@ class _Walk:
             if dispatches.finalize_dispatch(self.store, dispatch, handoff, status="send_failed",
                                             now=int(self.clock())):
                 logger.error("handoff=%d dispute=%s %s: marked send_failed, nothing sent", handoff.id,
-                             _show(dispatch.dispute_id), why)
+                             _id16(dispatch.dispute_id), why)
             else:
                 outcome.action, outcome.status, outcome.detail = "none", None, "row moved on meanwhile"
                 self.result.add(outcome)
@@ -382,7 +381,7 @@ class _Walk:
             outcome.status = status
             self.result.counts[status] += 1
             log = logger.info if status == "dispatched" and not outcome.failed_sends else logger.warning
-            log("handoff=%d dispute=%s %s: %d of %d recipients accepted", handoff.id, _show(dispatch.dispute_id),
+            log("handoff=%d dispute=%s %s: %d of %d recipients accepted", handoff.id, _id16(dispatch.dispute_id),
                 status, sum(1 for d in outcome.deliveries if d["ok"]), len(outcome.deliveries))
         else:
             outcome.detail = "finalize found the row moved on"

@@ -25,13 +25,12 @@ from serbero_cli.domain.dispute_events import (
     parse_dispute_event,
 )
 from serbero_cli.errors import DatabaseMissing, NoRelayReachable
-from serbero_cli.keytext import short
 from serbero_cli.listen import apply, sweep
 from serbero_cli.listen.result import ListenResult
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.runlock import RunLock
 from serbero_cli.runrecord import recorded_run
-from serbero_cli.safetext import for_log
+from serbero_cli.safetext import for_log, short
 from serbero_cli.stopping import StopRequested, stop_on_signals
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox

@@ -12,9 +12,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from serbero_cli.keytext import Secret, short
+from serbero_cli.keytext import Secret
 from serbero_cli.nostr import chat
 from serbero_cli.nostr.chat_keys import ChannelKeyError, ChannelKeys, derive_channel
+from serbero_cli.safetext import short
 from serbero_cli.store import mediation as med
 from serbero_cli.store import sessions as sess
 from serbero_cli.store.db import Store

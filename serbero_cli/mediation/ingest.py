@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from serbero_cli.domain.dispute_events import DISPUTE_KIND, EventRejected, parse_dispute_event
-from serbero_cli.keytext import short
 from serbero_cli.mediation import chat_io
 from serbero_cli.mediation.context import RunContext
+from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
 from serbero_cli.store import sessions as sess

@@ -15,9 +15,9 @@ import logging
 import re
 from typing import Any
 
-from serbero_cli.keytext import short
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.resolution import on_dispute_resolved
+from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import sessions as sess
 

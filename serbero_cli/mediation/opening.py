@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from serbero_cli.delivery.observers import queue_headline
 from serbero_cli.domain import headline
 from serbero_cli.domain.dispute_events import RESOLVED_STATUSES
-from serbero_cli.keytext import short
 from serbero_cli.listen import texts as core_messages
 from serbero_cli.mediation import auth, chat_io, messages, policy
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.evaluate import store_classification
+from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
 from serbero_cli.store import notifications as outbox

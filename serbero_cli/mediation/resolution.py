@@ -15,9 +15,8 @@ from typing import Any
 from serbero_cli.config import Config
 from serbero_cli.delivery.audience import Audience
 from serbero_cli.domain import headline
-from serbero_cli.keytext import short
 from serbero_cli.mediation.messages import NO_SESSION
-from serbero_cli.safetext import header_value
+from serbero_cli.safetext import header_value, short
 from serbero_cli.store import mediation as med
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store.db import Connection

@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping
 
 from serbero_cli.config import Config, load_reasoning_api_key
 from serbero_cli.errors import NoRelayReachable
-from serbero_cli.keytext import short
 from serbero_cli.mediation import chat_io, ingest, node_messages, opening, summary, timeouts
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.evaluate import evaluate_sessions
 from serbero_cli.mediation.result import MediationResult
 from serbero_cli.runlock import RunLock
 from serbero_cli.runrecord import recorded_run
+from serbero_cli.safetext import short
 from serbero_cli.stopping import StopRequested, stop_on_signals
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med

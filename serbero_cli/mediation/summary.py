@@ -8,10 +8,10 @@ from serbero_cli.delivery import inbox
 from serbero_cli.delivery.observers import queue_headline
 from serbero_cli.delivery.outbox import flush_outbox
 from serbero_cli.domain import headline
-from serbero_cli.keytext import short
 from serbero_cli.mediation import escalation, messages, policy
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.evaluate import initiator_of, record_failure, session_context, transcript
+from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
 from serbero_cli.store import notifications as outbox

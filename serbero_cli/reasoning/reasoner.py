@@ -26,6 +26,7 @@ from serbero_cli.reasoning.request import (
     summarize_user_message,
     system_message,
 )
+from serbero_cli.safetext import short
 
 if TYPE_CHECKING:  # httpx loads only when a provider is built (DESIGN.md start-up budget)
     from serbero_cli.reasoning.providers import Provider
@@ -58,10 +59,10 @@ class Reasoner:
             result = parse_classification(raw)
         except MalformedResponse as exc:
             logger.warning("classification malformed dispute=%s session=%s reason=%s %s",
-                           _short(ctx.dispute_id), _short(ctx.session_id), exc, fingerprint(raw))
+                           short(ctx.dispute_id), short(ctx.session_id), exc, fingerprint(raw))
             raise
         logger.info("classification dispute=%s session=%s label=%s confidence=%.2f action=%s flags=%s %s",
-                    _short(ctx.dispute_id), _short(ctx.session_id), result.classification, result.confidence,
+                    short(ctx.dispute_id), short(ctx.session_id), result.classification, result.confidence,
                     result.suggested_action, ",".join(result.flags) or "-", fingerprint(raw))
         return result, len(raw)
 
@@ -73,13 +74,10 @@ class Reasoner:
             result = parse_summary(raw)
         except MalformedResponse as exc:
             logger.warning("summary malformed dispute=%s session=%s reason=%s %s",
-                           _short(ctx.dispute_id), _short(ctx.session_id), exc, fingerprint(raw))
+                           short(ctx.dispute_id), short(ctx.session_id), exc, fingerprint(raw))
             raise
         logger.info("summary dispute=%s session=%s summary_chars=%d next_step_chars=%d %s",
-                    _short(ctx.dispute_id), _short(ctx.session_id), len(result.summary),
+                    short(ctx.dispute_id), short(ctx.session_id), len(result.summary),
                     len(result.next_step), fingerprint(raw))
         return result
 
-
-def _short(value: str | None) -> str:
-    return value[:8] if value else "-"

@@ -20,7 +20,7 @@ from typing import Any
 
 from serbero_cli.config import Config, load_config
 from serbero_cli.errors import ConfigError, DatabaseError, DatabaseMissing
-from serbero_cli.keytext import short
+from serbero_cli.safetext import short
 from serbero_cli.setup.checks import FAIL, OK, WARN, Check, DoctorReport, ago
 
 LOCKS = (("listen", "listen"), ("mediate", "mediate-once"), ("dispatch", "dispatch-once"))

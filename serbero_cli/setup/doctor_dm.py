@@ -11,8 +11,8 @@ from serbero_cli.config import Config
 from serbero_cli.delivery.audience import Audience
 from serbero_cli.delivery.inbox import INBOX_KIND, inbox_relays_from
 from serbero_cli.domain import headline
-from serbero_cli.keytext import short
 from serbero_cli.nostr.events import NostrEvent
+from serbero_cli.safetext import short
 from serbero_cli.setup.checks import FAIL, OK, WARN, Check
 
 TEST_SUBJECT = "test message from serbero doctor"

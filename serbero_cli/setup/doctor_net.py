@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from serbero_cli.config import Config
-from serbero_cli.keytext import short
 from serbero_cli.nostr.events import NostrEvent
+from serbero_cli.safetext import short
 from serbero_cli.setup.checks import FAIL, OK, WARN, Check, ago
 from serbero_cli.setup.doctor_dm import inbox_filter, inbox_row
 
