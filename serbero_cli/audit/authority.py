@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from serbero_cli.mediation.policy import (
+from serbero_cli.domain.authority import (
     AUTHORITY_PHRASES,
     AUTHORITY_WORD_PHRASES,
     normalise_for_phrases,

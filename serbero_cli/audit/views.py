@@ -11,13 +11,13 @@ from typing import Any
 from serbero_cli.audit.attention import attention
 from serbero_cli.audit.health import phase_runs, read_health
 from serbero_cli.audit.result import AuditResult, cut, sql_limit
-from serbero_cli.audit.since import since_cutoff
 from serbero_cli.audit.text import parse_json, parse_object
 from serbero_cli.errors import UsageError
 from serbero_cli.store import audit_handoffs as hq
 from serbero_cli.store import audit_queries as q
 from serbero_cli.store.audit_queries import AuditSettings, Source, names, open_source
 from serbero_cli.store.mediation import LIVE_STATES
+from serbero_cli.typed_input import since_cutoff
 
 # Large enough for any real listing, small enough that LIMIT n + 1 stays a 64-bit integer.
 MAX_LIMIT = 1_000_000_000

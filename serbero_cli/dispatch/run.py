@@ -23,8 +23,8 @@ from serbero_cli.dispatch.handoff_dm import render_handoff_body
 from serbero_cli.dispatch.result import DispatchResult, HandoffOutcome
 from serbero_cli.dispatch.routing import resolve_recipients
 from serbero_cli.domain.handoff import HandoffParseError, parse_handoff
+from serbero_cli.domain.transcript import transcript_messages
 from serbero_cli.errors import DatabaseError, DatabaseMissing
-from serbero_cli.mediation.transcript_dm import transcript_messages
 from serbero_cli.runlock import RunLock
 from serbero_cli.runrecord import recorded_run
 from serbero_cli.safetext import for_log, short

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from serbero_cli.delivery.audience import Audience
+from serbero_cli.domain import notices as messages
 from serbero_cli.domain.dispute_events import DisputeEvent, in_apply_order
 from serbero_cli.domain.lifecycle import Decision, decide
-from serbero_cli.listen import texts as messages
 from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from serbero_cli.delivery.audience import Audience
-from serbero_cli.listen import texts as messages
+from serbero_cli.domain import notices as messages
 from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox

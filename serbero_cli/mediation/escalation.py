@@ -16,8 +16,8 @@ from serbero_cli.delivery.observers import queue_headline
 from serbero_cli.domain import headline
 from serbero_cli.domain.handoff import HandoffPackage
 from serbero_cli.domain.lifecycle import can_move
+from serbero_cli.domain.transcript import transcript_messages
 from serbero_cli.mediation import messages
-from serbero_cli.mediation.transcript_dm import transcript_messages
 from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med

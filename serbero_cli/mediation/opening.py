@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from serbero_cli.delivery.observers import queue_headline
 from serbero_cli.domain import headline
+from serbero_cli.domain import notices as core_messages
 from serbero_cli.domain.dispute_events import RESOLVED_STATUSES
-from serbero_cli.listen import texts as core_messages
 from serbero_cli.mediation import auth, chat_io, messages, policy
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.evaluate import store_classification

@@ -6,43 +6,14 @@ and gets back one decision. The rule order is the contract; the first matching r
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from serbero_cli.domain.authority import contains_authority_phrase
 from serbero_cli.reasoning.parsing import Classification, SummaryOutput
-from serbero_cli.safetext import body_text
 
 LOW_CONFIDENCE = 0.5  # rule 4: below this, escalate (with the clarification bypass)
 BYPASS_MAX_FOLLOWUP = 3  # rule 4: ask_clarification is still sent up to this follow-up number
 MAX_CONSECUTIVE_FAILURES = 3  # §7.4, §7.5: the 3rd failure in a row escalates reasoning_unavailable
-
-# §10.2, exactly; matched case-insensitively as substrings.
-AUTHORITY_PHRASES: tuple[str, ...] = (
-    "admin-settle",
-    "admin_settle",
-    "admin-cancel",
-    "admin_cancel",
-    "release funds",
-    "release the funds",
-    "settle the trade",
-    "settle funds",
-    "cancel trade",
-    "cancel the trade",
-    "force close",
-    "force-close",
-    "move funds",
-    "transfer funds",
-    "disburse funds",
-    "close the dispute",
-    "settle in favour of",
-    "settle in favor of",
-    "in favour of the buyer",
-    "in favor of the buyer",
-    "in favour of the seller",
-    "in favor of the seller",
-)
-# Phrases that only count as whole words at their end ("release to the buyer", not "release tomorrow").
-AUTHORITY_WORD_PHRASES: tuple[str, ...] = ("release to",)
 
 # §11.1: every escalation trigger name, including the reserved one.
 TRIGGERS: tuple[str, ...] = (
@@ -76,21 +47,6 @@ class PolicyDecision:
     seller_text: str | None  # the question for the seller (ask_clarification only)
     classification: str  # the model's label, kept for the verdict and summary rows
     confidence: float
-
-
-def normalise_for_phrases(text: str) -> str:
-    """Case-folded, controls replaced, every run of whitespace one space: what phrase checks read."""
-    return body_text(" ".join(text.casefold().split()))
-
-
-def contains_authority_phrase(text: str | None) -> bool:
-    """True when `text` names an action only Mostro's humans may take (after normalisation)."""
-    if not text:
-        return False
-    flat = normalise_for_phrases(text)
-    if any(phrase in flat for phrase in AUTHORITY_PHRASES):
-        return True
-    return any(re.search(re.escape(phrase) + r"\b", flat) for phrase in AUTHORITY_WORD_PHRASES)
 
 
 def decide(c: Classification, *, opening: bool, followup_number: int) -> PolicyDecision:

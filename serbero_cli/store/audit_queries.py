@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serbero_cli.audit.since import pick_unique, prefix_bounds
 from serbero_cli.errors import DatabaseMissing, DatabaseUnreadable
 from serbero_cli.store.db import Store, open_db
 from serbero_cli.store.mediation import DISPUTE_EXPR
+from serbero_cli.typed_input import pick_unique, prefix_bounds
 
 HANDOFF_RECORD_TYPE = "escalation_handoff"
 LIFECYCLE_STATES = ("new", "notified", "taken", "waiting", "escalated", "resolved")

@@ -63,7 +63,7 @@ class PruneResult:
 
 def parse_age(text: str) -> int:
     """Seconds in a `--resolved-before` duration (`180d`, `12w`, …); UsageError under 7 days."""
-    from serbero_cli.audit.since import parse_duration
+    from serbero_cli.typed_input import parse_duration
 
     seconds = parse_duration(text, "--resolved-before")
     if seconds < MIN_AGE_SECONDS:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from serbero_cli.audit.since import UNIT_SECONDS, parse_duration, pick_unique, since_cutoff
 from serbero_cli.errors import UsageError
+from serbero_cli.typed_input import UNIT_SECONDS, parse_duration, pick_unique, since_cutoff
 from tests.audit.conftest import A, B, C, plant
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from serbero_cli.delivery.inbox import inbox_relays_from, usable_relay
 from serbero_cli.delivery.outbox import observer_retry_due
-from serbero_cli.mediation.transcript_dm import MAX_MESSAGE_BYTES, transcript_messages
+from serbero_cli.domain.transcript import MAX_MESSAGE_BYTES, transcript_messages
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.store.notifications import OutboxRow
 

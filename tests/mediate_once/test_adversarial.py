@@ -13,7 +13,7 @@ import uuid
 import nostr_sdk as ns
 import pytest
 
-from serbero_cli.mediation.policy import contains_authority_phrase
+from serbero_cli.domain.authority import contains_authority_phrase
 from serbero_cli.reasoning.request import BEGIN_TRANSCRIPT, END_TRANSCRIPT
 from serbero_cli.simulate import aio
 from serbero_cli.simulate.chat_wire import build_inner, wrap_kind14

@@ -8,8 +8,9 @@ from importlib import resources
 
 import pytest
 
+from serbero_cli.domain.authority import AUTHORITY_PHRASES, contains_authority_phrase
 from serbero_cli.errors import ConfigError, ExitCode
-from serbero_cli.mediation.policy import AUTHORITY_PHRASES, TRIGGERS, contains_authority_phrase
+from serbero_cli.mediation.policy import TRIGGERS
 from serbero_cli.reasoning.bundle import PROMPT_FILES, PromptBundle, load_bundle, policy_hash
 from serbero_cli.reasoning.parsing import ACTIONS, FLAGS, LABELS
 from tests.reasoning.support import DEFAULT_PROMPTS

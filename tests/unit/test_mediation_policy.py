@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from serbero_cli.domain.authority import AUTHORITY_PHRASES, contains_authority_phrase
 from serbero_cli.mediation.policy import (
-    AUTHORITY_PHRASES,
     BYPASS_MAX_FOLLOWUP,
     FOOTER,
     LOW_CONFIDENCE,
@@ -13,7 +13,6 @@ from serbero_cli.mediation.policy import (
     TRIGGERS,
     PolicyDecision,
     check_summary,
-    contains_authority_phrase,
     decide,
 )
 from serbero_cli.reasoning.parsing import Classification, SummaryOutput

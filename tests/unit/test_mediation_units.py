@@ -10,10 +10,10 @@ import pytest
 from serbero_cli.config import MediationConfig
 from serbero_cli.delivery.audience import Audience
 from serbero_cli.domain import headline
-from serbero_cli.listen import texts as core_messages
+from serbero_cli.domain import notices as core_messages
+from serbero_cli.domain.authority import contains_authority_phrase
 from serbero_cli.mediation import auth, messages, policy
 from serbero_cli.mediation.escalation import Escalation, handoff_package, recommend
-from serbero_cli.mediation.policy import contains_authority_phrase
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
 from serbero_cli.store import sessions as sess
