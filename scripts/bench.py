@@ -170,6 +170,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", choices=sorted(TARGETS))
     args = parser.parse_args()
+    # Measure the installed shape: byte-compiled, as pip leaves it (a stale cache would time the compiler).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "serbero_cli")], check=True,
+                   stdout=subprocess.DEVNULL)
     work = Path(tempfile.mkdtemp(prefix="serbero-bench-"))
     relay = start_relay()
     mostro = SimMostro(relay.url)

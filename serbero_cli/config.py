@@ -202,17 +202,29 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
 
 def parse_config(text: str, path: Path, env: Mapping[str, str]) -> Config:
     """Validate TOML `text` as if read from `path`. Return a Config or raise ConfigError."""
+    doc = _parse_toml(text, path)
+    return _Checker(path, text, env).build(doc)
+
+
+def _parse_toml(text: str, path: Path) -> dict[str, Any]:
+    """The document as plain Python values. The standard library parses a good file (it loads in a
+    fraction of tomlkit's time, and listen runs every minute); a file it rejects is parsed again by
+    tomlkit, whose errors carry the line to report."""
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        pass
     import tomlkit
     from tomlkit.exceptions import ParseError, TOMLKitError
 
     try:
-        doc = tomlkit.parse(text).unwrap()
+        return tomlkit.parse(text).unwrap()
     except ParseError as exc:
         raise ConfigError([f"{path}:{exc.line}: invalid TOML: {_parse_error_reason(exc)}"]) from None
     except TOMLKitError as exc:  # a key set twice in one table: tomlkit gives no position
         raise ConfigError(duplicate_key_problems(path, text, ARRAY_SECTIONS) or [f"{path}: invalid TOML: {exc}"]) from None
-    checker = _Checker(path, text, env)
-    return checker.build(doc)
 
 
 def load_reasoning_api_key(config: Config, env: Mapping[str, str] | None = None) -> Secret:

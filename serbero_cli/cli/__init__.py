@@ -2,6 +2,6 @@
 
 
 def main() -> None:
-    from serbero_cli.cli.app import app
+    from serbero_cli.cli.app import main as run
 
-    app()
+    run()

@@ -12,10 +12,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serbero_cli.config import Config
-from serbero_cli.delivery import inbox
 from serbero_cli.delivery.audience import Audience
 from serbero_cli.delivery.outbox import flush_outbox
 from serbero_cli.domain.dispute_events import (
@@ -25,7 +24,7 @@ from serbero_cli.domain.dispute_events import (
     parse_dispute_event,
 )
 from serbero_cli.errors import DatabaseMissing, NoRelayReachable
-from serbero_cli.listen import apply, sweep
+from serbero_cli.listen import sweep
 from serbero_cli.listen.result import ListenResult
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.runlock import RunLock
@@ -37,6 +36,9 @@ from serbero_cli.store import notifications as outbox
 from serbero_cli.store import sync
 from serbero_cli.store.clock import repair_future_timestamps
 from serbero_cli.store.db import Store, is_busy, open_db
+
+if TYPE_CHECKING:  # planning and writing events load only when there are events (start-up budget)
+    from serbero_cli.listen import apply
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +198,10 @@ class _Run:
 
     def apply_events(self, events: list[NostrEvent], result: ListenResult) -> None:
         """Validate and apply `events` in one transaction; count them only once it committed."""
+        if not events:
+            return
+        from serbero_cli.listen import apply
+
         config, store, clock = self.config, self.store, self.clock
         valid, rejected = validate(events, config.mostro_pubkey, int(clock()))
         counts = apply.ApplyCounts()
@@ -213,8 +219,7 @@ class _Run:
                 logger.warning("no solvers configured: %d new disputes recorded, nobody notified", counts.new)
         result.events_fetched += len(events)
         result.events_rejected += rejected
-        if events:
-            _log_step("events", fetched=len(events), applied=counts.applied, rejected=rejected, new=counts.new,
+        _log_step("events", fetched=len(events), applied=counts.applied, rejected=rejected, new=counts.new,
                       taken=counts.taken, resolved=counts.resolved, queued=counts.queued, busy=True)
 
     async def deliver(self, progress: Any, result: ListenResult, *, sweep_now: bool) -> None:
@@ -237,6 +242,8 @@ class _Run:
                   busy=bool(flushed.sent or flushed.failed))
 
     async def inbox_relays(self) -> dict[str, list[str]]:
+        from serbero_cli.delivery import inbox
+
         return await inbox.for_audience(self.store, self.pool, self.audience, int(self.clock()),
                                         self.config.listen.fetch_timeout_seconds)
 
@@ -317,6 +324,8 @@ async def _dry_run(config: Config, clock) -> ListenResult:
 
 
 def _plan_dry(store: Store | None, config: Config, events, now: int, result: ListenResult) -> None:
+    from serbero_cli.listen import apply
+
     result.events_fetched = len(events)
     valid, result.events_rejected = validate(events, config.mostro_pubkey, now)
     audience = Audience.from_config(config)

@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass
 
 from serbero_cli.delivery.audience import Audience
-from serbero_cli.domain import notices as messages
 from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
@@ -42,6 +41,8 @@ class ReminderPlan:
 
 def plan_reminders(due: list[DisputeView], audience: Audience, now: int) -> ReminderPlan:
     """Decide the reminder deliveries for `due` disputes (pure)."""
+    from serbero_cli.domain import notices as messages  # message texts load only when something is due
+
     per_dispute: dict[str, list[Delivery]] = {d.dispute_id: [] for d in due}
     digests = []
     for solver in audience.solvers:
@@ -82,6 +83,8 @@ def queue_renotifications(
         if not due:
             return 0
         plan = plan_reminders(due, audience, now)
+        from serbero_cli.domain import notices as messages
+
         for dispute_id, deliveries in plan.per_dispute.items():
             queued += outbox.queue(conn, dispute_id, "re-notification", deliveries, now)
         for solver, disputes in plan.digests:

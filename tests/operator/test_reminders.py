@@ -118,10 +118,11 @@ def test_reminders_end_to_end_with_short_intervals(make_config, mostro, solvers,
         assert_counts(db_path, reminders_sent + 1)
     serbero = serbero_keys.public_key().to_hex()
     reader = solvers[0]
+    # The five runs take a few seconds, so messages share created_at seconds: compare as a multiset.
     subjects = [m.subject for m in reader.mostrix(serbero) if m.dispute_id == disputes[0]]
-    assert subjects[0] == "new" and len(subjects) == 5
-    minutes = [int(s.removeprefix("unattended (").removesuffix(" min)")) for s in subjects[1:]]
-    assert all(m >= 60 for m in minutes) and minutes == sorted(minutes)  # counted from the opening
+    assert len(subjects) == 5 and subjects.count("new") == 1
+    minutes = [int(s.removeprefix("unattended (").removesuffix(" min)")) for s in subjects if s != "new"]
+    assert all(60 <= m <= 70 for m in minutes)  # counted from the opening an hour ago, not from the last reminder
     digests = [dm for dm in reader.inbox(sender=serbero) if dm.content.startswith("Serbero \u00b7 unattended")]
     assert len(digests) == 4 and all(dm.content.count("\n") == 4 for dm in digests)
 

@@ -185,3 +185,31 @@ def test_bech32_rejects_bad_checksum():
 
         parse_public_key(good[:-1] + ("q" if good[-1] != "q" else "p"))
     assert bech32_encode("npub", bytes.fromhex(SOLVER)) == good
+
+
+def test_both_toml_parsers_read_the_sample_and_a_full_config_alike(tmp_path):
+    """The loader parses with tomllib and falls back to tomlkit only for a file tomllib rejects
+    (docs/operations.md#benchmarks): both must turn a good file into the same values."""
+    import tomllib
+
+    import tomlkit
+
+    from tests.helpers import SAMPLE, write_config
+
+    full = write_config(tmp_path / "c.toml", private_key="5f" * 32, mostro_pubkey="ab" * 32,
+                        relays=["ws://127.0.0.1:1", "wss://relay.example"], solvers=[("cd" * 32, "write", ["mostro"])],
+                        observers=[("ef" * 32, None)], sections={"timeouts": {"renotification_seconds": 60}})
+    for text in (SAMPLE.read_text(encoding="utf-8"), full.read_text(encoding="utf-8")):
+        assert tomllib.loads(text) == tomlkit.parse(text).unwrap()
+
+
+@pytest.mark.parametrize("text, needle", [
+    ('[serbero]\nprivate_key = "x"\nprivate_key = "y"\n', "private_key"),
+    ('[serbero]\nlog_level = \n', ":2: invalid TOML"),
+])
+def test_a_file_the_fast_parser_rejects_still_gets_a_located_error(tmp_path, text, needle):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert needle in str(err.value) and str(path) in str(err.value)
