@@ -82,6 +82,8 @@ def _default(spec: KeySpec) -> str:
         return "unset"
     if isinstance(spec.default, bool):
         return "true" if spec.default else "false"
-    if isinstance(spec.default, int):
+    if isinstance(spec.default, int | float):
         return str(spec.default)
+    if isinstance(spec.default, tuple):  # a list key: shown as TOML writes it
+        return "[" + ", ".join(f'"{item}"' for item in spec.default) + "]"
     return f'"{spec.default}"'
