@@ -7,8 +7,9 @@ Shared by listen and mediate-once (docs/delivery.md). The rules:
   deduplicate by id and a crash can never show anyone a second copy.
 * Claims are compare-and-set updates, so two processes flushing the same row at once both publish
   the one stored event at worst; no transaction is open while a message is on the network.
-* A row is `sent` only when a configured relay said OK; each outcome is committed as its answer
-  arrives, and only then logged.
+* A row is `sent` only when a configured relay said OK. Up to SEND_CONCURRENCY sends are on the
+  network at once; answers are committed in batches no larger than that (one transaction per
+  message would cost more than the sending), and only then logged.
 * When asked to stop (SIGTERM), nothing new is claimed; sends in flight get a short grace, and
   whatever is still unanswered stays `sending` with its event, republished by the next run.
 """
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 SEND_CONCURRENCY = 16
 PAGE_SIZE = 200
 STOP_GRACE_SECONDS = 5.0
+STOP_POLL_SECONDS = 0.25  # how often a wait for sends looks at the stop flag
 OBSERVER_FIRST_RETRY_SECONDS = 60
 OBSERVER_MAX_RETRY_SECONDS = 3600
 
@@ -91,7 +93,8 @@ async def flush_outbox(
         result.expired = outbox.expire_observer_rows(conn, now)
     if progress is not None:
         progress.start(outbox.count_due(store, now=now, max_attempts=max_attempts, types=types))
-    inflight: set[asyncio.Task] = set()
+    in_flight: set[asyncio.Task] = set()
+    answered: list[tuple[outbox.OutboxRow, Any]] = []  # sent, outcome not yet committed
     last_id = 0
     try:
         while not _stopping(stop):
@@ -105,23 +108,24 @@ async def flush_outbox(
                     break
                 claimed = _claim(store, sender, page[start:start + SEND_CONCURRENCY], int(clock()),
                                  max_attempts, result)
-                for row, event_json in claimed:
-                    while len(inflight) >= SEND_CONCURRENCY:
-                        done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
-                        _reap(done)
-                    extra = inbox_relays(row.solver_pubkey) if inbox_relays and row.envelope == "nip17" else []
-                    inflight.add(asyncio.create_task(
-                        _send_and_record(store, sender, row, event_json, extra, clock, result, progress)))
-        if inflight:
-            timeout = STOP_GRACE_SECONDS if _stopping(stop) else None
-            done, pending = await asyncio.wait(inflight, timeout=timeout)
-            inflight = set()
-            for task in pending:
-                task.cancel()
-            result.interrupted += len(pending)
-            _reap(done)
+                for index, (row, event_json, event) in enumerate(claimed):
+                    while len(in_flight) >= SEND_CONCURRENCY and not _stopping(stop):
+                        done, in_flight = await asyncio.wait(in_flight, timeout=STOP_POLL_SECONDS,
+                                                             return_when=asyncio.FIRST_COMPLETED)
+                        answered += _outcomes(done)
+                    if _stopping(stop):  # claimed with their events: the next run publishes them
+                        result.interrupted += len(claimed) - index
+                        break
+                    if len(answered) >= SEND_CONCURRENCY:
+                        _record(store, answered, clock, result, progress)
+                        answered = []
+                    in_flight.add(asyncio.create_task(
+                        _publish(sender, row, event_json, event, _extra(row, inbox_relays))))
+        answered += await _drain(in_flight, stop, result)
+        in_flight = set()
+        _record(store, answered, clock, result, progress)
     finally:
-        for task in inflight:
+        for task in in_flight:
             task.cancel()
     if result.interrupted:
         logger.warning("stopping: %d messages were still in flight; the next run republishes them",
@@ -129,12 +133,38 @@ async def flush_outbox(
     return result
 
 
-def _reap(done: set[asyncio.Task]) -> None:
-    """Re-raise the first failure of a finished send (a database error recording an outcome): the
-    row stays `sending` with its event, and the next run republishes it."""
-    for task in done:
-        if not task.cancelled() and task.exception() is not None:
+async def _drain(tasks: set[asyncio.Task], stop: StopRequested | None,
+                 result: FlushResult) -> list[tuple[outbox.OutboxRow, Any]]:
+    """Wait for the sends in flight; return their outcomes. Once a stop is requested they get
+    STOP_GRACE_SECONDS more at most; the unanswered ones are cancelled and stay `sending`."""
+    pending, finished = set(tasks), set()
+    loop = asyncio.get_running_loop()
+    deadline = None
+    while pending:
+        if deadline is None and _stopping(stop):
+            deadline = loop.time() + STOP_GRACE_SECONDS
+        timeout = STOP_POLL_SECONDS if deadline is None else max(0.0, deadline - loop.time())
+        done, pending = await asyncio.wait(pending, timeout=timeout)
+        finished |= done
+        if deadline is not None and loop.time() >= deadline:
+            break
+    for task in pending:
+        task.cancel()
+    result.interrupted += len(pending)
+    return _outcomes(finished)
+
+
+def _extra(row: outbox.OutboxRow, inbox_relays: Callable[[str], list[str]] | None) -> list[str]:
+    return inbox_relays(row.solver_pubkey) if inbox_relays and row.envelope == "nip17" else []
+
+
+def _outcomes(finished: set[asyncio.Task]) -> list[tuple[outbox.OutboxRow, Any]]:
+    """The (row, outcome) of each finished send; re-raise the first failure (the row stays
+    `sending` with its event, and the next run republishes it)."""
+    for task in finished:
+        if task.exception() is not None:
             raise task.exception()
+    return sorted((task.result() for task in finished), key=lambda pair: pair[0].id)
 
 
 def _stopping(stop: StopRequested | None) -> bool:
@@ -142,11 +172,12 @@ def _stopping(stop: StopRequested | None) -> bool:
 
 
 def _claim(store: Store, sender: Any, rows: list[outbox.OutboxRow], now: int, max_attempts: int,
-           result: FlushResult) -> list[tuple[outbox.OutboxRow, str]]:
+           result: FlushResult) -> list[tuple[outbox.OutboxRow, str, Any]]:
     """Claim a batch in one short transaction, storing each new row's signed event with its claim.
 
     Events are built before the transaction opens (signing costs CPU, not a lock); a row some
-    other process claimed meanwhile loses its CAS and the event built for it is dropped.
+    other process claimed meanwhile loses its CAS and the event built for it is dropped. Each claimed
+    row comes back with its stored JSON and, when built here, the same event as an SDK object.
     """
     plans = []
     for row in rows:
@@ -183,24 +214,36 @@ def _claim(store: Store, sender: Any, rows: list[outbox.OutboxRow], now: int, ma
                 result.count(row.envelope, "failed")
                 logger.warning("notification=%d dispute=%s %s", row.id, short(row.dispute_id), for_log(error))
                 continue
-            claimed.append((row, row.event_json or event_json))
+            claimed.append((row, row.event_json or event_json, built.event if built is not None else None))
     return claimed
 
 
-async def _send_and_record(store: Store, sender: Any, row: outbox.OutboxRow, event_json: str, extra: list[str],
-                           clock: Callable[[], float], result: FlushResult, progress: Any) -> None:
-    outcome = await sender.publish(event_json, extra_relays=extra)
-    now = int(clock())
-    with store.immediate() as conn:
-        if outcome.ok:
-            recorded = outbox.mark_sent(conn, row.id, now, outcome.accepted)
-            if recorded:
-                after_sent(conn, row, now)
-        else:
-            message = outcome.error_message()
-            outbox.mark_failed(conn, row.id, message)
-    if progress is not None:
-        progress.advance(1)
+async def _publish(sender: Any, row: outbox.OutboxRow, event_json: str, event: Any,
+                   extra: list[str]) -> tuple[outbox.OutboxRow, Any]:
+    return row, await sender.publish(event_json, extra_relays=extra, event=event)
+
+
+def _record(store: Store, outcomes: list[tuple[outbox.OutboxRow, Any]], clock: Callable[[], float],
+            result: FlushResult, progress: Any) -> None:
+    """Commit outcomes together (a batch is at most SEND_CONCURRENCY, the sends in flight); count and
+    log them only once committed."""
+    for start in range(0, len(outcomes), SEND_CONCURRENCY):
+        batch = outcomes[start:start + SEND_CONCURRENCY]
+        now = int(clock())
+        with store.immediate() as conn:
+            for row, outcome in batch:
+                if outcome.ok:
+                    if outbox.mark_sent(conn, row.id, now, outcome.accepted):
+                        after_sent(conn, row, now)
+                else:
+                    outbox.mark_failed(conn, row.id, outcome.error_message())
+        if progress is not None:
+            progress.advance(len(batch))
+        for row, outcome in batch:
+            _count(row, outcome, result)
+
+
+def _count(row: outbox.OutboxRow, outcome: Any, result: FlushResult) -> None:
     if outcome.ok:
         result.sent += 1
         result.sent_ids.append(row.id)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import nostr_sdk as ns
 
@@ -36,10 +37,15 @@ class DmBuildError(Exception):
 
 @dataclass(frozen=True)
 class SignedEvent:
-    """A signed event ready to publish: its id and its JSON (what is stored)."""
+    """A signed event ready to publish: its id and its JSON (what is stored).
+
+    `event` is the same event as a nostr_sdk object, kept while the run that built it publishes it
+    (parsing the stored JSON back costs as much as signing); a republish reads the JSON.
+    """
 
     id: str
     json: str
+    event: Any = field(default=None, compare=False, repr=False)
 
 
 def send_dm_message_json(dispute_id: str, text: str) -> str:
@@ -71,12 +77,12 @@ def build_mostro_dm(secret: Secret, recipient_hex: str, dispute_id: str, text: s
              .tags([ns.Tag.public_key(receiver)])
              .custom_created_at(ns.Timestamp.from_secs(now))
              .finalize(keys))
-    return SignedEvent(event.id().to_hex(), event.as_json())
+    return SignedEvent(event.id().to_hex(), event.as_json(), event)
 
 
 def build_nip17_dm(secret: Secret, recipient_hex: str, text: str) -> SignedEvent:
     event = ns.nip17_make_private_msg(keys_from_secret(secret), public_key(recipient_hex), valid_unicode(text))
-    return SignedEvent(event.id().to_hex(), event.as_json())
+    return SignedEvent(event.id().to_hex(), event.as_json(), event)
 
 
 def build_dm(secret: Secret, envelope: str, recipient_hex: str, dispute_id: str, text: str, now: int) -> SignedEvent:
@@ -102,6 +108,9 @@ class DmSender:
     def build(self, envelope: str, recipient_hex: str, dispute_id: str, text: str, now: int) -> SignedEvent:
         return build_dm(self.secret, envelope, recipient_hex, dispute_id, text, now)
 
-    async def publish(self, event_json: str, extra_relays: Sequence[str] = ()) -> PublishOutcome:
-        """Publish a stored event again, byte for byte. Only the configured relays' answers count."""
+    async def publish(self, event_json: str, extra_relays: Sequence[str] = (), *, event: Any = None) -> PublishOutcome:
+        """Publish a stored event, byte for byte: `event` when this run built it (the same event as
+        `event_json`), else the stored JSON. Only the configured relays' answers count."""
+        if event is not None:
+            return await self.pool.publish(event, self.timeout, extra_relays=extra_relays)
         return await self.pool.publish_json(event_json, self.timeout, extra_relays=extra_relays)

@@ -70,6 +70,7 @@ class RelayPool:
         self._added = False
         self._extra_added: set[str] = set()
         self._usable: list[str] = []  # configured relays that parsed and were added
+        self._targets: dict[tuple[str, ...], Any] = {}
 
     async def __aenter__(self) -> RelayPool:
         return self
@@ -124,7 +125,7 @@ class RelayPool:
         """
         stream = self.client.notifications()
         answered: set[str] = set()
-        tally = asyncio.ensure_future(_tally_answers(stream, answered))
+        tally = asyncio.ensure_future(_tally_answers(stream, answered, {_url(u) for u in expected}))
         try:
             raw = await self.fetch_raw(filters, timeout_seconds)
             # The pool forwards each relay message as it handles it; let the tally catch up.
@@ -176,10 +177,19 @@ class RelayPool:
     def _configured(self) -> set[str]:
         return {_url(u) for u in self.urls}
 
+    def _target(self, urls: Sequence[str]) -> Any:
+        """The SDK target for `urls`, built once per relay set (a backlog sends thousands of events)."""
+        key = tuple(urls)
+        if key not in self._targets:
+            if len(self._targets) >= 64:
+                self._targets.clear()
+            self._targets[key] = ns.SendEventTarget.to([ns.RelayUrl.parse(u) for u in urls])
+        return self._targets[key]
+
     async def _send(self, event: Any, urls: Sequence[str], timeout_seconds: float) -> PublishOutcome:
         event_id = event.id().to_hex()
         try:
-            target = ns.SendEventTarget.to([ns.RelayUrl.parse(u) for u in urls])
+            target = self._target(urls)
             out = await asyncio.wait_for(
                 self.client.send_event(event, target=target, ok_timeout=timedelta(seconds=timeout_seconds)),
                 timeout=timeout_seconds + 5,
@@ -253,8 +263,10 @@ class RelayPool:
             logger.debug("relay pool shutdown raised", exc_info=True)
 
 
-async def _tally_answers(stream: Any, answered: set[str]) -> None:
-    while True:
+async def _tally_answers(stream: Any, answered: set[str], expected: set[str]) -> None:
+    """Note each relay that answers; stop once every expected one has (a backlog of events would
+    otherwise pass through Python one notification at a time)."""
+    while not expected <= answered:
         note = await stream.next()
         if note is None:
             return

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import nostr_sdk as ns
 
 from serbero_cli.keytext import Secret
 
 
+@lru_cache(maxsize=8)
 def keys_from_secret(secret: Secret) -> ns.Keys:
-    """nostr_sdk Keys for a secret key."""
+    """nostr_sdk Keys for a secret key, parsed once per process (a backlog signs thousands of events)."""
     return ns.Keys(ns.SecretKey.parse(secret.reveal()))
 
 
