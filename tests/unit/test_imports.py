@@ -27,3 +27,29 @@ def test_the_installed_serbero_entry_point_lists_every_subcommand():
     assert proc.returncode == 0
     for command in ("listen", "mediate-once", "dispatch-once", "audit", "init", "keys", "doctor", "demo"):
         assert command in proc.stdout
+
+
+def test_the_command_named_on_the_line_is_the_only_one_built():
+    from serbero_cli.cli.app import requested_command
+
+    assert requested_command(["--config", "listen", "audit"], {}) == "audit"  # a value, then the command
+    assert requested_command(["-c", "x.toml", "--log-level", "debug", "listen", "-q"], {}) == "listen"
+    assert requested_command(["--config=x.toml", "mediate-once"], {}) == "mediate-once"
+    assert requested_command(["--help"], {}) is None
+    assert requested_command(["--version"], {}) is None
+    assert requested_command(["lisen"], {}) is None  # unknown: the full app suggests the right name
+    assert requested_command(["listen"], {"_SERBERO_COMPLETE": "bash_complete"}) is None
+    assert requested_command([], {}) is None
+
+
+def test_a_command_built_alone_reads_its_options_and_help_exactly_as_in_the_full_app():
+    from typer.testing import CliRunner
+
+    from serbero_cli.cli.app import COMMANDS, build_app
+
+    runner = CliRunner()
+    for name in COMMANDS:
+        alone = runner.invoke(build_app(name), [name, "--help"], prog_name="serbero", env={"COLUMNS": "100"})
+        full = runner.invoke(build_app(), [name, "--help"], prog_name="serbero", env={"COLUMNS": "100"})
+        assert alone.exit_code == full.exit_code == 0
+        assert alone.output == full.output, name
