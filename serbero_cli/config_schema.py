@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from serbero_cli.domain.notifications import (
+    ENVELOPES,  # how a message to a solver or observer travels
+)
+
 REQUIRED = object()
 ARRAY_SECTIONS = ("relays", "solvers", "observers")
 PROVIDERS = ("openai", "openai-compatible", "anthropic")
 TRANSPORTS = ("auto", "giftwrap", "nip44")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-ENVELOPES = ("mostro", "nip17")  # how a message to a solver or observer travels (serbero_cli/nostr/dm.py)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ class DatabaseFolderMissing(DatabaseError):
 
     exit_code = ExitCode.USAGE
 
-    def __init__(self, db_path: object):
+    def __init__(self, db_path: str | os.PathLike[str]):
         folder = os.path.dirname(os.fspath(db_path)) or "."
         super().__init__(f"database folder {folder} does not exist ([serbero] db_path = {db_path}); "
                          "create it or fix db_path (only `serbero init` creates folders)")

@@ -41,14 +41,12 @@ def syslog_priority(levelno: int) -> int:
 class OneLineFormatter(logging.Formatter):
     """A formatter whose every record is one line: message and traceback escaped with `for_log`."""
 
-    converter = time.gmtime
-
     def __init__(self, fmt: str, *, journal: bool = False):
         super().__init__(fmt)
         self.journal = journal
 
-    def formatTime(self, record, datefmt=None):  # noqa: N802 - logging API
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", self.converter(record.created))
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging API
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging API
         raw = record.message

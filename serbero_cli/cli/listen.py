@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,13 @@ from serbero_cli.cli.common import (
     load,
     maybe_init_nostr_logger,
 )
+
+if TYPE_CHECKING:
+    from serbero_cli.config import Config
+    from serbero_cli.domain.dispute_events import DisputeEvent
+    from serbero_cli.domain.lifecycle import DisputeView
+    from serbero_cli.listen.apply import ResolvedHook
+    from serbero_cli.store.db import Connection
 
 
 def listen(
@@ -103,12 +110,12 @@ def render_listen(result) -> None:
         out.print(plain(f"warning: {warning}"))
 
 
-def resolution_hook(config):
+def resolution_hook(config: Config) -> ResolvedHook:
     """Mediation's hook for disputes Mostro reports resolved, imported only when one is: a run with
     nothing resolved never loads the mediation code (start-up budget)."""
-    made = []
+    made: list[ResolvedHook] = []
 
-    def hook(conn, event, before, now):
+    def hook(conn: Connection, event: DisputeEvent, before: DisputeView, now: int) -> int:
         if not made:
             from serbero_cli.mediation.resolution import make_resolution_hook
 

@@ -19,8 +19,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
+from serbero_cli.domain.lifecycle import LifecycleState
+from serbero_cli.domain.notifications import Envelope, NotificationStatus, NotificationType
 from serbero_cli.safetext import for_log, short
 from serbero_cli.stopping import StopRequested
 from serbero_cli.store import disputes as disputes_store
@@ -50,14 +52,14 @@ class FlushResult:
     sent_types: dict[str, int] = field(default_factory=dict)
     by_envelope: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def count(self, envelope: str, outcome: str) -> None:
+    def count(self, envelope: Envelope, outcome: str) -> None:
         per = self.by_envelope.setdefault(envelope, {"sent": 0, "failed": 0})
         per[outcome] = per.get(outcome, 0) + 1
 
 
 def observer_retry_due(row: outbox.OutboxRow, now: int) -> bool:
     """Observer rows back off: 60 s after the first failure, doubling, at most an hour apart."""
-    if row.status != "failed" or row.claimed_at is None:
+    if row.status != NotificationStatus.FAILED or row.claimed_at is None:
         return True
     wait = min(OBSERVER_FIRST_RETRY_SECONDS * 2 ** max(0, row.attempts - 1), OBSERVER_MAX_RETRY_SECONDS)
     return row.claimed_at + wait <= now  # a claim time from a clock that ran ahead is repaired at run start
@@ -65,10 +67,10 @@ def observer_retry_due(row: outbox.OutboxRow, now: int) -> bool:
 
 def after_sent(conn: Connection, row: outbox.OutboxRow, now: int) -> None:
     """Lifecycle effects of a delivered message: the first one that reaches anyone counts."""
-    if row.notif_type == "initial":
-        disputes_store.move_dispute(conn, row.dispute_id, "new", "notified", now, "initial_notification",
-                                    last_notified_at=now)
-    elif row.notif_type in ("re-notification", outbox.DIGEST_TYPE):
+    if row.notif_type == NotificationType.INITIAL:
+        disputes_store.move_dispute(conn, row.dispute_id, LifecycleState.NEW, LifecycleState.NOTIFIED, now,
+                                    "initial_notification", last_notified_at=now)
+    elif row.notif_type in (NotificationType.RE_NOTIFICATION, NotificationType.DIGEST):
         outbox.note_reminded(conn, row.covered_disputes, row.created_at, now)
 
 
@@ -91,7 +93,7 @@ async def flush_outbox(
         result.expired = outbox.expire_observer_rows(conn, now)
     if progress is not None:
         progress.start(outbox.count_due(store, now=now, max_attempts=max_attempts, types=types))
-    inflight: set[asyncio.Task] = set()
+    inflight: set[asyncio.Task[None]] = set()
     last_id = 0
     try:
         while not _stopping(stop):
@@ -109,7 +111,7 @@ async def flush_outbox(
                     while len(inflight) >= SEND_CONCURRENCY:
                         done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                         _reap(done)
-                    extra = inbox_relays(row.solver_pubkey) if inbox_relays and row.envelope == "nip17" else []
+                    extra = inbox_relays(row.solver_pubkey) if inbox_relays and row.envelope == Envelope.NIP17 else []
                     inflight.add(asyncio.create_task(
                         _send_and_record(store, sender, row, event_json, extra, clock, result, progress)))
         if inflight:
@@ -129,12 +131,13 @@ async def flush_outbox(
     return result
 
 
-def _reap(done: set[asyncio.Task]) -> None:
+def _reap(done: set[asyncio.Task[None]]) -> None:
     """Re-raise the first failure of a finished send (a database error recording an outcome): the
     row stays `sending` with its event, and the next run republishes it."""
     for task in done:
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure
 
 
 def _stopping(stop: StopRequested | None) -> bool:
@@ -148,43 +151,55 @@ def _claim(store: Store, sender: Any, rows: list[outbox.OutboxRow], now: int, ma
     Events are built before the transaction opens (signing costs CPU, not a lock); a row some
     other process claimed meanwhile loses its CAS and the event built for it is dropped.
     """
-    plans = []
+    plans: list[_Plan] = []
     for row in rows:
-        if row.notif_type == outbox.OBSERVER_TYPE and not observer_retry_due(row, now):
+        observer = row.notif_type == NotificationType.OBSERVER
+        if observer and not observer_retry_due(row, now):
             continue
-        if row.status == "sending" and row.attempts >= max_attempts and row.notif_type != outbox.OBSERVER_TYPE:
-            plans.append((row, "abandon", None, None))
+        if row.status == NotificationStatus.SENDING and row.attempts >= max_attempts and not observer:
+            plans.append(_Plan(row, "abandon"))
             continue
         if row.event_json is not None:
-            plans.append((row, "send", None, None))
+            plans.append(_Plan(row, "send", publish=row.event_json))
             continue
         try:
             built = sender.build(row.envelope, row.solver_pubkey, row.dispute_id, row.body, now)
         except Exception as exc:  # noqa: BLE001 - DmBuildError and anything the SDK raises
-            plans.append((row, "unbuildable", None, str(exc)))
+            plans.append(_Plan(row, "unbuildable", error=str(exc)))
             continue
-        plans.append((row, "send", built, None))
+        plans.append(_Plan(row, "send", publish=built.json, new_event=(built.id, built.json)))
     claimed = []
     with store.immediate() as conn:
-        for row, action, built, error in plans:
-            if action == "abandon":
+        for plan in plans:
+            row = plan.row
+            if plan.action == "abandon":
                 if outbox.abandon(conn, row):
                     result.abandoned += 1
                     logger.warning("notification=%d dispute=%s abandoned after %d attempts",
                                    row.id, short(row.dispute_id), row.attempts)
                 continue
-            event_id, event_json = (built.id, built.json) if built is not None else (None, None)
+            event_id, event_json = plan.new_event or (None, None)
             if not outbox.claim(conn, row, now, event_id, event_json):
                 result.lost_claims += 1
                 continue
-            if action == "unbuildable":
-                outbox.mark_failed(conn, row.id, error or "cannot build message")
+            if plan.action == "unbuildable":
+                outbox.mark_failed(conn, row.id, plan.error or "cannot build message")
                 result.failed += 1
                 result.count(row.envelope, "failed")
-                logger.warning("notification=%d dispute=%s %s", row.id, short(row.dispute_id), for_log(error))
+                logger.warning("notification=%d dispute=%s %s", row.id, short(row.dispute_id), for_log(plan.error))
                 continue
-            claimed.append((row, row.event_json or event_json))
+            claimed.append((row, plan.publish))
     return claimed
+
+
+class _Plan(NamedTuple):
+    """What to do with one due row, decided before the claim transaction opens."""
+
+    row: outbox.OutboxRow
+    action: Literal["abandon", "send", "unbuildable"]
+    publish: str = ""  # send: the event to publish, stored on the row or built just now
+    new_event: tuple[str, str] | None = None  # (id, json) built this run, stored with the claim
+    error: str = ""  # unbuildable: why
 
 
 async def _send_and_record(store: Store, sender: Any, row: outbox.OutboxRow, event_json: str, extra: list[str],

@@ -197,7 +197,7 @@ async def _republish(pool: Any, event_json: str | None, send_timeout: float) -> 
 @dataclass
 class Inbound:
     session: SessionRow
-    message: chat.InboundMessage
+    reply: chat.PartyReply
 
 
 async def fetch_inbound(pool: Any, *, secret: Secret, serbero_pubkey: str, sessions: list[SessionRow],
@@ -219,20 +219,21 @@ async def fetch_inbound(pool: Any, *, secret: Secret, serbero_pubkey: str, sessi
     opened: list[Inbound] = []
     rejected = 0
     for event in events:
-        channel = chat.route_event(event, all_channels)
-        if channel is None:
+        routed = chat.route_event(event, all_channels)
+        if routed is None:
             continue
-        session = by_channel[channel.trade_pubkey + channel.sign_pubkey][0]
+        session = by_channel[routed.trade_pubkey + routed.sign_pubkey][0]
         if event.kind().as_u16() == 14:
-            message = chat.open_kind14(event, channel, serbero_pubkey, now, state)
+            message = chat.open_kind14(event, routed, serbero_pubkey, now, state)
         else:
-            message = chat.open_legacy(event, channel, serbero_pubkey, now)
-        if message.status == "ok":
-            opened.append(Inbound(session, message))
+            message = chat.open_legacy(event, routed, serbero_pubkey, now)
+        reply = message.accepted()
+        if reply is not None:
+            opened.append(Inbound(session, reply))
         elif message.counts_as_rejected:
             rejected += 1
             log = logger.warning if message.status == "forgery" else logger.info
-            log("session=%s party=%s envelope %s rejected: %s", short(session.session_id), channel.party,
+            log("session=%s party=%s envelope %s rejected: %s", short(session.session_id), routed.party,
                 short(message.outer_id, 16), message.reason)
-    opened.sort(key=lambda item: item.message.inner_created_at)
+    opened.sort(key=lambda item: item.reply.inner_created_at)
     return opened, rejected

@@ -1,4 +1,4 @@
-"""`run_mediate_once()`: the normative run order of mediation.md §4.1, with mostro-v2.md's additions.
+"""`run_mediate_once()`: one mediate-once run, in the order docs/mediation.md#run-order gives.
 
 Setup (config, bundle) happens before the lock so a config error wins over a held lock; the relay
 check happens before any mediation state changes, so "no relay" leaves the mediation state as it
@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping
 
 from serbero_cli.config import Config, load_reasoning_api_key
+from serbero_cli.domain.lifecycle import LifecycleState
+from serbero_cli.domain.sessions import SessionState
 from serbero_cli.errors import NoRelayReachable
 from serbero_cli.mediation import chat_io, ingest, node_messages, opening, summary, timeouts
 from serbero_cli.mediation.context import RunContext
@@ -147,9 +149,9 @@ async def _publish(ctx: RunContext) -> None:
     for session_id in stats.published_sessions:
         with ctx.store.immediate() as conn:
             session = sess.get_session(conn, session_id)
-            if session and session.state == "awaiting_response":
-                disputes_store.move_dispute(conn, session.dispute_id, "taken", "waiting", ctx.now(),
-                                            "mediation:awaiting_parties")
+            if session and session.state == SessionState.AWAITING_RESPONSE:
+                disputes_store.move_dispute(conn, session.dispute_id, LifecycleState.TAKEN, LifecycleState.WAITING,
+                                            ctx.now(), "mediation:awaiting_parties")
 
 
 def _reset_solver_auth(ctx: RunContext) -> None:
@@ -160,7 +162,8 @@ def _reset_solver_auth(ctx: RunContext) -> None:
 
 
 async def _resolve_transport(ctx: RunContext) -> None:
-    """mostro-v2.md §1.2: read the node's 38385 once per run, fall back to the cache."""
+    """Read the node's kind-38385 info event once per run, falling back to the cache
+    (docs/mediation.md#transport)."""
     from serbero_cli.mediation.transport import resolve_transport
     from serbero_cli.nostr import mostro_messages as mm
 

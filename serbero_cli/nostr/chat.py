@@ -68,6 +68,26 @@ class InboundMessage:
         """True when the caller must count it in `replies_rejected`."""
         return self.status in ("forgery", "rejected")
 
+    def accepted(self) -> PartyReply | None:
+        """The party's reply when the envelope passed every check, else None."""
+        if self.status != "ok" or self.party is None or self.inner_id is None or self.inner_created_at is None \
+                or self.content is None:
+            return None
+        return PartyReply(self.party, self.envelope, self.outer_id, self.inner_id, self.inner_created_at,
+                          self.content)
+
+
+@dataclass(frozen=True)
+class PartyReply:
+    """A reply from a party that passed every check: what mediate-once stores."""
+
+    party: str  # "buyer" | "seller"
+    envelope: str  # "giftwrap" | "kind14"
+    outer_id: str
+    inner_id: str
+    inner_created_at: int
+    content: str
+
 
 @dataclass
 class Kind14RunState:

@@ -132,9 +132,10 @@ def build_take_kind14(serbero_secret: Secret, mostro_pubkey: str, dispute_id: st
                          pow_bits, now, miner or default_miner, clock)
 
 
-def read_giftwrap_reply(event: ns.Event, serbero_keys_secret: Secret, mostro_pubkey: str,
+def read_giftwrap_reply(event: ns.Event, serbero_secret: Secret, mostro_pubkey: str,
                         now: int | None = None) -> MostroReply | None:
-    """A v1 reply (mediation.md §5.3 steps 1–3), or None when it must be skipped.
+    """A v1 reply that passes the checks of docs/wire-formats.md#take-replies, or None when it must
+    be skipped.
 
     The rumor kind is deliberately not checked: real nodes send 1, some simulators 14. `now`
     (when given) rejects a rumor dated more than ten minutes ahead of the local clock.
@@ -143,7 +144,7 @@ def read_giftwrap_reply(event: ns.Event, serbero_keys_secret: Secret, mostro_pub
     if _too_large(event):
         return _skip(outer_id, "too_large")
     try:
-        gift = ns.UnwrappedGift.from_gift_wrap(keys_from_secret(serbero_keys_secret), event)
+        gift = ns.UnwrappedGift.from_gift_wrap(keys_from_secret(serbero_secret), event)
     except Exception:  # noqa: BLE001 - NostrSdkError: not for us, tampered, or sender mismatch
         return _skip(outer_id, "unwrap_failed")
     rumor = gift.rumor()
@@ -161,7 +162,8 @@ def read_giftwrap_reply(event: ns.Event, serbero_keys_secret: Secret, mostro_pub
 
 def read_kind14_reply(event: ns.Event, serbero_secret: Secret, mostro_pubkey: str,
                       now: int | None = None) -> MostroReply | None:
-    """A v2 reply (mostro-v2.md §3.1 checks in order), or None when it must be skipped.
+    """A v2 reply that passes the checks of docs/wire-formats.md#take-replies (in their order), or
+    None when it must be skipped.
 
     `now` (when given) rejects an event dated more than ten minutes ahead of the local clock.
     """
@@ -220,6 +222,7 @@ def _too_large(event: ns.Event) -> bool:
     return len(event.as_json().encode("utf-8")) > MAX_EVENT_JSON_BYTES
 
 
-def _skip(outer_id: str, reason: str) -> None:
+def _skip(outer_id: str, reason: str) -> MostroReply | None:
+    """Log why a reply is skipped and return None, so a reader can `return _skip(...)`."""
     logger.debug("mostro reply skipped event=%s reason=%s", outer_id[:8], reason)
     return None

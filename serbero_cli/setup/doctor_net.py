@@ -93,9 +93,11 @@ async def _probe(pool: Any, url: str, timeout: int, mostro_pubkey: str,
 
     mostro_filters = [{"kinds": [DISPUTE_KIND], "authors": [mostro_pubkey], "limit": 1}, info_filter(mostro_pubkey)]
     # Separate requests: a relay that refuses the broad clock query must not hide Mostro's events.
+    async def fetch(filters: list[dict[str, Any]]) -> list[NostrEvent]:
+        return await pool.fetch(filters, timeout) if filters else []
+
     mostro, recent, inboxes = await asyncio.gather(
-        pool.fetch(mostro_filters, timeout), pool.fetch([{"limit": 5}], timeout),
-        pool.fetch([inbox], timeout) if inbox else asyncio.sleep(0, []), return_exceptions=True)
+        fetch(mostro_filters), fetch([{"limit": 5}]), fetch([inbox] if inbox else []), return_exceptions=True)
     if not isinstance(inboxes, BaseException):
         probe.inbox_events = list(inboxes)
     if isinstance(mostro, BaseException):

@@ -70,7 +70,7 @@ class DemoModel:
         text = json.dumps(body, ensure_ascii=False)
         match = re.search(r"dispute_id: ([0-9a-f-]{36})", text)
         scenario = self.plans.get(match.group(1)) if match else None
-        if scenario is None:
+        if match is None or scenario is None:
             return Reply(status=400, body={"error": "unknown dispute"})
         if isinstance(body, dict) and "response_format" not in body:  # OpenAI JSON mode marks classify calls
             return Reply(content=summary_text(
@@ -78,7 +78,8 @@ class DemoModel:
                 "the delay was on the banking side.",
                 "Confirm with the seller that the payment is final, then close the trade as usual on Mostro.",
                 "Both parties now agree on amount, reference and arrival."))
-        followup = int(re.search(r"followup_number: (\d+)", text).group(1))
+        found = re.search(r"followup_number: (\d+)", text)
+        followup = int(found.group(1)) if found else 0  # every classify request states it
         if followup == 0:
             return Reply(content=classification_json(
                 "coordination_failure_resolvable" if scenario == "cooperative" else "unclear", 0.7,

@@ -81,7 +81,8 @@ class LLMServer:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         server.daemon_threads = True
         server.owner = self  # type: ignore[attr-defined]
-        server.handle_error = lambda request, client_address: None  # client hang-ups are expected
+        # client hang-ups are expected; this one server instance stays quiet about them
+        server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
                                         name="serbero-sim-llm", daemon=True)

@@ -85,8 +85,8 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
         self.dropped: list[DroppedEvent] = []
         self._replay = ReplayCache()
         self._last_info_at = 0
-        self._task = None
-        self._pending: set[asyncio.Task] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_sim(cls, sim: SimMostro, **kwargs: Any) -> MostroNodeSim:
@@ -383,7 +383,8 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
             return self._record(request, f"cant_do:{reason}", received_at)
         record.status, record.holder, record.taken_at = "in-progress", request.author, self.now()
         if not modes.drop_reply:
-            await self._send(request.author, took_reply(dispute_id, request_id, version, self._info(record, modes)),
+            await self._send(request.author,
+                             took_reply(record.dispute_id, request_id, version, self._info(record, modes)),
                              modes, copies=copies)
         notice = peer_notice(record.order_id, request_id, version, request.author)
         # Successive notices of one dispute get strictly increasing times, so a party that reads

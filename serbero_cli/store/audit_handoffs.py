@@ -42,7 +42,8 @@ WHERE h.kind = 'handoff_prepared'"""
 
 def list_handoffs(src: Source, *, state: str | None, stuck_before: int | None, limit: int) -> list[dict[str, Any]]:
     """Newest handoff first. `stuck_before`: also keep `pending` handoffs older than this time."""
-    outer, params = [], []
+    outer: list[str] = []
+    params: list[object] = []
     if state is not None:
         outer.append("state = ?")
         params.append(state)

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serbero_cli.errors import (
     DatabaseError,
@@ -21,6 +21,9 @@ from serbero_cli.errors import (
     DatabaseMissing,
     DatabaseUnreadable,
 )
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -35,10 +38,10 @@ class Store:
         self.conn = conn
         self.path = path
         self.readonly = readonly
-        self._db = None
+        self._db: Database | None = None
 
     @property
-    def db(self):
+    def db(self) -> Database:
         if self._db is None:
             from sqlite_utils import Database
 

@@ -15,6 +15,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from serbero_cli.domain.dispatches import DispatchStatus, Route
+from serbero_cli.domain.lifecycle import LifecycleState
+from serbero_cli.domain.notifications import Envelope, NotificationType
 from serbero_cli.store import notifications
 from serbero_cli.store.db import Store
 from serbero_cli.store.mediation import handoff_ref, insert_event
@@ -57,9 +60,9 @@ class DispatchRow:
     target_solver: str
     dispatched_at: int
     created_at: int
-    status: str
+    status: DispatchStatus
     fallback_broadcast: int
-    route: str | None
+    route: Route | None
     attempts: int
     finished_at: int | None
     events_json: str | None = None  # the signed events of this delivery, stored at claim
@@ -174,7 +177,7 @@ def record_superseded(store: Store, handoff: HandoffRow, *, dispute_id: str, now
     """Write `escalation_superseded` once per handoff, if still unclaimed and the dispute still resolved."""
     with store.immediate() as conn:
         if (dispatch_for_handoff(conn, handoff.id) or has_audit(conn, SUPERSEDED, handoff.id)
-                or _lifecycle(conn, dispute_id) != "resolved"):
+                or _lifecycle(conn, dispute_id) != LifecycleState.RESOLVED):
             return False
         _audit(conn, SUPERSEDED, handoff, now, {"dispute_id": dispute_id, "handoff_event_id": int(handoff.id),
                                                 "reason": "dispute_already_resolved"})
@@ -187,7 +190,7 @@ def record_unroutable(store: Store, handoff: HandoffRow, *, dispute_id: str, con
     with store.immediate() as conn:
         state = _lifecycle(conn, dispute_id)
         if (dispatch_for_handoff(conn, handoff.id) or has_audit(conn, UNROUTABLE, handoff.id)
-                or state is None or state == "resolved"):
+                or state is None or state == LifecycleState.RESOLVED):
             return False
         # `fallback_to_all_solvers` is true only when rule 3 fired, so always false here (§4.3).
         _audit(conn, UNROUTABLE, handoff, now, {"configured_solver_count": int(configured_solver_count),
@@ -196,7 +199,7 @@ def record_unroutable(store: Store, handoff: HandoffRow, *, dispute_id: str, con
     return True
 
 
-def claim_handoff(store: Store, handoff: HandoffRow, *, dispute_id: str, route: str, recipients: list[str],
+def claim_handoff(store: Store, handoff: HandoffRow, *, dispute_id: str, route: Route, recipients: list[str],
                   fallback_broadcast: bool, now: int, events_json: str | None = None) -> tuple[str | None, str]:
     """Insert the `sending` row with the delivery's signed events. Return (dispatch_id, "claimed")
     or (None, why not). A concurrent claim of the same handoff loses on the UNIQUE index on
@@ -208,12 +211,12 @@ def claim_handoff(store: Store, handoff: HandoffRow, *, dispute_id: str, route: 
             if has_audit(conn, PARSE_FAILED, handoff.id):
                 return None, "parse failure on file"
             state = _lifecycle(conn, dispute_id)
-            if state is None or state == "resolved":
+            if state is None or state == LifecycleState.RESOLVED:
                 return None, "dispute changed since the scan"
             conn.execute(
                 f"INSERT INTO escalation_dispatches ({_DISPATCH_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (dispatch_id, dispute_id, handoff.session_id, handoff.id, ",".join(recipients), now, now,
-                 "sending", 1 if fallback_broadcast else 0, route, 1, None, events_json),
+                 DispatchStatus.SENDING, 1 if fallback_broadcast else 0, route, 1, None, events_json),
             )
     except sqlite3.IntegrityError as exc:
         if "UNIQUE" not in str(exc):
@@ -235,8 +238,10 @@ def reclaim_dispatch(store: Store, dispatch_id: str, *, seen_attempts: int, now:
         return cur.rowcount == 1
 
 
-def finalize_dispatch(store: Store, dispatch: DispatchRow, handoff: HandoffRow, *, status: str, now: int) -> bool:
-    """§3.4 step 3: terminal status plus the `escalation_dispatched` row, in one transaction.
+def finalize_dispatch(store: Store, dispatch: DispatchRow, handoff: HandoffRow, *, status: DispatchStatus,
+                      now: int) -> bool:
+    """The terminal status plus the `escalation_dispatched` row, in one transaction
+    (docs/delivery.md#claim-send-finalize).
 
     `dispatch.attempts` must be the attempt this process owns; False when the row moved on.
     """
@@ -257,7 +262,8 @@ def finalize_dispatch(store: Store, dispatch: DispatchRow, handoff: HandoffRow, 
 
 def record_send(store: Store, *, dispute_id: str, solver_pubkey: str, sent: bool, attempts: int, body: str,
                 created_at: int, relays_accepted: list[str], error_message: str | None,
-                notif_type: str = notifications.HANDOFF_RECORD_TYPE, envelope: str = "nip17",
+                notif_type: NotificationType = NotificationType.ESCALATION_HANDOFF,
+                envelope: Envelope = Envelope.NIP17,
                 event_id: str | None = None) -> None:
     """One notification record per recipient send, per envelope (never claimed, never retried)."""
     with store.immediate() as conn:
@@ -274,7 +280,7 @@ def schema_pending(store: Store) -> list[str]:
     return migrations.pending(store.conn)
 
 
-def _lifecycle(conn: sqlite3.Connection, dispute_id: str) -> str | None:
+def _lifecycle(conn: sqlite3.Connection, dispute_id: str) -> LifecycleState | None:
     row = conn.execute("SELECT lifecycle_state FROM disputes WHERE dispute_id = ?", (dispute_id,)).fetchone()
     return row[0] if row else None
 

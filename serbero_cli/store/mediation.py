@@ -11,9 +11,10 @@ import json
 import sqlite3
 from typing import Any
 
+from serbero_cli.domain.sessions import LIVE_STATES, SessionState
+
 DISPUTE_EXPR = ("CASE WHEN typeof(payload_json) = 'text' AND json_valid(payload_json) "
                 "THEN json_extract(payload_json, '$.dispute_id') END")
-LIVE_STATES = ("awaiting_response", "classified", "summary_pending")
 LIVE_SQL = "(" + ",".join(f"'{s}'" for s in LIVE_STATES) + ")"
 # A reopened dispute starts a new round: lookups that decide what to do next see only rows from
 # the current round (the first round starts at 0). `?` is the dispute id.
@@ -55,7 +56,9 @@ def insert_event(
         "policy_hash, occurred_at) VALUES (?,?,?,?,?,?,?)",
         (session_id, kind, text, rationale_id, bundle[0], bundle[1], now),
     )
-    return int(cur.lastrowid)
+    if cur.lastrowid is None:  # an INSERT into a rowid table always sets it
+        raise sqlite3.DatabaseError("mediation_events insert returned no row id")
+    return cur.lastrowid
 
 
 def dispute_scoped_events(conn: sqlite3.Connection, dispute_id: str, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -108,7 +111,8 @@ def has_any_session(conn: sqlite3.Connection, dispute_id: str) -> bool:
 
 
 def move_session(
-    conn: sqlite3.Connection, session_id: str, from_states: tuple[str, ...], to_state: str, now: int
+    conn: sqlite3.Connection, session_id: str, from_states: tuple[SessionState, ...], to_state: SessionState,
+    now: int,
 ) -> bool:
     """Conditional session transition (mediation.md §7.1); False when another actor won."""
     marks = ",".join("?" * len(from_states))
