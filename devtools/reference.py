@@ -84,4 +84,6 @@ def _default(spec: KeySpec) -> str:
         return "true" if spec.default else "false"
     if isinstance(spec.default, int):
         return str(spec.default)
+    if isinstance(spec.default, tuple):  # enum members print as their plain values
+        return f'"{tuple(str(v) for v in spec.default)}"'
     return f'"{spec.default}"'

@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import time
+from typing import Any
 
 from serbero_cli.errors import UsageError
 from serbero_cli.safetext import for_log
@@ -57,7 +58,7 @@ class OneLineFormatter(logging.Formatter):
             record.message = raw
         return f"<{syslog_priority(record.levelno)}>{line}" if self.journal else line
 
-    def formatException(self, ei) -> str:  # noqa: N802 - logging API
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging API
         return for_log(super().formatException(ei))
 
     def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging API

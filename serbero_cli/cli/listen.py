@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from serbero_cli.domain.dispute_events import DisputeEvent
     from serbero_cli.domain.lifecycle import DisputeView
     from serbero_cli.listen.apply import ResolvedHook
+    from serbero_cli.listen.result import ListenResult
     from serbero_cli.store.db import Connection
 
 
@@ -63,13 +64,13 @@ def listen(
     execute(ctx, json_output=json_output, error_report=lambda c, e: error_report(c, e, dry_run), body=body)
 
 
-def listen_line(result) -> str:
+def listen_line(result: ListenResult) -> str:
     """The one summary line: `listen: events=3 new=1 … sent=3 failed=0 exit=0`."""
     from serbero_cli.cli.render import summary_line
 
     d = result.to_dict()
     events, disputes, notes, relays = d["events"], d["disputes"], d["notifications"], d["relays"]
-    fields = {"dry_run": "yes"} if result.dry_run else {}
+    fields: dict[str, object] = {"dry_run": "yes"} if result.dry_run else {}
     fields |= {"events": events["fetched"], "applied": events["applied"], "rejected": events["rejected"],
                "new": disputes["new"], "taken": disputes["taken"], "resolved": disputes["resolved"],
                "queued": notes["queued"]}
@@ -79,7 +80,7 @@ def listen_line(result) -> str:
     return summary_line("listen", fields)
 
 
-def render_listen(result) -> None:
+def render_listen(result: ListenResult) -> None:
     from rich.table import Table
 
     from serbero_cli.cli.render import plain

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
+    from rich.table import Table
+    from rich.text import Text
 
 
 class ProgressBar:
@@ -38,7 +40,7 @@ class ProgressBar:
             self._progress = None
 
 
-def kv_table(title: str, rows: list[tuple[str, Any]]):
+def kv_table(title: str, rows: list[tuple[str, Any]]) -> Table:
     """A two-column key/value table; values are data, never markup."""
     from rich.table import Table
 
@@ -50,7 +52,7 @@ def kv_table(title: str, rows: list[tuple[str, Any]]):
     return table
 
 
-def plain(value: Any):
+def plain(value: Any) -> Text:
     """`value` as a rich Text that is never parsed as markup, controls shown as U+FFFD."""
     from rich.text import Text
 

@@ -12,7 +12,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from serbero_cli.config import Config
@@ -88,7 +89,7 @@ def run_dispatch_once(config: Config, *, dry_run: bool, limit: int | None = None
             store.close()
 
 
-def _open_for_dry_run(path) -> Store:
+def _open_for_dry_run(path: Path) -> Store:
     """Read-only, never migrating; a missing or unmigrated database is exit 1 (§5.2)."""
     hint = "a dry run never creates or migrates it; run `serbero dispatch-once` (or `listen`) once first"
     try:
@@ -148,7 +149,7 @@ class _Walk:
                 await self.pool.close()
         self._log_summary()
 
-    async def _guarded(self, step) -> None:
+    async def _guarded(self, step: Awaitable[None]) -> None:
         """A database failure on one handoff is logged and reported (exit 1); the others still run."""
         try:
             await step

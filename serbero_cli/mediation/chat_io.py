@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from serbero_cli.nostr.chat_keys import ChannelKeyError, ChannelKeys, derive_cha
 from serbero_cli.safetext import short
 from serbero_cli.store import mediation as med
 from serbero_cli.store import sessions as sess
-from serbero_cli.store.db import Store
+from serbero_cli.store.db import Connection, Store
 from serbero_cli.store.sessions import SessionRow
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def derive_channels(secret: Secret, session: SessionRow) -> dict[str, ChannelKey
     return channels
 
 
-def legacy_required(conn, setting: str, session_id: str, party: str) -> int:
+def legacy_required(conn: Connection, setting: str, session_id: str, party: str) -> int:
     """mostro-v2.md §4.4: whether a new row for `party` also goes out as a 1059 copy (fixed at insert)."""
     if setting == "always":
         return 1
@@ -63,7 +64,7 @@ def legacy_required(conn, setting: str, session_id: str, party: str) -> int:
     return 0 if sess.has_fresh_kind14_from(conn, session_id, party) else 1
 
 
-def new_outbound_row(conn, *, secret: Secret, session_id: str, channel: ChannelKeys, text: str, now: int,
+def new_outbound_row(conn: Connection, *, secret: Secret, session_id: str, channel: ChannelKeys, text: str, now: int,
                      bundle: tuple[str, str], copy_setting: str) -> dict[str, Any]:
     """Build the signed inner now (its id is the dedup key) and insert the row unpublished."""
     inner = chat.build_inner(secret, text, now)
@@ -86,7 +87,7 @@ class PublishStats:
 
 
 async def publish_pending(store: Store, pool: Any, *, secret: Secret, channels: dict[str, dict[str, ChannelKeys]],
-                          send_timeout: float, now_fn, bundle: tuple[str, str],
+                          send_timeout: float, now_fn: Callable[[], float], bundle: tuple[str, str],
                           session_ids: set[str] | None = None) -> PublishStats:
     """Publish (or republish) every unpublished outbound row of a live session with known channels."""
     stats = PublishStats()

@@ -9,7 +9,8 @@ solver's verdict and for a user-side resolution, so the report never says who re
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from serbero_cli.config import Config
 from serbero_cli.delivery.audience import Audience
@@ -22,15 +23,20 @@ from serbero_cli.store import mediation as med
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store.db import Connection
 
+if TYPE_CHECKING:
+    from serbero_cli.domain.dispute_events import DisputeEvent
+    from serbero_cli.domain.lifecycle import DisputeView
+
 logger = logging.getLogger(__name__)
 
 CONTEXT_KINDS = ("reasoning_verdict", "take_dispute_issued", "escalation_recommended")
 
 
-def make_resolution_hook(config: Config):
+def make_resolution_hook(config: Config) -> Callable[[Connection, DisputeEvent, DisputeView, int], int]:
+    """The hook listen calls, inside its transaction, for each dispute it moves to `resolved`."""
     audience = Audience.from_config(config)
 
-    def hook(conn: Connection, event: Any, before: Any, now: int) -> int:
+    def hook(conn: Connection, event: DisputeEvent, before: DisputeView, now: int) -> int:
         return on_dispute_resolved(conn, dispute_id=event.dispute_id, event_id=event.event_id,
                                    final_status=event.status, audience=audience, now=now)
 

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from serbero_cli.config import Config, load_reasoning_api_key
 from serbero_cli.domain.lifecycle import LifecycleState
@@ -32,6 +33,13 @@ from serbero_cli.store import sessions as sess
 from serbero_cli.store import solver_auth, sync
 from serbero_cli.store.clock import repair_future_timestamps
 from serbero_cli.store.db import Store, open_db
+
+if TYPE_CHECKING:
+    from serbero_cli.keytext import Secret
+    from serbero_cli.nostr.dm import DmSender
+    from serbero_cli.nostr.events import NostrEvent
+    from serbero_cli.nostr.mostro_messages import NodeInfo
+    from serbero_cli.reasoning.bundle import PromptBundle
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +94,8 @@ def run_mediate_once(
     return result
 
 
-async def _run(config, store: Store, bundle, api_key, result, clock, retry_pause, max_starts, reset_auth,
+async def _run(config: Config, store: Store, bundle: PromptBundle, api_key: Secret, result: MediationResult,
+               clock: Callable[[], float], retry_pause: float, max_starts: int, reset_auth: bool,
                stop: StopRequested) -> None:
     from serbero_cli.nostr.dm import DmSender
     from serbero_cli.nostr.relays import RelayPool
@@ -110,7 +119,7 @@ async def _run(config, store: Store, bundle, api_key, result, clock, retry_pause
         await pool.close()
 
 
-async def _steps(ctx: RunContext, sender, max_starts: int) -> None:
+async def _steps(ctx: RunContext, sender: DmSender, max_starts: int) -> None:
     """The run order. A stop request (SIGTERM) lets the step in hand finish and skips the rest;
     the next run picks them up, as every step resumes from the database."""
     live = ingest.load_channels(ctx, sess.live_sessions(ctx.store))  # step 2
@@ -193,11 +202,11 @@ async def _resolve_transport(ctx: RunContext) -> None:
                 short(ctx.config.mostro_pubkey))
 
 
-def _check_node_serbero(ctx: RunContext, event, info) -> None:
+def _check_node_serbero(ctx: RunContext, event: NostrEvent | None, info: NodeInfo | None) -> None:
     """A node that announces another Serbero gets no new session from this one (exit 4)."""
     from serbero_cli.keytext import npub
 
-    if info is None:
+    if info is None or event is None:  # no info event from the node
         return
     if info.serbero_malformed:
         logger.warning("node info event=%s has a malformed serbero tag; ignored", short(event.id, 16))

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from serbero_cli.config import parse_config, render_sample
 from serbero_cli.errors import ConfigError, UsageError
@@ -27,6 +28,9 @@ from serbero_cli.keytext import (
     parse_public_key,
     public_key_of,
 )
+
+if TYPE_CHECKING:
+    from tomlkit import TOMLDocument
 
 PERMISSIONS = ("read", "write")
 _RELAY_URL = re.compile(r"^wss?://[^\s/]+\S*$")
@@ -322,7 +326,7 @@ def _check_loads(text: str, path: Path, secret: Secret) -> None:
         raise UsageError("the options give an invalid config: " + "; ".join(exc.problems)) from None
 
 
-def _replace_key_with_comment(doc, section: str, key: str, comment: str) -> None:
+def _replace_key_with_comment(doc: TOMLDocument, section: str, key: str, comment: str) -> None:
     import tomlkit
 
     old = doc[section]
@@ -337,7 +341,7 @@ def _replace_key_with_comment(doc, section: str, key: str, comment: str) -> None
     doc[section] = new
 
 
-def _fill_array(doc, section: str, rows: list[dict[str, str]]) -> None:
+def _fill_array(doc: TOMLDocument, section: str, rows: list[dict[str, str]]) -> None:
     """Set the sample's first [[section]] in place (its comments stay) and append the others."""
     import tomlkit
 

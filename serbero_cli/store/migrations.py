@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from serbero_cli.errors import DatabaseTooNew
+
+if TYPE_CHECKING:
+    from serbero_cli.store.db import Store
 
 
 def _run(conn: sqlite3.Connection, script: str) -> None:
@@ -317,7 +321,7 @@ def pending(conn: sqlite3.Connection) -> list[str]:
     return [m.__name__ for m in MIGRATIONS[current_version(conn):]]
 
 
-def apply(store, migrations: tuple[Callable[[sqlite3.Connection], None], ...] | None = None) -> list[str]:
+def apply(store: Store, migrations: tuple[Callable[[sqlite3.Connection], None], ...] | None = None) -> list[str]:
     """Apply every pending migration, each in its own BEGIN IMMEDIATE. Return the names applied."""
     conn = store.conn
     chain = MIGRATIONS if migrations is None else migrations
