@@ -1,4 +1,4 @@
-"""Configuration: one table of keys, one loader for every subcommand (core.md §2).
+"""Configuration: one table of keys, one loader for every subcommand (docs/operations.md#configuration).
 
 `load_config(path, env)` reads the TOML with tomlkit, applies environment overrides, validates
 every key against `KEYS`, and returns frozen dataclasses. Every problem is collected as

@@ -1,4 +1,5 @@
-"""Exception types that end a run early, and the exit codes every subcommand shares (core.md §8)."""
+"""Exception types that end a run early, and the exit codes every subcommand shares
+(docs/operations.md#exit-codes)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Small pure text helpers for people-facing audit output: short ids, relative ages, one-liners.
 
-Tables show these; JSON always carries the full values (operations.md §1).
+Tables show these; JSON always carries the full values (docs/operations.md#audit).
 """
 
 from __future__ import annotations

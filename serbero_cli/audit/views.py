@@ -123,7 +123,8 @@ def run_disputes(settings: AuditSettings, *, now: int, state: str | None = None,
 
 def run_notifications(settings: AuditSettings, *, now: int, status: str | None = None, notif_type: str | None = None,
                       dispute: str | None = None, since: str | None = None, limit: int = 50) -> AuditResult:
-    """Newest first; `failed_retrying`/`failed_final` split `failed` as the outbox does (core.md §5.2)."""
+    """Newest first; `failed_retrying`/`failed_final` split `failed` as the outbox does
+    (docs/delivery.md#outbox)."""
     choose("--status", status, q.NOTIFICATION_STATUS_FILTERS)
     check_limit(limit)
     cutoff = since_cutoff(since, now)
@@ -182,7 +183,7 @@ def run_events(settings: AuditSettings, *, now: int, kind: str | None = None, se
 
 def run_handoffs(settings: AuditSettings, *, now: int, state: str | None = None, stuck: bool = False,
                  limit: int = 50) -> AuditResult:
-    """escalation.md §7.2: `--stuck` = superseded, unroutable, sending, or pending past 2× the interval."""
+    """`--stuck` = superseded, unroutable, sending, or pending past 2× the interval."""
     choose("--state", state, hq.HANDOFF_STATES)
     check_limit(limit)
     overdue_before = now - 2 * settings.dispatch_interval_seconds
@@ -197,7 +198,7 @@ def run_handoffs(settings: AuditSettings, *, now: int, state: str | None = None,
 
 def run_dispatches(settings: AuditSettings, *, now: int, status: str | None = None, dispute: str | None = None,
                    since: str | None = None, limit: int = 50) -> AuditResult:
-    """Newest claim first (escalation.md §7.2): every column, run time, latency, `slow` flag."""
+    """Newest claim first: every column, run time, latency, `slow` flag."""
     choose("--status", status, hq.DISPATCH_STATUSES)
     check_limit(limit)
     cutoff = since_cutoff(since, now)

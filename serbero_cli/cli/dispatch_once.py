@@ -1,4 +1,4 @@
-"""`serbero dispatch-once`: deliver escalation handoffs to write-permission solvers (escalation.md)."""
+"""`serbero dispatch-once`: deliver escalation handoffs to write-permission solvers (docs/delivery.md#dispatch)."""
 
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def render_run(result: DispatchResult) -> None:
 
 
 def render_dry_run(result: DispatchResult) -> None:
-    """§5.4: pending-handoffs table, one panel per planned send with the exact body, a counts footer."""
+    """The dry run: pending-handoffs table, one panel per planned send with the exact body, a counts footer."""
     from rich.panel import Panel
     from rich.table import Table
 

@@ -69,7 +69,7 @@ def render_doctor(report: DoctorReport, out: Console | None = None) -> None:
     out.print(table)
     for check in report.checks:
         if check.name == "registration":
-            # Again on one unwrapped line, so it can be copied whole (mostro-v2.md §5: exactly this string).
+            # Again on one unwrapped line, so it can be copied whole: the node wants exactly this string.
             out.print(plain(check.detail), soft_wrap=True)
     counts = report.counts()
     out.print(f"{counts['ok']} ok, {counts['warn']} warning(s), {counts['fail']} failed; exit {report.exit_code}",

@@ -1,4 +1,4 @@
-"""`serbero init`: write a commented config with a fresh key and say what to do next (operations.md §2)."""
+"""`serbero init`: write a commented config with a fresh key and say what to do next (docs/operations.md#commands)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`serbero keys generate | show | convert`: key tools that never need a relay (operations.md §2)."""
+"""`serbero keys generate | show | convert`: key tools that never need a relay (docs/operations.md#commands)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`serbero listen`: detect disputes, notify every solver, follow the lifecycle (core.md)."""
+"""`serbero listen`: detect disputes, notify every solver, follow the lifecycle (docs/lifecycle.md)."""
 
 from __future__ import annotations
 

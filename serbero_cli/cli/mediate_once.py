@@ -1,4 +1,4 @@
-"""`serbero mediate-once`: AI-guided mediation with both parties (mediation.md)."""
+"""`serbero mediate-once`: AI-guided mediation with both parties (docs/mediation.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`run_dispatch_once()`: deliver escalation handoffs to solvers (escalation.md §3).
+"""`run_dispatch_once()`: deliver escalation handoffs to solvers (docs/delivery.md#dispatch).
 
 A real run is: lock → open (migrate) → walk the candidates in handoff-id order → record DB-only
 outcomes at once → for a routable handoff connect (lazily, once), claim, send, finalize → result.
@@ -90,7 +90,7 @@ def run_dispatch_once(config: Config, *, dry_run: bool, limit: int | None = None
 
 
 def _open_for_dry_run(path: Path) -> Store:
-    """Read-only, never migrating; a missing or unmigrated database is exit 1 (§5.2)."""
+    """Read-only, never migrating; a missing or unmigrated database is exit 1."""
     hint = "a dry run never creates or migrates it; run `serbero dispatch-once` (or `listen`) once first"
     try:
         store = open_db(path, readonly=True)
@@ -157,7 +157,7 @@ class _Walk:
             logger.error("database error: %s; the handoff stays as it was and is retried next run", exc)
             self.result.errors.append(f"database error: {exc}")
 
-    # -- fresh handoffs (§3.2) -------------------------------------------------------------
+    # -- fresh handoffs (docs/delivery.md#dispatch-run-order) ------------------------------
 
     async def _fresh(self, handoff: HandoffRow, on_file: set[str]) -> None:
         try:
@@ -167,7 +167,7 @@ class _Walk:
             return
         try:
             dispute = disputes_store.get_dispute(self.store, package.dispute_id)
-        except DbError as exc:  # §3.2 step 2′: nothing written, retried next run
+        except DbError as exc:  # a failed lookup writes nothing: the handoff is retried next run
             logger.error("handoff=%d dispute=%s lookup failed: %s", handoff.id, _id16(package.dispute_id), exc)
             self.result.errors.append(f"handoff {handoff.id}: dispute lookup failed: {exc}")
             return
@@ -257,7 +257,7 @@ class _Walk:
                    decision, outcome.action, self.label)
         self.result.add(outcome, decision)
 
-    # -- stale and in-flight claims (§3.5) -------------------------------------------------
+    # -- stale and in-flight claims (docs/delivery.md#re-sends) ----------------------------
 
     async def _sending(self, dispatch: DispatchRow, handoff: HandoffRow, stale_before: int) -> None:
         # the action is set by whichever step below settles the delivery
@@ -277,7 +277,7 @@ class _Walk:
             self._give_up(outcome, dispatch, handoff, f"gave up after {MAX_ATTEMPTS} attempts")
             return
         try:
-            # §3.5: same recipients and route, the same body re-rendered from the unchanged payload.
+            # Same recipients and route, the same body re-rendered from the unchanged payload.
             package = parse_handoff(dispatches.handoff_payload(self.store, handoff.id))
         except HandoffParseError as exc:
             self._give_up(outcome, dispatch, handoff, f"payload no longer parses: {exc.detail}")
@@ -317,7 +317,7 @@ class _Walk:
                 return
         self.result.add(outcome, "gave_up")
 
-    # -- claim gate, send, finalize (§3.4) ------------------------------------------------
+    # -- claim gate, send, finalize (docs/delivery.md#claim-send-finalize) ----------------
 
     async def _may_claim(self, outcome: HandoffOutcome) -> bool:
         """Limit, budget and (real runs) a reachable relay; otherwise defer with no write."""
@@ -337,7 +337,7 @@ class _Walk:
         return False
 
     async def _relays_ready(self) -> bool:
-        """Connect just before the first claim (§3.1 step 6); before later ones, check one is still up."""
+        """Connect just before the first claim; before later ones, check one is still up."""
         if self.relays_down:
             return False
         if self.pool is None:

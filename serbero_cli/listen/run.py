@@ -1,4 +1,4 @@
-"""`run_listen()`: fetch dispute events, apply them, sweep, deliver (core.md §1–§6).
+"""`run_listen()`: fetch dispute events, apply them, sweep, deliver (docs/architecture.md#phase-run).
 
 A run is: lock → open (migrate) → connect → fetch → validate → one BEGIN IMMEDIATE that
 loads, plans and writes → queue reminders → flush the outbox → result. `--follow` then keeps
@@ -88,7 +88,7 @@ def dispute_filter(config: Config, since: int) -> dict[str, Any]:
 
 
 def fetch_since(store: Store | None, config: Config, now: int) -> int:
-    """The node's cursor − 300 s, or now − initial lookback on a first run (core.md §3.2)."""
+    """The node's cursor − 300 s, or now − initial lookback on a first run (docs/wire-formats.md#dispute-events)."""
     cursor = sync.get_cursor(store, config.mostro_pubkey, now) if store is not None else None
     if cursor is None:
         return now - config.listen.initial_lookback_seconds

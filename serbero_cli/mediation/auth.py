@@ -41,7 +41,7 @@ def backoff_seconds(attempts: int, cfg: MediationConfig) -> int:
 
 
 def gate(state: AuthState | None, now: int, cfg: MediationConfig) -> AuthGate:
-    """What step 7 may do: start freely, wait, start one probe, or escalate everything."""
+    """What opening sessions may do this run: start freely, wait, start one probe, or escalate everything."""
     if state is None:
         return OPEN
     if state.status == AuthStatus.TERMINATED or should_terminate(state, now, cfg):

@@ -1,8 +1,8 @@
 """Party chat I/O for mediate-once: derive channels, publish outbound rows, fetch inbound envelopes.
 
-Keys are re-derived every run from Serbero's secret and the trade pubkeys stored on the session
-(mediation.md §6.1); nothing is kept between runs. Outbound rows are committed before they are
-published (§6.3) and go out as kind 14 plus, per row, a legacy 1059 copy (mostro-v2.md §4.4).
+Keys are re-derived every run from Serbero's secret and the trade pubkeys stored on the session;
+nothing is kept between runs. Outbound rows are committed before they are published and go out as
+kind 14 plus, per row, a legacy 1059 copy (docs/delivery.md#chat-publishing).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from serbero_cli.store.sessions import SessionRow
 
 logger = logging.getLogger(__name__)
 
-PUBLISH_PAUSES = (0.1, 0.2)  # §6.2: up to 3 attempts
+PUBLISH_PAUSES = (0.1, 0.2)  # up to 3 attempts in a run
 
 
 class ChannelMismatch(Exception):
@@ -56,7 +56,7 @@ def derive_channels(secret: Secret, session: SessionRow) -> dict[str, ChannelKey
 
 
 def legacy_required(conn: Connection, setting: str, session_id: str, party: str) -> int:
-    """mostro-v2.md §4.4: whether a new row for `party` also goes out as a 1059 copy (fixed at insert)."""
+    """Whether a new row for `party` also goes out as a 1059 copy (fixed at insert)."""
     if setting == "always":
         return 1
     if setting == "never":

@@ -1,4 +1,4 @@
-"""Step 4 of mediate-once: evaluate sessions with new replies, at most once per session
+"""mediate-once's evaluation: evaluate sessions with new replies, at most once per session
 (docs/mediation.md#evaluation)."""
 
 from __future__ import annotations

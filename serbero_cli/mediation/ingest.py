@@ -1,4 +1,4 @@
-"""Step 2 of mediate-once: takeover check, then ingest party replies (docs/mediation.md#takeover,
+"""Live sessions in mediate-once: takeover check, then ingest party replies (docs/mediation.md#takeover,
 docs/mediation.md#ingest)."""
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ async def record_take_revisions(ctx: RunContext) -> None:
     Relays keep only the newest 38386 revision, so if a human took the dispute over before the
     next run, that run would store the takeover's revision as ours and never notice it
     (docs/mediation.md#takeover). Sessions whose revision has not reached the relay yet stay NULL and are
-    settled by the next run's step 2, as before.
+    settled by the next run's takeover check, as before.
     """
     fresh = [s for s in sess.live_sessions(ctx.store) if s.take_revision_created_at is None]
     if fresh:
@@ -156,7 +156,7 @@ def _ingest_one(ctx: RunContext, item: chat_io.Inbound) -> None:
 
 
 def apply_round_limits(ctx: RunContext) -> None:
-    """Step 3: sessions that reached max_rounds on a fresh reply escalate before any evaluation."""
+    """Sessions that reached max_rounds on a fresh reply escalate before any evaluation."""
     for sid, inner_id in ctx.round_limit_hits.items():
         session = sess.get_session(ctx.store.conn, sid)
         if session is not None:

@@ -1,4 +1,4 @@
-"""Step 7 of mediate-once: start sessions (docs/mediation.md#eligibility, #opening-a-session,
+"""Starting sessions, the last step of mediate-once (docs/mediation.md#eligibility, #opening-a-session,
 #take-outcomes and #solver-authorization).
 
 For up to `max_starts` eligible disputes: the opening classification, then a take request per

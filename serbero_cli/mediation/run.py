@@ -120,22 +120,22 @@ async def _run(config: Config, store: Store, bundle: PromptBundle, api_key: Secr
 
 
 async def _steps(ctx: RunContext, sender: DmSender, max_starts: int) -> None:
-    """The run order. A stop request (SIGTERM) lets the step in hand finish and skips the rest;
-    the next run picks them up, as every step resumes from the database."""
-    live = ingest.load_channels(ctx, sess.live_sessions(ctx.store))  # step 2
+    """Steps 4 to 9 of docs/mediation.md#run-order. A stop request (SIGTERM) lets the step in hand
+    finish and skips the rest; the next run picks them up, as every step resumes from the database."""
+    live = ingest.load_channels(ctx, sess.live_sessions(ctx.store))  # step 4: live sessions
     if await node_messages.apply_node_closings(ctx):
         still_live = {s.session_id for s in sess.live_sessions(ctx.store)}
         live = [s for s in live if s.session_id in still_live]
     live = await ingest.check_takeovers(ctx, live)
     await ingest.ingest_replies(ctx, live)
     steps = [
-        lambda: ingest.apply_round_limits(ctx),  # step 3
-        lambda: evaluate_sessions(ctx, live),  # step 4
-        lambda: timeouts.apply_timeouts(ctx),  # step 5
-        lambda: _publish(ctx),  # step 6a
-        lambda: summary.generate_summaries(ctx),  # step 6b
-        lambda: summary.deliver_and_settle(ctx, sender),  # step 6c
-        lambda: None if ctx.result.node_serbero else opening.start_sessions(ctx, max_starts),  # step 7
+        lambda: ingest.apply_round_limits(ctx),  # step 5: round limit
+        lambda: evaluate_sessions(ctx, live),  # step 6: evaluate
+        lambda: timeouts.apply_timeouts(ctx),  # step 7: timeouts
+        lambda: _publish(ctx),  # step 8: deliver (party messages, summaries, outbox)
+        lambda: summary.generate_summaries(ctx),
+        lambda: summary.deliver_and_settle(ctx, sender),
+        lambda: None if ctx.result.node_serbero else opening.start_sessions(ctx, max_starts),  # step 9: start
         lambda: _publish(ctx),  # the opening questions
         lambda: summary.deliver_and_settle(ctx, sender),  # the assignment and observer messages of new sessions
         # Our own take's revision, before a takeover can replace it on the relays.

@@ -1,4 +1,4 @@
-"""Step 6b–6c: summaries for human solvers and closing delivered sessions (docs/mediation.md#summaries)."""
+"""Summaries for human solvers and closing delivered sessions (docs/mediation.md#summaries)."""
 
 from __future__ import annotations
 

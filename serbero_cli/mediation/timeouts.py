@@ -1,4 +1,4 @@
-"""Step 5 of mediate-once: party-unresponsive and overall session timeouts (docs/mediation.md#timeouts)."""
+"""mediate-once's timeouts: party-unresponsive and overall session timeouts (docs/mediation.md#timeouts)."""
 
 from __future__ import annotations
 

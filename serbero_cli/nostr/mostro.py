@@ -1,7 +1,8 @@
 """The Mostro take protocol on the wire: build `admin-take-dispute` for v1 (gift wrap) and v2
 (kind 14, with proof of work), and read the node's replies on either transport.
 
-mediation.md §5 and mostro-v2.md §2–§3. Every drop on the node side is silent, so a request that
+The formats are in docs/wire-formats.md#take-request and #take-replies. Every drop on the node
+side is silent, so a request that
 breaks a rule only shows up as a timeout: the byte layout, the PoW and the freshness of
 `created_at` matter more here than anywhere else. Pure message helpers live in
 `mostro_messages` and are re-exported here.
@@ -41,7 +42,7 @@ from serbero_cli.nostr.sdk_keys import keys_from_secret
 
 logger = logging.getLogger(__name__)
 
-MAX_POW_BITS = 24  # mostro-v2.md §2.3 gate 7: higher difficulties are not attempted
+MAX_POW_BITS = 24  # higher difficulties are not attempted (`pow_too_high`)
 SLOW_MINE_SECONDS = 5.0  # the node drops events older than 10 s
 TAKE_EXPIRATION_SECONDS = 3600
 GIFTWRAP_MAX_BACKDATE_SECONDS = 172_800
@@ -50,7 +51,8 @@ Miner = Callable[[ns.UnsignedEvent, int], ns.UnsignedEvent]
 
 
 class TakeBuildError(Exception):
-    """A take request could not be built; `reason` is the mediation.md §5.4 failure reason."""
+    """A take request could not be built; `reason` is the take's failure reason
+    (docs/mediation.md#take-outcomes)."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -71,11 +73,11 @@ def default_miner(unsigned: ns.UnsignedEvent, bits: int) -> ns.UnsignedEvent:
 def build_take_giftwrap(serbero_secret: Secret, mostro_pubkey: str, dispute_id: str, request_id: int,
                         *, pow_bits: int = 0, now: int, miner: Miner | None = None,
                         clock: Callable[[], float] = time.monotonic) -> ns.Event:
-    """The v1 take: a NIP-59 gift wrap around an unsigned kind-1 rumor `[M,"sig"]` (mediation.md §5.2).
+    """The v1 take: a NIP-59 gift wrap around an unsigned kind-1 rumor `[M,"sig"]`.
 
     The rumor is stamped `now`, so call this right before publishing (the node drops rumors
     older than 10 s). With `pow_bits` > 0 the 1059 wrap is built by hand and mined, because
-    `nip59_make_gift_wrap` cannot mine (mostro-v2.md §2.3 "v1 fix"); the bounds of
+    `nip59_make_gift_wrap` cannot mine; the bounds of
     `build_take_kind14` apply. Raise TakeBuildError("pow_too_high" | "pow_timeout").
     """
     keys = keys_from_secret(serbero_secret)
@@ -110,7 +112,7 @@ def build_take_kind14(serbero_secret: Secret, mostro_pubkey: str, dispute_id: st
                       clock: Callable[[], float] = time.monotonic) -> ns.Event:
     """The v2 take: kind 14 by Serbero, content NIP-44 `[M,"S",null]`, tags p, expiration(+3600), nonce.
 
-    mostro-v2.md §2.1–§2.3: created_at is `now` (no backdating). More than 24 bits is not
+    created_at is `now` (no backdating). More than 24 bits is not
     attempted ("pow_too_high"); a mine slower than 5 s is rebuilt once with a fresh created_at,
     and a second slow mine fails with "pow_timeout". `miner` and `clock` are injectable for tests.
     """

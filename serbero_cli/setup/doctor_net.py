@@ -21,7 +21,7 @@ from serbero_cli.setup.doctor_dm import inbox_filter, inbox_row
 DISPUTE_KIND = 38386
 INFO_TAGS = ("protocol_version", "pow", "pow_first_contact", "mostro_version")
 CLOCK_SKEW_WARN_SECONDS = 60
-# mostro-v2.md §1.1: the node republishes its info event every 300 s by default.
+# The node republishes its info event every 300 s by default: an hour without one is stale.
 INFO_STALE_SECONDS = 3600
 
 
@@ -189,7 +189,7 @@ def node_serbero_row(info: Any, own: str) -> Check:
 
 
 def transport_row(config: Config, info: Any, facts: Any, now: int) -> Check:
-    """The transport the next mediate-once would use, by the same resolver (mostro-v2.md §1.2).
+    """The transport the next mediate-once would use, by the same resolver (docs/mediation.md#transport).
 
     Doctor only reads: the cache row `mostro_transport` is shown with its age, never written.
     """

@@ -1,4 +1,4 @@
-"""`serbero init`: write a commented config with a fresh Serbero key (operations.md §2).
+"""`serbero init`: write a commented config with a fresh Serbero key (docs/operations.md#commands).
 
 The text is `render_sample()` edited with tomlkit, so every comment of the sample survives and
 the file is the same shape the loader and the tests already know. The file is created 0600 in
@@ -51,7 +51,7 @@ class InitResult:
     path: Path
     public_key: str  # lowercase hex
     npub: str
-    registration: str  # "npub1…:read", the exact string for admin-add-solver (mostro-v2.md §5)
+    registration: str  # "npub1…:read", the exact string for admin-add-solver
     replaced: bool  # an existing file was replaced (--force)
     env_secret: Secret | None
     unfilled: tuple[str, ...]  # required keys still holding the sample's placeholder
@@ -215,7 +215,8 @@ def write_private_file(path: Path, text: str, *, force: bool) -> None:
         if force:
             _replace_atomically(path, data)
             return
-        # STYLE.md §10: born 0600 (never chmod after), and O_EXCL closes the check-then-write race.
+        # Born 0600 (a chmod after writing leaves a readable window), and O_EXCL closes the
+        # check-then-write race.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise UsageError(f"{path} already exists; pass --force to replace it") from None

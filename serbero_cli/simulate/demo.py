@@ -1,4 +1,4 @@
-"""`serbero demo`: the whole system on loopback, narrated (operations.md §3).
+"""`serbero demo`: the whole system on loopback, narrated (docs/operations.md#demo).
 
 A LocalRelay, a Mostro node speaking protocol v2, buyer and seller clients on kind-14 chat, two
 solvers running a Mostrix-like client (one read, one write), a mostro-watchdog-like observer and

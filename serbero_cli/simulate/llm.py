@@ -248,7 +248,7 @@ def classification_json(
     rationale: str | None = None,
     detail: str | None = None,
 ) -> str:
-    """A §9.4 answer as the model would write it. Each call gets a distinct rationale by default."""
+    """A classification answer as the model would write it. Each call gets a distinct rationale by default."""
     obj: dict[str, Any] = {"classification": label, "confidence": confidence, "suggested_action": action}
     if buyer is not None:
         obj["buyer_clarification"] = buyer
@@ -262,7 +262,7 @@ def classification_json(
 
 
 def summary_text(summary: str, next_step: str, rationale: str) -> str:
-    """A §9.5 answer: summary, then the next-step line, then the rationale line."""
+    """A summary answer: summary, then the next-step line, then the rationale line."""
     return f"{summary}\nSUGGESTED_NEXT_STEP: {next_step}\nRATIONALE: {rationale}"
 
 

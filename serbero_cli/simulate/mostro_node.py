@@ -2,7 +2,7 @@
 
 It is a real Nostr client on the relay: it publishes its kind-38385 info event and kind-38386
 dispute revisions, subscribes to requests addressed to it, applies the node's gates
-(mediation.md §5, mostro-v2.md §2.3), authorizes per mostro-v2.md §5 and replies like mostrod.
+(docs/wire-formats.md#take-request), authorizes solvers as mostrod does and replies like it.
 Test modes reproduce a silent, slow, duplicating, confused or refusing node and a few attacks.
 """
 
@@ -55,7 +55,7 @@ from serbero_cli.simulate.mostro_wire import (
 logger = logging.getLogger(__name__)
 
 INFO_KIND = 38385
-# The harness reads gift wraps a week back (mediation.md §19.1).
+# The harness reads gift wraps a week back (they are backdated up to two days).
 V1_SINCE_SECONDS = 7 * 86400
 
 

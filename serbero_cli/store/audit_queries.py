@@ -24,7 +24,7 @@ LIFECYCLE_STATES = STATES
 WRITTEN_SESSION_STATES: tuple[SessionState, ...] = tuple(SessionState)
 SESSION_STATES: tuple[str, ...] = (*WRITTEN_SESSION_STATES, *RESERVED_STATES)
 # Notification outcomes: the four statuses, with `failed` split the way the outbox splits it
-# (core.md §5.2): a flush retries `failed` rows it claimed itself while attempts < max_attempts;
+# (docs/delivery.md#outbox): a flush retries `failed` rows it claimed itself while attempts < max_attempts;
 # anything else failed (past the limit, or a dispatch-once record) is final.
 NOTIFICATION_OUTCOMES = ("pending", "sending", "sent", "failed_retrying", "failed_final")
 NOTIFICATION_STATUS_FILTERS = ("pending", "sending", "sent", "failed", "failed_retrying", "failed_final")

@@ -1,8 +1,8 @@
-"""All SQL of `dispatch-once` (escalation.md §3–§4): candidate scans, audit rows, claims, finalize.
+"""All SQL of `dispatch-once` (docs/delivery.md#dispatch): candidate scans, audit rows, claims, finalize.
 
 Handoff payloads share `mediation_events` with audit rows and may be malformed; `json_extract`
 raises on malformed JSON and SQLite does not promise `AND` evaluation order, so every
-`json_extract` here sits inside a CASE whose WHEN checks kind, type and validity (§3.1 hazard).
+`json_extract` here sits inside a CASE whose WHEN checks kind, type and validity.
 Each writer is one short `BEGIN IMMEDIATE` that re-checks its preconditions, so two processes
 (or a stale view of the database) never record an outcome twice.
 """
@@ -22,7 +22,8 @@ from serbero_cli.store import notifications
 from serbero_cli.store.db import Store
 from serbero_cli.store.mediation import handoff_ref, insert_event
 
-# run.py catches this around lookups (§3.2 step 2′) without importing sqlite3 itself.
+# run.py catches this around lookups (a failed dispute lookup writes nothing and is retried next
+# run) without importing sqlite3 itself.
 DbError = sqlite3.Error
 
 HANDOFF_KIND = "handoff_prepared"
@@ -51,7 +52,7 @@ class HandoffRow:
 
 @dataclass(frozen=True)
 class DispatchRow:
-    """An `escalation_dispatches` row (§4.1)."""
+    """An `escalation_dispatches` row (docs/delivery.md#claim-send-finalize)."""
 
     dispatch_id: str
     dispute_id: str
@@ -92,7 +93,7 @@ def fresh_handoffs(store: Store, *, after_id: int = 0, limit: int = PAGE_SIZE) -
 
 
 def iter_fresh_pages(store: Store, *, page_size: int = PAGE_SIZE) -> Iterator[list[HandoffRow]]:
-    """Page through fresh handoffs by key (`id > last`), never with one overall LIMIT (§3.1)."""
+    """Page through fresh handoffs by key (`id > last`), never with one overall LIMIT."""
     last = 0
     while True:
         page = fresh_handoffs(store, after_id=last, limit=page_size)
@@ -119,7 +120,7 @@ def handoff_payload(store: Store, handoff_id: int) -> Any:
 
 
 def sending_dispatches(store: Store) -> list[tuple[DispatchRow, HandoffRow]]:
-    """Every `sending` dispatch row with its handoff row, by handoff id (§3.1 stale and in-flight)."""
+    """Every `sending` dispatch row with its handoff row, by handoff id (stale and in flight alike)."""
     rows = store.conn.execute(
         f"SELECT {', '.join('d.' + c.strip() for c in _DISPATCH_COLS.split(','))}, {_HANDOFF_COLS} "
         "FROM escalation_dispatches d JOIN mediation_events h ON h.id = d.handoff_event_id "
@@ -192,7 +193,7 @@ def record_unroutable(store: Store, handoff: HandoffRow, *, dispute_id: str, con
         if (dispatch_for_handoff(conn, handoff.id) or has_audit(conn, UNROUTABLE, handoff.id)
                 or state is None or state == LifecycleState.RESOLVED):
             return False
-        # `fallback_to_all_solvers` is true only when rule 3 fired, so always false here (§4.3).
+        # `fallback_to_all_solvers` is true only when routing fell back to every solver: never here.
         _audit(conn, UNROUTABLE, handoff, now, {"configured_solver_count": int(configured_solver_count),
                                                 "dispute_id": dispute_id, "fallback_to_all_solvers": False,
                                                 "handoff_event_id": int(handoff.id)})
@@ -286,6 +287,7 @@ def _lifecycle(conn: sqlite3.Connection, dispute_id: str) -> LifecycleState | No
 
 
 def _audit(conn: sqlite3.Connection, kind: str, handoff: HandoffRow, now: int, payload: dict[str, Any]) -> None:
-    # §4.3: session_id and the bundle pins come from the handoff ROW, not from its payload.
+    # session_id and the bundle pins come from the handoff ROW, not from its payload
+    # (docs/delivery.md#dispatch-audit-rows).
     insert_event(conn, kind, payload, now=now, session_id=handoff.session_id,
                  bundle=(handoff.prompt_bundle_id, handoff.policy_hash))

@@ -1,7 +1,7 @@
 """Mediation audit events and session lookups shared by listen, mediate-once and dispatch-once.
 
 Every dispute-scoped lookup uses DISPUTE_EXPR, the exact expression of the partial index
-`idx_mediation_events_dispute` (mediation.md §15.2): a bare json_extract over a malformed
+`idx_mediation_events_dispute`: a bare json_extract over a malformed
 payload would abort the query, and only the identical expression lets SQLite use the index.
 """
 
@@ -35,7 +35,7 @@ def handoff_ref(alias: str | None = None, kinds: tuple[str, ...] = HANDOFF_AUDIT
 
 
 def audit_json(payload: dict[str, Any]) -> str:
-    """Audit payload serialisation (mediation.md §2): sorted keys, compact, raw UTF-8."""
+    """Audit payload serialisation (docs/mediation.md#audit-events): sorted keys, compact, raw UTF-8."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -114,7 +114,7 @@ def move_session(
     conn: sqlite3.Connection, session_id: str, from_states: tuple[SessionState, ...], to_state: SessionState,
     now: int,
 ) -> bool:
-    """Conditional session transition (mediation.md §7.1); False when another actor won."""
+    """Conditional session transition (docs/mediation.md#sessions); False when another actor won."""
     marks = ",".join("?" * len(from_states))
     cur = conn.execute(
         f"UPDATE mediation_sessions SET state=?, last_transition_at=? WHERE session_id=? AND state IN ({marks})",

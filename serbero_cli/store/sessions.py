@@ -1,4 +1,4 @@
-"""Mediation sessions and their chat rows (mediation.md §7, §15; mostro-v2.md §8)."""
+"""Mediation sessions and their chat rows (docs/mediation.md#sessions, docs/architecture.md#database)."""
 
 from __future__ import annotations
 
@@ -187,7 +187,7 @@ def count_dispute_events(conn: sqlite3.Connection, dispute_id: str, kind: str) -
 
 
 def eligible_dispute_candidates(store: Store, *, now: int, retry_interval: int) -> list[dict[str, Any]]:
-    """Disputes passing eligibility rules 2–6 (mediation.md §7.2), oldest event_timestamp first.
+    """Disputes passing eligibility rules 2–6 (docs/mediation.md#eligibility), oldest event_timestamp first.
 
     Rule 1 (UUID id, buyer/seller initiator) is checked in Python by the caller. Only the current
     round counts: a reopened dispute is eligible again whatever its earlier rounds held.
