@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-SHORT_ID = 8
-SHORT_HASH = 12
 ONE_LINE = 60
 PAYLOAD_VALUE_CHARS = 16
 

@@ -44,9 +44,6 @@ class FlushResult:
 
     sent: int = 0
     failed: int = 0
-    abandoned: int = 0
-    expired: int = 0
-    lost_claims: int = 0
     interrupted: int = 0  # left `sending` with their event when a stop was requested
     sent_ids: list[int] = field(default_factory=list)
     sent_types: dict[str, int] = field(default_factory=dict)
@@ -90,7 +87,7 @@ async def flush_outbox(
     types = list(types) if types is not None else None
     now = int(clock())
     with store.immediate() as conn:
-        result.expired = outbox.expire_observer_rows(conn, now)
+        outbox.expire_observer_rows(conn, now)
     if progress is not None:
         progress.start(outbox.count_due(store, now=now, max_attempts=max_attempts, types=types))
     inflight: set[asyncio.Task[None]] = set()
@@ -174,14 +171,12 @@ def _claim(store: Store, sender: Any, rows: list[outbox.OutboxRow], now: int, ma
             row = plan.row
             if plan.action == "abandon":
                 if outbox.abandon(conn, row):
-                    result.abandoned += 1
                     logger.warning("notification=%d dispute=%s abandoned after %d attempts",
                                    row.id, short(row.dispute_id), row.attempts)
                 continue
             event_id, event_json = plan.new_event or (None, None)
             if not outbox.claim(conn, row, now, event_id, event_json):
-                result.lost_claims += 1
-                continue
+                continue  # another process won the row
             if plan.action == "unbuildable":
                 outbox.mark_failed(conn, row.id, plan.error or "cannot build message")
                 result.failed += 1

@@ -16,11 +16,7 @@ class Route(StrEnum):
     TARGETED = "targeted"  # the assigned solver, a write solver
     BROADCAST = "broadcast"  # every write solver
     FALLBACK = "fallback"  # every solver, write or read, when the operator allows it
-    UNROUTABLE = "unroutable"  # nobody: never stored on a dispatch row, only audited
-
-
-# The routes a dispatch row may hold (the schema allows exactly these).
-ROUTES: tuple[Route, ...] = (Route.TARGETED, Route.BROADCAST, Route.FALLBACK)
+    UNROUTABLE = "unroutable"  # nobody: never stored on a dispatch row (the schema refuses it), only audited
 
 
 class DispatchStatus(StrEnum):

@@ -53,11 +53,6 @@ class RunContext:
     def audience(self) -> Audience:
         return Audience.from_config(self.config)
 
-    @property
-    def model_blocked(self) -> bool:
-        """True once the health check failed: every model step is skipped this run."""
-        return self._healthy is False
-
     async def model_ready(self) -> bool:
         """At most one health check per run, made lazily before the first model call (docs/mediation.md#run-order)."""
         if self._healthy is None:
