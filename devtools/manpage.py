@@ -1,4 +1,4 @@
-"""Man pages generated from the Typer app (operations.md §5): `serbero.1` and one page per subcommand.
+"""Man pages generated from the Typer app (docs/operations.md#man-pages): `serbero.1` and one page per subcommand.
 
 The command tree is walked as click sees it (`typer.main.get_command`), so every registered
 command gets a page with its real help and options, and a command added later only needs

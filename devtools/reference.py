@@ -84,6 +84,6 @@ def _default(spec: KeySpec) -> str:
         return "true" if spec.default else "false"
     if isinstance(spec.default, int | float):
         return str(spec.default)
-    if isinstance(spec.default, tuple):  # a list key: shown as TOML writes it
+    if isinstance(spec.default, tuple):  # a list key (enum members too): shown as TOML writes it
         return "[" + ", ".join(f'"{item}"' for item in spec.default) + "]"
     return f'"{spec.default}"'

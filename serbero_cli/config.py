@@ -1,4 +1,4 @@
-"""Configuration: one table of keys, one loader for every subcommand (core.md §2).
+"""Configuration: one table of keys, one loader for every subcommand (docs/operations.md#configuration).
 
 `load_config(path, env)` reads the TOML with tomlkit, applies environment overrides, validates
 every key against `KEYS`, and returns frozen dataclasses. Every problem is collected as
@@ -31,6 +31,7 @@ from serbero_cli.config_schema import (  # noqa: F401 - re-exported: one import 
     KeySpec,
     render_sample,
 )
+from serbero_cli.domain.notifications import Envelope
 from serbero_cli.errors import ConfigError
 from serbero_cli.keytext import (
     KeyFormatError,
@@ -53,7 +54,7 @@ from serbero_cli.toml_lines import KeyLines, duplicate_key_problems
 class SolverConfig:
     pubkey: str  # lowercase hex
     permission: str  # "read" | "write"
-    envelopes: tuple[str, ...] = ENVELOPES  # resolved: its own list, else [delivery] envelopes
+    envelopes: tuple[Envelope, ...] = ENVELOPES  # resolved: its own list, else [delivery] envelopes
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class ObserverConfig:
     """Someone who gets one-line headlines only (a mostro-watchdog bot, a person)."""
 
     pubkey: str  # lowercase hex
-    envelopes: tuple[str, ...] = ("mostro",)
+    envelopes: tuple[Envelope, ...] = (Envelope.MOSTRO,)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class ListenConfig:
 class DeliveryConfig:
     max_attempts: int
     send_timeout_seconds: int
-    envelopes: tuple[str, ...]
+    envelopes: tuple[Envelope, ...]
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,11 @@ class _Checker:
                 self.problem(self.lines.header(section), f"[[{section}]]", "must be an array of tables ([[...]])")
             elif section not in ARRAY_SECTIONS and not isinstance(value, dict):
                 self.problem(self.lines.key(None, 0, section), f"[{section}]", "must be a table")
-        tables = {s: doc.get(s) if isinstance(doc.get(s), dict) else {} for s in SECTIONS if s not in ARRAY_SECTIONS}
+        tables: dict[str, dict[str, Any]] = {}
+        for s in SECTIONS:
+            if s not in ARRAY_SECTIONS:
+                table = doc.get(s)
+                tables[s] = table if isinstance(table, dict) else {}
         values = {s: self.section_values(s, tables[s]) for s in tables}
         relays = self.array_values("relays", doc.get("relays"))
         solvers = self.array_values("solvers", doc.get("solvers"))
@@ -382,7 +387,7 @@ class _Checker:
         if len(set(names)) != len(names):
             self.problem(line, where, "each envelope may appear once")
             return spec.default
-        return tuple(names)
+        return tuple(Envelope(name) for name in names)
 
     def coerce_text(self, spec: KeySpec, value: str, line: int | None, where: str) -> Any:
         kind = spec.kind
@@ -434,21 +439,24 @@ class _Checker:
                 continue
             raw, where = (self.env.get(spec.env) or "").strip(), f"{spec.env} (environment)"
             if spec.kind == "secret":
-                raw, where = self.secret_from_sources(spec)
+                raw, found_in = self.secret_from_sources(spec, spec.env)
+                if found_in is None:
+                    continue  # an unusable source, already reported
+                where = found_in
             if not raw:
                 if spec.default is REQUIRED and values[spec.section].get(spec.name) is None and \
-                        self.lines.key(spec.section, 0, spec.name) is None and where is not None:
+                        self.lines.key(spec.section, 0, spec.name) is None:
                     also = f", {spec.env}_FILE or the {PRIVATE_KEY_CREDENTIAL} credential" if spec.kind == "secret" else ""
                     self.problem(self.lines.header(spec.section), f"[{spec.section}] {spec.name}",
                                  f"required key is missing (or set {spec.env}{also})")
                 continue
             values[spec.section][spec.name] = self.coerce_text(spec, raw, None, where)
 
-    def secret_from_sources(self, spec: KeySpec) -> tuple[str, str | None]:
-        """(text, where) from the variable, its _FILE or the systemd credential; ("", None) after
+    def secret_from_sources(self, spec: KeySpec, variable: str) -> tuple[str, str | None]:
+        """(text, where) from `variable`, its _FILE or the systemd credential; ("", None) after
         reporting an unusable source, ("", "") when none is set."""
         try:
-            found = find_secret(self.env, spec.env, PRIVATE_KEY_CREDENTIAL)
+            found = find_secret(self.env, variable, PRIVATE_KEY_CREDENTIAL)
         except SecretSourceError as exc:
             self.problem(None, f"[{spec.section}] {spec.name}", str(exc))
             return "", None

@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from serbero_cli.domain.notifications import (
+    ENVELOPES,  # how a message to a solver or observer travels
+)
+
 REQUIRED = object()
 ARRAY_SECTIONS = ("relays", "solvers", "observers")
 PROVIDERS = ("openai", "openai-compatible", "anthropic")
 TRANSPORTS = ("auto", "giftwrap", "nip44")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-ENVELOPES = ("mostro", "nip17")  # how a message to a solver or observer travels (serbero_cli/nostr/dm.py)
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ KEYS: tuple[KeySpec, ...] = (
             "Age at which an unfinished send is taken as abandoned.", minimum=1),
 )
 
-# Keys of the reference program that we no longer read (mediation.md §3): warn, ignore.
+# Keys of the reference program that we no longer read: warn, ignore.
 DROPPED_KEYS: dict[tuple[str, str], str] = {
     ("chat", "inbound_fetch_interval_seconds"): "the timer cadence replaces it; remove the key",
     ("reasoning", "api_key"): "secrets never come from the file; put the key in the variable named by api_key_env",

@@ -1,4 +1,5 @@
-"""Exception types that end a run early, and the exit codes every subcommand shares (core.md §8)."""
+"""Exception types that end a run early, and the exit codes every subcommand shares
+(docs/operations.md#exit-codes)."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ class DatabaseFolderMissing(DatabaseError):
 
     exit_code = ExitCode.USAGE
 
-    def __init__(self, db_path: object):
+    def __init__(self, db_path: str | os.PathLike[str]):
         folder = os.path.dirname(os.fspath(db_path)) or "."
         super().__init__(f"database folder {folder} does not exist ([serbero] db_path = {db_path}); "
                          "create it or fix db_path (only `serbero init` creates folders)")

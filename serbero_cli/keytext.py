@@ -2,12 +2,13 @@
 
 Config loading runs on every start, so it must not pay for importing nostr_sdk; bech32 is small
 enough to carry here. `PublicKey.parse` in nostr_sdk does not check that an x-only key is on the
-curve (DESIGN.md), so every public key is lifted with coincurve.
+curve, so every public key is lifted with coincurve.
 """
 
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 
 _CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _GEN = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
@@ -49,7 +50,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(("secret", self._value))
 
-    def __reduce__(self):  # never pickle a secret by accident
+    def __reduce__(self) -> NoReturn:  # never pickle a secret by accident
         raise TypeError("Secret cannot be pickled")
 
 

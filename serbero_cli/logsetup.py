@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import time
+from typing import Any
 
 from serbero_cli.errors import UsageError
 from serbero_cli.safetext import for_log
@@ -41,14 +42,12 @@ def syslog_priority(levelno: int) -> int:
 class OneLineFormatter(logging.Formatter):
     """A formatter whose every record is one line: message and traceback escaped with `for_log`."""
 
-    converter = time.gmtime
-
     def __init__(self, fmt: str, *, journal: bool = False):
         super().__init__(fmt)
         self.journal = journal
 
-    def formatTime(self, record, datefmt=None):  # noqa: N802 - logging API
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", self.converter(record.created))
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging API
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging API
         raw = record.message
@@ -59,7 +58,7 @@ class OneLineFormatter(logging.Formatter):
             record.message = raw
         return f"<{syslog_priority(record.levelno)}>{line}" if self.journal else line
 
-    def formatException(self, ei) -> str:  # noqa: N802 - logging API
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging API
         return for_log(super().formatException(ei))
 
     def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging API

@@ -1,4 +1,4 @@
-"""Per-subcommand run locks: `flock(LOCK_EX | LOCK_NB)` on `<db_path>.<name>.lock` (core.md §1).
+"""Per-subcommand run locks: `flock(LOCK_EX | LOCK_NB)` on `<db_path>.<name>.lock` (docs/architecture.md#locks).
 
 The file is created with mode 0600, holds the PID of the owner, and is never deleted: deleting
 it would let a second run lock a fresh inode while the first still holds the old one. The kernel

@@ -35,7 +35,7 @@ class StopRequested:
 @contextlib.contextmanager
 def stop_on_signals(stop: StopRequested) -> Iterator[StopRequested]:
     """Route SIGTERM and SIGINT to `stop` for the duration of the block (main thread only)."""
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def handler(signum: int, frame: Any) -> None:
         stop.set(signum)

@@ -1,4 +1,4 @@
-"""Parsing what operators type: `--since` durations and id prefixes (operations.md §1).
+"""Parsing what operators type: `--since` durations and id prefixes (docs/operations.md#audit).
 
 Both are pure functions; bad input is a `UsageError` (exit 2) with a message that says what to
 type instead, because these are read at 3 a.m. by someone in a hurry.

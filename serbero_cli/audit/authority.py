@@ -1,11 +1,11 @@
-"""`audit authority`: the fund-safety check (operations.md §1, mediation.md §10.2, core.md §8).
+"""`audit authority`: the fund-safety check (docs/operations.md#audit, docs/mediation.md#authority-phrases).
 
 Serbero never asks anyone to settle, cancel or move funds. This scans everything Serbero has
 sent or queued for sending: every outbound party message, every solver notification body
 (whatever its type, so summaries, alerts and handoff DMs are all covered) and every
-`notif_type`, for the §10.2 phrases as case-insensitive substrings. The phrase list is the policy
+`notif_type`, for the authority phrases as case-insensitive substrings. The phrase list is the policy
 layer's own (`mediation/policy.py`), so the check and the gate that stops such text can't drift.
-The handoff DM tells a solver to use `admin-take-dispute`, which is not a §10.2 phrase: it passes.
+The handoff DM tells a solver to use `admin-take-dispute`, which is not an authority phrase: it passes.
 Transcripts are left out: they show what the parties wrote, as data, and a party may well ask for
 its money; what Serbero itself says is in every other row.
 
@@ -32,7 +32,7 @@ SOURCES = ("outbound_message", "notification_body", "notification_type")
 
 
 def scan(src: Source, limit: int) -> tuple[dict[str, int], list[dict[str, Any]]]:
-    """Return (count per source, the first `limit` findings, 0 = all) of §10.2 phrases."""
+    """Return (count per source, the first `limit` findings, 0 = all) of authority phrases."""
     counts = dict.fromkeys(SOURCES, 0)
     findings: list[dict[str, Any]] = []
     patterns = tuple("%" + p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -1,7 +1,7 @@
-"""The two audit checks that exit 4 when they find a problem (core.md §8).
+"""The two audit checks that exit 4 when they find a problem (docs/operations.md#audit).
 
 `run_authority` looks for settle/cancel/fund-moving wording in anything Serbero sent
-(audit/authority.py). `run_dispatch_check` is `audit dispatches --check` (escalation.md §7.2):
+(audit/authority.py). `run_dispatch_check` is `audit dispatches --check`:
 dispatch rows and their audit rows match 1:1, one dispatch row per handoff, no stale `sending`
 row, and a 24 h p95 delivery latency of at most 60 s.
 """
@@ -24,7 +24,7 @@ PROBLEM_COLUMNS = ("check", "detail", "ref")
 
 
 def run_authority(settings: AuditSettings, *, now: int, limit: int = 50) -> AuditResult:
-    """Counts of §10.2 phrases in outbound text and notifications; exit 4 when any is found."""
+    """Counts of authority phrases in outbound text and notifications; exit 4 when any is found."""
     check_limit(limit)
     with open_source(settings) as src:
         counts, findings = authority.scan(src, limit)
@@ -36,7 +36,7 @@ def run_authority(settings: AuditSettings, *, now: int, limit: int = 50) -> Audi
 
 
 def run_dispatch_check(settings: AuditSettings, *, now: int, limit: int = 50) -> AuditResult:
-    """escalation.md §7.2 `--check`: every inconsistency is one problem row; exit 4 if any."""
+    """`audit dispatches --check`: every inconsistency is one problem row; exit 4 if any."""
     check_limit(limit)
     with open_source(settings) as src:
         terminal = hq.terminal_dispatch_ids(src)

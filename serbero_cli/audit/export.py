@@ -1,6 +1,6 @@
 """`--json` and `--csv` renderings of an `AuditResult` for scripts.
 
-JSON is one document with stable keys and full values (operations.md §1). CSV has one header
+JSON is one document with stable keys and full values (docs/wire-formats.md#json-reports). CSV has one header
 line (the view's columns, present even when there are no rows) and one line per row; a nested
 value (a list of relays, a payload) is written as compact JSON in its cell. Every text cell goes
 through `safetext.csv_cell()`: a spreadsheet never runs a cell that starts like a formula, and

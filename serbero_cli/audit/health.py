@@ -52,17 +52,17 @@ def phase_runs(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
         record_row = by_key.get(f"{phase.key}_run_record")
         summary = parse_object(summary_row["value"]) if summary_row else None
         record = parse_object(record_row["value"]) if record_row else None
-        if record is None and summary_row is None:
-            runs[phase.name] = None
-            continue
-        if record is not None:
+        if record is not None and record_row is not None:
             run = {"exit_code": _int(record.get("exit_code")), "started_at": _int(record.get("started_at")),
                    "finished_at": _int(record.get("finished_at")) or record_row["updated_at"],
                    "error": _text(record.get("error"))}
-        else:
+        elif summary_row is not None:
             older = summary or {}
             run = {"exit_code": _int(older.get("exit_code")), "started_at": _int(older.get("run_started_at")),
                    "finished_at": summary_row["updated_at"], "error": _text(older.get("error"))}
+        else:
+            runs[phase.name] = None
+            continue
         run["summary"] = summary
         run["summary_at"] = summary_row["updated_at"] if summary_row else None
         runs[phase.name] = run

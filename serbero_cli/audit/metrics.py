@@ -14,16 +14,17 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from serbero_cli import __version__
 from serbero_cli.audit.health import PHASES, phase_runs
+from serbero_cli.domain.notifications import ENVELOPES
 from serbero_cli.errors import UsageError
 from serbero_cli.safetext import valid_unicode
 from serbero_cli.store import audit_handoffs as hq
 from serbero_cli.store import audit_queries as q
 from serbero_cli.store.audit_queries import AuditSettings, open_source
 
-ENVELOPES = ("mostro", "nip17")
 FILE_MODE = 0o644
 Sample = tuple[dict[str, str], int]
 
@@ -41,7 +42,7 @@ def run_metrics(settings: AuditSettings, *, now: int) -> str:
     untaken_age = max(0, now - oldest) if untaken["total"] and oldest is not None else 0
     run_at = [({"phase": p.name}, (runs[p.name] or {}).get("finished_at") or 0) for p in PHASES]
     run_code = [({"phase": p.name}, (runs[p.name] or {}).get("exit_code") or 0) for p in PHASES]
-    families = [
+    families: list[tuple[str, str, list[Sample]]] = [
         ("serbero_disputes", "Disputes by lifecycle state.", _by("state", disputes)),
         ("serbero_notifications", "Solver notifications by delivery status (failed split into failed_retrying "
                                   "and failed_final) and envelope.", notifications),
@@ -90,8 +91,9 @@ def _by(label: str, counts: dict[str, int]) -> list[Sample]:
     return [({label: name}, n) for name, n in counts.items()]
 
 
-def _notification_samples(rows: list[dict[str, object]]) -> list[Sample]:
-    counts = {(outcome, envelope): 0 for outcome in q.NOTIFICATION_OUTCOMES for envelope in ENVELOPES}
+def _notification_samples(rows: list[dict[str, Any]]) -> list[Sample]:
+    counts: dict[tuple[str, str], int] = {(outcome, envelope): 0 for outcome in q.NOTIFICATION_OUTCOMES
+                                          for envelope in ENVELOPES}
     for row in rows:
         key = (str(row["outcome"]), str(row["envelope"] or "none"))
         counts[key] = counts.get(key, 0) + int(row["n"])

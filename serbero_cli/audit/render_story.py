@@ -26,12 +26,12 @@ from serbero_cli.audit.render import (
 )
 from serbero_cli.audit.result import AuditResult
 from serbero_cli.audit.text import age, span
+from serbero_cli.domain.sessions import LIVE_STATES
 from serbero_cli.safetext import short
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-LIVE = ("awaiting_response", "classified", "summary_pending")
 COUNT_SECTIONS = (("disputes", "disputes", None), ("notifications", "notifications", None),
                   ("sessions", "sessions", "mediation"), ("handoffs", "handoffs", "escalation"))
 PHASE_FEATURE = {"listen": None, "mediate-once": "mediation", "dispatch-once": "escalation"}
@@ -205,7 +205,7 @@ def _count_style(name: str) -> str:
     if name in ("failed_final", "unroutable", "parse_failed", "send_failed", "escalated",
                 "escalation_recommended"):
         return "bold red"
-    return "bold" if name in LIVE or name in ("pending", "sending", "failed_retrying") else ""
+    return "bold" if name in LIVE_STATES or name in ("pending", "sending", "failed_retrying") else ""
 
 
 RENDERERS = {"dashboard": render_dashboard, "dispute": render_dispute, "transcript": render_transcript,

@@ -1,7 +1,7 @@
 """`AuditResult`: what one audit view found, rendered as a table, one JSON document or CSV.
 
 One object feeds all three renderings, so `--json`, `--csv` and the table never disagree
-(STYLE.md §2). Results import no rich and never print.
+(docs/architecture.md#rules). Results import no rich and never print.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Small pure text helpers for people-facing audit output: short ids, relative ages, one-liners.
 
-Tables show these; JSON always carries the full values (operations.md §1).
+Tables show these; JSON always carries the full values (docs/operations.md#audit).
 """
 
 from __future__ import annotations
@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-SHORT_ID = 8
-SHORT_HASH = 12
 ONE_LINE = 60
 PAYLOAD_VALUE_CHARS = 16
 

@@ -12,19 +12,18 @@ from serbero_cli.audit.attention import attention
 from serbero_cli.audit.health import phase_runs, read_health
 from serbero_cli.audit.result import AuditResult, cut, sql_limit
 from serbero_cli.audit.text import parse_json, parse_object
+from serbero_cli.domain.notifications import NotificationType
+from serbero_cli.domain.sessions import LIVE_STATES
 from serbero_cli.errors import UsageError
 from serbero_cli.store import audit_handoffs as hq
 from serbero_cli.store import audit_queries as q
 from serbero_cli.store.audit_queries import AuditSettings, Source, names, open_source
-from serbero_cli.store.mediation import LIVE_STATES
 from serbero_cli.typed_input import since_cutoff
 
 # Large enough for any real listing, small enough that LIMIT n + 1 stays a 64-bit integer.
 MAX_LIMIT = 1_000_000_000
 # Values of `notifications.notif_type` and `mediation_events.kind` this code writes.
-NOTIFICATION_TYPES = ("initial", "assignment", "re-notification", "re-notification-digest", "mediation_summary",
-                      "mediation_escalation_recommended", "mediation_resolution_report", "escalation_handoff",
-                      "transcript", "observer")
+NOTIFICATION_TYPES: tuple[NotificationType, ...] = tuple(NotificationType)
 EVENT_KINDS = ("start_attempt_started", "start_attempt_stopped", "reasoning_verdict", "reasoning_call_failed",
                "take_dispute_issued", "session_opened", "classification_produced", "outbound_sent",
                "summary_generated", "escalation_recommended", "handoff_prepared", "policy_bundle_changed",
@@ -75,7 +74,7 @@ def run_dashboard(settings: AuditSettings, *, now: int) -> AuditResult:
         last_runs = phase_runs(q.last_runs(src))
         facts = read_health(src, now, handoffs=handoffs, runs=last_runs)
         auth = q.solver_auth(src)
-    document = {
+    document: dict[str, Any] = {
         "db_path": str(settings.db_path),
         "schema_version": src.schema_version,
         "schema_expected": len(MIGRATIONS),
@@ -124,7 +123,8 @@ def run_disputes(settings: AuditSettings, *, now: int, state: str | None = None,
 
 def run_notifications(settings: AuditSettings, *, now: int, status: str | None = None, notif_type: str | None = None,
                       dispute: str | None = None, since: str | None = None, limit: int = 50) -> AuditResult:
-    """Newest first; `failed_retrying`/`failed_final` split `failed` as the outbox does (core.md §5.2)."""
+    """Newest first; `failed_retrying`/`failed_final` split `failed` as the outbox does
+    (docs/delivery.md#outbox)."""
     choose("--status", status, q.NOTIFICATION_STATUS_FILTERS)
     check_limit(limit)
     cutoff = since_cutoff(since, now)
@@ -183,7 +183,7 @@ def run_events(settings: AuditSettings, *, now: int, kind: str | None = None, se
 
 def run_handoffs(settings: AuditSettings, *, now: int, state: str | None = None, stuck: bool = False,
                  limit: int = 50) -> AuditResult:
-    """escalation.md §7.2: `--stuck` = superseded, unroutable, sending, or pending past 2× the interval."""
+    """`--stuck` = superseded, unroutable, sending, or pending past 2× the interval."""
     choose("--state", state, hq.HANDOFF_STATES)
     check_limit(limit)
     overdue_before = now - 2 * settings.dispatch_interval_seconds
@@ -198,7 +198,7 @@ def run_handoffs(settings: AuditSettings, *, now: int, state: str | None = None,
 
 def run_dispatches(settings: AuditSettings, *, now: int, status: str | None = None, dispute: str | None = None,
                    since: str | None = None, limit: int = 50) -> AuditResult:
-    """Newest claim first (escalation.md §7.2): every column, run time, latency, `slow` flag."""
+    """Newest claim first: every column, run time, latency, `slow` flag."""
     choose("--status", status, hq.DISPATCH_STATUSES)
     check_limit(limit)
     cutoff = since_cutoff(since, now)
@@ -217,6 +217,8 @@ def run_dispatch(settings: AuditSettings, *, now: int, dispatch: str, limit: int
     with open_source(settings) as src:
         dispatch_id = src.resolve("dispatch", dispatch)
         row = hq.get_dispatch(src, dispatch_id)
+        if row is None:  # resolve() found it a moment ago: pruned since
+            raise UsageError(f"dispatch {dispatch_id} is no longer on file")
         found = hq.dispatch_notifications(src, row, sql_limit(limit))
     rows, more = cut([_notification(r) for r in found], limit)
     return AuditResult("dispatch", now, rows=rows, columns=names(q.NOTIFICATION_COLUMNS), limit=limit,
@@ -268,9 +270,11 @@ RATIONALE_COLUMNS = ("rationale_id", "session_id", "dispute_id", "provider", "mo
 
 
 def run_rationale(settings: AuditSettings, *, now: int, rationale: str) -> AuditResult:
-    """The one view that shows rationale text (mediation.md §9.6), under a warning."""
+    """The one view that shows rationale text (docs/mediation.md#rationales), under a warning."""
     with open_source(settings) as src:
         rationale_id = src.resolve("rationale", rationale)
         row = q.get_rationale(src, rationale_id)
+        if row is None:  # resolve() found it a moment ago: pruned since
+            raise UsageError(f"rationale {rationale_id} is no longer on file")
     return AuditResult("rationale", now, rows=[row], columns=RATIONALE_COLUMNS, limit=1,
                        document={"warning": RATIONALE_WARNING})

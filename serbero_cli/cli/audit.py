@@ -1,4 +1,4 @@
-"""`serbero audit`: read-only views of the shared database (operations.md §1).
+"""`serbero audit`: read-only views of the shared database (docs/operations.md#audit).
 
 Each command parses its options, builds AuditSettings (config, or `--db` alone), calls one
 `run_*()` from serbero_cli.audit and renders the result as tables, one JSON document or CSV.
@@ -14,11 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from serbero_cli.cli.common import execute, load, state
+
+if TYPE_CHECKING:
+    from serbero_cli.audit.result import AuditResult
+    from serbero_cli.store.audit_queries import AuditSettings
 
 app = typer.Typer(
     name="audit",
@@ -60,18 +64,30 @@ class Output:
     utc: bool = False
 
 
-def _merged(ctx: typer.Context, own: Output) -> Output:
+@dataclass(frozen=True)
+class Chosen:
+    """The options in force for one command, once merged: the limit is always a number."""
+
+    db: Path | None
+    limit: int
+    json: bool
+    csv: bool
+    color: bool | None
+    borders: bool | None
+    utc: bool
+
+
+def _merged(ctx: typer.Context, own: Output) -> Chosen:
     """Options given to the sub-command win over those given to `audit` itself."""
     parent = ctx.meta.get(_META) or Output()
     merged = Output(**{f.name: getattr(own, f.name) if getattr(own, f.name) is not None
                        else getattr(parent, f.name) for f in fields(Output)})
-    merged.json, merged.csv, merged.utc = own.json or parent.json, own.csv or parent.csv, own.utc or parent.utc
-    if merged.limit is None:
-        merged.limit = 50
-    return merged
+    return Chosen(merged.db, 50 if merged.limit is None else merged.limit, own.json or parent.json,
+                  own.csv or parent.csv, merged.color, merged.borders, own.utc or parent.utc)
 
 
-def _run(ctx: typer.Context, view: str, own: Output, build: Callable[[Any, int, Output], Any]) -> None:
+def _run(ctx: typer.Context, view: str, own: Output,
+         build: Callable[[AuditSettings, int, Chosen], AuditResult]) -> None:
     from serbero_cli.audit.result import error_report
 
     out = _merged(ctx, own)
@@ -88,7 +104,7 @@ def _run(ctx: typer.Context, view: str, own: Output, build: Callable[[Any, int, 
     execute(ctx, json_output=out.json, error_report=lambda code, error: error_report(view, code, error), body=body)
 
 
-def audit_settings(ctx: typer.Context, db: Path | None):
+def audit_settings(ctx: typer.Context, db: Path | None) -> AuditSettings:
     """From the config (the one loader); with `--db` and no explicit `--config`, defaults only."""
     from serbero_cli.store.audit_queries import AuditSettings
 
@@ -102,7 +118,7 @@ def audit_settings(ctx: typer.Context, db: Path | None):
     return AuditSettings.defaults(db)
 
 
-def _emit(result: Any, out: Output) -> None:
+def _emit(result: AuditResult, out: Chosen) -> None:
     from serbero_cli.audit import export
 
     if out.json:
@@ -248,7 +264,7 @@ def dispatches(ctx: typer.Context,
     from serbero_cli.audit import checks, views
     from serbero_cli.errors import UsageError
 
-    def build(s, now: int, o: Output):
+    def build(s: AuditSettings, now: int, o: Chosen) -> AuditResult:
         if check and dispatch_id is not None:
             raise UsageError("--check and --id cannot be combined")
         if check:

@@ -9,11 +9,16 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from serbero_cli.errors import ConfigError, ExitCode, LockHeld, SerberoError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from serbero_cli.config import Config
 
 logger = logging.getLogger("serbero")
 
@@ -36,7 +41,7 @@ def state(ctx: typer.Context) -> AppState:
     return root.obj
 
 
-def load(ctx: typer.Context):
+def load(ctx: typer.Context) -> Config:
     """Load the config named by --config / SERBERO_CONFIG / ./config.toml and set up logging."""
     from serbero_cli.config import default_config_path, load_config
     from serbero_cli.logsetup import configure_logging, resolve_level
@@ -121,7 +126,7 @@ def _safe(exc: Exception) -> str:
     return str(exc)[:300]
 
 
-def console(stderr: bool = False):
+def console(stderr: bool = False) -> Console:
     """A rich Console; no colour when not a TTY or when NO_COLOR is set (rich handles both)."""
     from rich.console import Console
 

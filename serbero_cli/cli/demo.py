@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from serbero_cli.cli.common import console, execute
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def demo(
@@ -56,7 +59,7 @@ def demo(
     execute(ctx, json_output=False, error_report=None, body=body)
 
 
-def _render_audit(out, config_path: Path) -> None:
+def _render_audit(out: Console, config_path: Path) -> None:
     """The real `serbero audit` dashboard over the demo's database."""
     import time
 

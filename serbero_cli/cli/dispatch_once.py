@@ -1,8 +1,8 @@
-"""`serbero dispatch-once`: deliver escalation handoffs to write-permission solvers (escalation.md)."""
+"""`serbero dispatch-once`: deliver escalation handoffs to write-permission solvers (docs/delivery.md#dispatch)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +14,11 @@ from serbero_cli.cli.common import (
     load,
     maybe_init_nostr_logger,
 )
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from serbero_cli.dispatch.result import DispatchResult
 
 
 def dispatch_once(
@@ -67,7 +72,7 @@ def _parse_limit(value: str | None) -> int | None:
     return int(text)
 
 
-def dispatch_line(result) -> str | None:
+def dispatch_line(result: DispatchResult) -> str | None:
     """The one summary line (None for a real run with escalation disabled: nothing to say)."""
     from serbero_cli.cli.render import summary_line
 
@@ -84,7 +89,7 @@ def dispatch_line(result) -> str | None:
     return summary_line("dispatch-once", {**fields, "exit": result.exit_code})
 
 
-def _counts_line(result) -> str:
+def _counts_line(result: DispatchResult) -> str:
     counts = dict(result.counts)
     if result.dry_run:
         # A dry run cannot know send outcomes: say what it would attempt instead.
@@ -100,7 +105,7 @@ def _short_note(text: str | None, limit: int = 48) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _table(title: str, columns: tuple[str, ...]):
+def _table(title: str, columns: tuple[str, ...]) -> Table:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
@@ -109,7 +114,7 @@ def _table(title: str, columns: tuple[str, ...]):
     return table
 
 
-def render_run(result) -> None:
+def render_run(result: DispatchResult) -> None:
     from serbero_cli.cli.render import plain
 
     out = console()
@@ -130,8 +135,8 @@ def render_run(result) -> None:
         out.print(plain(f"relay {url}: {why}"))
 
 
-def render_dry_run(result) -> None:
-    """§5.4: pending-handoffs table, one panel per planned send with the exact body, a counts footer."""
+def render_dry_run(result: DispatchResult) -> None:
+    """The dry run: pending-handoffs table, one panel per planned send with the exact body, a counts footer."""
     from rich.panel import Panel
     from rich.table import Table
 

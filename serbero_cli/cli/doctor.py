@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from serbero_cli.cli.common import console, emit_json, execute, state
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from serbero_cli.setup.checks import DoctorReport
 
 
 def doctor(
@@ -43,7 +48,7 @@ def doctor(
             body=body)
 
 
-def render_doctor(report, out=None) -> None:
+def render_doctor(report: DoctorReport, out: Console | None = None) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -64,7 +69,7 @@ def render_doctor(report, out=None) -> None:
     out.print(table)
     for check in report.checks:
         if check.name == "registration":
-            # Again on one unwrapped line, so it can be copied whole (mostro-v2.md §5: exactly this string).
+            # Again on one unwrapped line, so it can be copied whole: the node wants exactly this string.
             out.print(plain(check.detail), soft_wrap=True)
     counts = report.counts()
     out.print(f"{counts['ok']} ok, {counts['warn']} warning(s), {counts['fail']} failed; exit {report.exit_code}",

@@ -1,13 +1,16 @@
-"""`serbero init`: write a commented config with a fresh key and say what to do next (operations.md §2)."""
+"""`serbero init`: write a commented config with a fresh key and say what to do next (docs/operations.md#commands)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from serbero_cli.cli.common import execute, state
+
+if TYPE_CHECKING:
+    from serbero_cli.setup.init import InitResult
 
 WHY_READ = ("Register it with :read: the Mostro node itself then keeps Serbero away from funds "
             "(no admin-settle or admin-cancel), and only a dispute held by a read solver can be "
@@ -72,7 +75,7 @@ def _config_option(target: Path) -> str:
     return f"--config {target} "
 
 
-def render_init(result, *, config_option: str) -> None:
+def render_init(result: InitResult, *, config_option: str) -> None:
     verb = "replaced" if result.replaced else "wrote"
     lines = [
         f"{verb} {result.path} (mode 0600)" + (f"; database: {result.db_path}" if result.db_path else ""),

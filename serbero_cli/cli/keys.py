@@ -1,4 +1,4 @@
-"""`serbero keys generate | show | convert`: key tools that never need a relay (operations.md §2)."""
+"""`serbero keys generate | show | convert`: key tools that never need a relay (docs/operations.md#commands)."""
 
 from __future__ import annotations
 
@@ -70,8 +70,9 @@ def show(
         from serbero_cli.setup.keytools import configured_secret, identity_of
         from serbero_cli.setup.keytools import secret_from_env as read_env
 
+        notes: list[str] = []
         if secret_from_env:
-            secret, notes = read_env(os.environ), []
+            secret = read_env(os.environ)
         else:
             secret, notes = configured_secret(state(ctx).config_path or default_config_path(), os.environ)
         ident = identity_of(secret)

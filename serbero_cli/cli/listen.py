@@ -1,9 +1,9 @@
-"""`serbero listen`: detect disputes, notify every solver, follow the lifecycle (core.md)."""
+"""`serbero listen`: detect disputes, notify every solver, follow the lifecycle (docs/lifecycle.md)."""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,14 @@ from serbero_cli.cli.common import (
     load,
     maybe_init_nostr_logger,
 )
+
+if TYPE_CHECKING:
+    from serbero_cli.config import Config
+    from serbero_cli.domain.dispute_events import DisputeEvent
+    from serbero_cli.domain.lifecycle import DisputeView
+    from serbero_cli.listen.apply import ResolvedHook
+    from serbero_cli.listen.result import ListenResult
+    from serbero_cli.store.db import Connection
 
 
 def listen(
@@ -56,13 +64,13 @@ def listen(
     execute(ctx, json_output=json_output, error_report=lambda c, e: error_report(c, e, dry_run), body=body)
 
 
-def listen_line(result) -> str:
+def listen_line(result: ListenResult) -> str:
     """The one summary line: `listen: events=3 new=1 … sent=3 failed=0 exit=0`."""
     from serbero_cli.cli.render import summary_line
 
     d = result.to_dict()
     events, disputes, notes, relays = d["events"], d["disputes"], d["notifications"], d["relays"]
-    fields = {"dry_run": "yes"} if result.dry_run else {}
+    fields: dict[str, object] = {"dry_run": "yes"} if result.dry_run else {}
     fields |= {"events": events["fetched"], "applied": events["applied"], "rejected": events["rejected"],
                "new": disputes["new"], "taken": disputes["taken"], "resolved": disputes["resolved"],
                "queued": notes["queued"]}
@@ -72,7 +80,7 @@ def listen_line(result) -> str:
     return summary_line("listen", fields)
 
 
-def render_listen(result) -> None:
+def render_listen(result: ListenResult) -> None:
     from rich.table import Table
 
     from serbero_cli.cli.render import plain
@@ -103,12 +111,12 @@ def render_listen(result) -> None:
         out.print(plain(f"warning: {warning}"))
 
 
-def resolution_hook(config):
+def resolution_hook(config: Config) -> ResolvedHook:
     """Mediation's hook for disputes Mostro reports resolved, imported only when one is: a run with
     nothing resolved never loads the mediation code (start-up budget)."""
-    made = []
+    made: list[ResolvedHook] = []
 
-    def hook(conn, event, before, now):
+    def hook(conn: Connection, event: DisputeEvent, before: DisputeView, now: int) -> int:
         if not made:
             from serbero_cli.mediation.resolution import make_resolution_hook
 

@@ -1,8 +1,8 @@
-"""`serbero mediate-once`: AI-guided mediation with both parties (mediation.md)."""
+"""`serbero mediate-once`: AI-guided mediation with both parties (docs/mediation.md)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +14,9 @@ from serbero_cli.cli.common import (
     load,
     maybe_init_nostr_logger,
 )
+
+if TYPE_CHECKING:
+    from serbero_cli.mediation.result import MediationResult
 
 
 def mediate_once(
@@ -51,7 +54,7 @@ def mediate_once(
     execute(ctx, json_output=json_output, error_report=error_report, body=body)
 
 
-def mediation_line(result) -> str | None:
+def mediation_line(result: MediationResult) -> str | None:
     """The one summary line (None when mediation is disabled: nothing to say)."""
     from serbero_cli.cli.render import summary_line
 
@@ -69,7 +72,7 @@ def mediation_line(result) -> str | None:
         "solver_auth": result.solver_auth_status, "exit": result.exit_code})
 
 
-def render_mediation(result) -> None:
+def render_mediation(result: MediationResult) -> None:
     from serbero_cli.cli.render import kv_table, plain
 
     out = console()

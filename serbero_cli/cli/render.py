@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
+    from rich.text import Text
 
 
 class ProgressBar:
@@ -13,8 +18,8 @@ class ProgressBar:
     def __init__(self, description: str, enabled: bool):
         self.description = description
         self.enabled = enabled
-        self._progress = None
-        self._task = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
 
     def start(self, total: int) -> None:
         if not self.enabled or total <= 50:
@@ -26,7 +31,7 @@ class ProgressBar:
         self._task = self._progress.add_task(self.description, total=total)
 
     def advance(self, n: int) -> None:
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, n)
 
     def close(self) -> None:
@@ -35,7 +40,7 @@ class ProgressBar:
             self._progress = None
 
 
-def kv_table(title: str, rows: list[tuple[str, Any]]):
+def kv_table(title: str, rows: list[tuple[str, Any]]) -> Table:
     """A two-column key/value table; values are data, never markup."""
     from rich.table import Table
 
@@ -47,7 +52,7 @@ def kv_table(title: str, rows: list[tuple[str, Any]]):
     return table
 
 
-def plain(value: Any):
+def plain(value: Any) -> Text:
     """`value` as a rich Text that is never parsed as markup, controls shown as U+FFFD."""
     from rich.text import Text
 

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from serbero_cli.domain.notifications import ENVELOPES, Envelope
 from serbero_cli.store.notifications import Delivery
-
-DEFAULT_ENVELOPES = ("mostro", "nip17")
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class Audience:
 
     solvers: tuple[str, ...] = ()
     observers: tuple[str, ...] = ()
-    envelopes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    envelopes: Mapping[str, tuple[Envelope, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def from_config(cls, config: Any) -> Audience:
@@ -31,8 +30,8 @@ class Audience:
         return cls(tuple(s.pubkey for s in config.solvers), tuple(o.pubkey for o in config.observers),
                    MappingProxyType(envelopes))
 
-    def envelopes_of(self, pubkey: str) -> tuple[str, ...]:
-        return self.envelopes.get(pubkey, DEFAULT_ENVELOPES)
+    def envelopes_of(self, pubkey: str) -> tuple[Envelope, ...]:
+        return self.envelopes.get(pubkey, ENVELOPES)
 
     def deliveries(self, recipients: Iterable[str], body: str) -> list[Delivery]:
         """One delivery per recipient per envelope, recipients in the order given."""
@@ -42,5 +41,5 @@ class Audience:
         """Rows one message to every solver makes (solvers × their envelopes)."""
         return sum(len(self.envelopes_of(s)) for s in self.solvers)
 
-    def uses(self, pubkey: str, envelope: str) -> bool:
+    def uses(self, pubkey: str, envelope: Envelope) -> bool:
         return envelope in self.envelopes_of(pubkey)

@@ -3,7 +3,7 @@
 Observers (a mostro-watchdog bot relaying to Telegram, or a person) get only the first line of
 three kinds of news: `mediating`, `mediation could not start` and `handed off: <reason>`.
 Never new/unattended/taken/resolved messages, transcripts or bodies. Their rows retry with
-back-off and give up a day later (serbero_cli/core/outbox.py).
+back-off and give up a day later (serbero_cli/delivery/outbox.py).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 
 from serbero_cli.delivery.audience import Audience
 from serbero_cli.domain import headline
+from serbero_cli.domain.notifications import NotificationType
 from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
@@ -33,9 +34,10 @@ def queue_headline(conn: Connection, audience: Audience, dispute_id: str, subjec
     round_start = disputes_store.round_start(conn, dispute_id)
     queued = 0
     for observer in audience.observers:
-        if outbox.already_queued(conn, dispute_id, observer, outbox.OBSERVER_TYPE, line, round_start):
+        if outbox.already_queued(conn, dispute_id, observer, NotificationType.OBSERVER, line, round_start):
             continue
-        queued += outbox.queue(conn, dispute_id, outbox.OBSERVER_TYPE, audience.deliveries([observer], line), now)
+        queued += outbox.queue(conn, dispute_id, NotificationType.OBSERVER, audience.deliveries([observer], line),
+                               now)
     if queued:
         logger.info("dispute=%s observers told: %s", short(dispute_id), subject)
     return queued

@@ -20,8 +20,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
+from serbero_cli.domain.lifecycle import LifecycleState
+from serbero_cli.domain.notifications import Envelope, NotificationStatus, NotificationType
 from serbero_cli.safetext import for_log, short
 from serbero_cli.stopping import StopRequested
 from serbero_cli.store import disputes as disputes_store
@@ -29,6 +31,8 @@ from serbero_cli.store import notifications as outbox
 from serbero_cli.store.db import Connection, Store
 
 logger = logging.getLogger(__name__)
+
+Sent = tuple["outbox.OutboxRow", Any]  # a published row and the relays' outcome
 
 SEND_CONCURRENCY = 16
 PAGE_SIZE = 200
@@ -44,22 +48,19 @@ class FlushResult:
 
     sent: int = 0
     failed: int = 0
-    abandoned: int = 0
-    expired: int = 0
-    lost_claims: int = 0
     interrupted: int = 0  # left `sending` with their event when a stop was requested
     sent_ids: list[int] = field(default_factory=list)
     sent_types: dict[str, int] = field(default_factory=dict)
     by_envelope: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def count(self, envelope: str, outcome: str) -> None:
+    def count(self, envelope: Envelope, outcome: str) -> None:
         per = self.by_envelope.setdefault(envelope, {"sent": 0, "failed": 0})
         per[outcome] = per.get(outcome, 0) + 1
 
 
 def observer_retry_due(row: outbox.OutboxRow, now: int) -> bool:
     """Observer rows back off: 60 s after the first failure, doubling, at most an hour apart."""
-    if row.status != "failed" or row.claimed_at is None:
+    if row.status != NotificationStatus.FAILED or row.claimed_at is None:
         return True
     wait = min(OBSERVER_FIRST_RETRY_SECONDS * 2 ** max(0, row.attempts - 1), OBSERVER_MAX_RETRY_SECONDS)
     return row.claimed_at + wait <= now  # a claim time from a clock that ran ahead is repaired at run start
@@ -67,10 +68,10 @@ def observer_retry_due(row: outbox.OutboxRow, now: int) -> bool:
 
 def after_sent(conn: Connection, row: outbox.OutboxRow, now: int) -> None:
     """Lifecycle effects of a delivered message: the first one that reaches anyone counts."""
-    if row.notif_type == "initial":
-        disputes_store.move_dispute(conn, row.dispute_id, "new", "notified", now, "initial_notification",
-                                    last_notified_at=now)
-    elif row.notif_type in ("re-notification", outbox.DIGEST_TYPE):
+    if row.notif_type == NotificationType.INITIAL:
+        disputes_store.move_dispute(conn, row.dispute_id, LifecycleState.NEW, LifecycleState.NOTIFIED, now,
+                                    "initial_notification", last_notified_at=now)
+    elif row.notif_type in (NotificationType.RE_NOTIFICATION, NotificationType.DIGEST):
         outbox.note_reminded(conn, row.covered_disputes, row.created_at, now)
 
 
@@ -90,11 +91,11 @@ async def flush_outbox(
     types = list(types) if types is not None else None
     now = int(clock())
     with store.immediate() as conn:
-        result.expired = outbox.expire_observer_rows(conn, now)
+        outbox.expire_observer_rows(conn, now)
     if progress is not None:
         progress.start(outbox.count_due(store, now=now, max_attempts=max_attempts, types=types))
-    in_flight: set[asyncio.Task] = set()
-    answered: list[tuple[outbox.OutboxRow, Any]] = []  # sent, outcome not yet committed
+    in_flight: set[asyncio.Task[Sent]] = set()
+    answered: list[Sent] = []  # sent, outcome not yet committed
     last_id = 0
     try:
         while not _stopping(stop):
@@ -133,8 +134,8 @@ async def flush_outbox(
     return result
 
 
-async def _drain(tasks: set[asyncio.Task], stop: StopRequested | None,
-                 result: FlushResult) -> list[tuple[outbox.OutboxRow, Any]]:
+async def _drain(tasks: set[asyncio.Task[Sent]], stop: StopRequested | None,
+                 result: FlushResult) -> list[Sent]:
     """Wait for the sends in flight; return their outcomes. Once a stop is requested they get
     STOP_GRACE_SECONDS more at most; the unanswered ones are cancelled and stay `sending`."""
     pending, finished = set(tasks), set()
@@ -155,15 +156,16 @@ async def _drain(tasks: set[asyncio.Task], stop: StopRequested | None,
 
 
 def _extra(row: outbox.OutboxRow, inbox_relays: Callable[[str], list[str]] | None) -> list[str]:
-    return inbox_relays(row.solver_pubkey) if inbox_relays and row.envelope == "nip17" else []
+    return inbox_relays(row.solver_pubkey) if inbox_relays and row.envelope == Envelope.NIP17 else []
 
 
-def _outcomes(finished: set[asyncio.Task]) -> list[tuple[outbox.OutboxRow, Any]]:
+def _outcomes(finished: set[asyncio.Task[Sent]]) -> list[Sent]:
     """The (row, outcome) of each finished send; re-raise the first failure (the row stays
     `sending` with its event, and the next run republishes it)."""
     for task in finished:
-        if task.exception() is not None:
-            raise task.exception()
+        failure = task.exception()
+        if failure is not None:
+            raise failure
     return sorted((task.result() for task in finished), key=lambda pair: pair[0].id)
 
 
@@ -177,53 +179,64 @@ def _claim(store: Store, sender: Any, rows: list[outbox.OutboxRow], now: int, ma
 
     Events are built before the transaction opens (signing costs CPU, not a lock); a row some
     other process claimed meanwhile loses its CAS and the event built for it is dropped. Each claimed
-    row comes back with its stored JSON and, when built here, the same event as an SDK object.
+    row comes back with the JSON to publish and, when built here, the same event as an SDK object.
     """
-    plans = []
+    plans: list[_Plan] = []
     for row in rows:
-        if row.notif_type == outbox.OBSERVER_TYPE and not observer_retry_due(row, now):
+        observer = row.notif_type == NotificationType.OBSERVER
+        if observer and not observer_retry_due(row, now):
             continue
-        if row.status == "sending" and row.attempts >= max_attempts and row.notif_type != outbox.OBSERVER_TYPE:
-            plans.append((row, "abandon", None, None))
+        if row.status == NotificationStatus.SENDING and row.attempts >= max_attempts and not observer:
+            plans.append(_Plan(row, "abandon"))
             continue
         if row.event_json is not None:
-            plans.append((row, "send", None, None))
+            plans.append(_Plan(row, "send", publish=row.event_json))
             continue
         try:
             built = sender.build(row.envelope, row.solver_pubkey, row.dispute_id, row.body, now)
         except Exception as exc:  # noqa: BLE001 - DmBuildError and anything the SDK raises
-            plans.append((row, "unbuildable", None, str(exc)))
+            plans.append(_Plan(row, "unbuildable", error=str(exc)))
             continue
-        plans.append((row, "send", built, None))
+        plans.append(_Plan(row, "send", publish=built.json, new_event=(built.id, built.json), event=built.event))
     claimed = []
     with store.immediate() as conn:
-        for row, action, built, error in plans:
-            if action == "abandon":
+        for plan in plans:
+            row = plan.row
+            if plan.action == "abandon":
                 if outbox.abandon(conn, row):
-                    result.abandoned += 1
                     logger.warning("notification=%d dispute=%s abandoned after %d attempts",
                                    row.id, short(row.dispute_id), row.attempts)
                 continue
-            event_id, event_json = (built.id, built.json) if built is not None else (None, None)
+            event_id, event_json = plan.new_event or (None, None)
             if not outbox.claim(conn, row, now, event_id, event_json):
-                result.lost_claims += 1
-                continue
-            if action == "unbuildable":
-                outbox.mark_failed(conn, row.id, error or "cannot build message")
+                continue  # another process won the row
+            if plan.action == "unbuildable":
+                outbox.mark_failed(conn, row.id, plan.error or "cannot build message")
                 result.failed += 1
                 result.count(row.envelope, "failed")
-                logger.warning("notification=%d dispute=%s %s", row.id, short(row.dispute_id), for_log(error))
+                logger.warning("notification=%d dispute=%s %s", row.id, short(row.dispute_id), for_log(plan.error))
                 continue
-            claimed.append((row, row.event_json or event_json, built.event if built is not None else None))
+            claimed.append((row, plan.publish, plan.event))
     return claimed
 
 
+class _Plan(NamedTuple):
+    """What to do with one due row, decided before the claim transaction opens."""
+
+    row: outbox.OutboxRow
+    action: Literal["abandon", "send", "unbuildable"]
+    publish: str = ""  # send: the event to publish, stored on the row or built just now
+    new_event: tuple[str, str] | None = None  # (id, json) built this run, stored with the claim
+    error: str = ""  # unbuildable: why
+    event: Any = None  # send: the event built just now, as an SDK object (publishing it skips a parse)
+
+
 async def _publish(sender: Any, row: outbox.OutboxRow, event_json: str, event: Any,
-                   extra: list[str]) -> tuple[outbox.OutboxRow, Any]:
+                   extra: list[str]) -> Sent:
     return row, await sender.publish(event_json, extra_relays=extra, event=event)
 
 
-def _record(store: Store, outcomes: list[tuple[outbox.OutboxRow, Any]], clock: Callable[[], float],
+def _record(store: Store, outcomes: list[Sent], clock: Callable[[], float],
             result: FlushResult, progress: Any) -> None:
     """Commit outcomes together (a batch is at most SEND_CONCURRENCY, the sends in flight); count and
     log them only once committed."""

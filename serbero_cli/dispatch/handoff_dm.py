@@ -24,7 +24,7 @@ WARN_BODY_BYTES = 30_000
 
 # Line 6. It must stay one line and name the dispute id and trigger verbatim, say the dispute
 # needs human judgment, send the solver to their own Mostro instance and say where it comes
-# from; a write solver takes over from Serbero with admin-take-dispute (mostro-v2.md §5).
+# from; a write solver takes over from Serbero with admin-take-dispute (docs/mediation.md#takeover).
 SUMMARY_TEMPLATE = (
     "Serbero's mediation assistance is handing over dispute {dispute_id} (trigger: {trigger}) because it "
     "needs human judgment: take over with admin-take-dispute on {dispute_id} from your own Mostro instance."
@@ -55,7 +55,7 @@ def render_handoff_body(package: HandoffPackage) -> str:
     ))
     size = len(body.encode("utf-8"))
     if size > WARN_BODY_BYTES:
-        # §5.1: never truncated; a relay or NIP-44 limit shows up as an ordinary send failure.
+        # Never truncated: a relay or NIP-44 limit shows up as an ordinary send failure.
         logger.warning("dispute=%s handoff body is %d bytes (over %d); relays may reject it",
                        package.dispute_id[:12], size, WARN_BODY_BYTES)
     return body

@@ -1,4 +1,5 @@
-"""`DispatchResult`: what one `dispatch-once` run did, as the `dispatch_once/v1` document (§5.3).
+"""`DispatchResult`: what one `dispatch-once` run did, as the `dispatch_once/v1` document
+(docs/wire-formats.md#json-reports).
 
 The same `to_dict()` feeds `--json`, the rich renderer and `sync_state.dispatch_once_last_run`,
 so the three never disagree.
@@ -7,15 +8,42 @@ so the three never disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+from serbero_cli.domain.dispatches import DispatchStatus, Route
 from serbero_cli.errors import ExitCode, worst_exit_code
 
 REPORT = "dispatch_once/v1"
 COUNT_KEYS = ("dispatched", "send_failed", "gave_up", "resends", "superseded", "unroutable", "parse_failed",
               "deferred", "in_flight")
-DECISIONS = ("targeted", "broadcast", "fallback", "unroutable", "superseded", "parse-failed")
-ACTIONS = ("send", "resend", "give_up", "record_audit", "none", "defer", "skip_in_flight")
+
+
+class DispatchDecision(StrEnum):
+    """What this run found a handoff to be: a route, or why it has none."""
+
+    TARGETED = "targeted"
+    BROADCAST = "broadcast"
+    FALLBACK = "fallback"
+    UNROUTABLE = "unroutable"
+    SUPERSEDED = "superseded"  # its dispute is already resolved
+    PARSE_FAILED = "parse-failed"  # its package does not parse, or names no known dispute
+
+    @classmethod
+    def of(cls, route: Route) -> DispatchDecision:
+        return cls(route.value)
+
+
+class DispatchAction(StrEnum):
+    """What this run did (or, in a dry run, would do) with a handoff."""
+
+    SEND = "send"  # the first delivery
+    RESEND = "resend"  # an unfinished delivery, published again
+    GIVE_UP = "give_up"  # an unfinished delivery out of attempts: finalized send_failed
+    RECORD_AUDIT = "record_audit"  # wrote its superseded, unroutable or parse-failed audit row
+    NONE = "none"  # nothing: already on file, or another run got there first
+    DEFER = "defer"  # left for the next run (limit, budget, no relay, stopping)
+    SKIP_IN_FLIGHT = "skip_in_flight"  # another run is delivering it
 
 
 @dataclass
@@ -23,13 +51,13 @@ class HandoffOutcome:
     """One handoff's line of the report."""
 
     handoff_event_id: int
-    dispute_id: str  # from the package, or the §2.2 hint for parse failures
+    dispute_id: str  # from the package, or the package's best-effort hint for parse failures
     session_id: str | None  # the handoff row's session_id column
-    decision: str  # one of DECISIONS
-    action: str  # one of ACTIONS
+    decision: DispatchDecision
+    action: DispatchAction
     recipients: list[str] = field(default_factory=list)  # lowercase hex, send order
     dispatch_id: str | None = None
-    status: str | None = None  # dispatch row status after this run (sending | dispatched | send_failed)
+    status: DispatchStatus | None = None  # the dispatch row's status after this run
     attempt: int | None = None  # the dispatch row's attempts for this run's claim
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # one per recipient send
     detail: str | None = None  # parse-failure text, or a short note (deferred: limit, audit on file, …)
@@ -54,7 +82,7 @@ class HandoffOutcome:
 
 @dataclass
 class DispatchResult:
-    """Counts and per-handoff outcomes of one run; `exit_code` follows §5.2."""
+    """Counts and per-handoff outcomes of one run; `exit_code` follows docs/operations.md#exit-codes."""
 
     dry_run: bool = False
     enabled: bool = True
@@ -77,7 +105,7 @@ class DispatchResult:
 
     @property
     def exit_code(self) -> int:
-        """§5.2: 1 internal, 3 no relay, 4 failed send / send_failed / give-up / unroutable, else 0.
+        """1 internal, 3 no relay, 4 failed send / send_failed / give-up / unroutable, else 0.
 
         A dry run sends nothing, so only its certain findings (unroutable, give-up) give 4.
         """

@@ -1,8 +1,7 @@
-"""Who receives a handoff: the §3.3 routing table of escalation.md as one pure function.
+"""Who receives a handoff: the routing table of docs/delivery.md#routing as one pure function.
 
 Write solvers are the only humans who can take a dispute over from Serbero (a read solver),
-so they come first; read solvers get a handoff only when the operator opts into the fallback
-(mostro-v2.md §5).
+so they come first; read solvers get a handoff only when the operator opts into the fallback.
 """
 
 from __future__ import annotations
@@ -11,29 +10,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from serbero_cli.domain.dispatches import Route
 from serbero_cli.keytext import KeyFormatError, parse_public_key
-
-ROUTES = ("targeted", "broadcast", "fallback")
-UNROUTABLE = "unroutable"
 
 
 class SolverLike(Protocol):
-    pubkey: str
-    permission: str
+    """A configured solver as routing reads it (config.SolverConfig, or a test's stand-in)."""
+
+    @property
+    def pubkey(self) -> str: ...
+    @property
+    def permission(self) -> str: ...
 
 
 @dataclass(frozen=True)
 class RoutingDecision:
-    """`route` is targeted | broadcast | fallback | unroutable; recipients are lowercase hex in send order."""
+    """Recipients are lowercase hex in send order."""
 
-    route: str
+    route: Route
     recipients: tuple[str, ...]
     fallback_broadcast: bool  # True only for rule 3
     configured_solver_count: int  # every permission, for the unroutable audit row
 
     @property
     def routable(self) -> bool:
-        return self.route != UNROUTABLE
+        return self.route != Route.UNROUTABLE
 
 
 def normalize_pubkey(value: str | None) -> str | None:
@@ -49,7 +50,7 @@ def normalize_pubkey(value: str | None) -> str | None:
 def resolve_recipients(
     assigned_solver: str | None, solvers: Iterable[SolverLike], fallback: bool
 ) -> RoutingDecision:
-    """Apply §3.3 (first matching rule wins) to the assignee and the configured solvers, in config order.
+    """Apply the routing rules (first match wins) to the assignee and the configured solvers, in config order.
 
     An assignee that does not parse counts as unassigned; a configured key that does not parse
     (config loading already rejects those) is skipped.
@@ -63,9 +64,9 @@ def resolve_recipients(
     assignee = normalize_pubkey(assigned_solver)
     count = len(configured)
     if assignee is not None and assignee in writers:
-        return RoutingDecision("targeted", (assignee,), False, count)
+        return RoutingDecision(Route.TARGETED, (assignee,), False, count)
     if writers:
-        return RoutingDecision("broadcast", writers, False, count)
+        return RoutingDecision(Route.BROADCAST, writers, False, count)
     if fallback and configured:
-        return RoutingDecision("fallback", tuple(key for key, _ in configured), True, count)
-    return RoutingDecision(UNROUTABLE, (), False, count)
+        return RoutingDecision(Route.FALLBACK, tuple(key for key, _ in configured), True, count)
+    return RoutingDecision(Route.UNROUTABLE, (), False, count)

@@ -1,4 +1,4 @@
-"""`run_dispatch_once()`: deliver escalation handoffs to solvers (escalation.md §3).
+"""`run_dispatch_once()`: deliver escalation handoffs to solvers (docs/delivery.md#dispatch).
 
 A real run is: lock → open (migrate) → walk the candidates in handoff-id order → record DB-only
 outcomes at once → for a routable handoff connect (lazily, once), claim, send, finalize → result.
@@ -12,7 +12,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from serbero_cli.config import Config
@@ -20,9 +21,17 @@ from serbero_cli.delivery import inbox
 from serbero_cli.delivery.audience import Audience
 from serbero_cli.dispatch import sends
 from serbero_cli.dispatch.handoff_dm import render_handoff_body
-from serbero_cli.dispatch.result import DispatchResult, HandoffOutcome
+from serbero_cli.dispatch.result import (
+    DispatchAction,
+    DispatchDecision,
+    DispatchResult,
+    HandoffOutcome,
+)
 from serbero_cli.dispatch.routing import resolve_recipients
-from serbero_cli.domain.handoff import HandoffParseError, parse_handoff
+from serbero_cli.domain.dispatches import DispatchStatus, Route
+from serbero_cli.domain.handoff import HandoffPackage, HandoffParseError, parse_handoff
+from serbero_cli.domain.lifecycle import LifecycleState
+from serbero_cli.domain.notifications import Envelope, NotificationType
 from serbero_cli.domain.transcript import transcript_messages
 from serbero_cli.errors import DatabaseError, DatabaseMissing
 from serbero_cli.runlock import RunLock
@@ -80,8 +89,8 @@ def run_dispatch_once(config: Config, *, dry_run: bool, limit: int | None = None
             store.close()
 
 
-def _open_for_dry_run(path) -> Store:
-    """Read-only, never migrating; a missing or unmigrated database is exit 1 (§5.2)."""
+def _open_for_dry_run(path: Path) -> Store:
+    """Read-only, never migrating; a missing or unmigrated database is exit 1."""
     hint = "a dry run never creates or migrates it; run `serbero dispatch-once` (or `listen`) once first"
     try:
         store = open_db(path, readonly=True)
@@ -140,7 +149,7 @@ class _Walk:
                 await self.pool.close()
         self._log_summary()
 
-    async def _guarded(self, step) -> None:
+    async def _guarded(self, step: Awaitable[None]) -> None:
         """A database failure on one handoff is logged and reported (exit 1); the others still run."""
         try:
             await step
@@ -148,7 +157,7 @@ class _Walk:
             logger.error("database error: %s; the handoff stays as it was and is retried next run", exc)
             self.result.errors.append(f"database error: {exc}")
 
-    # -- fresh handoffs (§3.2) -------------------------------------------------------------
+    # -- fresh handoffs (docs/delivery.md#dispatch-run-order) ------------------------------
 
     async def _fresh(self, handoff: HandoffRow, on_file: set[str]) -> None:
         try:
@@ -158,7 +167,7 @@ class _Walk:
             return
         try:
             dispute = disputes_store.get_dispute(self.store, package.dispute_id)
-        except DbError as exc:  # §3.2 step 2′: nothing written, retried next run
+        except DbError as exc:  # a failed lookup writes nothing: the handoff is retried next run
             logger.error("handoff=%d dispute=%s lookup failed: %s", handoff.id, _id16(package.dispute_id), exc)
             self.result.errors.append(f"handoff {handoff.id}: dispute lookup failed: {exc}")
             return
@@ -166,27 +175,31 @@ class _Walk:
             self._parse_failed(handoff, package.dispute_id, "orphan_dispute_reference", "dispute_id not found",
                                package.trigger)
             return
-        outcome = HandoffOutcome(handoff.id, package.dispute_id, handoff.session_id, "", "",
-                                 trigger=package.trigger)
-        if dispute.lifecycle_state == "resolved":
-            self._audit_once(outcome, "superseded", dispatches.SUPERSEDED in on_file,
+        def outcome_for(decision: DispatchDecision) -> HandoffOutcome:
+            # the action is set by whichever step below settles the handoff
+            return HandoffOutcome(handoff.id, package.dispute_id, handoff.session_id, decision, DispatchAction.NONE,
+                                  trigger=package.trigger)
+
+        if dispute.lifecycle_state == LifecycleState.RESOLVED:
+            self._audit_once(outcome_for(DispatchDecision.SUPERSEDED), dispatches.SUPERSEDED in on_file,
                              lambda: dispatches.record_superseded(self.store, handoff, dispute_id=package.dispute_id,
                                                                   now=int(self.clock())))
             return
         decision = resolve_recipients(dispute.assigned_solver, self.config.solvers,
                                       self.escalation.fallback_to_all_solvers)
         if not decision.routable:
-            self._audit_once(outcome, "unroutable", dispatches.UNROUTABLE in on_file,
+            self._audit_once(outcome_for(DispatchDecision.UNROUTABLE), dispatches.UNROUTABLE in on_file,
                              lambda: dispatches.record_unroutable(
                                  self.store, handoff, dispute_id=package.dispute_id,
                                  configured_solver_count=decision.configured_solver_count, now=int(self.clock())))
             return
-        outcome.decision, outcome.recipients = decision.route, list(decision.recipients)
+        outcome = outcome_for(DispatchDecision.of(decision.route))
+        outcome.recipients = list(decision.recipients)
         if not await self._may_claim(outcome):
             return
         body = render_handoff_body(package)
         if self.dry_run:
-            self._plan_send(outcome, "send", 1, body)
+            self._plan_send(outcome, DispatchAction.SEND, 1, body)
             return
         now = int(self.clock())
         planned = self._plan(package, list(decision.recipients), body, handoff.session_id, now)
@@ -202,7 +215,7 @@ class _Walk:
                     _id16(package.dispute_id), decision.route, len(decision.recipients))
         await self._deliver(outcome, handoff, planned)
 
-    def _plan(self, package, recipients: list[str], body: str, session_id: str | None,
+    def _plan(self, package: HandoffPackage, recipients: list[str], body: str, session_id: str | None,
               now: int) -> list[sends.PlannedSend]:
         """Build and sign every message of the delivery (before the claim commits)."""
         from serbero_cli.nostr.dm import build_dm
@@ -222,45 +235,49 @@ class _Walk:
                       trigger: str | None) -> None:
         logger.error("handoff=%d dispute=%s parse failed (%s): %s%s", handoff.id, _id16(dispute_id), reason,
                      ascii(detail), self.label)
-        outcome = HandoffOutcome(handoff.id, dispute_id, handoff.session_id, "parse-failed", "record_audit",
-                                 detail=detail, trigger=trigger)
+        outcome = HandoffOutcome(handoff.id, dispute_id, handoff.session_id, DispatchDecision.PARSE_FAILED,
+                                 DispatchAction.RECORD_AUDIT, detail=detail, trigger=trigger)
         if not self.dry_run and not dispatches.record_parse_failed(
                 self.store, handoff, dispute_id=dispute_id, reason=reason, detail=detail, now=int(self.clock())):
-            outcome.action = "none"
+            outcome.action = DispatchAction.NONE
         self.result.add(outcome, "parse_failed")
 
-    def _audit_once(self, outcome: HandoffOutcome, decision: str, on_file: bool, write: Callable[[], bool]) -> None:
-        """Superseded / unroutable: one audit row per handoff id, never consumed (§3.2 steps 3–4)."""
-        outcome.decision = decision
+    def _audit_once(self, outcome: HandoffOutcome, on_file: bool, write: Callable[[], bool]) -> None:
+        """Superseded / unroutable: one audit row per handoff id; the handoff stays a candidate
+        (docs/delivery.md#dispatch-run-order)."""
+        decision = outcome.decision
         if on_file:
-            outcome.action, outcome.detail = "none", "audit on file"
+            outcome.action, outcome.detail = DispatchAction.NONE, "audit on file"
         elif self.dry_run:
-            outcome.action = "record_audit"
+            outcome.action = DispatchAction.RECORD_AUDIT
         else:
-            outcome.action = "record_audit" if write() else "none"
-        level = logging.INFO if decision == "superseded" else logging.WARNING
+            outcome.action = DispatchAction.RECORD_AUDIT if write() else DispatchAction.NONE
+        level = logging.INFO if decision == DispatchDecision.SUPERSEDED else logging.WARNING
         logger.log(level, "handoff=%d dispute=%s %s (%s)%s", outcome.handoff_event_id, _id16(outcome.dispute_id),
                    decision, outcome.action, self.label)
         self.result.add(outcome, decision)
 
-    # -- stale and in-flight claims (§3.5) -------------------------------------------------
+    # -- stale and in-flight claims (docs/delivery.md#re-sends) ----------------------------
 
     async def _sending(self, dispatch: DispatchRow, handoff: HandoffRow, stale_before: int) -> None:
-        outcome = HandoffOutcome(handoff.id, dispatch.dispute_id, handoff.session_id, dispatch.route or "broadcast",
-                                 "", recipients=dispatch.recipients, dispatch_id=dispatch.dispatch_id,
-                                 status="sending", attempt=dispatch.attempts)
+        # the action is set by whichever step below settles the delivery
+        outcome = HandoffOutcome(handoff.id, dispatch.dispute_id, handoff.session_id,
+                                 DispatchDecision(dispatch.route or Route.BROADCAST), DispatchAction.NONE,
+                                 recipients=dispatch.recipients, dispatch_id=dispatch.dispatch_id,
+                                 status=DispatchStatus.SENDING, attempt=dispatch.attempts)
         stored = sends.load(dispatch.events_json)
         # A row with its events stored is republished at once: the same events cannot show anyone a
         # second copy. A row claimed without them waits until it is stale, as before.
         if stored is None and dispatch.dispatched_at > stale_before:
-            outcome.action, outcome.detail = "skip_in_flight", f"in flight: attempt {dispatch.attempts}/{MAX_ATTEMPTS}"
+            outcome.action = DispatchAction.SKIP_IN_FLIGHT
+            outcome.detail = f"in flight: attempt {dispatch.attempts}/{MAX_ATTEMPTS}"
             self.result.add(outcome, "in_flight")
             return
         if dispatch.attempts >= MAX_ATTEMPTS:
             self._give_up(outcome, dispatch, handoff, f"gave up after {MAX_ATTEMPTS} attempts")
             return
         try:
-            # §3.5: same recipients and route, the same body re-rendered from the unchanged payload.
+            # Same recipients and route, the same body re-rendered from the unchanged payload.
             package = parse_handoff(dispatches.handoff_payload(self.store, handoff.id))
         except HandoffParseError as exc:
             self._give_up(outcome, dispatch, handoff, f"payload no longer parses: {exc.detail}")
@@ -270,7 +287,7 @@ class _Walk:
             return
         body = render_handoff_body(package)
         if self.dry_run:
-            self._plan_send(outcome, "resend", dispatch.attempts + 1, body)
+            self._plan_send(outcome, DispatchAction.RESEND, dispatch.attempts + 1, body)
             self.result.counts["resends"] += 1
             return
         now = int(self.clock())
@@ -287,20 +304,20 @@ class _Walk:
         await self._deliver(outcome, handoff, planned)
 
     def _give_up(self, outcome: HandoffOutcome, dispatch: DispatchRow, handoff: HandoffRow, why: str) -> None:
-        outcome.action, outcome.detail = "give_up", why
-        outcome.status = "send_failed"
+        outcome.action, outcome.detail = DispatchAction.GIVE_UP, why
+        outcome.status = DispatchStatus.SEND_FAILED
         if not self.dry_run:
-            if dispatches.finalize_dispatch(self.store, dispatch, handoff, status="send_failed",
+            if dispatches.finalize_dispatch(self.store, dispatch, handoff, status=DispatchStatus.SEND_FAILED,
                                             now=int(self.clock())):
                 logger.error("handoff=%d dispute=%s %s: marked send_failed, nothing sent", handoff.id,
                              _id16(dispatch.dispute_id), why)
             else:
-                outcome.action, outcome.status, outcome.detail = "none", None, "row moved on meanwhile"
+                outcome.action, outcome.status, outcome.detail = DispatchAction.NONE, None, "row moved on meanwhile"
                 self.result.add(outcome)
                 return
         self.result.add(outcome, "gave_up")
 
-    # -- claim gate, send, finalize (§3.4) ------------------------------------------------
+    # -- claim gate, send, finalize (docs/delivery.md#claim-send-finalize) ----------------
 
     async def _may_claim(self, outcome: HandoffOutcome) -> bool:
         """Limit, budget and (real runs) a reachable relay; otherwise defer with no write."""
@@ -315,12 +332,12 @@ class _Walk:
             why = "deferred: no relay reachable"
         if why is None:
             return True
-        outcome.action, outcome.detail = "defer", why
+        outcome.action, outcome.detail = DispatchAction.DEFER, why
         self.result.add(outcome, "deferred")
         return False
 
     async def _relays_ready(self) -> bool:
-        """Connect just before the first claim (§3.1 step 6); before later ones, check one is still up."""
+        """Connect just before the first claim; before later ones, check one is still up."""
         if self.relays_down:
             return False
         if self.pool is None:
@@ -344,7 +361,7 @@ class _Walk:
             logger.error("no relay reachable: no more claims this run; pending handoffs wait for the next run")
         return up
 
-    def _plan_send(self, outcome: HandoffOutcome, action: str, attempt: int, body: str) -> None:
+    def _plan_send(self, outcome: HandoffOutcome, action: DispatchAction, attempt: int, body: str) -> None:
         outcome.action, outcome.attempt, outcome.body = action, attempt, body
         if attempt > 1:
             outcome.detail = f"attempt {attempt}/{MAX_ATTEMPTS}"
@@ -353,18 +370,21 @@ class _Walk:
 
     def _not_claimed(self, outcome: HandoffOutcome, why: str) -> None:
         if why == "claimed by another run":
-            outcome.action, outcome.detail = "skip_in_flight", why
+            outcome.action, outcome.detail = DispatchAction.SKIP_IN_FLIGHT, why
             self.result.add(outcome, "in_flight")
         else:
-            outcome.action, outcome.detail = "none", why
+            outcome.action, outcome.detail = DispatchAction.NONE, why
             self.result.add(outcome)
         logger.info("handoff=%d not claimed: %s", outcome.handoff_event_id, why)
 
     async def _deliver(self, outcome: HandoffOutcome, handoff: HandoffRow, planned: list[sends.PlannedSend]) -> None:
         """Publish each stored event in order, record each send, then finalize in one transaction."""
         dispatch = dispatches.dispatch_for_handoff(self.store, handoff.id)
-        outcome.dispatch_id, outcome.attempt, outcome.status = dispatch.dispatch_id, dispatch.attempts, "sending"
-        outcome.action = "send" if dispatch.attempts == 1 else "resend"
+        if dispatch is None:  # this run just claimed it, so only a vanished row gets here
+            raise DbError(f"dispatch row of handoff {handoff.id} vanished after its claim")
+        outcome.dispatch_id, outcome.attempt = dispatch.dispatch_id, dispatch.attempts
+        outcome.status = DispatchStatus.SENDING
+        outcome.action = DispatchAction.SEND if dispatch.attempts == 1 else DispatchAction.RESEND
         if dispatch.attempts > 1:
             outcome.detail = f"attempt {dispatch.attempts}/{MAX_ATTEMPTS}"
         self.result.add(outcome)
@@ -376,11 +396,11 @@ class _Walk:
             _merge(delivery, send, result)
         outcome.deliveries = [per_recipient[r] for r in dispatch.recipients if r in per_recipient]
         self.checkpoint("after_send", handoff.id)
-        status = "dispatched" if any(d["ok"] for d in outcome.deliveries) else "send_failed"
+        status = DispatchStatus.DISPATCHED if any(d["ok"] for d in outcome.deliveries) else DispatchStatus.SEND_FAILED
         if dispatches.finalize_dispatch(self.store, dispatch, handoff, status=status, now=int(self.clock())):
             outcome.status = status
             self.result.counts[status] += 1
-            log = logger.info if status == "dispatched" and not outcome.failed_sends else logger.warning
+            log = logger.info if status == DispatchStatus.DISPATCHED and not outcome.failed_sends else logger.warning
             log("handoff=%d dispute=%s %s: %d of %d recipients accepted", handoff.id, _id16(dispatch.dispute_id),
                 status, sum(1 for d in outcome.deliveries if d["ok"]), len(outcome.deliveries))
         else:
@@ -393,7 +413,7 @@ class _Walk:
         try:
             if send.error:
                 raise _Unbuildable(send.error)
-            extra = self.inbox.get(send.recipient, []) if send.envelope == "nip17" else []
+            extra = self.inbox.get(send.recipient, []) if send.envelope == Envelope.NIP17 else []
             sent = await asyncio.wait_for(self.sender.publish(send.event_json, extra_relays=extra),
                                           timeout=timeout + 10)
             accepted, rejected, error = list(sent.accepted), dict(sent.rejected), sent.error
@@ -443,9 +463,9 @@ def _merge(delivery: dict[str, Any], send: sends.PlannedSend, result: dict[str, 
     per["ok"] = per["ok"] and result["ok"]
     per["accepted_by"] = sorted(set(per["accepted_by"]) | set(result["accepted"]))
     per["rejected"].update(result["rejected"])
-    if send.notif_type == sends.HANDOFF_TYPE and result["ok"]:
+    if send.notif_type == NotificationType.ESCALATION_HANDOFF and result["ok"]:
         delivery["ok"] = True
-    if not result["ok"] and send.notif_type != sends.HANDOFF_TYPE:
+    if not result["ok"] and send.notif_type != NotificationType.ESCALATION_HANDOFF:
         delivery.setdefault("failed_parts", 0)
         delivery["failed_parts"] += 1
     delivery["accepted_by"] = sorted(set(delivery["accepted_by"]) | set(result["accepted"]))

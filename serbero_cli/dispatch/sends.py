@@ -11,20 +11,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from serbero_cli.delivery.audience import Audience
+from serbero_cli.domain.notifications import Envelope, NotificationType
 
-HANDOFF_TYPE = "escalation_handoff"
-TRANSCRIPT_TYPE = "transcript"
+if TYPE_CHECKING:
+    from serbero_cli.nostr.dm import SignedEvent
 
 
 @dataclass(frozen=True)
 class PlannedSend:
-    """One event to one recipient, with the text it carries (kept for the send record)."""
+    """One event to one recipient, with the text it carries (kept for the send record). Sends
+    loaded back from the dispatch row carry plain strings, equal to the enum members."""
 
     recipient: str
-    envelope: str
-    notif_type: str
+    envelope: Envelope
+    notif_type: NotificationType  # the handoff itself, or a part of the transcript after it
     body: str
     event_id: str
     event_json: str
@@ -32,14 +35,16 @@ class PlannedSend:
 
 
 def plan_sends(audience: Audience, recipients: list[str], dispute_id: str, handoff_body: str,
-               transcript: list[str], build: Callable[[str, str, str, str], object]) -> list[PlannedSend]:
+               transcript: list[str],
+               build: Callable[[Envelope, str, str, str], SignedEvent]) -> list[PlannedSend]:
     """Build every event of a delivery, recipient by recipient: the handoff first, then the
     transcript parts, each in the recipient's envelopes. `build(envelope, recipient, dispute_id,
     text)` signs one event; an event that cannot be built becomes a send that fails, as a relay
     refusing it would."""
     planned = []
     for recipient in recipients:
-        texts = [(HANDOFF_TYPE, handoff_body)] + [(TRANSCRIPT_TYPE, part) for part in transcript]
+        texts = [(NotificationType.ESCALATION_HANDOFF, handoff_body)] + \
+            [(NotificationType.TRANSCRIPT, part) for part in transcript]
         for notif_type, text in texts:
             for envelope in audience.envelopes_of(recipient):
                 try:

@@ -1,4 +1,4 @@
-"""Parsing and validating Mostro's kind-38386 dispute events (core.md §3).
+"""Parsing and validating Mostro's kind-38386 dispute events (docs/wire-formats.md#dispute-events).
 
 Events from relays are hostile until parsed: every check here turns a bad event into an
 EventRejected (counted and logged by the caller), never into any other exception, so no single
@@ -87,7 +87,7 @@ def parse_dispute_event(event: NostrEvent, mostro_pubkey: str, *, now: int) -> D
 
 
 def in_apply_order(events: list[DisputeEvent]) -> list[DisputeEvent]:
-    """Oldest first; ties broken by the lower event id (core.md §3.1)."""
+    """Oldest first; ties broken by the lower event id."""
     return sorted(events, key=lambda e: (e.created_at, e.event_id))
 
 

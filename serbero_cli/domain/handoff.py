@@ -1,8 +1,8 @@
-"""The handoff package (`handoff_prepared` payload) parsed strictly (escalation.md §2.2).
+"""The handoff package (`handoff_prepared` payload) parsed strictly (docs/wire-formats.md#handoff-package).
 
 mediate-once writes the package, but the row may have been edited, truncated or written by a
 bug; dispatch-once puts three of its fields into DM header lines. So every deviation from the
-§2.2 table is a `HandoffParseError`, never another exception: the run records a
+documented package is a `HandoffParseError`, never another exception: the run records a
 `deserialize_failed` audit row and moves on.
 """
 
@@ -18,7 +18,7 @@ MAX_DETAIL_CHARS = 500
 UNKNOWN_DISPUTE = "unknown"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-# §2.2 canonical field order; the DM's JSON line keeps it.
+# The canonical field order; the DM's JSON line keeps it.
 FIELD_ORDER = ("dispute_id", "session_id", "trigger", "evidence_refs", "prompt_bundle_id", "policy_hash",
                "rationale_refs", "assembled_at")
 _REQUIRED = tuple(k for k in FIELD_ORDER if k != "session_id")
@@ -29,7 +29,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class HandoffParseError(ValueError):
-    """The payload breaks §2.2. `detail` is the audit text (≤ 500 chars); `dispute_hint` the §2.2 hint."""
+    """The payload is no valid package. `detail` is the audit text (≤ 500 chars); `dispute_hint` the
+    dispute id a lenient decode found, else `unknown`."""
 
     def __init__(self, detail: str, dispute_hint: str = UNKNOWN_DISPUTE):
         self.detail = _clip(detail)
@@ -51,7 +52,7 @@ class HandoffPackage:
     assembled_at: int
 
     def canonical(self) -> dict[str, Any]:
-        """The fields in §2.2 order, `session_id` left out when None (mediation.md §11.3)."""
+        """The fields in canonical order, `session_id` left out when None (never written as null)."""
         out: dict[str, Any] = {"dispute_id": self.dispute_id}
         if self.session_id is not None:
             out["session_id"] = self.session_id
@@ -61,7 +62,7 @@ class HandoffPackage:
         return out
 
     def to_json(self) -> str:
-        """The DM's JSON line (§5.1 line 9): canonical order, compact, raw non-ASCII."""
+        """The handoff DM's last line: canonical order, compact, raw non-ASCII."""
         return json.dumps(self.canonical(), separators=(",", ":"), ensure_ascii=False)
 
 
@@ -77,7 +78,7 @@ def parse_handoff(payload: object) -> HandoffPackage:
 
 
 def dispute_id_hint(payload: object) -> str:
-    """§2.2 audit hint: `dispute_id` from a lenient decode if it is a storable string, else `unknown`."""
+    """The audit row's dispute: `dispute_id` from a lenient decode if it is a storable string, else `unknown`."""
     try:
         text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
         if not isinstance(text, str):
@@ -107,7 +108,7 @@ def _parse(payload: object) -> HandoffPackage:
         raise
     except RecursionError:
         raise HandoffParseError("invalid JSON: nested too deeply") from None
-    except Exception as exc:  # noqa: BLE001 - every decoder failure is a parse failure (§2.2)
+    except Exception as exc:  # noqa: BLE001 - every decoder failure is a parse failure
         raise HandoffParseError(f"invalid JSON: {_describe(exc)}") from None
     if not isinstance(value, dict):
         raise HandoffParseError(f"payload is {_kind(value)}, not a JSON object")

@@ -14,8 +14,6 @@ import time
 from serbero_cli.safetext import body_text, header_value
 
 SEPARATOR = " \u00b7 "
-REASON_PATTERN = re.compile(r"[a-z0-9_]{1,64}")
-VERSION_MARKER = re.compile(r"^[a-z_]+/v[0-9]+$")
 
 SUBJECT_NEW = "new"
 SUBJECT_TAKEN = "taken"

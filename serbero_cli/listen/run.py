@@ -1,4 +1,4 @@
-"""`run_listen()`: fetch dispute events, apply them, sweep, deliver (core.md §1–§6).
+"""`run_listen()`: fetch dispute events, apply them, sweep, deliver (docs/architecture.md#phase-run).
 
 A run is: lock → open (migrate) → connect → fetch → validate → one BEGIN IMMEDIATE that
 loads, plans and writes → queue reminders → flush the outbox → result. `--follow` then keeps
@@ -39,6 +39,7 @@ from serbero_cli.store.db import Store, is_busy, open_db
 
 if TYPE_CHECKING:  # planning and writing events load only when there are events (start-up budget)
     from serbero_cli.listen import apply
+    from serbero_cli.nostr.relays import RelayPool
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def dispute_filter(config: Config, since: int) -> dict[str, Any]:
 
 
 def fetch_since(store: Store | None, config: Config, now: int) -> int:
-    """The node's cursor − 300 s, or now − initial lookback on a first run (core.md §3.2)."""
+    """The node's cursor − 300 s, or now − initial lookback on a first run (docs/wire-formats.md#dispute-events)."""
     cursor = sync.get_cursor(store, config.mostro_pubkey, now) if store is not None else None
     if cursor is None:
         return now - config.listen.initial_lookback_seconds
@@ -113,7 +114,7 @@ def validate(events: list[NostrEvent], mostro_pubkey: str, now: int) -> tuple[li
     return valid, rejected
 
 
-async def _connect(pool, config: Config, result: ListenResult) -> list[str]:
+async def _connect(pool: RelayPool, config: Config, result: ListenResult) -> list[str]:
     """Connect every relay; return the URLs that connected. Raise NoRelayReachable when none did."""
     connected = await pool.connect(config.listen.fetch_timeout_seconds)
     result.relays_connected = len(connected.connected)
@@ -128,7 +129,7 @@ async def _connect(pool, config: Config, result: ListenResult) -> list[str]:
     return connected.connected
 
 
-async def _fetch(pool, config: Config, since: int, connected: list[str], result: ListenResult) -> list[NostrEvent]:
+async def _fetch(pool: RelayPool, config: Config, since: int, connected: list[str], result: ListenResult) -> list[NostrEvent]:
     """Fetch dispute events; a relay that connected but answered nothing in time counts as failed.
 
     Raise NoRelayReachable when no relay answered: "no new events" must never be claimed on the
@@ -148,7 +149,8 @@ async def _fetch(pool, config: Config, since: int, connected: list[str], result:
     return fetched.events
 
 
-async def _real_run(store: Store, config: Config, clock, follow: bool, progress, stop, hooks: _Hooks) -> ListenResult:
+async def _real_run(store: Store, config: Config, clock: Callable[[], float], follow: bool, progress: Any,
+                    stop: StopRequested, hooks: _Hooks) -> ListenResult:
     from serbero_cli.nostr.dm import DmSender
     from serbero_cli.nostr.relays import RelayPool
 
@@ -263,7 +265,7 @@ def _add_counts(result: ListenResult, counts: apply.ApplyCounts) -> None:
     result.notifications_queued += counts.queued
 
 
-async def _follow(run: _Run, stream, result: ListenResult) -> None:
+async def _follow(run: _Run, stream: Any, result: ListenResult) -> None:
     """Stay subscribed; apply events as they arrive; sweep and retry on the check interval."""
     from serbero_cli.listen.follow import follow
 
@@ -282,7 +284,7 @@ async def _follow(run: _Run, stream, result: ListenResult) -> None:
                  stop=run.stop)
 
 
-def _repair_clock(store: Store, clock) -> None:
+def _repair_clock(store: Store, clock: Callable[[], float]) -> None:
     """Read stored timestamps from a clock that ran ahead as now, so reminders and retries resume."""
     with store.immediate() as conn:
         repair_future_timestamps(conn, int(clock()))
@@ -298,7 +300,7 @@ def _save_last_run(store: Store, result: ListenResult, now: int) -> None:
         logger.warning("last-run summary not saved: the database is locked by another process")
 
 
-async def _dry_run(config: Config, clock) -> ListenResult:
+async def _dry_run(config: Config, clock: Callable[[], float]) -> ListenResult:
     """Fetch and plan, write nothing, publish nothing; report what a real run would do."""
     from serbero_cli.nostr.relays import RelayPool
 
@@ -323,7 +325,8 @@ async def _dry_run(config: Config, clock) -> ListenResult:
     return result
 
 
-def _plan_dry(store: Store | None, config: Config, events, now: int, result: ListenResult) -> None:
+def _plan_dry(store: Store | None, config: Config, events: list[NostrEvent], now: int,
+              result: ListenResult) -> None:
     from serbero_cli.listen import apply
 
     result.events_fetched = len(events)

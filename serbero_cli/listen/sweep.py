@@ -14,17 +14,18 @@ import logging
 from dataclasses import dataclass
 
 from serbero_cli.delivery.audience import Audience
+from serbero_cli.domain.lifecycle import DisputeView
+from serbero_cli.domain.notifications import Envelope, NotificationType
 from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store.db import Store
-from serbero_cli.store.disputes import DisputeView
 from serbero_cli.store.notifications import Delivery
 
 logger = logging.getLogger(__name__)
 
 DIGEST_THRESHOLD = 3
-DIGEST_ENVELOPE = "nip17"
+DIGEST_ENVELOPE = Envelope.NIP17
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,11 @@ class ReminderPlan:
 
 def plan_reminders(due: list[DisputeView], audience: Audience, now: int) -> ReminderPlan:
     """Decide the reminder deliveries for `due` disputes (pure)."""
-    from serbero_cli.domain import notices as messages  # message texts load only when something is due
+    # The message texts load only when something is due (start-up budget of an idle listen).
+    from serbero_cli.domain import notices as messages
 
     per_dispute: dict[str, list[Delivery]] = {d.dispute_id: [] for d in due}
-    digests = []
+    digests: list[tuple[str, list[DisputeView]]] = []
     for solver in audience.solvers:
         envelopes = audience.envelopes_of(solver)
         digest = len(due) > DIGEST_THRESHOLD and DIGEST_ENVELOPE in envelopes
@@ -86,10 +88,10 @@ def queue_renotifications(
         from serbero_cli.domain import notices as messages
 
         for dispute_id, deliveries in plan.per_dispute.items():
-            queued += outbox.queue(conn, dispute_id, "re-notification", deliveries, now)
+            queued += outbox.queue(conn, dispute_id, NotificationType.RE_NOTIFICATION, deliveries, now)
         for solver, disputes in plan.digests:
             body = messages.digest_body([(d.dispute_id, d.initiator_role, d.event_timestamp) for d in disputes], now)
-            queued += outbox.queue(conn, disputes[0].dispute_id, outbox.DIGEST_TYPE,
+            queued += outbox.queue(conn, disputes[0].dispute_id, NotificationType.DIGEST,
                                    [Delivery(solver, DIGEST_ENVELOPE, body)], now,
                                    covers=[d.dispute_id for d in disputes])
     logger.info("reminders queued: %d disputes, %d messages (%d digests)", len(due), queued, len(plan.digests))

@@ -1,14 +1,15 @@
 """Party chat I/O for mediate-once: derive channels, publish outbound rows, fetch inbound envelopes.
 
-Keys are re-derived every run from Serbero's secret and the trade pubkeys stored on the session
-(mediation.md §6.1); nothing is kept between runs. Outbound rows are committed before they are
-published (§6.3) and go out as kind 14 plus, per row, a legacy 1059 copy (mostro-v2.md §4.4).
+Keys are re-derived every run from Serbero's secret and the trade pubkeys stored on the session;
+nothing is kept between runs. Outbound rows are committed before they are published and go out as
+kind 14 plus, per row, a legacy 1059 copy (docs/delivery.md#chat-publishing).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +19,12 @@ from serbero_cli.nostr.chat_keys import ChannelKeyError, ChannelKeys, derive_cha
 from serbero_cli.safetext import short
 from serbero_cli.store import mediation as med
 from serbero_cli.store import sessions as sess
-from serbero_cli.store.db import Store
+from serbero_cli.store.db import Connection, Store
 from serbero_cli.store.sessions import SessionRow
 
 logger = logging.getLogger(__name__)
 
-PUBLISH_PAUSES = (0.1, 0.2)  # §6.2: up to 3 attempts
+PUBLISH_PAUSES = (0.1, 0.2)  # up to 3 attempts in a run
 
 
 class ChannelMismatch(Exception):
@@ -54,8 +55,8 @@ def derive_channels(secret: Secret, session: SessionRow) -> dict[str, ChannelKey
     return channels
 
 
-def legacy_required(conn, setting: str, session_id: str, party: str) -> int:
-    """mostro-v2.md §4.4: whether a new row for `party` also goes out as a 1059 copy (fixed at insert)."""
+def legacy_required(conn: Connection, setting: str, session_id: str, party: str) -> int:
+    """Whether a new row for `party` also goes out as a 1059 copy (fixed at insert)."""
     if setting == "always":
         return 1
     if setting == "never":
@@ -63,7 +64,7 @@ def legacy_required(conn, setting: str, session_id: str, party: str) -> int:
     return 0 if sess.has_fresh_kind14_from(conn, session_id, party) else 1
 
 
-def new_outbound_row(conn, *, secret: Secret, session_id: str, channel: ChannelKeys, text: str, now: int,
+def new_outbound_row(conn: Connection, *, secret: Secret, session_id: str, channel: ChannelKeys, text: str, now: int,
                      bundle: tuple[str, str], copy_setting: str) -> dict[str, Any]:
     """Build the signed inner now (its id is the dedup key) and insert the row unpublished."""
     inner = chat.build_inner(secret, text, now)
@@ -86,7 +87,7 @@ class PublishStats:
 
 
 async def publish_pending(store: Store, pool: Any, *, secret: Secret, channels: dict[str, dict[str, ChannelKeys]],
-                          send_timeout: float, now_fn, bundle: tuple[str, str],
+                          send_timeout: float, now_fn: Callable[[], float], bundle: tuple[str, str],
                           session_ids: set[str] | None = None) -> PublishStats:
     """Publish (or republish) every unpublished outbound row of a live session with known channels."""
     stats = PublishStats()
@@ -197,7 +198,7 @@ async def _republish(pool: Any, event_json: str | None, send_timeout: float) -> 
 @dataclass
 class Inbound:
     session: SessionRow
-    message: chat.InboundMessage
+    reply: chat.PartyReply
 
 
 async def fetch_inbound(pool: Any, *, secret: Secret, serbero_pubkey: str, sessions: list[SessionRow],
@@ -219,20 +220,21 @@ async def fetch_inbound(pool: Any, *, secret: Secret, serbero_pubkey: str, sessi
     opened: list[Inbound] = []
     rejected = 0
     for event in events:
-        channel = chat.route_event(event, all_channels)
-        if channel is None:
+        routed = chat.route_event(event, all_channels)
+        if routed is None:
             continue
-        session = by_channel[channel.trade_pubkey + channel.sign_pubkey][0]
+        session = by_channel[routed.trade_pubkey + routed.sign_pubkey][0]
         if event.kind().as_u16() == 14:
-            message = chat.open_kind14(event, channel, serbero_pubkey, now, state)
+            message = chat.open_kind14(event, routed, serbero_pubkey, now, state)
         else:
-            message = chat.open_legacy(event, channel, serbero_pubkey, now)
-        if message.status == "ok":
-            opened.append(Inbound(session, message))
+            message = chat.open_legacy(event, routed, serbero_pubkey, now)
+        reply = message.accepted()
+        if reply is not None:
+            opened.append(Inbound(session, reply))
         elif message.counts_as_rejected:
             rejected += 1
             log = logger.warning if message.status == "forgery" else logger.info
-            log("session=%s party=%s envelope %s rejected: %s", short(session.session_id), channel.party,
+            log("session=%s party=%s envelope %s rejected: %s", short(session.session_id), routed.party,
                 short(message.outer_id, 16), message.reason)
-    opened.sort(key=lambda item: item.message.inner_created_at)
+    opened.sort(key=lambda item: item.reply.inner_created_at)
     return opened, rejected

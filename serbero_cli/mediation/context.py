@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from serbero_cli.config import Config
 from serbero_cli.delivery.audience import Audience
 from serbero_cli.mediation import escalation
+from serbero_cli.mediation.policy import EscalationTrigger
 from serbero_cli.mediation.result import MediationResult
+from serbero_cli.mediation.transport import TakeTransport
 from serbero_cli.stopping import StopRequested
 from serbero_cli.store.db import Store
 
@@ -30,7 +32,7 @@ class RunContext:
     result: MediationResult
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # session -> party -> ChannelKeys
     round_limit_hits: dict[str, str] = field(default_factory=dict)  # session -> inner id that hit the limit
-    take_transport: str | None = None
+    take_transport: TakeTransport | None = None
     take_pow_bits: int = 0
     stop: StopRequested = field(default_factory=StopRequested)
     _healthy: bool | None = None
@@ -40,7 +42,7 @@ class RunContext:
 
     @property
     def loaded(self) -> tuple[str, str]:
-        """The bundle this run loaded: every new row records it (mediation.md §9.2)."""
+        """The bundle this run loaded: every new row records it (docs/mediation.md#prompt-bundle)."""
         return (self.bundle.bundle_id, self.bundle.policy_hash)
 
     @property
@@ -51,13 +53,8 @@ class RunContext:
     def audience(self) -> Audience:
         return Audience.from_config(self.config)
 
-    @property
-    def model_blocked(self) -> bool:
-        """True once the health check failed: every model step is skipped this run."""
-        return self._healthy is False
-
     async def model_ready(self) -> bool:
-        """At most one health check per run, made lazily before the first model call (§4.1 step 1)."""
+        """At most one health check per run, made lazily before the first model call (docs/mediation.md#run-order)."""
         if self._healthy is None:
             from serbero_cli.reasoning.providers import ProviderError
 
@@ -71,9 +68,10 @@ class RunContext:
             self.result.provider_healthy = self._healthy
         return bool(self._healthy)
 
-    def escalate(self, dispute_id: str, session_id: str | None, trigger: str, *, evidence_refs=(),
-                 rationale_refs=(), reason: str | None = None) -> str:
-        """The one escalation path (§11.2), counted in the run summary when it wrote something."""
+    def escalate(self, dispute_id: str, session_id: str | None, trigger: EscalationTrigger, *,
+                 evidence_refs: Iterable[str] = (), rationale_refs: Iterable[str | None] = (),
+                 reason: str | None = None) -> escalation.Outcome:
+        """The one escalation path, counted in the run summary when it wrote something."""
         outcome = escalation.recommend(
             self.store,
             escalation.Escalation(dispute_id, session_id, trigger, tuple(evidence_refs),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from serbero_cli.config import Config
+from serbero_cli.domain.sessions import SessionState
 from serbero_cli.errors import DatabaseMissing
 from serbero_cli.mediation import auth
 from serbero_cli.mediation.opening import is_uuid
@@ -31,12 +32,13 @@ def plan_due_work(config: Config, result: MediationResult, now: int) -> None:
         evaluations = []
         for s in live:
             counts = sess.fresh_inbound_counts(store.conn, s.session_id)
-            if s.state == "awaiting_response" and counts["buyer"] + counts["seller"] > s.round_count_last_evaluated:
+            if s.state == SessionState.AWAITING_RESPONSE and \
+                    counts["buyer"] + counts["seller"] > s.round_count_last_evaluated:
                 evaluations.append(s.session_id)
         timeouts = {s.session_id: t for s in live
                     if (t := due_timeout(s, now, cfg.party_response_timeout_seconds, cfg.session_timeout_seconds))}
         state = solver_auth.get_auth(store)
-        result.solver_auth_status = state.status if state else "authorized"
+        result.solver_auth_status = auth.summary_of(state)
         gate = auth.gate(state, now, cfg)
         result.live_sessions = len(live)
         result.due = {
@@ -46,7 +48,7 @@ def plan_due_work(config: Config, result: MediationResult, now: int) -> None:
             "auth_gate": gate,
             "sessions_due_evaluation": evaluations,
             "timeouts_due": timeouts,
-            "summaries_due": [s.session_id for s in live if s.state == "classified"],
+            "summaries_due": [s.session_id for s in live if s.state == SessionState.CLASSIFIED],
             "unpublished_messages": len(sess.unpublished_outbound(store)),
             "pending_deliveries": outbox.count_due(store, now=now, max_attempts=config.delivery.max_attempts,
                                                    types=MEDIATION_DM_TYPES),

@@ -1,12 +1,16 @@
-"""Step 2 of mediate-once: takeover check, then ingest party replies (mediation.md §7.3, mostro-v2.md §5)."""
+"""Live sessions in mediate-once: takeover check, then ingest party replies (docs/mediation.md#takeover,
+docs/mediation.md#ingest)."""
 
 from __future__ import annotations
 
 import logging
 
 from serbero_cli.domain.dispute_events import DISPUTE_KIND, EventRejected, parse_dispute_event
+from serbero_cli.domain.lifecycle import LifecycleState
+from serbero_cli.domain.sessions import LIVE_STATES, SessionState
 from serbero_cli.mediation import chat_io
 from serbero_cli.mediation.context import RunContext
+from serbero_cli.mediation.policy import EscalationTrigger
 from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
@@ -17,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 
 def load_channels(ctx: RunContext, sessions: list[SessionRow]) -> list[SessionRow]:
-    """Derive every live session's chat keys; a session whose keys do not match is skipped (§6.1)."""
+    """Derive every live session's chat keys; a session whose keys do not match is skipped
+    (docs/wire-formats.md#party-chat)."""
     usable = []
     for session in sessions:
         try:
@@ -75,8 +80,8 @@ async def record_take_revisions(ctx: RunContext) -> None:
 
     Relays keep only the newest 38386 revision, so if a human took the dispute over before the
     next run, that run would store the takeover's revision as ours and never notice it
-    (mostro-v2.md §5). Sessions whose revision has not reached the relay yet stay NULL and are
-    settled by the next run's step 2, as before.
+    (docs/mediation.md#takeover). Sessions whose revision has not reached the relay yet stay NULL and are
+    settled by the next run's takeover check, as before.
     """
     fresh = [s for s in sess.live_sessions(ctx.store) if s.take_revision_created_at is None]
     if fresh:
@@ -87,22 +92,22 @@ def _close_taken_over(ctx: RunContext, session: SessionRow, event_id: str) -> No
     now = ctx.now()
     pinned = (session.prompt_bundle_id, session.policy_hash)
     with ctx.store.immediate() as conn:
-        if not med.move_session(conn, session.session_id, med.LIVE_STATES, "superseded_by_human", now):
+        if not med.move_session(conn, session.session_id, LIVE_STATES, SessionState.SUPERSEDED_BY_HUMAN, now):
             return
-        med.move_session(conn, session.session_id, ("superseded_by_human",), "closed", now)
+        med.move_session(conn, session.session_id, (SessionState.SUPERSEDED_BY_HUMAN,), SessionState.CLOSED, now)
         med.insert_event(conn, "superseded_by_human", {"dispute_id": session.dispute_id, "event_id": event_id,
                                                        "reason": "taken_over"},
                          now=now, session_id=session.session_id, bundle=pinned)
         med.insert_event(conn, "session_closed", {"dispute_id": session.dispute_id, "reason": "taken_over"},
                          now=now, session_id=session.session_id, bundle=pinned)
-        disputes_store.move_dispute(conn, session.dispute_id, "waiting", "taken", now, "mediation:taken_over",
-                                    assigned_solver=None)
+        disputes_store.move_dispute(conn, session.dispute_id, LifecycleState.WAITING, LifecycleState.TAKEN, now,
+                                    "mediation:taken_over", assigned_solver=None)
     logger.info("session=%s dispute=%s closed: a human solver took the dispute over", short(session.session_id),
                 short(session.dispute_id))
 
 
 async def ingest_replies(ctx: RunContext, sessions: list[SessionRow]) -> None:
-    """Fetch and store every party reply; flag sessions that reached the round limit (§7.3)."""
+    """Fetch and store every party reply; flag sessions that reached the round limit."""
     if not sessions:
         return
     opened, rejected = await chat_io.fetch_inbound(
@@ -117,12 +122,12 @@ async def ingest_replies(ctx: RunContext, sessions: list[SessionRow]) -> None:
 
 
 def _ingest_one(ctx: RunContext, item: chat_io.Inbound) -> None:
-    message, sid = item.message, item.session.session_id
+    message, sid = item.reply, item.session.session_id
     channel = ctx.channels[sid][message.party]
     max_rounds = ctx.config.mediation.max_rounds
     with ctx.store.immediate() as conn:
         session = sess.get_session(conn, sid)
-        if session is None or session.state not in med.LIVE_STATES:
+        if session is None or session.state not in LIVE_STATES:
             return
         last_seen = session.last_seen(message.party)
         stale = last_seen is not None and message.inner_created_at < last_seen
@@ -151,8 +156,8 @@ def _ingest_one(ctx: RunContext, item: chat_io.Inbound) -> None:
 
 
 def apply_round_limits(ctx: RunContext) -> None:
-    """Step 3: sessions that reached max_rounds on a fresh reply escalate before any evaluation."""
+    """Sessions that reached max_rounds on a fresh reply escalate before any evaluation."""
     for sid, inner_id in ctx.round_limit_hits.items():
         session = sess.get_session(ctx.store.conn, sid)
         if session is not None:
-            ctx.escalate(session.dispute_id, sid, "round_limit", evidence_refs=[inner_id])
+            ctx.escalate(session.dispute_id, sid, EscalationTrigger.ROUND_LIMIT, evidence_refs=[inner_id])

@@ -15,6 +15,7 @@ import logging
 import re
 from typing import Any
 
+from serbero_cli.domain.lifecycle import LifecycleState
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.resolution import on_dispute_resolved
 from serbero_cli.safetext import short
@@ -82,10 +83,11 @@ def _close(ctx: RunContext, dispute_id: str, final: str, reply: Any) -> bool:
     now = ctx.now()
     with ctx.store.immediate() as conn:
         state = disputes_store.lifecycle_state(conn, dispute_id)
-        if state in (None, "resolved") or reply.created_at < disputes_store.round_start(conn, dispute_id):
+        if state is None or state == LifecycleState.RESOLVED or \
+                reply.created_at < disputes_store.round_start(conn, dispute_id):
             return False  # already settled, or a message about an earlier round of a reopened dispute
-        disputes_store.move_dispute(conn, dispute_id, state, "resolved", now, "dispute_resolved_externally",
-                                    dispute_status=final)
+        disputes_store.move_dispute(conn, dispute_id, state, LifecycleState.RESOLVED, now,
+                                    "dispute_resolved_externally", dispute_status=final)
         on_dispute_resolved(conn, dispute_id=dispute_id, event_id=reply.event_id, final_status=final,
                             audience=ctx.audience, now=now)
     ctx.result.node_closings += 1

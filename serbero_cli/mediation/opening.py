@@ -1,4 +1,5 @@
-"""Step 7 of mediate-once: start sessions (mediation.md §7.2, §7.5, §5, §13; mostro-v2.md §2–§3, §6).
+"""Starting sessions, the last step of mediate-once (docs/mediation.md#eligibility, #opening-a-session,
+#take-outcomes and #solver-authorization).
 
 For up to `max_starts` eligible disputes: the opening classification, then a take request per
 dispute that the policy lets through, ONE shared wait for the node's replies, and the session
@@ -12,20 +13,31 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from serbero_cli.delivery.observers import queue_headline
 from serbero_cli.domain import headline
 from serbero_cli.domain import notices as core_messages
 from serbero_cli.domain.dispute_events import RESOLVED_STATUSES
+from serbero_cli.domain.lifecycle import UNTAKEN, LifecycleState
+from serbero_cli.domain.notifications import NotificationType
+from serbero_cli.domain.sessions import SessionState
 from serbero_cli.mediation import auth, chat_io, messages, policy
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.evaluate import store_classification
+from serbero_cli.mediation.policy import EscalationTrigger, PolicyAction, PolicyDecision
+from serbero_cli.mediation.take_match import PendingTake, TakeOutcome, TakeOutcomeKind
+from serbero_cli.mediation.transport import TakeTransport
 from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store import rationales, solver_auth
 from serbero_cli.store import sessions as sess
+from serbero_cli.store.solver_auth import AuthState, AuthStatus
+
+if TYPE_CHECKING:
+    from serbero_cli.reasoning.parsing import Classification
 
 logger = logging.getLogger(__name__)
 
@@ -42,19 +54,29 @@ def is_uuid(value: str) -> bool:
 
 @dataclass
 class Start:
+    """One dispute this run tries to open a session for, filled in step by step."""
+
     dispute_id: str
     initiator: str
-    state_at_send: str
-    trigger: str
-    classification: object = None
-    decision: object = None
+    state_at_send: LifecycleState  # the dispute's state when the take request went out
+    trigger: str  # why this attempt: first_attempt, retry or auth_probe
+    classification: Classification | None = None  # the opening classification
+    decision: PolicyDecision | None = None  # the policy's decision on it
     rationale_id: str | None = None
-    pending: object = None  # take_match.PendingTake once the request is out
-    outcome: object = None  # take_match.TakeOutcome once settled
+    pending: PendingTake | None = None  # once the request is out
+    outcome: TakeOutcome | None = None  # once settled
+
+    @property
+    def verdict(self) -> tuple[Classification, PolicyDecision]:
+        """The opening classification and the policy's decision, which every take request follows."""
+        if self.classification is None or self.decision is None:
+            raise ValueError(f"dispute {self.dispute_id} has no opening verdict")
+        return self.classification, self.decision
 
 
-def eligible(ctx: RunContext) -> list[dict]:
-    """Eligible disputes, oldest `event_timestamp` first (rule 1 checked here, rules 2–6 in SQL)."""
+def eligible(ctx: RunContext) -> list[dict[str, Any]]:
+    """Eligible disputes, oldest `event_timestamp` first (the id and initiator rule is checked
+    here, the others in SQL)."""
     rows = sess.eligible_dispute_candidates(ctx.store, now=ctx.now(),
                                             retry_interval=ctx.config.mediation.start_retry_interval_seconds)
     return [r for r in rows if is_uuid(r["dispute_id"]) and r["initiator_role"] in ("buyer", "seller")]
@@ -68,19 +90,20 @@ async def start_sessions(ctx: RunContext, max_starts: int) -> None:
     now = ctx.now()
     state = solver_auth.get_auth(ctx.store)
     gate = auth.gate(state, now, cfg)
-    if gate == auth.TERMINATED:
+    if gate == auth.TERMINATED and state is not None:
         _terminate(ctx, state, candidates)
         return
     if gate == auth.BACKOFF:
         ctx.result.solver_auth_status = "unauthorized"
         ctx.result.skipped("auth_backoff", len(candidates))
         return
-    if ctx.take_transport is None:
+    transport = ctx.take_transport
+    if transport is None:
         ctx.result.skipped("unsupported_protocol", len(candidates))
         return
     if gate == auth.PROBE:
         ctx.result.solver_auth_status = "probing"
-        fresh = [c for c in candidates if c["lifecycle_state"] in ("new", "notified")]
+        fresh = [c for c in candidates if c["lifecycle_state"] in UNTAKEN]
         chosen, trigger = fresh[:1], "auth_probe"
     else:
         chosen, trigger = candidates[:max_starts], None
@@ -95,15 +118,15 @@ async def start_sessions(ctx: RunContext, max_starts: int) -> None:
                                                              "trigger": start.trigger}, now=ctx.now())
     ctx.result.starts_attempted += len(starts)
     await asyncio.gather(*(_classify_opening(ctx, s) for s in starts))
-    to_take = [s for s in starts if s.decision is not None and s.decision.action != "escalate"]
+    to_take = [s for s in starts if s.decision is not None and s.decision.action != PolicyAction.ESCALATE]
     if to_take:
-        await _take_all(ctx, to_take)
+        await _take_all(ctx, to_take, transport)
         await _settle_takes(ctx, to_take, probing=gate == auth.PROBE)
 
 
-def _terminate(ctx: RunContext, state, candidates: list[dict]) -> None:
+def _terminate(ctx: RunContext, state: AuthState, candidates: list[dict[str, Any]]) -> None:
     now = ctx.now()
-    if state.status != "terminated":
+    if state.status != AuthStatus.TERMINATED:
         with ctx.store.immediate() as conn:
             solver_auth.save_auth(conn, auth.terminate(state), now)
             med.insert_event(conn, "auth_retry_terminated", {"attempt": state.attempts,
@@ -113,7 +136,7 @@ def _terminate(ctx: RunContext, state, candidates: list[dict]) -> None:
                      state.attempts)
     ctx.result.solver_auth_status = "terminated"
     for c in candidates:
-        ctx.escalate(c["dispute_id"], None, "authorization_lost")
+        ctx.escalate(c["dispute_id"], None, EscalationTrigger.AUTHORIZATION_LOST)
 
 
 async def _classify_opening(ctx: RunContext, start: Start) -> None:
@@ -137,7 +160,7 @@ async def _classify_opening(ctx: RunContext, start: Start) -> None:
         start.rationale_id = store_classification(ctx, conn, None, c)
         med.insert_event(conn, "reasoning_verdict", verdict, now=ctx.now(), rationale_id=start.rationale_id,
                          bundle=ctx.loaded)
-    if decision.action == "escalate":
+    if decision.trigger is not None:  # the policy escalates
         ctx.escalate(start.dispute_id, None, decision.trigger, rationale_refs=[start.rationale_id])
         with ctx.store.immediate() as conn:
             med.insert_event(conn, "start_attempt_stopped", {"dispute_id": start.dispute_id,
@@ -146,7 +169,7 @@ async def _classify_opening(ctx: RunContext, start: Start) -> None:
 
 
 def _opening_failed(ctx: RunContext, start: Start, category: str) -> None:
-    """Fix 1: a failed opening is retried by later runs; the 3rd failure escalates."""
+    """A failed opening is retried by later runs; the third failure escalates."""
     ctx.result.evaluation_failures += 1
     with ctx.store.immediate() as conn:
         n = sess.count_dispute_events(conn, start.dispute_id, "reasoning_call_failed") + 1
@@ -160,20 +183,19 @@ def _opening_failed(ctx: RunContext, start: Start, category: str) -> None:
     logger.warning("dispute=%s opening classification failed category=%s attempt=%d", short(start.dispute_id),
                    category, n)
     if n >= policy.MAX_CONSECUTIVE_FAILURES:
-        ctx.escalate(start.dispute_id, None, "reasoning_unavailable")
+        ctx.escalate(start.dispute_id, None, EscalationTrigger.REASONING_UNAVAILABLE)
 
 
-async def _take_all(ctx: RunContext, starts: list[Start]) -> None:
-    """Publish every take request, then wait once for all replies (§4.1 step 7)."""
-    from serbero_cli.mediation.take_match import PendingTake, TakeOutcome
+async def _take_all(ctx: RunContext, starts: list[Start], transport: TakeTransport) -> None:
+    """Publish every take request, then wait once for all replies."""
     from serbero_cli.nostr import mostro as proto
 
-    secret, transport = ctx.config.private_key, ctx.take_transport
+    secret = ctx.config.private_key
     for start in starts:
         request_id = proto.new_request_id()
         now = ctx.now()  # the node drops rumors older than 10 s: build right before publishing
         try:
-            if transport == "nip44":
+            if transport == TakeTransport.NIP44:
                 event = proto.build_take_kind14(secret, ctx.config.mostro_pubkey, start.dispute_id, request_id,
                                                 pow_bits=ctx.take_pow_bits, now=now)
             else:
@@ -181,36 +203,36 @@ async def _take_all(ctx: RunContext, starts: list[Start]) -> None:
                                                   pow_bits=ctx.take_pow_bits, now=now)
         except proto.TakeBuildError as exc:
             logger.error("dispute=%s take not sent: %s", short(start.dispute_id), exc.reason)
-            start.outcome = TakeOutcome("invalid", exc.reason)
+            start.outcome = TakeOutcome(TakeOutcomeKind.INVALID, exc.reason)
             continue
         published = await ctx.pool.publish(event, ctx.config.delivery.send_timeout_seconds)
         if not published.ok:
             ctx.result.publish_failures += 1
-            start.outcome = TakeOutcome("invalid", "publish_failed")
+            start.outcome = TakeOutcome(TakeOutcomeKind.INVALID, "publish_failed")
             logger.warning("dispute=%s take request not accepted by any relay: %s", short(start.dispute_id),
                            published.error_message())
             continue
         start.pending = PendingTake(start.dispute_id, request_id, now, transport)
         logger.info("dispute=%s take request sent transport=%s pow=%d", short(start.dispute_id), transport,
                     ctx.take_pow_bits)
-    await _wait_for_replies(ctx, [s for s in starts if s.pending is not None])
+    await _wait_for_replies(ctx, [(s, s.pending) for s in starts if s.pending is not None], transport)
 
 
-async def _wait_for_replies(ctx: RunContext, starts: list[Start]) -> None:
+async def _wait_for_replies(ctx: RunContext, sent: list[tuple[Start, PendingTake]], transport: TakeTransport) -> None:
     from serbero_cli.mediation.take_match import match_reply
     from serbero_cli.nostr import mostro as proto
     from serbero_cli.nostr import mostro_messages as mm
 
-    if not starts:
+    if not sent:
         return
-    first_send = min(s.pending.sent_at for s in starts)
-    if ctx.take_transport == "nip44":
+    first_send = min(take.sent_at for _, take in sent)
+    if transport == TakeTransport.NIP44:
         flt = mm.kind14_reply_filter(ctx.config.public_key, ctx.config.mostro_pubkey, first_send - 300)
         read = proto.read_kind14_reply
     else:
         flt = mm.giftwrap_reply_filter(ctx.config.public_key, ctx.now() - ctx.config.chat.lookback_seconds)
         read = proto.read_giftwrap_reply
-    pending = {s.dispute_id: s for s in starts}
+    pending = {start.dispute_id: (start, take) for start, take in sent}
     seen: set[str] = set()
     deadline = time.monotonic() + ctx.config.mediation.take_reply_wait_seconds
     while pending and time.monotonic() < deadline:
@@ -223,38 +245,38 @@ async def _wait_for_replies(ctx: RunContext, starts: list[Start]) -> None:
             reply = read(event, ctx.config.private_key, ctx.config.mostro_pubkey, now=ctx.now())
             if reply is None:
                 continue
-            matched = match_reply([s.pending for s in pending.values()], reply,
+            matched = match_reply([take for _, take in pending.values()], reply,
                                   serbero_pubkey=ctx.config.public_key, serbero_secret=ctx.config.private_key)
             if matched is not None:
                 dispute_id, outcome = matched
-                pending.pop(dispute_id).outcome = outcome
+                pending.pop(dispute_id)[0].outcome = outcome
         if pending:
             await asyncio.sleep(POLL_SECONDS)
-    for start in pending.values():
-        from serbero_cli.mediation.take_match import TakeOutcome
-
-        start.outcome = TakeOutcome("invalid", "timeout")
+    for start, _ in pending.values():
+        start.outcome = TakeOutcome(TakeOutcomeKind.INVALID, "timeout")
 
 
 async def _settle_takes(ctx: RunContext, starts: list[Start], *, probing: bool) -> None:
-    any_taken = any(s.outcome is not None and s.outcome.kind == "taken" for s in starts)
-    auth_refusals = [s for s in starts if s.outcome.kind == "refused" and s.outcome.reason in AUTH_REASONS]
+    # every start that went this far has an outcome: a reply, a failure to send, or a timeout
+    settled = [(s, s.outcome) for s in starts if s.outcome is not None]
+    any_taken = any(outcome.kind == TakeOutcomeKind.TAKEN for _, outcome in settled)
+    auth_refusals = [s for s, outcome in settled
+                     if outcome.kind == TakeOutcomeKind.REFUSED and outcome.reason in AUTH_REASONS]
     revisions = await _newest_statuses(ctx, [s.dispute_id for s in auth_refusals])
     counted_failure = None
-    for start in starts:
-        outcome = start.outcome
-        if outcome.kind == "taken":
-            if _open_session(ctx, start):
+    for start, outcome in settled:
+        if outcome.kind == TakeOutcomeKind.TAKEN:
+            if _open_session(ctx, start, outcome):
                 ctx.result.sessions_opened += 1
             continue
         ctx.result.take_failures += 1
-        reason = {"refused": f"cant_do:{outcome.reason}", "invalid": outcome.reason}[outcome.kind]
+        reason = f"cant_do:{outcome.reason}" if outcome.kind == TakeOutcomeKind.REFUSED else str(outcome.reason)
         stop = None
         if start in auth_refusals:
             status = revisions.get(start.dispute_id)
             if status in RESOLVED_STATUSES:
                 stop = "not_initiated"
-            elif status == "in-progress" or any_taken or start.state_at_send not in ("new", "notified"):
+            elif status == "in-progress" or any_taken or start.state_at_send not in UNTAKEN:
                 stop = "taken_by_other_solver"
             else:
                 counted_failure = counted_failure or reason
@@ -270,7 +292,8 @@ async def _settle_takes(ctx: RunContext, starts: list[Start], *, probing: bool) 
 
 
 async def _newest_statuses(ctx: RunContext, dispute_ids: list[str]) -> dict[str, str]:
-    """mostro-v2.md §6: re-read the newest 38386 of refused disputes before blaming authorization."""
+    """Re-read the newest 38386 of refused disputes before blaming authorization
+    (docs/mediation.md#take-outcomes)."""
     from serbero_cli.mediation.ingest import newest_revisions
 
     return {d: rev[2] for d, rev in (await newest_revisions(ctx, dispute_ids)).items()}
@@ -287,7 +310,7 @@ def _update_auth(ctx: RunContext, failure_reason: str | None, any_taken: bool, p
                              now=now)
             ctx.result.solver_auth_status = "unauthorized"
             logger.error("Mostro refused Serbero as a solver (%s); next probe in %ds", failure_reason,
-                         new_state.next_probe_at - now)
+                         auth.backoff_seconds(new_state.attempts, cfg))
             if auth.should_terminate(new_state, now, cfg):
                 solver_auth.save_auth(conn, auth.terminate(new_state), now)
                 med.insert_event(conn, "auth_retry_terminated", {"attempt": new_state.attempts,
@@ -304,26 +327,28 @@ def _update_auth(ctx: RunContext, failure_reason: str | None, any_taken: bool, p
                 solver_auth.save_auth(conn, auth.reschedule(state, now, cfg), now)
 
 
-def _open_session(ctx: RunContext, start: Start) -> bool:
-    """§7.5 step 5, in one BEGIN IMMEDIATE with the eligibility re-check. False if another actor won."""
+def _open_session(ctx: RunContext, start: Start, outcome: TakeOutcome) -> bool:
+    """Open the session of a successful take, in one BEGIN IMMEDIATE with the eligibility re-check
+    (docs/mediation.md#opening-a-session). False if another actor won."""
     from serbero_cli.nostr.chat_keys import derive_channel
 
-    outcome, decision, c = start.outcome, start.decision, start.classification
+    c, decision = start.verdict
+    buyer_pubkey, seller_pubkey = outcome.trade_pubkeys
     secret, now = ctx.config.private_key, ctx.now()
-    channels = {"buyer": derive_channel(secret, "buyer", outcome.buyer_pubkey),
-                "seller": derive_channel(secret, "seller", outcome.seller_pubkey)}
+    channels = {"buyer": derive_channel(secret, "buyer", buyer_pubkey),
+                "seller": derive_channel(secret, "seller", seller_pubkey)}
     session_id = str(uuid.uuid4())
     # Nobody has spoken yet when a session opens, so even a `summarize` verdict first asks both
     # parties (a summary waits until both were heard): the opening questions are ours then.
-    state = "awaiting_response"
-    questions = ((decision.buyer_text, decision.seller_text) if decision.action == "ask_clarification"
+    state = SessionState.AWAITING_RESPONSE
+    questions = (decision.questions if decision.action == PolicyAction.ASK_CLARIFICATION
                  else (policy.OPENING_BUYER_QUESTION, policy.OPENING_SELLER_QUESTION))
     with ctx.store.immediate() as conn:
         dispute = disputes_store.get_dispute(ctx.store, start.dispute_id)
-        allowed = dispute is not None and (dispute.lifecycle_state in ("new", "notified") or (
-            dispute.lifecycle_state in ("taken", "waiting")
+        allowed = dispute is not None and (dispute.lifecycle_state in UNTAKEN or (
+            dispute.lifecycle_state in (LifecycleState.TAKEN, LifecycleState.WAITING)
             and med.has_dispute_scoped(conn, start.dispute_id, "start_attempt_started")))
-        if not allowed or med.has_any_session(conn, start.dispute_id) or \
+        if dispute is None or not allowed or med.has_any_session(conn, start.dispute_id) or \
                 med.has_dispute_scoped(conn, start.dispute_id, "escalation_recommended"):
             logger.warning("dispute=%s no longer eligible after the take; no session opened", short(start.dispute_id))
             return False
@@ -349,11 +374,12 @@ def _open_session(ctx: RunContext, start: Start) -> bool:
             chat_io.new_outbound_row(conn, secret=secret, session_id=session_id, channel=channels[party],
                                      text=messages.party_question(party, text), now=now, bundle=ctx.loaded,
                                      copy_setting=ctx.config.chat.legacy_giftwrap_copy)
-        if dispute.lifecycle_state in ("new", "notified"):
-            disputes_store.move_dispute(conn, start.dispute_id, dispute.lifecycle_state, "taken", now,
+        if dispute.lifecycle_state in UNTAKEN:
+            disputes_store.move_dispute(conn, start.dispute_id, dispute.lifecycle_state, LifecycleState.TAKEN, now,
                                         "mediation:take", assigned_solver=ctx.config.public_key)
             body = core_messages.assignment_body(start.dispute_id, ctx.config.public_key, by_serbero=True)
-            outbox.queue(conn, start.dispute_id, "assignment", ctx.audience.deliveries(ctx.solvers, body), now)
+            outbox.queue(conn, start.dispute_id, NotificationType.ASSIGNMENT,
+                         ctx.audience.deliveries(ctx.solvers, body), now)
         queue_headline(conn, ctx.audience, start.dispute_id, headline.SUBJECT_MEDIATING, now)
     ctx.channels[session_id] = channels
     logger.info("dispute=%s session=%s opened state=%s", short(start.dispute_id), short(session_id), state)

@@ -1,4 +1,4 @@
-"""`MediationResult`: what one mediate-once run did (mediation.md §4.2, mostro-v2.md §8)."""
+"""`MediationResult`: what one mediate-once run did (docs/wire-formats.md#json-reports)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from serbero_cli.errors import ExitCode
+from serbero_cli.mediation import auth
+from serbero_cli.mediation.policy import EscalationTrigger
 
 
 @dataclass
@@ -33,12 +35,12 @@ class MediationResult:
     dms_failed: int = 0
     publish_failures: int = 0
     node_closings: int = 0  # disputes the node said the users closed themselves
-    escalations: dict[str, int] = field(default_factory=dict)
+    escalations: dict[EscalationTrigger, int] = field(default_factory=dict)
     starts_attempted: int = 0
     sessions_opened: int = 0
     take_failures: int = 0
     starts_skipped: dict[str, int] = field(default_factory=dict)
-    solver_auth_status: str = "authorized"
+    solver_auth_status: auth.Summary = "authorized"
     transport: str | None = None
     transport_source: str | None = None
     take_pow_bits: int = 0
@@ -47,7 +49,7 @@ class MediationResult:
     errors: list[str] = field(default_factory=list)
     due: dict[str, Any] = field(default_factory=dict)  # dry run: the work the database shows as due
 
-    def escalated(self, trigger: str) -> None:
+    def escalated(self, trigger: EscalationTrigger) -> None:
         self.escalations[trigger] = self.escalations.get(trigger, 0) + 1
 
     def skipped(self, reason: str, n: int = 1) -> None:

@@ -1,4 +1,4 @@
-"""`run_mediate_once()`: the normative run order of mediation.md §4.1, with mostro-v2.md's additions.
+"""`run_mediate_once()`: one mediate-once run, in the order docs/mediation.md#run-order gives.
 
 Setup (config, bundle) happens before the lock so a config error wins over a held lock; the relay
 check happens before any mediation state changes, so "no relay" leaves the mediation state as it
@@ -13,8 +13,11 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from serbero_cli.config import Config, load_reasoning_api_key
+from serbero_cli.domain.lifecycle import LifecycleState
+from serbero_cli.domain.sessions import SessionState
 from serbero_cli.errors import NoRelayReachable
 from serbero_cli.mediation import chat_io, ingest, node_messages, opening, summary, timeouts
 from serbero_cli.mediation.context import RunContext
@@ -30,6 +33,13 @@ from serbero_cli.store import sessions as sess
 from serbero_cli.store import solver_auth, sync
 from serbero_cli.store.clock import repair_future_timestamps
 from serbero_cli.store.db import Store, open_db
+
+if TYPE_CHECKING:
+    from serbero_cli.keytext import Secret
+    from serbero_cli.nostr.dm import DmSender
+    from serbero_cli.nostr.events import NostrEvent
+    from serbero_cli.nostr.mostro_messages import NodeInfo
+    from serbero_cli.reasoning.bundle import PromptBundle
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +94,8 @@ def run_mediate_once(
     return result
 
 
-async def _run(config, store: Store, bundle, api_key, result, clock, retry_pause, max_starts, reset_auth,
+async def _run(config: Config, store: Store, bundle: PromptBundle, api_key: Secret, result: MediationResult,
+               clock: Callable[[], float], retry_pause: float, max_starts: int, reset_auth: bool,
                stop: StopRequested) -> None:
     from serbero_cli.nostr.dm import DmSender
     from serbero_cli.nostr.relays import RelayPool
@@ -108,23 +119,23 @@ async def _run(config, store: Store, bundle, api_key, result, clock, retry_pause
         await pool.close()
 
 
-async def _steps(ctx: RunContext, sender, max_starts: int) -> None:
-    """The run order. A stop request (SIGTERM) lets the step in hand finish and skips the rest;
-    the next run picks them up, as every step resumes from the database."""
-    live = ingest.load_channels(ctx, sess.live_sessions(ctx.store))  # step 2
+async def _steps(ctx: RunContext, sender: DmSender, max_starts: int) -> None:
+    """Steps 4 to 9 of docs/mediation.md#run-order. A stop request (SIGTERM) lets the step in hand
+    finish and skips the rest; the next run picks them up, as every step resumes from the database."""
+    live = ingest.load_channels(ctx, sess.live_sessions(ctx.store))  # step 4: live sessions
     if await node_messages.apply_node_closings(ctx):
         still_live = {s.session_id for s in sess.live_sessions(ctx.store)}
         live = [s for s in live if s.session_id in still_live]
     live = await ingest.check_takeovers(ctx, live)
     await ingest.ingest_replies(ctx, live)
     steps = [
-        lambda: ingest.apply_round_limits(ctx),  # step 3
-        lambda: evaluate_sessions(ctx, live),  # step 4
-        lambda: timeouts.apply_timeouts(ctx),  # step 5
-        lambda: _publish(ctx),  # step 6a
-        lambda: summary.generate_summaries(ctx),  # step 6b
-        lambda: summary.deliver_and_settle(ctx, sender),  # step 6c
-        lambda: None if ctx.result.node_serbero else opening.start_sessions(ctx, max_starts),  # step 7
+        lambda: ingest.apply_round_limits(ctx),  # step 5: round limit
+        lambda: evaluate_sessions(ctx, live),  # step 6: evaluate
+        lambda: timeouts.apply_timeouts(ctx),  # step 7: timeouts
+        lambda: _publish(ctx),  # step 8: deliver (party messages, summaries, outbox)
+        lambda: summary.generate_summaries(ctx),
+        lambda: summary.deliver_and_settle(ctx, sender),
+        lambda: None if ctx.result.node_serbero else opening.start_sessions(ctx, max_starts),  # step 9: start
         lambda: _publish(ctx),  # the opening questions
         lambda: summary.deliver_and_settle(ctx, sender),  # the assignment and observer messages of new sessions
         # Our own take's revision, before a takeover can replace it on the relays.
@@ -147,9 +158,9 @@ async def _publish(ctx: RunContext) -> None:
     for session_id in stats.published_sessions:
         with ctx.store.immediate() as conn:
             session = sess.get_session(conn, session_id)
-            if session and session.state == "awaiting_response":
-                disputes_store.move_dispute(conn, session.dispute_id, "taken", "waiting", ctx.now(),
-                                            "mediation:awaiting_parties")
+            if session and session.state == SessionState.AWAITING_RESPONSE:
+                disputes_store.move_dispute(conn, session.dispute_id, LifecycleState.TAKEN, LifecycleState.WAITING,
+                                            ctx.now(), "mediation:awaiting_parties")
 
 
 def _reset_solver_auth(ctx: RunContext) -> None:
@@ -160,7 +171,8 @@ def _reset_solver_auth(ctx: RunContext) -> None:
 
 
 async def _resolve_transport(ctx: RunContext) -> None:
-    """mostro-v2.md §1.2: read the node's 38385 once per run, fall back to the cache."""
+    """Read the node's kind-38385 info event once per run, falling back to the cache
+    (docs/mediation.md#transport)."""
     from serbero_cli.mediation.transport import resolve_transport
     from serbero_cli.nostr import mostro_messages as mm
 
@@ -190,11 +202,11 @@ async def _resolve_transport(ctx: RunContext) -> None:
                 short(ctx.config.mostro_pubkey))
 
 
-def _check_node_serbero(ctx: RunContext, event, info) -> None:
+def _check_node_serbero(ctx: RunContext, event: NostrEvent | None, info: NodeInfo | None) -> None:
     """A node that announces another Serbero gets no new session from this one (exit 4)."""
     from serbero_cli.keytext import npub
 
-    if info is None:
+    if info is None or event is None:  # no info event from the node
         return
     if info.serbero_malformed:
         logger.warning("node info event=%s has a malformed serbero tag; ignored", short(event.id, 16))

@@ -1,28 +1,39 @@
-"""Step 6b–6c: summaries for human solvers and closing delivered sessions (mediation.md §12)."""
+"""Summaries for human solvers and closing delivered sessions (docs/mediation.md#summaries)."""
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from serbero_cli.delivery import inbox
 from serbero_cli.delivery.observers import queue_headline
 from serbero_cli.delivery.outbox import flush_outbox
 from serbero_cli.domain import headline
+from serbero_cli.domain.lifecycle import LifecycleState
+from serbero_cli.domain.notifications import NotificationStatus, NotificationType
+from serbero_cli.domain.sessions import SessionState
 from serbero_cli.mediation import escalation, messages, policy
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.evaluate import initiator_of, record_failure, session_context, transcript
+from serbero_cli.mediation.policy import EscalationTrigger
 from serbero_cli.safetext import short
 from serbero_cli.store import disputes as disputes_store
 from serbero_cli.store import mediation as med
 from serbero_cli.store import notifications as outbox
 from serbero_cli.store import rationales
 from serbero_cli.store import sessions as sess
+from serbero_cli.store.db import Connection
+from serbero_cli.store.sessions import SessionRow
+
+if TYPE_CHECKING:
+    from serbero_cli.reasoning.parsing import SummaryOutput
 
 logger = logging.getLogger(__name__)
 
 # Every type mediate-once queues, so one run delivers what it decided.
-MEDIATION_DM_TYPES = ("mediation_summary", "mediation_escalation_recommended", "assignment", "transcript",
-                      "observer", "mediation_resolution_report")
+MEDIATION_DM_TYPES = (NotificationType.MEDIATION_SUMMARY, NotificationType.ESCALATION_RECOMMENDED,
+                      NotificationType.ASSIGNMENT, NotificationType.TRANSCRIPT, NotificationType.OBSERVER,
+                      NotificationType.RESOLUTION_REPORT)
 
 
 async def generate_summaries(ctx: RunContext) -> None:
@@ -30,7 +41,7 @@ async def generate_summaries(ctx: RunContext) -> None:
     from serbero_cli.reasoning.parsing import MalformedResponse
     from serbero_cli.reasoning.providers import ProviderError
 
-    for session in sess.sessions_in_state(ctx.store, "classified"):
+    for session in sess.sessions_in_state(ctx.store, SessionState.CLASSIFIED):
         if not await ctx.model_ready():
             return
         followups = sess.count_events(ctx.store.conn, session.session_id, "classification_produced")
@@ -47,7 +58,7 @@ async def generate_summaries(ctx: RunContext) -> None:
         _record_summary(ctx, session, out)
 
 
-def _record_summary(ctx: RunContext, session, out) -> None:
+def _record_summary(ctx: RunContext, session: SessionRow, out: SummaryOutput) -> None:
     now = ctx.now()
     label = session.current_classification or "unclear"
     confidence = session.current_confidence if session.current_confidence is not None else 0.0
@@ -62,7 +73,8 @@ def _record_summary(ctx: RunContext, session, out) -> None:
     body = messages.summary_body(session.dispute_id, session.session_id, label, confidence, out.next_step.strip(),
                                  out.summary)
     with ctx.store.immediate() as conn:
-        if not med.move_session(conn, session.session_id, ("classified",), "summary_pending", now):
+        if not med.move_session(conn, session.session_id, (SessionState.CLASSIFIED,), SessionState.SUMMARY_PENDING,
+                                now):
             return
         rid = _rationale(ctx, conn, session.session_id, out.rationale)
         sess.insert_summary(conn, {
@@ -76,21 +88,22 @@ def _record_summary(ctx: RunContext, session, out) -> None:
         sess.update_session(conn, session.session_id, consecutive_eval_failures=0)
         if recipients:
             escalation.queue_handoff(conn, ctx.audience, dispute_id=session.dispute_id, session_id=session.session_id,
-                                     notif_type="mediation_summary", recipients=recipients, body=body, now=now)
+                                     notif_type=NotificationType.MEDIATION_SUMMARY, recipients=recipients, body=body,
+                                     now=now)
             queue_headline(conn, ctx.audience, session.dispute_id, headline.SUBJECT_FACTS_GATHERED, now)
     ctx.result.summaries_generated += 1
     logger.info("session=%s summary queued for %d solvers", short(session.session_id), len(recipients))
     if not recipients:
-        ctx.escalate(session.dispute_id, session.session_id, "notification_failed")
+        ctx.escalate(session.dispute_id, session.session_id, EscalationTrigger.NOTIFICATION_FAILED)
 
 
-def _rationale(ctx: RunContext, conn, session_id: str, text: str) -> str | None:
+def _rationale(ctx: RunContext, conn: Connection, session_id: str, text: str) -> str | None:
     return rationales.store_rationale(conn, text, session_id=session_id, provider=ctx.config.reasoning.provider,
                                       model=ctx.config.reasoning.model, bundle_id=ctx.loaded[0],
                                       policy_hash=ctx.loaded[1], now=ctx.now())
 
 
-async def deliver_and_settle(ctx: RunContext, sender) -> None:
+async def deliver_and_settle(ctx: RunContext, sender: Any) -> None:
     """6c: send mediation's outbox rows, then close delivered summaries or escalate undeliverable ones."""
     max_attempts = ctx.config.delivery.max_attempts
     relays: dict[str, list[str]] = {}
@@ -107,21 +120,24 @@ async def deliver_and_settle(ctx: RunContext, sender) -> None:
 
 def settle_summaries(ctx: RunContext) -> None:
     max_attempts = ctx.config.delivery.max_attempts
-    for session in sess.sessions_in_state(ctx.store, "summary_pending"):
-        statuses = outbox.statuses_for(ctx.store, session.dispute_id, "mediation_summary")
-        if any(status == "sent" for status, _ in statuses):
+    for session in sess.sessions_in_state(ctx.store, SessionState.SUMMARY_PENDING):
+        statuses = outbox.statuses_for(ctx.store, session.dispute_id, NotificationType.MEDIATION_SUMMARY)
+        if any(status == NotificationStatus.SENT for status, _ in statuses):
             _close_delivered(ctx, session)
-        elif statuses and all(status == "failed" and attempts >= max_attempts for status, attempts in statuses):
-            ctx.escalate(session.dispute_id, session.session_id, "notification_failed")
+        elif statuses and all(status == NotificationStatus.FAILED and attempts >= max_attempts
+                              for status, attempts in statuses):
+            ctx.escalate(session.dispute_id, session.session_id, EscalationTrigger.NOTIFICATION_FAILED)
 
 
-def _close_delivered(ctx: RunContext, session) -> None:
+def _close_delivered(ctx: RunContext, session: SessionRow) -> None:
     now = ctx.now()
     with ctx.store.immediate() as conn:
-        if not med.move_session(conn, session.session_id, ("summary_pending",), "summary_delivered", now):
+        if not med.move_session(conn, session.session_id, (SessionState.SUMMARY_PENDING,),
+                                SessionState.SUMMARY_DELIVERED, now):
             return
-        med.move_session(conn, session.session_id, ("summary_delivered",), "closed", now)
+        med.move_session(conn, session.session_id, (SessionState.SUMMARY_DELIVERED,), SessionState.CLOSED, now)
         med.insert_event(conn, "session_closed", {"dispute_id": session.dispute_id, "reason": "summary_delivered"},
                          now=now, session_id=session.session_id, bundle=ctx.loaded)
-        disputes_store.move_dispute(conn, session.dispute_id, "waiting", "taken", now, "mediation:summary_delivered")
+        disputes_store.move_dispute(conn, session.dispute_id, LifecycleState.WAITING, LifecycleState.TAKEN, now,
+                                    "mediation:summary_delivered")
     logger.info("session=%s summary delivered; session closed", short(session.session_id))

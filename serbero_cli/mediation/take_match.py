@@ -1,4 +1,4 @@
-"""Which pending take a Mostro reply settles, and how (mediation.md §5.3 steps 4–8, mostro-v2.md §3.3).
+"""Which pending take a Mostro reply settles, and how (docs/wire-formats.md#take-replies).
 
 Pure: the reply has already passed the transport checks in `nostr/mostro.py`. Relays replay old
 replies and anyone can publish, so a reply only settles a request when its request id, or else
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from serbero_cli.keytext import Secret, is_valid_xonly
+from serbero_cli.mediation.transport import TakeTransport
 
 if TYPE_CHECKING:
     from serbero_cli.nostr.mostro_messages import MostroReply
@@ -21,29 +23,44 @@ FRESHNESS_GUARD_SECONDS = 30
 ACTION_TOOK = "admin-took-dispute"
 
 
+class TakeOutcomeKind(StrEnum):
+    """How a take ended (docs/mediation.md#take-outcomes)."""
+
+    TAKEN = "taken"  # the node gave Serbero the dispute and usable trade keys
+    REFUSED = "refused"  # the node answered cant-do
+    INVALID = "invalid"  # no usable answer: bad keys in the reply, not published, or no reply in time
+
+
 @dataclass(frozen=True)
 class PendingTake:
-    """A take request waiting for its reply. sent_at: unix seconds; transport: "giftwrap" | "nip44"."""
+    """A take request waiting for its reply. sent_at: unix seconds."""
 
     dispute_id: str
     request_id: int
     sent_at: int
-    transport: str
+    transport: TakeTransport
 
 
 @dataclass(frozen=True)
 class TakeOutcome:
-    """How a take ended. kind: "taken" | "refused" | "invalid".
+    """How a take ended.
 
-    reason: the cant-do reason for "refused" ("unknown" when null), `invalid_reply:<code>` for
-    "invalid" (codes: missing_keys, bad_key, same_keys, is_serbero, same_secret), None for "taken".
-    buyer_pubkey / seller_pubkey: lowercase trade pubkeys, set only for "taken".
+    reason: the cant-do reason for REFUSED ("unknown" when null), `invalid_reply:<code>` for
+    INVALID (codes: missing_keys, bad_key, same_keys, is_serbero, same_secret), None for TAKEN.
+    buyer_pubkey / seller_pubkey: lowercase trade pubkeys, set only for TAKEN.
     """
 
-    kind: str
+    kind: TakeOutcomeKind
     reason: str | None = None
     buyer_pubkey: str | None = None
     seller_pubkey: str | None = None
+
+    @property
+    def trade_pubkeys(self) -> tuple[str, str]:
+        """(buyer, seller) of a TAKEN outcome, the only kind that carries them."""
+        if self.buyer_pubkey is None or self.seller_pubkey is None:
+            raise ValueError(f"a {self.kind} take outcome carries no trade pubkeys")
+        return self.buyer_pubkey, self.seller_pubkey
 
 
 def match_reply(pending: list[PendingTake], reply: MostroReply, *, serbero_pubkey: str,
@@ -67,10 +84,11 @@ def match_reply(pending: list[PendingTake], reply: MostroReply, *, serbero_pubke
     if request is None:
         return None
     payload = reply.payload
-    if isinstance(payload, dict) and "cant_do" in payload:  # step 6
+    if isinstance(payload, dict) and "cant_do" in payload:  # a refusal
         reason = payload["cant_do"]
-        return request.dispute_id, TakeOutcome("refused", reason if isinstance(reason, str) and reason else "unknown")
-    info = _took_info(reply, request.dispute_id)  # steps 7-8
+        return request.dispute_id, TakeOutcome(TakeOutcomeKind.REFUSED,
+                                               reason if isinstance(reason, str) and reason else "unknown")
+    info = _took_info(reply, request.dispute_id)  # else it must be the take itself
     if info is None:
         return None
     return request.dispute_id, validate_taken(info, serbero_pubkey=serbero_pubkey, secrets_differ=secrets_differ)
@@ -91,11 +109,12 @@ def validate_taken(info: dict[str, Any], *, serbero_pubkey: str,
         return _invalid("is_serbero")
     if not secrets_differ(buyer, seller):
         return _invalid("same_secret")
-    return TakeOutcome("taken", None, buyer, seller)
+    return TakeOutcome(TakeOutcomeKind.TAKEN, None, buyer, seller)
 
 
 def _pending_for(pending: list[PendingTake], reply: MostroReply) -> PendingTake | None:
-    """The request a reply answers (mostro-v2.md §3.3), with §5.3 steps 4–5 for null request ids."""
+    """The request a reply answers: by its echoed request id, else (a null request id) by its
+    dispute id and the freshness guard."""
     if reply.request_id is not None:
         match = next((p for p in pending if p.request_id == reply.request_id), None)
         # an echoed request id is the strong tie; the dispute id, when present, must still agree
@@ -108,7 +127,7 @@ def _pending_for(pending: list[PendingTake], reply: MostroReply) -> PendingTake 
 
 
 def _took_info(reply: MostroReply, dispute_id: str) -> dict[str, Any] | None:
-    """The SolverDisputeInfo of an `admin-took-dispute` for `dispute_id`, or None (steps 7–8)."""
+    """The SolverDisputeInfo of an `admin-took-dispute` for `dispute_id`, or None."""
     if reply.action != ACTION_TOOK or not isinstance(reply.payload, dict):
         return None
     pair = reply.payload.get("dispute")
@@ -120,4 +139,4 @@ def _took_info(reply: MostroReply, dispute_id: str) -> dict[str, Any] | None:
 
 
 def _invalid(code: str) -> TakeOutcome:
-    return TakeOutcome("invalid", f"invalid_reply:{code}")
+    return TakeOutcome(TakeOutcomeKind.INVALID, f"invalid_reply:{code}")

@@ -1,4 +1,4 @@
-"""Which wire format a take uses this run, and with how much proof of work (mostro-v2.md §1.2).
+"""Which wire format a take uses this run, and with how much proof of work (docs/mediation.md#transport).
 
 Pure: the caller fetches the newest kind-38385 info event and reads the `mostro_transport` cache
 row; this module turns them into a decision, the warnings to log, and the new cache value. A
@@ -9,15 +9,26 @@ version means no take at all: never guess.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from serbero_cli.nostr.mostro_messages import NodeInfo
 
-TRANSPORTS = ("giftwrap", "nip44")
-CONFIG_VALUES = ("auto", "giftwrap", "nip44")
+
+class TakeTransport(StrEnum):
+    """How a take request travels (stored as `mediation_sessions.take_transport`)."""
+
+    GIFTWRAP = "giftwrap"  # protocol v1: a NIP-59 gift wrap
+    NIP44 = "nip44"  # protocol v2: a kind-14 message encrypted with NIP-44
+
+
+TRANSPORTS: tuple[TakeTransport, ...] = tuple(TakeTransport)
+CONFIG_VALUES = ("auto", *TRANSPORTS)
 ALIASES = {"gift-wrap": "giftwrap"}
 CACHE_STALE_SECONDS = 24 * 3600
+# Where this run's choice came from (the summary's `transport_source`).
+Source = Literal["config", "info_event", "cache", "fallback"]
 
 
 @dataclass(frozen=True)
@@ -31,8 +42,8 @@ class TransportChoice:
     into `sync_state(key='mostro_transport')`, or None when no info event was found.
     """
 
-    transport: str | None
-    source: str
+    transport: TakeTransport | None
+    source: Source
     pow_bits: int
     warnings: list[str] = field(default_factory=list)
     cache_value: dict[str, Any] | None = None
@@ -47,25 +58,25 @@ def normalize_configured(value: str) -> str:
     return value
 
 
-def transport_for_protocol(protocol_version: str | None) -> str | None:
+def transport_for_protocol(protocol_version: str | None) -> TakeTransport | None:
     """nip44 for "2"; giftwrap for "1" or an absent tag (a pre-0.18 daemon); None for anything else."""
     if protocol_version == "2":
-        return "nip44"
+        return TakeTransport.NIP44
     if protocol_version in ("1", None):
-        return "giftwrap"
+        return TakeTransport.GIFTWRAP
     return None
 
 
-def pow_bits_for(transport: str | None, pow_bits: int | None, pow_first_contact: int | None,
+def pow_bits_for(transport: TakeTransport | None, pow_bits: int | None, pow_first_contact: int | None,
                  warnings: list[str]) -> int:
     """v2: pow_first_contact, else pow (with a warning); v1: pow; unknown values count as 0."""
-    if transport == "nip44":
+    if transport == TakeTransport.NIP44:
         if pow_first_contact is not None:
             return pow_first_contact
         warnings.append("the node advertises no pow_first_contact; using pow, but an early v2 node "
                         "may enforce more than it advertises")
         return pow_bits or 0
-    if transport == "giftwrap":
+    if transport == TakeTransport.GIFTWRAP:
         return pow_bits or 0
     return 0
 
@@ -80,7 +91,7 @@ def cache_value_for(info: NodeInfo) -> dict[str, Any]:
 
 def resolve_transport(configured: str, info: NodeInfo | None, cache: dict[str, Any] | None,
                       now: int) -> TransportChoice:
-    """Apply the mostro-v2.md §1.2 table. `cache` is the parsed cache row, or None.
+    """Apply the table of docs/mediation.md#transport. `cache` is the parsed cache row, or None.
 
     Raise ValueError for an unknown configured value (config validation normally catches it).
     """
@@ -88,12 +99,13 @@ def resolve_transport(configured: str, info: NodeInfo | None, cache: dict[str, A
     warnings: list[str] = []
     cache_value = cache_value_for(info) if info is not None else None
     if configured != "auto":
-        if info is not None and transport_for_protocol(info.protocol_version) != configured:
+        pinned = TakeTransport(configured)
+        if info is not None and transport_for_protocol(info.protocol_version) != pinned:
             warnings.append(f"[mostro].transport is {configured!r} but the node's info event says "
                             f"protocol_version={info.protocol_version!r}; takes may time out")
         source = _pow_source(info, cache)
-        bits = pow_bits_for(configured, *source, warnings) if source else 0
-        return TransportChoice(configured, "config", bits, warnings, cache_value)
+        bits = pow_bits_for(pinned, *source, warnings) if source else 0
+        return TransportChoice(pinned, "config", bits, warnings, cache_value)
     if info is not None:
         transport = transport_for_protocol(info.protocol_version)
         if transport is None:
@@ -107,7 +119,7 @@ def resolve_transport(configured: str, info: NodeInfo | None, cache: dict[str, A
         if age > CACHE_STALE_SECONDS:
             warnings.append(f"no info event from the node this run; using a cached transport "
                             f"{age // 3600} h old")
-        transport = cached["transport"]
+        transport = TakeTransport(cached["transport"]) if cached["transport"] is not None else None
         if transport is None:
             error = (f"the cached node protocol_version={cached['protocol_version']!r} is unsupported; "
                      "no take this run")
@@ -116,7 +128,7 @@ def resolve_transport(configured: str, info: NodeInfo | None, cache: dict[str, A
         return TransportChoice(transport, "cache", bits, warnings, None)
     warnings.append("no info event from the node and no cached transport; using giftwrap. "
                     "A Cashu-mode node publishes no info event: pin [mostro].transport for it")
-    return TransportChoice("giftwrap", "fallback", 0, warnings, None)
+    return TransportChoice(TakeTransport.GIFTWRAP, "fallback", 0, warnings, None)
 
 
 def _pow_source(info: NodeInfo | None, cache: dict[str, Any] | None) -> tuple[int | None, int | None] | None:

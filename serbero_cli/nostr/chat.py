@@ -1,7 +1,7 @@
 """Dispute-chat envelopes: build what Serbero sends to a party and open what comes back.
 
 Two envelopes carry the same signed kind-1 inner event: the legacy kind-1059 wrap to `pub(x)`
-(mediation.md §6.2/§6.4) and the kind-14 envelope signed by K_sign (mostro-v2.md §4.2/§4.3).
+and the kind-14 envelope signed by K_sign (docs/wire-formats.md#party-chat).
 Anyone can encrypt to a chat address, so the inner author check is the only authentication.
 Decisions about storing, counting and ordering stay with the caller; this module says what an
 envelope is.
@@ -24,14 +24,17 @@ from serbero_cli.nostr.sdk_keys import keys_from_secret
 logger = logging.getLogger(__name__)
 
 LEGACY_MAX_BACKDATE_SECONDS = 172_800  # NIP-59 style backdating of the 1059 wrap
-LEGACY_FUTURE_LIMIT_SECONDS = 600  # mediation.md §6.4
-KIND14_FUTURE_LIMIT_SECONDS = 60  # mostro-v2.md §4.3 check 3
+# The kind-14 checks are numbered in the order open_kind14 runs them.
+LEGACY_FUTURE_LIMIT_SECONDS = 600  # a legacy inner event may be dated at most this far ahead
+KIND14_FUTURE_LIMIT_SECONDS = 60  # check 3
 KIND14_MAX_CONTENT_CHARS = 65_536  # check 4
 KIND14_MAX_PER_CHANNEL = 100  # check 6
 KIND14_MAX_SKEW_SECONDS = 60  # check 13
 KIND14_FETCH_LIMIT = 500
 CURSOR_OVERLAP_SECONDS = 600  # recipients re-read 10 min behind their cursor
-INNER_REISSUE_AFTER_SECONDS = 600  # mostro-v2.md §4.2 republish rule
+# An inner event never published and older than this is signed again before its first publish:
+# clients page chat by time and would skip a message dated too far back.
+INNER_REISSUE_AFTER_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,26 @@ class InboundMessage:
         """True when the caller must count it in `replies_rejected`."""
         return self.status in ("forgery", "rejected")
 
+    def accepted(self) -> PartyReply | None:
+        """The party's reply when the envelope passed every check, else None."""
+        if self.status != "ok" or self.party is None or self.inner_id is None or self.inner_created_at is None \
+                or self.content is None:
+            return None
+        return PartyReply(self.party, self.envelope, self.outer_id, self.inner_id, self.inner_created_at,
+                          self.content)
+
+
+@dataclass(frozen=True)
+class PartyReply:
+    """A reply from a party that passed every check: what mediate-once stores."""
+
+    party: str  # "buyer" | "seller"
+    envelope: str  # "giftwrap" | "kind14"
+    outer_id: str
+    inner_id: str
+    inner_created_at: int
+    content: str
+
 
 @dataclass
 class Kind14RunState:
@@ -81,7 +104,7 @@ def build_inner(serbero_secret: Secret, text: str, created_at: int) -> SignedInn
     """Sign a kind-1 inner event (tags []) by Serbero's identity key.
 
     The id depends only on author, time, kind, tags and content, so rebuilding with the same
-    `created_at` and text yields the same id (mediation.md §6.3 republish). Raise ValueError for
+    `created_at` and text yields the same id, which is what a republish relies on. Raise ValueError for
     blank text.
     """
     if not text or not text.strip():
@@ -100,7 +123,7 @@ def needs_fresh_inner(inner_created_at: int, now: int) -> bool:
 
 
 def legacy_wrap(inner: SignedInner, channel: ChannelKeys, now: int) -> ns.Event:
-    """The mediation.md §6.2 envelope: kind 1059 by a fresh ephemeral key to `pub(x)`, backdated."""
+    """The legacy envelope: kind 1059 by a fresh ephemeral key to `pub(x)`, backdated."""
     ephemeral = ns.Keys.generate()
     receiver = ns.PublicKey.parse(channel.legacy_pubkey)
     content = ns.nip44_encrypt(ephemeral.secret_key(), receiver, inner.event_json, ns.Nip44Version.V2)
@@ -114,7 +137,7 @@ def legacy_wrap(inner: SignedInner, channel: ChannelKeys, now: int) -> ns.Event:
 
 
 def kind14_wrap(inner: SignedInner, channel: ChannelKeys) -> ns.Event:
-    """The mostro-v2.md §4.2 envelope: kind 14 signed by K_sign, self-encrypted with K_conv.
+    """The kind-14 envelope: signed by K_sign, self-encrypted with K_conv.
 
     Tags are exactly [["p", pub(K_conv)]]; created_at equals the inner's (same second).
     """
@@ -129,7 +152,7 @@ def kind14_wrap(inner: SignedInner, channel: ChannelKeys) -> ns.Event:
 
 
 def open_legacy(event: ns.Event, channel: ChannelKeys, serbero_pubkey: str, now: int) -> InboundMessage:
-    """Open a kind-1059 chat wrap addressed to `channel.legacy_pubkey`, in the mediation.md §6.4 order."""
+    """Open a kind-1059 chat wrap addressed to `channel.legacy_pubkey`: decrypt, then check the inner event."""
     outer_id = event.id().to_hex()
 
     def fail(status: str, reason: str, **inner: Any) -> InboundMessage:
@@ -151,9 +174,10 @@ def open_legacy(event: ns.Event, channel: ChannelKeys, serbero_pubkey: str, now:
 
 def open_kind14(event: ns.Event, channel: ChannelKeys, serbero_pubkey: str, now: int,
                 run_state: Kind14RunState) -> InboundMessage:
-    """Open a kind-14 chat envelope with mostro-v2.md §4.3 checks 1–11 and 13, cheapest first.
+    """Open a kind-14 chat envelope with the checks of docs/wire-formats.md#party-chat, cheapest
+    first (numbered below in that order).
 
-    Check 12 (durable dedup on the inner id) belongs to the database. `run_state` carries the
+    Check 12, the durable dedup on the inner id, belongs to the database. `run_state` carries the
     per-run outer ids and per-channel counts of checks 5 and 6 and is updated here.
     """
     outer_id = event.id().to_hex()
@@ -198,8 +222,8 @@ def open_kind14(event: ns.Event, channel: ChannelKeys, serbero_pubkey: str, now:
 def _check_inner(plaintext: str, channel: ChannelKeys, serbero_pubkey: str, fail: Any,
                  envelope: str, outer_id: str, *, future_limit: int | None,
                  kind_after_author: bool = False) -> InboundMessage:
-    """Parse and authenticate the inner event. Legacy checks the kind before the signature
-    (mediation.md §6.4); kind 14 checks the signature, then the author, then the kind (§4.3 9–11)."""
+    """Parse and authenticate the inner event. Legacy checks the kind before the signature; kind 14
+    checks the signature, then the author, then the kind (checks 9–11)."""
     try:
         inner = ns.Event.from_json(plaintext)
     except Exception:  # noqa: BLE001 - not an event
@@ -231,7 +255,7 @@ def chat_filters(channels: list[ChannelKeys], *, now: int, lookback_seconds: int
 
     `cursors` maps a channel's trade pubkey to its cursor (the party's `last_seen_inner_ts`, else
     the session's `started_at`); a channel without one contributes `now − lookback`. The kind-14
-    filter is never `#p`-only (mostro-v2.md §4.3: anyone who sees the address could flood it).
+    filter is never `#p`-only: anyone who sees the address could flood it.
     """
     if not channels:
         return []

@@ -1,4 +1,4 @@
-"""Dispute-chat keys: the raw ECDH secret and the kind-14 channel keys (mediation.md §6.1, mostro-v2.md §4.1).
+"""Dispute-chat keys: the raw ECDH secret and the kind-14 channel keys (docs/wire-formats.md#party-chat).
 
 Pure coincurve + hashlib, so the derivation can be checked against the published vectors without
 nostr_sdk. Every value here is re-derived on each run from Serbero's secret and a trade pubkey;
@@ -18,7 +18,7 @@ from serbero_cli.keytext import CURVE_ORDER, Secret
 
 CONV_INFO = b"mostro:chat:conv:v1"
 SIGN_INFO = b"mostro:chat:sign:v1"
-_ZERO_SALT = b"\x00" * 32  # HKDF with an absent salt uses HashLen zero bytes (RFC 5869 §2.2)
+_ZERO_SALT = b"\x00" * 32  # HKDF with an absent salt uses HashLen zero bytes (RFC 5869, section 2.2)
 
 
 class ChannelKeyError(ValueError):
@@ -71,8 +71,8 @@ def hkdf_prk(x: bytes) -> bytes:
 def hkdf_secret(x: bytes, info: bytes, is_valid: Callable[[bytes], bool] = is_valid_scalar) -> bytes:
     """The first valid one-block HKDF-SHA256 output for `info`, then `info || c` for c = 1..255.
 
-    mostro-v2.md §4.1: attempt 0 uses the bare info string; an output outside [1, n) moves on to
-    the next suffix byte. `is_valid` is injectable so the retry path can be tested (V2).
+    Attempt 0 uses the bare info string; an output outside [1, n) moves on to the next suffix
+    byte. `is_valid` is injectable so the retry path can be tested.
     Raise ChannelKeyError when all 256 attempts fail.
     """
     prk = hkdf_prk(x)
@@ -93,7 +93,7 @@ def derive_channel(serbero_secret: Secret, party: str, trade_pubkey: str) -> Cha
     """All keys of the chat with `party` ("buyer"/"seller"), from Serbero's secret and the trade pubkey.
 
     Raise ChannelKeyError for a pubkey off the curve, or an ECDH x that is not a usable secret
-    (probability about 2^-128; mediation.md §6.1 uses x itself as a secret key).
+    (probability about 2^-128; the legacy envelope uses x itself as a secret key).
     """
     trade = trade_pubkey.lower()
     x = shared_x(serbero_secret, trade)
@@ -114,7 +114,8 @@ def derive_channel(serbero_secret: Secret, party: str, trade_pubkey: str) -> Cha
 
 
 def shared_secrets_differ(serbero_secret: Secret, buyer_pubkey: str, seller_pubkey: str) -> bool:
-    """True when the buyer's and the seller's ECDH secrets differ (mediation.md §5.3 taken(info)).
+    """True when the buyer's and the seller's ECDH secrets differ (a take reply must give two
+    different chat channels).
 
     Raise ChannelKeyError when either pubkey is not a curve point.
     """

@@ -1,4 +1,4 @@
-"""nostr_sdk's own logger, behind `--log-level debug` only (DESIGN.md).
+"""nostr_sdk's own logger, behind `--log-level debug` only (it writes to stdout, in colour).
 
 nostr_sdk 0.45's `init_logger(level)` takes nothing but a level: it installs a Rust `tracing`
 subscriber that writes to file descriptor 1 (stdout), in colour. Stdout is Serbero's result

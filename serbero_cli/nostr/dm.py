@@ -22,12 +22,12 @@ from typing import Any
 
 import nostr_sdk as ns
 
+from serbero_cli.domain.notifications import Envelope
 from serbero_cli.keytext import Secret
 from serbero_cli.nostr.relays import PublishOutcome, RelayPool
 from serbero_cli.nostr.sdk_keys import keys_from_secret, public_key
 from serbero_cli.safetext import valid_unicode
 
-ENVELOPES = ("mostro", "nip17")
 SEND_DM_ACTION = "send-dm"
 
 
@@ -85,12 +85,13 @@ def build_nip17_dm(secret: Secret, recipient_hex: str, text: str) -> SignedEvent
     return SignedEvent(event.id().to_hex(), event.as_json(), event)
 
 
-def build_dm(secret: Secret, envelope: str, recipient_hex: str, dispute_id: str, text: str, now: int) -> SignedEvent:
+def build_dm(secret: Secret, envelope: Envelope, recipient_hex: str, dispute_id: str, text: str,
+             now: int) -> SignedEvent:
     """Build and sign one message in `envelope`. Raise DmBuildError when it cannot be built."""
     try:
-        if envelope == "mostro":
+        if envelope == Envelope.MOSTRO:
             return build_mostro_dm(secret, recipient_hex, dispute_id, text, now)
-        if envelope == "nip17":
+        if envelope == Envelope.NIP17:
             return build_nip17_dm(secret, recipient_hex, text)
     except Exception as exc:  # noqa: BLE001 - NostrSdkError: invalid key, message too long
         raise DmBuildError(f"cannot build {envelope} message: {str(exc)[:120]}") from None
@@ -105,7 +106,7 @@ class DmSender:
         self.secret = secret
         self.timeout = send_timeout_seconds
 
-    def build(self, envelope: str, recipient_hex: str, dispute_id: str, text: str, now: int) -> SignedEvent:
+    def build(self, envelope: Envelope, recipient_hex: str, dispute_id: str, text: str, now: int) -> SignedEvent:
         return build_dm(self.secret, envelope, recipient_hex, dispute_id, text, now)
 
     async def publish(self, event_json: str, extra_relays: Sequence[str] = (), *, event: Any = None) -> PublishOutcome:

@@ -1,7 +1,8 @@
 """The Mostro take protocol on the wire: build `admin-take-dispute` for v1 (gift wrap) and v2
 (kind 14, with proof of work), and read the node's replies on either transport.
 
-mediation.md §5 and mostro-v2.md §2–§3. Every drop on the node side is silent, so a request that
+The formats are in docs/wire-formats.md#take-request and #take-replies. Every drop on the node
+side is silent, so a request that
 breaks a rule only shows up as a timeout: the byte layout, the PoW and the freshness of
 `created_at` matter more here than anywhere else. Pure message helpers live in
 `mostro_messages` and are re-exported here.
@@ -41,7 +42,7 @@ from serbero_cli.nostr.sdk_keys import keys_from_secret
 
 logger = logging.getLogger(__name__)
 
-MAX_POW_BITS = 24  # mostro-v2.md §2.3 gate 7: higher difficulties are not attempted
+MAX_POW_BITS = 24  # higher difficulties are not attempted (`pow_too_high`)
 SLOW_MINE_SECONDS = 5.0  # the node drops events older than 10 s
 TAKE_EXPIRATION_SECONDS = 3600
 GIFTWRAP_MAX_BACKDATE_SECONDS = 172_800
@@ -50,7 +51,8 @@ Miner = Callable[[ns.UnsignedEvent, int], ns.UnsignedEvent]
 
 
 class TakeBuildError(Exception):
-    """A take request could not be built; `reason` is the mediation.md §5.4 failure reason."""
+    """A take request could not be built; `reason` is the take's failure reason
+    (docs/mediation.md#take-outcomes)."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -71,11 +73,11 @@ def default_miner(unsigned: ns.UnsignedEvent, bits: int) -> ns.UnsignedEvent:
 def build_take_giftwrap(serbero_secret: Secret, mostro_pubkey: str, dispute_id: str, request_id: int,
                         *, pow_bits: int = 0, now: int, miner: Miner | None = None,
                         clock: Callable[[], float] = time.monotonic) -> ns.Event:
-    """The v1 take: a NIP-59 gift wrap around an unsigned kind-1 rumor `[M,"sig"]` (mediation.md §5.2).
+    """The v1 take: a NIP-59 gift wrap around an unsigned kind-1 rumor `[M,"sig"]`.
 
     The rumor is stamped `now`, so call this right before publishing (the node drops rumors
     older than 10 s). With `pow_bits` > 0 the 1059 wrap is built by hand and mined, because
-    `nip59_make_gift_wrap` cannot mine (mostro-v2.md §2.3 "v1 fix"); the bounds of
+    `nip59_make_gift_wrap` cannot mine; the bounds of
     `build_take_kind14` apply. Raise TakeBuildError("pow_too_high" | "pow_timeout").
     """
     keys = keys_from_secret(serbero_secret)
@@ -110,7 +112,7 @@ def build_take_kind14(serbero_secret: Secret, mostro_pubkey: str, dispute_id: st
                       clock: Callable[[], float] = time.monotonic) -> ns.Event:
     """The v2 take: kind 14 by Serbero, content NIP-44 `[M,"S",null]`, tags p, expiration(+3600), nonce.
 
-    mostro-v2.md §2.1–§2.3: created_at is `now` (no backdating). More than 24 bits is not
+    created_at is `now` (no backdating). More than 24 bits is not
     attempted ("pow_too_high"); a mine slower than 5 s is rebuilt once with a fresh created_at,
     and a second slow mine fails with "pow_timeout". `miner` and `clock` are injectable for tests.
     """
@@ -132,9 +134,10 @@ def build_take_kind14(serbero_secret: Secret, mostro_pubkey: str, dispute_id: st
                          pow_bits, now, miner or default_miner, clock)
 
 
-def read_giftwrap_reply(event: ns.Event, serbero_keys_secret: Secret, mostro_pubkey: str,
+def read_giftwrap_reply(event: ns.Event, serbero_secret: Secret, mostro_pubkey: str,
                         now: int | None = None) -> MostroReply | None:
-    """A v1 reply (mediation.md §5.3 steps 1–3), or None when it must be skipped.
+    """A v1 reply that passes the checks of docs/wire-formats.md#take-replies, or None when it must
+    be skipped.
 
     The rumor kind is deliberately not checked: real nodes send 1, some simulators 14. `now`
     (when given) rejects a rumor dated more than ten minutes ahead of the local clock.
@@ -143,7 +146,7 @@ def read_giftwrap_reply(event: ns.Event, serbero_keys_secret: Secret, mostro_pub
     if _too_large(event):
         return _skip(outer_id, "too_large")
     try:
-        gift = ns.UnwrappedGift.from_gift_wrap(keys_from_secret(serbero_keys_secret), event)
+        gift = ns.UnwrappedGift.from_gift_wrap(keys_from_secret(serbero_secret), event)
     except Exception:  # noqa: BLE001 - NostrSdkError: not for us, tampered, or sender mismatch
         return _skip(outer_id, "unwrap_failed")
     rumor = gift.rumor()
@@ -161,7 +164,8 @@ def read_giftwrap_reply(event: ns.Event, serbero_keys_secret: Secret, mostro_pub
 
 def read_kind14_reply(event: ns.Event, serbero_secret: Secret, mostro_pubkey: str,
                       now: int | None = None) -> MostroReply | None:
-    """A v2 reply (mostro-v2.md §3.1 checks in order), or None when it must be skipped.
+    """A v2 reply that passes the checks of docs/wire-formats.md#take-replies (in their order), or
+    None when it must be skipped.
 
     `now` (when given) rejects an event dated more than ten minutes ahead of the local clock.
     """
@@ -220,6 +224,7 @@ def _too_large(event: ns.Event) -> bool:
     return len(event.as_json().encode("utf-8")) > MAX_EVENT_JSON_BYTES
 
 
-def _skip(outer_id: str, reason: str) -> None:
+def _skip(outer_id: str, reason: str) -> MostroReply | None:
+    """Log why a reply is skipped and return None, so a reader can `return _skip(...)`."""
     logger.debug("mostro reply skipped event=%s reason=%s", outer_id[:8], reason)
     return None

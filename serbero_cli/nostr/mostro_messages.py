@@ -1,7 +1,7 @@
 """Mostro protocol messages as plain data: the take message, reply parsing, the 38385 info event.
 
 No nostr_sdk here, so the pure decisions in `mediation/` can use these types without paying for
-it. Mostro messages keep a fixed key order and are never sorted (mediation.md §2, §5.1): the
+it. Mostro messages keep a fixed key order and are never sorted: the
 node re-serializes a message and checks signatures against its own canonical bytes.
 """
 
@@ -40,7 +40,7 @@ _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 @dataclass(frozen=True)
 class MostroReply:
-    """One message from the node, after the transport checks (mediation.md §5.3 steps 1–3).
+    """One message from the node, after the transport checks (docs/wire-formats.md#take-replies).
 
     variant: the single key of element 0 ("dispute", "cant-do", "order", ...). request_id: the
     echoed id, None when null. inner_id: the message's `id` (a dispute or order uuid), None when
@@ -61,7 +61,8 @@ class MostroReply:
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """Tags of a kind-38385 info event Serbero reads (mostro-v2.md §1.1); None = absent or not an integer."""
+    """Tags of a kind-38385 info event Serbero reads (docs/wire-formats.md#node-info); None = absent or
+    not an integer."""
 
     protocol_version: str | None
     pow: int | None
@@ -74,7 +75,7 @@ class NodeInfo:
 
 
 def new_request_id() -> int:
-    """A fresh random request id in 1..2^63−1 (mediation.md §20.1)."""
+    """A fresh random request id in 1..2^63−1; the node echoes it in its reply."""
     return secrets.randbelow(MAX_REQUEST_ID) + 1
 
 
@@ -121,7 +122,7 @@ def verify_message_signature(pubkey_hex: str, message_json: str, signature_hex: 
 
 def parse_message(element: Any, *, signature: Any, signer_pubkey: str, created_at: int,
                   event_id: str, transport: str, now: int | None = None) -> MostroReply | None:
-    """Element 0 of a reply tuple as a MostroReply, or None when it is malformed (§5.3 step 3).
+    """Element 0 of a reply tuple as a MostroReply, or None when it is malformed.
 
     A non-null `signature` must be a valid signature by `signer_pubkey` over the canonical
     re-serialization; anything else is skipped. So is a reply dated more than ten minutes after
@@ -174,7 +175,7 @@ def kind14_reply_filter(serbero_pubkey: str, mostro_pubkey: str, since: int) -> 
 
 
 def info_filter(mostro_pubkey: str) -> dict[str, Any]:
-    """The node's kind-38385 info event (mostro-v2.md §1.2)."""
+    """The filter for the node's kind-38385 info event (docs/mediation.md#transport)."""
     return {"kinds": [KIND_INFO], "authors": [mostro_pubkey], "limit": 5}
 
 

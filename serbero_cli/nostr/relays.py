@@ -1,6 +1,6 @@
 """A small relay pool over nostr_sdk's Client: connect, fetch with filters given as dicts, publish.
 
-`sent` in Serbero means a relay answered OK=true (core.md §5.2), so `publish()` returns who
+`sent` in Serbero means a relay answered OK=true (docs/delivery.md#outbox), so `publish()` returns who
 accepted and who rejected with what reason; most failures in nostr_sdk are not exceptions.
 """
 
@@ -49,7 +49,7 @@ class PublishOutcome:
         return bool(self.accepted)
 
     def error_message(self) -> str:
-        """`no relay accepted: wss://a: blocked: …; wss://b: timeout` (core.md §5.2)."""
+        """`no relay accepted: wss://a: blocked: …; wss://b: timeout`: what a failed row records."""
         if self.error:
             return self.error
         reasons = "; ".join(f"{url}: {why}" for url, why in sorted(self.rejected.items()))

@@ -19,6 +19,3 @@ def public_key(hex_key: str) -> ns.PublicKey:
     """A nostr_sdk PublicKey from lowercase hex (already validated on the curve)."""
     return ns.PublicKey.parse(hex_key)
 
-
-def generate_keys() -> ns.Keys:
-    return ns.Keys.generate()

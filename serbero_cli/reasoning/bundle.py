@@ -1,6 +1,6 @@
 """The prompt bundle: five prompt files read as raw bytes, and the policy hash that pins them.
 
-Sessions record which bundle and hash they ran under (mediation.md §9.2), so the hash is computed
+Sessions record which bundle and hash they ran under (docs/mediation.md#prompt-bundle), so the hash is computed
 over the exact bytes read, never over decoded or normalised text.
 """
 
@@ -42,7 +42,7 @@ class PromptBundle:
 
 
 def policy_hash(s: bytes, c: bytes, e: bytes, m: bytes, t: bytes) -> str:
-    """The mediation.md §9.2 hash over the five files' bytes: labelled, NUL-separated, fixed order."""
+    """The policy hash over the five files' bytes: labelled, NUL-separated, fixed order."""
     h = hashlib.sha256(_HASH_DOMAIN)
     for label, data in ((b"system", s), (b"classification", c), (b"escalation", e), (b"mediation_style", m)):
         h.update(label + b"\0" + data + b"\0")

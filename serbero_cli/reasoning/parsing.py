@@ -1,8 +1,9 @@
-"""Strict parsers for model output: the classification JSON (§9.4) and the summary text (§9.5).
+"""Strict parsers for model output: the classification JSON and the summary text
+(docs/mediation.md#model-output).
 
 Model output is untrusted. Anything outside the contract raises MalformedResponse, which the
 caller counts as a reasoning failure; nothing here may crash a run. Error messages describe the
-problem without echoing the output, because they reach logs (mediation.md §2).
+problem without echoing the output, because they reach logs.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Classification:
     classification: str  # one of LABELS
     confidence: float  # clamped to [0, 1]
     suggested_action: str  # one of ACTIONS
-    # Model-written text stays out of repr(), so a stray log of the object leaks none of it (§2).
+    # Model-written text stays out of repr(), so a stray log of the object leaks none of it.
     buyer_clarification: str | None = field(default=None, repr=False)  # non-blank with ask_clarification
     seller_clarification: str | None = field(default=None, repr=False)
     suggested_action_detail: str | None = field(default=None, repr=False)  # audit only
@@ -57,7 +58,7 @@ class SummaryOutput:
 
 
 def parse_classification(text: str) -> Classification:
-    """Parse a §9.4 answer: one JSON object, optionally inside one ```json fence.
+    """Parse a classification answer: one JSON object, optionally inside one ```json fence.
 
     Raise MalformedResponse for anything else: prose, a bad type, an unknown label, action or
     flag, a null `flags`/`rationale`, or a missing question with `ask_clarification`.
@@ -107,7 +108,7 @@ def parse_classification(text: str) -> Classification:
 
 
 def parse_summary(text: str) -> SummaryOutput:
-    """Parse a §9.5 answer: summary, then `SUGGESTED_NEXT_STEP:`, then `RATIONALE:`.
+    """Parse a summary answer: summary, then `SUGGESTED_NEXT_STEP:`, then `RATIONALE:`.
 
     Markers are case-sensitive and only their first occurrence counts. Raise MalformedResponse
     when `RATIONALE:` comes before `SUGGESTED_NEXT_STEP:` or the summary is empty.

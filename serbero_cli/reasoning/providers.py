@@ -1,8 +1,8 @@
-"""HTTP clients for the reasoning providers (mediation.md §8): OpenAI-shaped and Anthropic.
+"""HTTP clients for the reasoning providers: OpenAI-shaped and Anthropic (docs/mediation.md#providers).
 
 The only module that imports httpx. Each provider builds its request bodies in the exact key
-order of the spec, retries only what §8.3 allows, and turns every failure into a ProviderError
-with a category for audit rows and a short detail for logs. The API key is revealed only when a
+order that docs/mediation.md#providers gives, retries only timeouts, connection errors and HTTP
+408, 429 and 5xx, and turns every failure into a ProviderError with a category for audit rows and a short detail for logs. The API key is revealed only when a
 request's headers are built and is scrubbed from any error body before it is logged.
 """
 
@@ -25,10 +25,10 @@ CATEGORIES = ("unreachable", "timeout", "malformed_response")
 OPENAI_PROVIDERS = ("openai", "openai-compatible")
 ANTHROPIC_VERSION = "2023-06-01"
 MAX_DETAIL_BODY_BYTES = 200
-RETRY_STATUSES = (408, 429)  # plus every 5xx (§8.3)
+RETRY_STATUSES = (408, 429)  # plus every 5xx
 Kind = Literal["classify", "summarize"]
 
-# Per call kind: temperature, and Anthropic's max_tokens (§8.1, §8.2).
+# Per call kind: temperature, and Anthropic's max_tokens.
 _TEMPERATURE = {"classify": 0.0, "summarize": 0.2, "health": 0.0}
 _ANTHROPIC_MAX_TOKENS = {"classify": 2048, "summarize": 4096, "health": 8}
 
@@ -52,7 +52,7 @@ class Provider:
         self.model = cfg.model
         self.api_base = cfg.api_base.rstrip("/")
         self.attempts = cfg.followup_retry_count + 1
-        # §3: request_timeout_seconds 0 acts as 1, so a misconfiguration never means "no wait at all".
+        # request_timeout_seconds 0 acts as 1, so a misconfiguration never means "no wait at all".
         self.timeout_seconds = max(1, cfg.request_timeout_seconds)
         self.retry_pause = retry_pause
         self._api_key = api_key
@@ -60,11 +60,11 @@ class Provider:
 
     async def health_check(self) -> None:
         """Send the tiny `ping` request (same retries as any call); raise ProviderError unless a 2xx
-        answer parses into the provider's envelope (§8.3)."""
+        answer parses into the provider's envelope."""
         await self._post("health", self._health_body(), attempts=self.attempts)
 
     async def complete(self, kind: Kind, system: str, user: str) -> str:
-        """Send one classify or summarize request (with §8.3 retries); return the model's text."""
+        """Send one classify or summarize request (with its retries); return the model's text."""
         if kind not in ("classify", "summarize"):
             raise ValueError(f"unknown call kind {kind!r}")
         return await self._post(kind, self._body(kind, system, user), attempts=self.attempts)
@@ -119,13 +119,13 @@ class Provider:
                     try:
                         return self._answer(kind, status, response.content)
                     except ProviderError as exc:
-                        error, retryable = exc, False  # a malformed body is never retried (§8.3)
+                        error, retryable = exc, False  # a malformed body is never retried
                 else:
                     error = self._error("unreachable", f"status={status} body={self._excerpt(response.content)!r}")
                     retryable = status in RETRY_STATUSES or 500 <= status <= 599
                     retry_after = response.headers.get("retry-after")
                     if retry_after is not None:
-                        # §8.3: logged, not honoured; a cron run must not sleep on a provider's say-so.
+                        # Retry-After is logged, not honoured: a cron run must not sleep on a provider's say-so.
                         logger.info("reasoning provider sent Retry-After provider=%s status=%d retry_after=%s",
                                     self.name, status, self._scrub(retry_after)[:40])
             logger.warning("reasoning call failed provider=%s kind=%s category=%s attempt=%d/%d %s",
@@ -142,7 +142,7 @@ class Provider:
         try:
             text = self._extract(envelope)
         except _ShapeError as exc:
-            # A 2xx body can carry model output, which never reaches logs (§2): no excerpt here.
+            # A 2xx body can carry model output, which never reaches logs: no excerpt here.
             raise self._error("malformed_response", f"status={status} {exc}") from None
         logger.debug("reasoning answer provider=%s kind=%s status=%d chars=%d", self.name, kind, status, len(text))
         return text
@@ -169,7 +169,7 @@ class Provider:
 
 
 class OpenAIProvider(Provider):
-    """`openai` and `openai-compatible`: POST {api_base}/chat/completions (§8.1)."""
+    """`openai` and `openai-compatible`: POST {api_base}/chat/completions."""
 
     def __init__(self, cfg: ReasoningConfig, api_key: Secret, *, retry_pause: float = 0.5):
         super().__init__(cfg, api_key, retry_pause=retry_pause)
@@ -208,7 +208,7 @@ class OpenAIProvider(Provider):
 
 
 class AnthropicProvider(Provider):
-    """`anthropic`: POST {base}/v1/messages, where base drops a trailing `/v1` (§8.2)."""
+    """`anthropic`: POST {base}/v1/messages, where base drops a trailing `/v1`."""
 
     def __init__(self, cfg: ReasoningConfig, api_key: Secret, *, retry_pause: float = 0.5):
         super().__init__(cfg, api_key, retry_pause=retry_pause)

@@ -1,7 +1,7 @@
 """One object the mediation run calls for model work: build the request, call, parse, log safely.
 
 Logs carry ids, labels, lengths and short hashes only: never model output, chat text, rationale
-text or keys (mediation.md §2).
+text or keys (docs/operations.md#logging).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from serbero_cli.reasoning.request import (
 )
 from serbero_cli.safetext import short
 
-if TYPE_CHECKING:  # httpx loads only when a provider is built (DESIGN.md start-up budget)
+if TYPE_CHECKING:  # httpx loads only when a provider is built (docs/architecture.md#start-up)
     from serbero_cli.reasoning.providers import Provider
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Reasoner:
     async def classify(self, ctx: SessionContext, transcript: Sequence[TranscriptEntry]) -> tuple[Classification, int]:
         """Ask for a classification. Return it with the raw answer's length in characters.
 
-        Raise ProviderError (call failed) or MalformedResponse (answer broke the §9.4 contract).
+        Raise ProviderError (call failed) or MalformedResponse (answer broke the classification contract).
         """
         user = classify_user_message(self.bundle, ctx, transcript, max_messages=self.transcript_max_messages)
         raw = await self.provider.complete("classify", system_message(self.bundle), user)
@@ -67,7 +67,7 @@ class Reasoner:
         return result, len(raw)
 
     async def summarize(self, ctx: SessionContext, transcript: Sequence[TranscriptEntry]) -> SummaryOutput:
-        """Ask for a solver summary. Raise ProviderError or MalformedResponse (§9.5)."""
+        """Ask for a solver summary. Raise ProviderError or MalformedResponse."""
         user = summarize_user_message(self.bundle, ctx, transcript, max_messages=self.transcript_max_messages)
         raw = await self.provider.complete("summarize", system_message(self.bundle), user)
         try:

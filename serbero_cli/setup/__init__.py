@@ -1,1 +1,2 @@
-"""Set-up tools behind `serbero init`, `serbero keys` and `serbero doctor` (operations.md §2); no printing here."""
+"""Set-up tools behind `serbero init`, `serbero keys` and `serbero doctor` (docs/operations.md#doctor); no
+printing here."""

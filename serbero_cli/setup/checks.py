@@ -1,4 +1,5 @@
-"""Doctor report rows as data: `Check` per finding, `DoctorReport` with the exit code rule (core.md §8)."""
+"""Doctor report rows as data: `Check` per finding, `DoctorReport` with the exit code rule
+(docs/operations.md#exit-codes)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class Check:
 
 @dataclass
 class DoctorReport:
-    """All rows. `config_error` marks failures that are config errors (exit 2, core.md §8)."""
+    """All rows. `config_error` marks failures that are config errors (exit 2)."""
 
     checks: list[Check] = field(default_factory=list)
     config_error: bool = False

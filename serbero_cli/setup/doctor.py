@@ -1,4 +1,4 @@
-"""`serbero doctor`: every health check as data, one `Check` row each (operations.md §2).
+"""`serbero doctor`: every health check as data, one `Check` row each (docs/operations.md#doctor).
 
 `run_doctor()` never writes: the database is opened read-only (or not at all when missing), no
 lock is taken, nothing is published. The order follows a run's own order: config first (without

@@ -10,8 +10,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from serbero_cli.setup.checks import FAIL, OK, Check
+
+if TYPE_CHECKING:
+    from serbero_cli.store.db import Store
 
 SIDE_FILES = ("-wal", "-shm")
 QUICK_CHECK_LINES = 5
@@ -53,7 +57,7 @@ def check_file_modes(db_path: Path) -> list[Check]:
     return rows
 
 
-def check_integrity(store) -> Check:
+def check_integrity(store: Store) -> Check:
     """`PRAGMA quick_check` on an open (read-only) store."""
     from serbero_cli.store.db import quick_check
 

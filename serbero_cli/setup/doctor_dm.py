@@ -11,6 +11,7 @@ from serbero_cli.config import Config
 from serbero_cli.delivery.audience import Audience
 from serbero_cli.delivery.inbox import INBOX_KIND, inbox_relays_from
 from serbero_cli.domain import headline
+from serbero_cli.domain.notifications import Envelope
 from serbero_cli.nostr.events import NostrEvent
 from serbero_cli.safetext import short
 from serbero_cli.setup.checks import FAIL, OK, WARN, Check
@@ -22,7 +23,7 @@ TEST_NOTE = "No dispute is involved: `serbero doctor --send-test-dm` checks that
 def inbox_filter(config: Config) -> dict[str, Any] | None:
     """The 10050 events of every solver who takes the nip17 envelope (None: nobody does)."""
     audience = Audience.from_config(config)
-    authors = [s for s in audience.solvers if audience.uses(s, "nip17")]
+    authors = [s for s in audience.solvers if audience.uses(s, Envelope.NIP17)]
     return {"kinds": [INBOX_KIND], "authors": authors} if authors else None
 
 
@@ -31,7 +32,7 @@ def inbox_row(config: Config, events: list[NostrEvent]) -> Check:
     audience = Audience.from_config(config)
     parts = []
     for solver in audience.solvers:
-        if not audience.uses(solver, "nip17"):
+        if not audience.uses(solver, Envelope.NIP17):
             continue
         relays = inbox_relays_from(events, solver)
         parts.append(f"{short(solver)}: {', '.join(relays) if relays else 'none announced'}")

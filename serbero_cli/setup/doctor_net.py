@@ -21,7 +21,7 @@ from serbero_cli.setup.doctor_dm import inbox_filter, inbox_row
 DISPUTE_KIND = 38386
 INFO_TAGS = ("protocol_version", "pow", "pow_first_contact", "mostro_version")
 CLOCK_SKEW_WARN_SECONDS = 60
-# mostro-v2.md §1.1: the node republishes its info event every 300 s by default.
+# The node republishes its info event every 300 s by default: an hour without one is stale.
 INFO_STALE_SECONDS = 3600
 
 
@@ -93,9 +93,11 @@ async def _probe(pool: Any, url: str, timeout: int, mostro_pubkey: str,
 
     mostro_filters = [{"kinds": [DISPUTE_KIND], "authors": [mostro_pubkey], "limit": 1}, info_filter(mostro_pubkey)]
     # Separate requests: a relay that refuses the broad clock query must not hide Mostro's events.
+    async def fetch(filters: list[dict[str, Any]]) -> list[NostrEvent]:
+        return await pool.fetch(filters, timeout) if filters else []
+
     mostro, recent, inboxes = await asyncio.gather(
-        pool.fetch(mostro_filters, timeout), pool.fetch([{"limit": 5}], timeout),
-        pool.fetch([inbox], timeout) if inbox else asyncio.sleep(0, []), return_exceptions=True)
+        fetch(mostro_filters), fetch([{"limit": 5}]), fetch([inbox] if inbox else []), return_exceptions=True)
     if not isinstance(inboxes, BaseException):
         probe.inbox_events = list(inboxes)
     if isinstance(mostro, BaseException):
@@ -187,7 +189,7 @@ def node_serbero_row(info: Any, own: str) -> Check:
 
 
 def transport_row(config: Config, info: Any, facts: Any, now: int) -> Check:
-    """The transport the next mediate-once would use, by the same resolver (mostro-v2.md §1.2).
+    """The transport the next mediate-once would use, by the same resolver (docs/mediation.md#transport).
 
     Doctor only reads: the cache row `mostro_transport` is shown with its age, never written.
     """

@@ -1,8 +1,8 @@
 """Doctor checks for the reasoning layer: the API key variable, the prompt bundle, a real health call.
 
 A missing key while `[reasoning].enabled`, and an unreadable prompt file, are config errors for
-doctor as for mediate-once (mediation.md §3, §4.2: exit 2); a failing health call is an ordinary
-failed check (exit 4), as it is for a mediate-once run (§8.3).
+doctor as for mediate-once (exit 2); a failing health call is an ordinary failed check (exit 4),
+as it is for a mediate-once run.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def check_bundle(config: Config) -> tuple[list[Check], bool]:
 
 
 async def check_provider(config: Config, api_key: Secret | None) -> list[Check]:
-    """One real health call to the configured provider (mediation.md §8.3), when reasoning is on."""
+    """One real health call to the configured provider (docs/mediation.md#providers), when reasoning is on."""
     reasoning = config.reasoning
     if not reasoning.enabled or api_key is None:
         return []

@@ -1,4 +1,4 @@
-"""`serbero init`: write a commented config with a fresh Serbero key (operations.md §2).
+"""`serbero init`: write a commented config with a fresh Serbero key (docs/operations.md#commands).
 
 The text is `render_sample()` edited with tomlkit, so every comment of the sample survives and
 the file is the same shape the loader and the tests already know. The file is created 0600 in
@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from serbero_cli.config import parse_config, render_sample
 from serbero_cli.errors import ConfigError, UsageError
@@ -27,6 +28,9 @@ from serbero_cli.keytext import (
     parse_public_key,
     public_key_of,
 )
+
+if TYPE_CHECKING:
+    from tomlkit import TOMLDocument
 
 PERMISSIONS = ("read", "write")
 _RELAY_URL = re.compile(r"^wss?://[^\s/]+\S*$")
@@ -47,7 +51,7 @@ class InitResult:
     path: Path
     public_key: str  # lowercase hex
     npub: str
-    registration: str  # "npub1…:read", the exact string for admin-add-solver (mostro-v2.md §5)
+    registration: str  # "npub1…:read", the exact string for admin-add-solver
     replaced: bool  # an existing file was replaced (--force)
     env_secret: Secret | None
     unfilled: tuple[str, ...]  # required keys still holding the sample's placeholder
@@ -211,7 +215,8 @@ def write_private_file(path: Path, text: str, *, force: bool) -> None:
         if force:
             _replace_atomically(path, data)
             return
-        # STYLE.md §10: born 0600 (never chmod after), and O_EXCL closes the check-then-write race.
+        # Born 0600 (a chmod after writing leaves a readable window), and O_EXCL closes the
+        # check-then-write race.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise UsageError(f"{path} already exists; pass --force to replace it") from None
@@ -322,7 +327,7 @@ def _check_loads(text: str, path: Path, secret: Secret) -> None:
         raise UsageError("the options give an invalid config: " + "; ".join(exc.problems)) from None
 
 
-def _replace_key_with_comment(doc, section: str, key: str, comment: str) -> None:
+def _replace_key_with_comment(doc: TOMLDocument, section: str, key: str, comment: str) -> None:
     import tomlkit
 
     old = doc[section]
@@ -337,7 +342,7 @@ def _replace_key_with_comment(doc, section: str, key: str, comment: str) -> None
     doc[section] = new
 
 
-def _fill_array(doc, section: str, rows: list[dict[str, str]]) -> None:
+def _fill_array(doc: TOMLDocument, section: str, rows: list[dict[str, str]]) -> None:
     """Set the sample's first [[section]] in place (its comments stay) and append the others."""
     import tomlkit
 

@@ -1,4 +1,4 @@
-"""`serbero keys`: key conversions and "which public key does this config use" (operations.md §2).
+"""`serbero keys`: key conversions and "which public key does this config use" (docs/operations.md#commands).
 
 Plain functions over `serbero_cli.keytext`; the command module decides what is printed where.
 `configured_secret` never returns text, only a `Secret`, so the caller can derive the public

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -30,6 +31,6 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = 60) -> T:
     return asyncio.run_coroutine_threadsafe(coro, background_loop()).result(timeout)
 
 
-def spawn(coro: Coroutine[Any, Any, Any]):
+def spawn(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
     """Start `coro` on the background loop without waiting; return its concurrent Future."""
     return asyncio.run_coroutine_threadsafe(coro, background_loop())

@@ -1,4 +1,4 @@
-"""The two dispute-chat envelopes, from the party's side (mediation.md §6, mostro-v2.md §4).
+"""The two dispute-chat envelopes, from the party's side (docs/wire-formats.md#party-chat).
 
 legacy ("giftwrap"): a signed kind-1 inner inside one kind-1059 layer by an ephemeral key,
 addressed to pub(x), NIP-44 from the ephemeral key.
@@ -20,11 +20,11 @@ GIFTWRAP = "giftwrap"
 KIND14 = "kind14"
 GIFT_WRAP_KIND = 1059
 CHAT_KIND = 14
-# mostro-v2.md §4.3: outer not more than 60 s ahead, |inner − outer| ≤ 60, content ≤ 64 KiB.
+# The kind-14 checks: outer not more than 60 s ahead, |inner − outer| ≤ 60, content ≤ 64 KiB.
 MAX_OUTER_FUTURE_SECONDS = 60
 MAX_INNER_OUTER_SKEW_SECONDS = 60
 MAX_CONTENT_CHARS = 65_536
-# mediation.md §6.4: a legacy inner more than 600 s in the future is rejected.
+# A legacy inner more than 600 s in the future is rejected.
 MAX_LEGACY_FUTURE_SECONDS = 600
 # NIP-59 practice: outer timestamps are backdated up to 2 days.
 MAX_BACKDATE_SECONDS = 172_800
@@ -133,7 +133,7 @@ def open_legacy(wrap: ns.Event, channel: ChannelKeys, *, now: int) -> ns.Event:
 
 
 def open_kind14(event: ns.Event, channel: ChannelKeys, *, now: int) -> ns.Event:
-    """The verified inner event of a kind-14 envelope, after the mostro-v2.md §4.3 checks."""
+    """The verified inner event of a kind-14 envelope, after the kind-14 checks."""
     if event.author().to_hex() != channel.sign_pubkey:
         raise ChatRejected("outer_author")
     p_tags = [t.to_vec() for t in event.tags() if t.to_vec()[:1] == ["p"]]

@@ -1,8 +1,8 @@
 """Party- and node-side primitives of the Mostro protocols, written from the spec (no nostr_sdk).
 
-The simulators use these to check Serbero independently: raw ECDH x (mediation.md §6.1), the
-kind-14 chat keys K_conv / K_sign (mostro-v2.md §4.1), Mostro's canonical message bytes and their
-BIP-340 signatures (mediation.md §5.1), and NIP-13 difficulty.
+The simulators use these to check Serbero independently: raw ECDH x, the kind-14 chat keys
+K_conv / K_sign (docs/wire-formats.md#party-chat), Mostro's canonical message bytes and their
+BIP-340 signatures (docs/wire-formats.md#take-request), and NIP-13 difficulty.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import coincurve
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 CONV_INFO = b"mostro:chat:conv:v1"
 SIGN_INFO = b"mostro:chat:sign:v1"
-# mediation.md §5.1: the node re-serializes the inner message in exactly this order.
+# The node re-serializes the inner message in exactly this order.
 MESSAGE_FIELD_ORDER = ("version", "request_id", "trade_index", "id", "action", "payload")
 
 
@@ -83,7 +83,7 @@ def derive_chat_secret(prk: bytes, info: bytes,
 
 def chat_secrets(shared_x: bytes,
                  is_valid: Callable[[bytes], bool] = _valid_secret) -> tuple[bytes, bytes]:
-    """(K_conv secret, K_sign secret) of one chat channel, from the ECDH x (mostro-v2.md §4.1)."""
+    """(K_conv secret, K_sign secret) of one chat channel, from the ECDH x."""
     prk = hkdf_prk(shared_x)
     return derive_chat_secret(prk, CONV_INFO, is_valid), derive_chat_secret(prk, SIGN_INFO, is_valid)
 

@@ -1,4 +1,4 @@
-"""`serbero demo`: the whole system on loopback, narrated (operations.md §3).
+"""`serbero demo`: the whole system on loopback, narrated (docs/operations.md#demo).
 
 A LocalRelay, a Mostro node speaking protocol v2, buyer and seller clients on kind-14 chat, two
 solvers running a Mostrix-like client (one read, one write), a mostro-watchdog-like observer and
@@ -16,10 +16,10 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nostr_sdk as ns
 
@@ -28,6 +28,10 @@ from serbero_cli.simulate.mostro_node import MostroNodeSim
 from serbero_cli.simulate.relay import start_relay
 from serbero_cli.simulate.solver import SimSolver
 from serbero_cli.simulate.watchdog import WatchdogObserver
+
+if TYPE_CHECKING:
+    from serbero_cli.config import Config
+
 
 Narrate = Callable[[str, str], None]
 SCENARIOS = ("cooperative", "escalation")
@@ -70,7 +74,7 @@ class DemoModel:
         text = json.dumps(body, ensure_ascii=False)
         match = re.search(r"dispute_id: ([0-9a-f-]{36})", text)
         scenario = self.plans.get(match.group(1)) if match else None
-        if scenario is None:
+        if match is None or scenario is None:
             return Reply(status=400, body={"error": "unknown dispute"})
         if isinstance(body, dict) and "response_format" not in body:  # OpenAI JSON mode marks classify calls
             return Reply(content=summary_text(
@@ -78,7 +82,8 @@ class DemoModel:
                 "the delay was on the banking side.",
                 "Confirm with the seller that the payment is final, then close the trade as usual on Mostro.",
                 "Both parties now agree on amount, reference and arrival."))
-        followup = int(re.search(r"followup_number: (\d+)", text).group(1))
+        found = re.search(r"followup_number: (\d+)", text)
+        followup = int(found.group(1)) if found else 0  # every classify request states it
         if followup == 0:
             return Reply(content=classification_json(
                 "coordination_failure_resolvable" if scenario == "cooperative" else "unclear", 0.7,
@@ -171,7 +176,7 @@ def run_demo(scenarios: tuple[str, ...], *, directory: Path | None = None, narra
                 pass
 
 
-def _write_config(work: Path, relay_url: str, serbero: ns.Keys, mostro: str, solvers, api_base: str,
+def _write_config(work: Path, relay_url: str, serbero: ns.Keys, mostro: str, solvers: list[SimSolver], api_base: str,
                   observer: str) -> Path:
     import tomlkit
 
@@ -210,7 +215,7 @@ def _step(narrate: Narrate, name: str, action: Callable[[], str]) -> None:
     narrate("serbero", action())
 
 
-def _listen(config) -> str:
+def _listen(config: Config) -> str:
     from serbero_cli.listen.run import run_listen
     from serbero_cli.mediation.resolution import make_resolution_hook
 
@@ -219,7 +224,7 @@ def _listen(config) -> str:
             f"exit {d['exit_code']}")
 
 
-def _mediate(config, env) -> str:
+def _mediate(config: Config, env: Mapping[str, str]) -> str:
     from serbero_cli.mediation.run import run_mediate_once
 
     r = run_mediate_once(config, env=env, retry_pause=0)
@@ -227,7 +232,7 @@ def _mediate(config, env) -> str:
             f"{r.summaries_generated} summaries, escalations {r.escalations or '{}'}, exit {r.exit_code}")
 
 
-def _dispatch(config) -> str:
+def _dispatch(config: Config) -> str:
     from serbero_cli.dispatch.run import run_dispatch_once
 
     r = run_dispatch_once(config, dry_run=False, limit=None)

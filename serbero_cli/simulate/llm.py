@@ -81,7 +81,8 @@ class LLMServer:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         server.daemon_threads = True
         server.owner = self  # type: ignore[attr-defined]
-        server.handle_error = lambda request, client_address: None  # client hang-ups are expected
+        # client hang-ups are expected; this one server instance stays quiet about them
+        server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
                                         name="serbero-sim-llm", daemon=True)
@@ -247,7 +248,7 @@ def classification_json(
     rationale: str | None = None,
     detail: str | None = None,
 ) -> str:
-    """A §9.4 answer as the model would write it. Each call gets a distinct rationale by default."""
+    """A classification answer as the model would write it. Each call gets a distinct rationale by default."""
     obj: dict[str, Any] = {"classification": label, "confidence": confidence, "suggested_action": action}
     if buyer is not None:
         obj["buyer_clarification"] = buyer
@@ -261,7 +262,7 @@ def classification_json(
 
 
 def summary_text(summary: str, next_step: str, rationale: str) -> str:
-    """A §9.5 answer: summary, then the next-step line, then the rationale line."""
+    """A summary answer: summary, then the next-step line, then the rationale line."""
     return f"{summary}\nSUGGESTED_NEXT_STEP: {next_step}\nRATIONALE: {rationale}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import nostr_sdk as ns
 
@@ -51,10 +52,10 @@ class SimMostro:
     def pubkey(self) -> str:
         return self.keys.public_key().to_hex()
 
-    async def publish_async(self, event: ns.Event):
+    async def publish_async(self, event: ns.Event) -> Any:
         return await self.client.publish(event)
 
-    def publish(self, event: ns.Event):
+    def publish(self, event: ns.Event) -> Any:
         return aio.run(self.publish_async(event))
 
     def open_dispute(self, dispute_id: str | None = None, *, initiator: str = "buyer",

@@ -1,6 +1,6 @@
 """Mostro protocol messages as plain dicts: the take request, the node's replies, the peer notice.
 
-Written from mediation.md §5 and mostro-v2.md §2–§3. Serialization goes through
+Written from docs/wire-formats.md#take-request and #take-replies. Serialization goes through
 `crypto.canonical_message_json`, the same bytes the node signs and checks.
 """
 
@@ -31,7 +31,7 @@ def _message(variant: str, *, version: int, request_id: int | None, message_id: 
 
 
 def take_request(dispute_id: str, request_id: int | None, version: int) -> dict[str, Any]:
-    """`{"dispute":{…,"action":"admin-take-dispute","payload":null}}` (mediation.md §5.1)."""
+    """`{"dispute":{…,"action":"admin-take-dispute","payload":null}}`."""
     return _message("dispute", version=version, request_id=request_id, message_id=dispute_id,
                     action=TAKE_ACTION, payload=None)
 
@@ -59,7 +59,7 @@ def peer_notice(order_id: str, request_id: int | None, version: int, admin_pubke
 def solver_dispute_info(*, order_id: str, initiator: str, buyer_pubkey: str | None,
                         seller_pubkey: str | None, order_created_at: int, taken_at: int,
                         omit_trade_keys: bool = False) -> dict[str, Any]:
-    """A plausible SolverDisputeInfo (mostro-v2.md §3.2 field list); `id` is the ORDER id.
+    """A plausible SolverDisputeInfo (the fields mostrod sends); `id` is the ORDER id.
 
     `omit_trade_keys` drops buyer_pubkey/seller_pubkey entirely (a broken node).
     """

@@ -2,7 +2,7 @@
 
 It is a real Nostr client on the relay: it publishes its kind-38385 info event and kind-38386
 dispute revisions, subscribes to requests addressed to it, applies the node's gates
-(mediation.md §5, mostro-v2.md §2.3), authorizes per mostro-v2.md §5 and replies like mostrod.
+(docs/wire-formats.md#take-request), authorizes solvers as mostrod does and replies like it.
 Test modes reproduce a silent, slow, duplicating, confused or refusing node and a few attacks.
 """
 
@@ -55,7 +55,7 @@ from serbero_cli.simulate.mostro_wire import (
 logger = logging.getLogger(__name__)
 
 INFO_KIND = 38385
-# The harness reads gift wraps a week back (mediation.md §19.1).
+# The harness reads gift wraps a week back (they are backdated up to two days).
 V1_SINCE_SECONDS = 7 * 86400
 
 
@@ -85,8 +85,8 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
         self.dropped: list[DroppedEvent] = []
         self._replay = ReplayCache()
         self._last_info_at = 0
-        self._task = None
-        self._pending: set[asyncio.Task] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_sim(cls, sim: SimMostro, **kwargs: Any) -> MostroNodeSim:
@@ -383,7 +383,8 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
             return self._record(request, f"cant_do:{reason}", received_at)
         record.status, record.holder, record.taken_at = "in-progress", request.author, self.now()
         if not modes.drop_reply:
-            await self._send(request.author, took_reply(dispute_id, request_id, version, self._info(record, modes)),
+            await self._send(request.author,
+                             took_reply(record.dispute_id, request_id, version, self._info(record, modes)),
                              modes, copies=copies)
         notice = peer_notice(record.order_id, request_id, version, request.author)
         # Successive notices of one dispute get strictly increasing times, so a party that reads

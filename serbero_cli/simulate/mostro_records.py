@@ -1,6 +1,6 @@
 """The simulated Mostro node's state: modes, dispute records, what it decided, and who may take.
 
-Plain data plus one pure decision (`decide_take`, mostro-v2.md §5), kept apart from the
+Plain data plus one pure decision (`decide_take`: who may take a dispute), kept apart from the
 node's I/O in mostro_node.py.
 """
 
@@ -106,7 +106,7 @@ class AttackerReply:
 
 def decide_take(status: str, holder: str | None, author: str, solvers: dict[str, str],
                 mostro_pubkey: str) -> str | None:
-    """None when `author` may take the dispute, else the cant-do reason (mostro-v2.md §5 table)."""
+    """None when `author` may take the dispute, else the cant-do reason mostrod would give."""
     if author == mostro_pubkey and status in OPEN_STATUSES:
         return None
     permission = solvers.get(author)

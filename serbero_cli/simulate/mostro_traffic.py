@@ -9,7 +9,7 @@ import asyncio
 import random
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import nostr_sdk as ns
 
@@ -19,16 +19,45 @@ from serbero_cli.simulate.mostro_messages import cant_do_reply, solver_dispute_i
 from serbero_cli.simulate.mostro_records import AttackerReply
 from serbero_cli.simulate.mostro_wire import NIP44, build_node_reply, build_take_request
 
+if TYPE_CHECKING:
+    from serbero_cli.simulate.mostro_records import NodeModes, TakeRequest
+
+
+class _Node(Protocol):
+    """What these methods use of the node they are mixed into (MostroNodeSim)."""
+
+    keys: Any
+    client: SimClient
+    modes: NodeModes
+    solvers: dict[str, str]
+    pow: int
+    pow_first_contact: int
+    requests: list[TakeRequest]
+
+    @property
+    def transport(self) -> str: ...
+    @property
+    def pubkey(self) -> str: ...
+    def now(self) -> int: ...
+    def active_keys(self) -> set[str]: ...
+    def _recipients(self, to: str | list[str] | None) -> list[str]: ...
+    async def preseed_old_replies_async(self, dispute_id: str, reason: str | None, age_seconds: int, *,
+                                        to: str | list[str] | None = None,
+                                        request_id: int | None = None) -> list[str]: ...
+    async def attacker_reply_async(self, dispute_id: str | None, *, to: str | list[str] | None = None,
+                                   request_id: int | None = None) -> AttackerReply: ...
+    async def takeover_async(self, dispute_id: str, by_solver_keys: Any, *, timeout: float = 3.0) -> str: ...
+
 
 class ScriptedTraffic:
     """Methods that publish scripted traffic on behalf of (or against) the node."""
 
-    def _recipients(self, to: str | list[str] | None) -> list[str]:
+    def _recipients(self: _Node, to: str | list[str] | None) -> list[str]:
         if to is None:
             return list(self.solvers)
         return [to] if isinstance(to, str) else list(to)
 
-    async def preseed_old_replies_async(self, dispute_id: str, reason: str | None, age_seconds: int, *,
+    async def preseed_old_replies_async(self: _Node, dispute_id: str, reason: str | None, age_seconds: int, *,
                                         to: str | list[str] | None = None,
                                         request_id: int | None = None) -> list[str]:
         version = 2 if self.transport == NIP44 else 1
@@ -40,12 +69,12 @@ class ScriptedTraffic:
             ids.append(event.id().to_hex())
         return ids
 
-    def preseed_old_replies(self, dispute_id: str, reason: str | None, age_seconds: int, **kwargs: Any) -> list[str]:
+    def preseed_old_replies(self: _Node, dispute_id: str, reason: str | None, age_seconds: int, **kwargs: Any) -> list[str]:
         """Publish genuine but old cant-do replies (rumor/event dated `age_seconds` ago) for
         `dispute_id` (known or not) to `to` (default: every registered solver); return their ids."""
         return aio.run(self.preseed_old_replies_async(dispute_id, reason, age_seconds, **kwargs))
 
-    async def attacker_reply_async(self, dispute_id: str | None, *, to: str | list[str] | None = None,
+    async def attacker_reply_async(self: _Node, dispute_id: str | None, *, to: str | list[str] | None = None,
                                    request_id: int | None = None) -> AttackerReply:
         attacker, buyer, seller = ns.Keys.generate(), ns.Keys.generate(), ns.Keys.generate()
         version = 2 if self.transport == NIP44 else 1
@@ -62,12 +91,12 @@ class ScriptedTraffic:
             ids.append(event.id().to_hex())
         return AttackerReply(attacker, buyer.public_key().to_hex(), seller.public_key().to_hex(), ids)
 
-    def attacker_reply(self, dispute_id: str | None, **kwargs: Any) -> AttackerReply:
+    def attacker_reply(self: _Node, dispute_id: str | None, **kwargs: Any) -> AttackerReply:
         """An `admin-took-dispute` with attacker trade keys, sent by a NON-Mostro key in this node's
         transport to `to` (default: every registered solver)."""
         return aio.run(self.attacker_reply_async(dispute_id, **kwargs))
 
-    async def takeover_async(self, dispute_id: str, by_solver_keys: ns.Keys, *, timeout: float = 3.0) -> str:
+    async def takeover_async(self: _Node, dispute_id: str, by_solver_keys: ns.Keys, *, timeout: float = 3.0) -> str:
         author = by_solver_keys.public_key().to_hex()
         self.solvers.setdefault(author, "write")
         bits = self.pow
@@ -89,7 +118,7 @@ class ScriptedTraffic:
             await asyncio.sleep(0.05)
         return "timeout"
 
-    def takeover(self, dispute_id: str, by_solver_keys: ns.Keys, *, timeout: float = 3.0) -> str:
+    def takeover(self: _Node, dispute_id: str, by_solver_keys: ns.Keys, *, timeout: float = 3.0) -> str:
         """A human solver sends a real take request over the relay (registered as write if unknown).
 
         On success the node publishes a new `in-progress` revision and tells the parties the new

@@ -1,4 +1,4 @@
-"""Mostro's two transports on the wire, as nostr_sdk events (mediation.md §5.2, mostro-v2.md §2–§3).
+"""Mostro's two transports on the wire, as nostr_sdk events (docs/wire-formats.md#take-request).
 
 Node side: the inbound gates (`open_v1_request`, `open_v2_request`) and the reply envelopes.
 Client side: `build_take_request` (the simulated human solver's takeover) and
@@ -32,7 +32,7 @@ V2_MAX_AGE_SECONDS = 10
 REPLAY_WINDOW_SECONDS = 60
 # mostrod's send_dm: v2 replies expire after dm_days (30 by default).
 V2_REPLY_EXPIRATION_SECONDS = 30 * 86400
-# mostro-v2.md §2.2: the requester's expiration tag.
+# The requester's expiration tag.
 V2_REQUEST_EXPIRATION_SECONDS = 3600
 
 
@@ -119,7 +119,7 @@ class ReplayCache:
 
 def open_v2_request(event: ns.Event, mostro_keys: ns.Keys, *, now: int, first_contact_bits: int,
                     is_active: bool, replay: ReplayCache) -> InboundRequest:
-    """Apply the v2 gates after PoW/kind (mostro-v2.md §2.3 order); raise Dropped(reason).
+    """Apply the v2 gates after PoW/kind, in mostrod's order; raise Dropped(reason).
 
     signature, 60 s replay, first-contact PoW for inactive authors, NIP-44 decrypt,
     freshness (created_at ≥ now − 10), then the inner tuple: 3 elements, element 2 null or a
@@ -194,7 +194,7 @@ def build_take_request(keys: ns.Keys, mostro_hex: str, dispute_id: str, *, trans
              .custom_created_at(ns.Timestamp.from_secs(now)).finalize_unsigned(keys.public_key()))
     if pow_bits <= 0:
         return ns.nip59_make_gift_wrap(keys, mostro, rumor)
-    # nip59_make_gift_wrap cannot mine: build the outer layer by hand (mostro-v2.md §2.3, v1 fix).
+    # nip59_make_gift_wrap cannot mine: build the outer layer by hand.
     seal = ns.nip59_make_seal(keys, mostro, rumor)
     ephemeral = ns.Keys.generate()
     content = ns.nip44_encrypt(ephemeral.secret_key(), mostro, seal.as_json(), ns.Nip44Version.V2)

@@ -2,7 +2,7 @@
 
 It learns the admin (Serbero) pubkey only from Mostro's `admin-took-dispute` order message,
 then reads and answers the dispute chat in the legacy 1059 envelope, the kind-14 envelope, or
-both (mediation.md §6, mostro-v2.md §4, §7.1). Forgery options on `reply()` and `ThirdParty`
+both (docs/wire-formats.md#party-chat). Forgery options on `reply()` and `ThirdParty`
 produce the bad envelopes the adversarial tests need.
 """
 

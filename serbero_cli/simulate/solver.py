@@ -25,7 +25,7 @@ class ReceivedDm:
 
     def key_lines(self) -> dict[str, str]:
         """`key: value` lines of the body (the first, human line is skipped)."""
-        out = {}
+        out: dict[str, str] = {}
         for line in self.content.split("\n")[1:]:
             if ": " in line:
                 key, value = line.split(": ", 1)

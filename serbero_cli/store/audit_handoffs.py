@@ -1,4 +1,4 @@
-"""Queries of the escalation views (escalation.md §7.2): handoffs, dispatch rows, `--check` data.
+"""Queries of the escalation views (docs/operations.md#audit): handoffs, dispatch rows, `--check` data.
 
 A handoff's state is its dispatch row's status, else the latest dispatch-once audit row that
 names it (parse_failed, superseded, unroutable), else `pending`. The audit lookup uses
@@ -20,7 +20,7 @@ _GUARD = "typeof(h.payload_json) = 'text' AND json_valid(h.payload_json)"
 _TABLES = ("mediation_events", "escalation_dispatches")
 _D_COLUMNS = ", ".join("d." + c.strip() for c in DISPATCH_COLUMNS.split(","))
 
-# escalation.md §7.2, with the trigger, the dispatch columns and the handoff row's session added.
+# One row per handoff: its state, with the trigger, the dispatch columns and the handoff row's session.
 # `+h.id` strips the column's INTEGER affinity: compared with a plain `h.id`, SQLite applies that
 # affinity to the expression and can no longer use the (affinity-less) expression index.
 HANDOFF_SQL = f"""
@@ -42,7 +42,8 @@ WHERE h.kind = 'handoff_prepared'"""
 
 def list_handoffs(src: Source, *, state: str | None, stuck_before: int | None, limit: int) -> list[dict[str, Any]]:
     """Newest handoff first. `stuck_before`: also keep `pending` handoffs older than this time."""
-    outer, params = [], []
+    outer: list[str] = []
+    params: list[object] = []
     if state is not None:
         outer.append("state = ?")
         params.append(state)
@@ -83,7 +84,7 @@ def get_dispatch(src: Source, dispatch_id: str) -> dict[str, Any] | None:
 
 
 def dispatch_notifications(src: Source, dispatch: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    """The `notifications` records of one dispatch's sends (escalation.md §7.2 `--id`)."""
+    """The `notifications` records of one dispatch's sends (`audit dispatches --id`)."""
     from serbero_cli.store.audit_queries import NOTIFICATION_COLUMNS
 
     return src.rows(

@@ -12,19 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from serbero_cli.domain.lifecycle import STATES, UNTAKEN
+from serbero_cli.domain.sessions import RESERVED_STATES, SessionState
 from serbero_cli.errors import DatabaseMissing, DatabaseUnreadable
 from serbero_cli.store.db import Store, open_db
 from serbero_cli.store.mediation import DISPUTE_EXPR
 from serbero_cli.typed_input import pick_unique, prefix_bounds
 
-HANDOFF_RECORD_TYPE = "escalation_handoff"
-LIFECYCLE_STATES = ("new", "notified", "taken", "waiting", "escalated", "resolved")
-# mediation.md §7.1: the seven written states, then the two reserved ones (accepted by --state).
-WRITTEN_SESSION_STATES = ("awaiting_response", "classified", "summary_pending", "summary_delivered", "closed",
-                          "escalation_recommended", "superseded_by_human")
-SESSION_STATES = (*WRITTEN_SESSION_STATES, "opening", "follow_up_pending")
+LIFECYCLE_STATES = STATES
+# The written session states, then the reserved ones (accepted by --state).
+WRITTEN_SESSION_STATES: tuple[SessionState, ...] = tuple(SessionState)
+SESSION_STATES: tuple[str, ...] = (*WRITTEN_SESSION_STATES, *RESERVED_STATES)
 # Notification outcomes: the four statuses, with `failed` split the way the outbox splits it
-# (core.md §5.2): a flush retries `failed` rows it claimed itself while attempts < max_attempts;
+# (docs/delivery.md#outbox): a flush retries `failed` rows it claimed itself while attempts < max_attempts;
 # anything else failed (past the limit, or a dispatch-once record) is final.
 NOTIFICATION_OUTCOMES = ("pending", "sending", "sent", "failed_retrying", "failed_final")
 NOTIFICATION_STATUS_FILTERS = ("pending", "sending", "sent", "failed", "failed_retrying", "failed_final")
@@ -36,8 +36,7 @@ OUTCOME_SQL = (
 LAST_RUN_KEYS = ("listen_last_run", "mediate_once_last_run", "dispatch_once_last_run")
 # Every run that opened the database leaves one of these, whatever its exit code (runrecord.py).
 RUN_RECORD_KEYS = ("listen_run_record", "mediate_once_run_record", "dispatch_once_run_record")
-# Disputes nobody has taken yet: these states are before a solver (or Serbero) takes it.
-UNTAKEN_STATES = ("new", "notified")
+UNTAKEN_STATES = UNTAKEN  # disputes nobody (no solver, not Serbero) has taken yet
 ID_COLUMNS = {
     "dispute": ("disputes", "dispute_id"),
     "session": ("mediation_sessions", "session_id"),
@@ -273,7 +272,8 @@ def list_notifications(src: Source, *, status: str | None, notif_type: str | Non
 def list_sessions(src: Source, *, states: tuple[str, ...] | None, since: int | None,
                   limit: int) -> list[dict[str, Any]]:
     """Newest first by `started_at`."""
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[object] = []
     if states:
         clauses.append(f"state IN ({','.join('?' * len(states))})")
         params.extend(states)

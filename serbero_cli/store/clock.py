@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from typing import overload
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,10 @@ def clamped(column: str, now_param: str = ":now") -> str:
     return f"(CASE WHEN {column} > {now_param} + {FUTURE_LIMIT_SECONDS} THEN {now_param} ELSE {column} END)"
 
 
+@overload
+def clamp(value: int, now: int) -> int: ...
+@overload
+def clamp(value: int | None, now: int) -> int | None: ...
 def clamp(value: int | None, now: int) -> int | None:
     """`value`, or `now` when it lies more than FUTURE_LIMIT_SECONDS ahead of `now` (None stays None)."""
     return now if value is not None and value > now + FUTURE_LIMIT_SECONDS else value

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serbero_cli.errors import (
     DatabaseError,
@@ -21,6 +21,9 @@ from serbero_cli.errors import (
     DatabaseMissing,
     DatabaseUnreadable,
 )
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -35,10 +38,10 @@ class Store:
         self.conn = conn
         self.path = path
         self.readonly = readonly
-        self._db = None
+        self._db: Database | None = None
 
     @property
-    def db(self):
+    def db(self) -> Database:
         if self._db is None:
             from sqlite_utils import Database
 
@@ -59,10 +62,6 @@ class Store:
         cur = self.conn.execute(sql, params)
         cols = [c[0] for c in cur.description or ()]
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
-
-    def query_one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
-        rows = self.query(sql, params)
-        return rows[0] if rows else None
 
     def scalar(self, sql: str, params: Any = ()) -> Any:
         row = self.conn.execute(sql, params).fetchone()

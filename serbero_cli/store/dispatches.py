@@ -1,8 +1,8 @@
-"""All SQL of `dispatch-once` (escalation.md §3–§4): candidate scans, audit rows, claims, finalize.
+"""All SQL of `dispatch-once` (docs/delivery.md#dispatch): candidate scans, audit rows, claims, finalize.
 
 Handoff payloads share `mediation_events` with audit rows and may be malformed; `json_extract`
 raises on malformed JSON and SQLite does not promise `AND` evaluation order, so every
-`json_extract` here sits inside a CASE whose WHEN checks kind, type and validity (§3.1 hazard).
+`json_extract` here sits inside a CASE whose WHEN checks kind, type and validity.
 Each writer is one short `BEGIN IMMEDIATE` that re-checks its preconditions, so two processes
 (or a stale view of the database) never record an outcome twice.
 """
@@ -15,11 +15,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from serbero_cli.domain.dispatches import DispatchStatus, Route
+from serbero_cli.domain.lifecycle import LifecycleState
+from serbero_cli.domain.notifications import Envelope, NotificationType
 from serbero_cli.store import notifications
 from serbero_cli.store.db import Store
 from serbero_cli.store.mediation import handoff_ref, insert_event
 
-# run.py catches this around lookups (§3.2 step 2′) without importing sqlite3 itself.
+# run.py catches this around lookups (a failed dispute lookup writes nothing and is retried next
+# run) without importing sqlite3 itself.
 DbError = sqlite3.Error
 
 HANDOFF_KIND = "handoff_prepared"
@@ -48,7 +52,7 @@ class HandoffRow:
 
 @dataclass(frozen=True)
 class DispatchRow:
-    """An `escalation_dispatches` row (§4.1)."""
+    """An `escalation_dispatches` row (docs/delivery.md#claim-send-finalize)."""
 
     dispatch_id: str
     dispute_id: str
@@ -57,9 +61,9 @@ class DispatchRow:
     target_solver: str
     dispatched_at: int
     created_at: int
-    status: str
+    status: DispatchStatus
     fallback_broadcast: int
-    route: str | None
+    route: Route | None
     attempts: int
     finished_at: int | None
     events_json: str | None = None  # the signed events of this delivery, stored at claim
@@ -89,7 +93,7 @@ def fresh_handoffs(store: Store, *, after_id: int = 0, limit: int = PAGE_SIZE) -
 
 
 def iter_fresh_pages(store: Store, *, page_size: int = PAGE_SIZE) -> Iterator[list[HandoffRow]]:
-    """Page through fresh handoffs by key (`id > last`), never with one overall LIMIT (§3.1)."""
+    """Page through fresh handoffs by key (`id > last`), never with one overall LIMIT."""
     last = 0
     while True:
         page = fresh_handoffs(store, after_id=last, limit=page_size)
@@ -116,7 +120,7 @@ def handoff_payload(store: Store, handoff_id: int) -> Any:
 
 
 def sending_dispatches(store: Store) -> list[tuple[DispatchRow, HandoffRow]]:
-    """Every `sending` dispatch row with its handoff row, by handoff id (§3.1 stale and in-flight)."""
+    """Every `sending` dispatch row with its handoff row, by handoff id (stale and in flight alike)."""
     rows = store.conn.execute(
         f"SELECT {', '.join('d.' + c.strip() for c in _DISPATCH_COLS.split(','))}, {_HANDOFF_COLS} "
         "FROM escalation_dispatches d JOIN mediation_events h ON h.id = d.handoff_event_id "
@@ -174,7 +178,7 @@ def record_superseded(store: Store, handoff: HandoffRow, *, dispute_id: str, now
     """Write `escalation_superseded` once per handoff, if still unclaimed and the dispute still resolved."""
     with store.immediate() as conn:
         if (dispatch_for_handoff(conn, handoff.id) or has_audit(conn, SUPERSEDED, handoff.id)
-                or _lifecycle(conn, dispute_id) != "resolved"):
+                or _lifecycle(conn, dispute_id) != LifecycleState.RESOLVED):
             return False
         _audit(conn, SUPERSEDED, handoff, now, {"dispute_id": dispute_id, "handoff_event_id": int(handoff.id),
                                                 "reason": "dispute_already_resolved"})
@@ -187,16 +191,16 @@ def record_unroutable(store: Store, handoff: HandoffRow, *, dispute_id: str, con
     with store.immediate() as conn:
         state = _lifecycle(conn, dispute_id)
         if (dispatch_for_handoff(conn, handoff.id) or has_audit(conn, UNROUTABLE, handoff.id)
-                or state is None or state == "resolved"):
+                or state is None or state == LifecycleState.RESOLVED):
             return False
-        # `fallback_to_all_solvers` is true only when rule 3 fired, so always false here (§4.3).
+        # `fallback_to_all_solvers` is true only when routing fell back to every solver: never here.
         _audit(conn, UNROUTABLE, handoff, now, {"configured_solver_count": int(configured_solver_count),
                                                 "dispute_id": dispute_id, "fallback_to_all_solvers": False,
                                                 "handoff_event_id": int(handoff.id)})
     return True
 
 
-def claim_handoff(store: Store, handoff: HandoffRow, *, dispute_id: str, route: str, recipients: list[str],
+def claim_handoff(store: Store, handoff: HandoffRow, *, dispute_id: str, route: Route, recipients: list[str],
                   fallback_broadcast: bool, now: int, events_json: str | None = None) -> tuple[str | None, str]:
     """Insert the `sending` row with the delivery's signed events. Return (dispatch_id, "claimed")
     or (None, why not). A concurrent claim of the same handoff loses on the UNIQUE index on
@@ -208,12 +212,12 @@ def claim_handoff(store: Store, handoff: HandoffRow, *, dispute_id: str, route: 
             if has_audit(conn, PARSE_FAILED, handoff.id):
                 return None, "parse failure on file"
             state = _lifecycle(conn, dispute_id)
-            if state is None or state == "resolved":
+            if state is None or state == LifecycleState.RESOLVED:
                 return None, "dispute changed since the scan"
             conn.execute(
                 f"INSERT INTO escalation_dispatches ({_DISPATCH_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (dispatch_id, dispute_id, handoff.session_id, handoff.id, ",".join(recipients), now, now,
-                 "sending", 1 if fallback_broadcast else 0, route, 1, None, events_json),
+                 DispatchStatus.SENDING, 1 if fallback_broadcast else 0, route, 1, None, events_json),
             )
     except sqlite3.IntegrityError as exc:
         if "UNIQUE" not in str(exc):
@@ -235,8 +239,10 @@ def reclaim_dispatch(store: Store, dispatch_id: str, *, seen_attempts: int, now:
         return cur.rowcount == 1
 
 
-def finalize_dispatch(store: Store, dispatch: DispatchRow, handoff: HandoffRow, *, status: str, now: int) -> bool:
-    """§3.4 step 3: terminal status plus the `escalation_dispatched` row, in one transaction.
+def finalize_dispatch(store: Store, dispatch: DispatchRow, handoff: HandoffRow, *, status: DispatchStatus,
+                      now: int) -> bool:
+    """The terminal status plus the `escalation_dispatched` row, in one transaction
+    (docs/delivery.md#claim-send-finalize).
 
     `dispatch.attempts` must be the attempt this process owns; False when the row moved on.
     """
@@ -257,7 +263,8 @@ def finalize_dispatch(store: Store, dispatch: DispatchRow, handoff: HandoffRow, 
 
 def record_send(store: Store, *, dispute_id: str, solver_pubkey: str, sent: bool, attempts: int, body: str,
                 created_at: int, relays_accepted: list[str], error_message: str | None,
-                notif_type: str = notifications.HANDOFF_RECORD_TYPE, envelope: str = "nip17",
+                notif_type: NotificationType = NotificationType.ESCALATION_HANDOFF,
+                envelope: Envelope = Envelope.NIP17,
                 event_id: str | None = None) -> None:
     """One notification record per recipient send, per envelope (never claimed, never retried)."""
     with store.immediate() as conn:
@@ -274,12 +281,13 @@ def schema_pending(store: Store) -> list[str]:
     return migrations.pending(store.conn)
 
 
-def _lifecycle(conn: sqlite3.Connection, dispute_id: str) -> str | None:
+def _lifecycle(conn: sqlite3.Connection, dispute_id: str) -> LifecycleState | None:
     row = conn.execute("SELECT lifecycle_state FROM disputes WHERE dispute_id = ?", (dispute_id,)).fetchone()
     return row[0] if row else None
 
 
 def _audit(conn: sqlite3.Connection, kind: str, handoff: HandoffRow, now: int, payload: dict[str, Any]) -> None:
-    # §4.3: session_id and the bundle pins come from the handoff ROW, not from its payload.
+    # session_id and the bundle pins come from the handoff ROW, not from its payload
+    # (docs/delivery.md#dispatch-audit-rows).
     insert_event(conn, kind, payload, now=now, session_id=handoff.session_id,
                  bundle=(handoff.prompt_bundle_id, handoff.policy_hash))

@@ -1,30 +1,12 @@
-"""Disputes and their state transitions (core.md §4, §7)."""
+"""Disputes and their state transitions (docs/lifecycle.md, docs/architecture.md#database)."""
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 
+from serbero_cli.domain.lifecycle import DisputeView, LifecycleState
 from serbero_cli.store.clock import clamped
 from serbero_cli.store.db import Store
-
-
-@dataclass(frozen=True)
-class DisputeView:
-    """The columns lifecycle decisions need."""
-
-    dispute_id: str
-    lifecycle_state: str
-    dispute_status: str
-    assigned_solver: str | None
-    initiator_role: str | None = None
-    event_timestamp: int = 0
-    last_notified_at: int | None = None
-    revision_created_at: int | None = None  # created_at of the newest applied revision
-    last_state_change: int | None = None
-    reminders_sent: int = 0
-    round_started_at: int | None = None
-
 
 _VIEW_COLUMNS = ("dispute_id, lifecycle_state, dispute_status, assigned_solver, initiator_role, "
                  "event_timestamp, last_notified_at, revision_created_at, last_state_change, reminders_sent, "
@@ -55,7 +37,7 @@ def get_dispute(source: Store | sqlite3.Connection, dispute_id: str) -> DisputeV
 def insert_dispute(
     conn: sqlite3.Connection, *, dispute_id: str, event_id: str, mostro_pubkey: str,
     initiator_role: str | None, dispute_status: str, event_timestamp: int, now: int,
-    lifecycle_state: str, assigned_solver: str | None, revision_created_at: int | None = None,
+    lifecycle_state: LifecycleState, assigned_solver: str | None, revision_created_at: int | None = None,
 ) -> None:
     """Insert a new dispute and its `NULL → state` transition (trigger `detected`)."""
     conn.execute(
@@ -69,8 +51,8 @@ def insert_dispute(
 
 
 def move_dispute(
-    conn: sqlite3.Connection, dispute_id: str, from_state: str, to_state: str, now: int, trigger: str,
-    **columns: object,
+    conn: sqlite3.Connection, dispute_id: str, from_state: LifecycleState, to_state: LifecycleState, now: int,
+    trigger: str, **columns: object,
 ) -> bool:
     """Compare-and-set the lifecycle state (plus extra columns) and record the transition.
 
@@ -96,7 +78,8 @@ def update_dispute(conn: sqlite3.Connection, dispute_id: str, **columns: object)
 
 
 def record_transition(
-    conn: sqlite3.Connection, dispute_id: str, from_state: str | None, to_state: str, now: int, trigger: str
+    conn: sqlite3.Connection, dispute_id: str, from_state: LifecycleState | None, to_state: LifecycleState,
+    now: int, trigger: str,
 ) -> None:
     conn.execute(
         "INSERT INTO dispute_state_transitions (dispute_id, from_state, to_state, transitioned_at, trigger) "
@@ -142,6 +125,6 @@ def round_start(conn: sqlite3.Connection, dispute_id: str) -> int:
     return (row[0] or 0) if row else 0
 
 
-def lifecycle_state(conn: sqlite3.Connection, dispute_id: str) -> str | None:
+def lifecycle_state(conn: sqlite3.Connection, dispute_id: str) -> LifecycleState | None:
     row = conn.execute("SELECT lifecycle_state FROM disputes WHERE dispute_id=?", (dispute_id,)).fetchone()
     return row[0] if row else None

@@ -1,7 +1,7 @@
 """Mediation audit events and session lookups shared by listen, mediate-once and dispatch-once.
 
 Every dispute-scoped lookup uses DISPUTE_EXPR, the exact expression of the partial index
-`idx_mediation_events_dispute` (mediation.md §15.2): a bare json_extract over a malformed
+`idx_mediation_events_dispute`: a bare json_extract over a malformed
 payload would abort the query, and only the identical expression lets SQLite use the index.
 """
 
@@ -11,9 +11,10 @@ import json
 import sqlite3
 from typing import Any
 
+from serbero_cli.domain.sessions import LIVE_STATES, SessionState
+
 DISPUTE_EXPR = ("CASE WHEN typeof(payload_json) = 'text' AND json_valid(payload_json) "
                 "THEN json_extract(payload_json, '$.dispute_id') END")
-LIVE_STATES = ("awaiting_response", "classified", "summary_pending")
 LIVE_SQL = "(" + ",".join(f"'{s}'" for s in LIVE_STATES) + ")"
 # A reopened dispute starts a new round: lookups that decide what to do next see only rows from
 # the current round (the first round starts at 0). `?` is the dispute id.
@@ -34,7 +35,7 @@ def handoff_ref(alias: str | None = None, kinds: tuple[str, ...] = HANDOFF_AUDIT
 
 
 def audit_json(payload: dict[str, Any]) -> str:
-    """Audit payload serialisation (mediation.md §2): sorted keys, compact, raw UTF-8."""
+    """Audit payload serialisation (docs/mediation.md#audit-events): sorted keys, compact, raw UTF-8."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -55,7 +56,9 @@ def insert_event(
         "policy_hash, occurred_at) VALUES (?,?,?,?,?,?,?)",
         (session_id, kind, text, rationale_id, bundle[0], bundle[1], now),
     )
-    return int(cur.lastrowid)
+    if cur.lastrowid is None:  # an INSERT into a rowid table always sets it
+        raise sqlite3.DatabaseError("mediation_events insert returned no row id")
+    return cur.lastrowid
 
 
 def dispute_scoped_events(conn: sqlite3.Connection, dispute_id: str, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -108,9 +111,10 @@ def has_any_session(conn: sqlite3.Connection, dispute_id: str) -> bool:
 
 
 def move_session(
-    conn: sqlite3.Connection, session_id: str, from_states: tuple[str, ...], to_state: str, now: int
+    conn: sqlite3.Connection, session_id: str, from_states: tuple[SessionState, ...], to_state: SessionState,
+    now: int,
 ) -> bool:
-    """Conditional session transition (mediation.md §7.1); False when another actor won."""
+    """Conditional session transition (docs/mediation.md#sessions); False when another actor won."""
     marks = ",".join("?" * len(from_states))
     cur = conn.execute(
         f"UPDATE mediation_sessions SET state=?, last_transition_at=? WHERE session_id=? AND state IN ({marks})",

@@ -1,4 +1,4 @@
-"""Numbered, forward-only migrations (core.md §7): version = position in MIGRATIONS + 1.
+"""Numbered, forward-only migrations (docs/architecture.md#migrations): version = position in MIGRATIONS + 1.
 
 Each migration runs under `BEGIN IMMEDIATE` with `MAX(version)` re-read inside the transaction,
 so two first runs at once apply each migration exactly once, and a failure leaves it pending.
@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from serbero_cli.errors import DatabaseTooNew
+
+if TYPE_CHECKING:
+    from serbero_cli.store.db import Store
 
 
 def _run(conn: sqlite3.Connection, script: str) -> None:
@@ -21,7 +25,7 @@ def _run(conn: sqlite3.Connection, script: str) -> None:
 
 
 def create_core_tables(conn: sqlite3.Connection) -> None:
-    """core.md §7: disputes, the notifications outbox, transitions, sync_state."""
+    """Disputes, the notifications outbox, transitions, sync_state."""
     _run(conn, """
 CREATE TABLE disputes (
     dispute_id TEXT PRIMARY KEY,
@@ -71,7 +75,7 @@ CREATE INDEX idx_transitions_dispute ON dispute_state_transitions(dispute_id)
 
 
 def add_mediation_tables(conn: sqlite3.Connection) -> None:
-    """mediation.md §15.1 with the §15.2 additions folded in (they land together)."""
+    """Mediation sessions, their messages, audit events, rationales, summaries and solver auth."""
     _run(conn, """
 CREATE TABLE mediation_sessions (
     session_id TEXT PRIMARY KEY,
@@ -170,7 +174,7 @@ CREATE TABLE mediation_solver_auth (
 
 
 def add_escalation_dispatches(conn: sqlite3.Connection) -> None:
-    """escalation.md §4.1: the dispatch claims of dispatch-once."""
+    """The dispatch claims of dispatch-once."""
     _run(conn, """
 CREATE TABLE escalation_dispatches (
     dispatch_id TEXT PRIMARY KEY,
@@ -197,7 +201,7 @@ CREATE INDEX IF NOT EXISTS idx_escalation_dispatches_sending ON escalation_dispa
 
 
 def add_kind14_chat_columns(conn: sqlite3.Connection) -> None:
-    """mostro-v2.md §8: chat keys, take transport, takeover cursor, per-envelope outbound state."""
+    """Kind-14 chat: chat keys, take transport, takeover cursor, per-envelope outbound state."""
     _run(conn, """
 ALTER TABLE mediation_sessions ADD COLUMN buyer_chat_conv_pubkey TEXT;
 ALTER TABLE mediation_sessions ADD COLUMN buyer_chat_sign_pubkey TEXT;
@@ -213,7 +217,7 @@ UPDATE mediation_messages SET envelope = 'giftwrap' WHERE direction = 'inbound'
 
 
 def add_audit_indexes(conn: sqlite3.Connection) -> None:
-    """Indexes the audit views order and filter by (operations.md §1: fast by construction).
+    """Indexes the audit views order and filter by, so every list view is fast by construction.
 
     Each list view reads `ORDER BY <time> DESC LIMIT n` from an index that starts with its
     filter column, so it stops after n rows; the dashboard counts notifications from a covering
@@ -317,7 +321,7 @@ def pending(conn: sqlite3.Connection) -> list[str]:
     return [m.__name__ for m in MIGRATIONS[current_version(conn):]]
 
 
-def apply(store, migrations: tuple[Callable[[sqlite3.Connection], None], ...] | None = None) -> list[str]:
+def apply(store: Store, migrations: tuple[Callable[[sqlite3.Connection], None], ...] | None = None) -> list[str]:
     """Apply every pending migration, each in its own BEGIN IMMEDIATE. Return the names applied."""
     conn = store.conn
     chain = MIGRATIONS if migrations is None else migrations

@@ -3,7 +3,7 @@
 One row is one message to one recipient in one envelope. A row's signed event is stored in the
 transaction that first claims it and republished unchanged on every retry; outcomes are written
 one message at a time. Decisions (which rows are due, what a retry waits) are in
-`serbero_cli/core/outbox.py`; this module only reads and writes.
+`serbero_cli/delivery/outbox.py`; this module only reads and writes.
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from serbero_cli.domain.notifications import Envelope, NotificationStatus, NotificationType
 from serbero_cli.store.db import Store
 
 # A `sending` row without a stored event older than this belongs to a run that died before it
 # could publish anything.
 STALE_SENDING_SECONDS = 120
-HANDOFF_RECORD_TYPE = "escalation_handoff"
-OBSERVER_TYPE = "observer"
-DIGEST_TYPE = "re-notification-digest"
 OBSERVER_EXPIRY_SECONDS = 86_400
 
 
@@ -29,12 +27,12 @@ class OutboxRow:
     id: int
     dispute_id: str
     solver_pubkey: str
-    notif_type: str
-    status: str
+    notif_type: str  # a NotificationType, or a type a newer Serbero wrote
+    status: NotificationStatus
     attempts: int
     claimed_at: int | None
     body: str
-    envelope: str
+    envelope: Envelope
     event_json: str | None
     created_at: int
     covers: str | None
@@ -57,7 +55,7 @@ class Delivery:
     """One message to queue: recipient, envelope and text."""
 
     recipient: str
-    envelope: str
+    envelope: Envelope
     body: str
 
 
@@ -66,12 +64,12 @@ _ROW_COLUMNS = ("id, dispute_id, solver_pubkey, notif_type, status, attempts, cl
 
 
 def queue(
-    conn: sqlite3.Connection, dispute_id: str, notif_type: str, deliveries: Iterable[Delivery], now: int,
-    *, covers: list[str] | None = None,
+    conn: sqlite3.Connection, dispute_id: str, notif_type: NotificationType, deliveries: Iterable[Delivery],
+    now: int, *, covers: list[str] | None = None,
 ) -> int:
     """Insert one `pending` row per delivery; return how many. Call inside the deciding transaction."""
     covers_json = json.dumps(covers, separators=(",", ":")) if covers else None
-    rows = [(dispute_id, d.recipient, notif_type, "pending", 0, now, d.body, d.envelope, covers_json)
+    rows = [(dispute_id, d.recipient, notif_type, NotificationStatus.PENDING, 0, now, d.body, d.envelope, covers_json)
             for d in deliveries]
     conn.executemany(
         "INSERT INTO notifications (dispute_id, solver_pubkey, notif_type, status, attempts, created_at, body, "
@@ -89,8 +87,9 @@ def _due_where(now: int, max_attempts: int, types: Iterable[str] | None) -> tupl
     once); `sending` rows without one only once stale. Dispatch records never match: they are
     inserted with `claimed_at` NULL and have their own type.
     """
-    params: list[object] = [OBSERVER_TYPE, max_attempts, OBSERVER_TYPE, now - OBSERVER_EXPIRY_SECONDS,
-                            now - STALE_SENDING_SECONDS, HANDOFF_RECORD_TYPE]
+    params: list[object] = [NotificationType.OBSERVER, max_attempts, NotificationType.OBSERVER,
+                            now - OBSERVER_EXPIRY_SECONDS, now - STALE_SENDING_SECONDS,
+                            NotificationType.ESCALATION_HANDOFF]
     where = ("(status='pending'"
              " OR (status='failed' AND claimed_at IS NOT NULL AND notif_type != ? AND attempts < ?)"
              " OR (status='failed' AND claimed_at IS NOT NULL AND notif_type = ? AND created_at > ?)"
@@ -129,7 +128,7 @@ def expire_observer_rows(conn: sqlite3.Connection, now: int) -> int:
         "UPDATE notifications SET status='failed', error_message='expired', sent_at=NULL "
         "WHERE notif_type=? AND status IN ('pending','failed') AND created_at <= ? "
         "AND error_message IS NOT 'expired'",
-        (OBSERVER_TYPE, now - OBSERVER_EXPIRY_SECONDS),
+        (NotificationType.OBSERVER, now - OBSERVER_EXPIRY_SECONDS),
     )
     return cur.rowcount
 
@@ -142,9 +141,9 @@ def claim(conn: sqlite3.Connection, row: OutboxRow, now: int, event_id: str | No
     """
     sets = ("status='sending', claimed_at=?, attempts=attempts+1, "
             "event_id=COALESCE(event_id, ?), event_json=COALESCE(event_json, ?)")
-    if row.status == "sending" and row.event_json is not None:
+    if row.status == NotificationStatus.SENDING and row.event_json is not None:
         where, extra = "status='sending' AND attempts=?", []
-    elif row.status == "sending":
+    elif row.status == NotificationStatus.SENDING:
         where, extra = "status='sending' AND claimed_at < ? AND attempts=?", [now - STALE_SENDING_SECONDS]
     else:
         where, extra = "status IN ('pending','failed') AND attempts=?", []
@@ -180,31 +179,32 @@ def mark_failed(conn: sqlite3.Connection, notification_id: int, error_message: s
 
 
 def insert_send_record(
-    conn: sqlite3.Connection, *, dispute_id: str, solver_pubkey: str, notif_type: str, sent: bool,
+    conn: sqlite3.Connection, *, dispute_id: str, solver_pubkey: str, notif_type: NotificationType, sent: bool,
     attempts: int, body: str, created_at: int, relays_accepted: list[str], error_message: str | None,
-    envelope: str = "nip17", event_id: str | None = None,
+    envelope: Envelope = Envelope.NIP17, event_id: str | None = None,
 ) -> None:
     """dispatch-once's record of one recipient send: inserted already `sent`/`failed`, never claimed."""
     conn.execute(
         "INSERT INTO notifications (dispute_id, solver_pubkey, notif_type, status, attempts, claimed_at, "
         "created_at, sent_at, error_message, body, relays_accepted, envelope, event_id) "
         "VALUES (?,?,?,?,?,NULL,?,?,?,?,?,?,?)",
-        (dispute_id, solver_pubkey, notif_type, "sent" if sent else "failed", attempts, created_at,
-         created_at if sent else None, None if sent else error_message, body, json.dumps(sorted(relays_accepted)),
-         envelope, event_id),
+        (dispute_id, solver_pubkey, notif_type, NotificationStatus.SENT if sent else NotificationStatus.FAILED,
+         attempts, created_at, created_at if sent else None, None if sent else error_message, body,
+         json.dumps(sorted(relays_accepted)), envelope, event_id),
     )
 
 
-def statuses_for(store: Store, dispute_id: str, notif_type: str) -> list[tuple[str, int]]:
+def statuses_for(store: Store, dispute_id: str,
+                 notif_type: NotificationType) -> list[tuple[NotificationStatus, int]]:
     """(status, attempts) of every row of a type for a dispute."""
-    return [tuple(r) for r in store.conn.execute(
+    return [(r[0], r[1]) for r in store.conn.execute(
         "SELECT status, attempts FROM notifications WHERE dispute_id=? AND notif_type=? ORDER BY id",
         (dispute_id, notif_type),
     )]
 
 
-def already_queued(conn: sqlite3.Connection, dispute_id: str, recipient: str, notif_type: str, body: str,
-                   since: int) -> bool:
+def already_queued(conn: sqlite3.Connection, dispute_id: str, recipient: str, notif_type: NotificationType,
+                   body: str, since: int) -> bool:
     """True if the same text was queued for this recipient and dispute since `since` (any status)."""
     return conn.execute(
         "SELECT 1 FROM notifications WHERE dispute_id=? AND notif_type=? AND solver_pubkey=? AND body=? "

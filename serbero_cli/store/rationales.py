@@ -1,4 +1,4 @@
-"""The `reasoning_rationales` table (mediation.md §9.6): model rationales keyed by content hash.
+"""The `reasoning_rationales` table (docs/mediation.md#rationales): model rationales keyed by content hash.
 
 Rationale text lives only here; events and handoffs refer to it by id. A row records which
 session, provider, model and bundle produced it, so an id already stored under different
@@ -40,7 +40,7 @@ def store_rationale(
 
     Return None, writing nothing, for a blank rationale. Return None and log a WARNING when the id
     is already stored with a different session, provider, model, bundle or hash; a conflict never
-    blocks mediation (§9.6). Runs on `conn` as given: the caller owns the transaction.
+    blocks mediation. Runs on `conn` as given: the caller owns the transaction.
     """
     if not text or not text.strip():
         return None

@@ -1,4 +1,4 @@
-"""Mediation sessions and their chat rows (mediation.md §7, §15; mostro-v2.md §8)."""
+"""Mediation sessions and their chat rows (docs/mediation.md#sessions, docs/architecture.md#database)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from serbero_cli.domain.sessions import SessionState
 from serbero_cli.store.clock import FUTURE_LIMIT_SECONDS
 from serbero_cli.store.db import Store
 from serbero_cli.store.mediation import DISPUTE_EXPR, LIVE_SQL, ROUND_START
@@ -17,7 +18,7 @@ class SessionRow:
 
     session_id: str
     dispute_id: str
-    state: str
+    state: SessionState
     round_count: int
     prompt_bundle_id: str
     policy_hash: str
@@ -35,7 +36,7 @@ class SessionRow:
     last_transition_at: int
     round_count_last_evaluated: int
     consecutive_eval_failures: int
-    take_transport: str | None
+    take_transport: str | None  # "giftwrap" | "nip44" (mediation/transport.py), None before the take
     take_revision_created_at: int | None
     current_classification: str | None
     current_confidence: float | None
@@ -59,7 +60,7 @@ def live_sessions(store: Store) -> list[SessionRow]:
         f"SELECT {_COLUMNS} FROM mediation_sessions WHERE state IN {LIVE_SQL} ORDER BY started_at, session_id"))
 
 
-def sessions_in_state(store: Store, state: str) -> list[SessionRow]:
+def sessions_in_state(store: Store, state: SessionState) -> list[SessionRow]:
     return _rows(store.conn.execute(
         f"SELECT {_COLUMNS} FROM mediation_sessions WHERE state=? ORDER BY started_at, session_id", (state,)))
 
@@ -186,7 +187,7 @@ def count_dispute_events(conn: sqlite3.Connection, dispute_id: str, kind: str) -
 
 
 def eligible_dispute_candidates(store: Store, *, now: int, retry_interval: int) -> list[dict[str, Any]]:
-    """Disputes passing eligibility rules 2–6 (mediation.md §7.2), oldest event_timestamp first.
+    """Disputes passing eligibility rules 2–6 (docs/mediation.md#eligibility), oldest event_timestamp first.
 
     Rule 1 (UUID id, buyer/seller initiator) is checked in Python by the caller. Only the current
     round counts: a reopened dispute is eligible again whatever its earlier rounds held.

@@ -1,16 +1,27 @@
-"""The single-row `mediation_solver_auth` table (mediation.md §13). A missing row means authorized."""
+"""The single-row `mediation_solver_auth` table (docs/mediation.md#solver-authorization).
+
+A missing row means authorized.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from enum import StrEnum
 
 from serbero_cli.store.db import Store
 
 
+class AuthStatus(StrEnum):
+    """`mediation_solver_auth.status`; the schema allows exactly these."""
+
+    UNAUTHORIZED = "unauthorized"  # the node refused Serbero as a solver: back off, then probe
+    TERMINATED = "terminated"  # the retries ran out: escalate instead of taking
+
+
 @dataclass(frozen=True)
 class AuthState:
-    status: str  # unauthorized | terminated
+    status: AuthStatus
     attempts: int
     first_failure_at: int
     last_failure_at: int

@@ -28,6 +28,8 @@ IDLE_LISTEN_MODULES = {
     "serbero_cli.delivery.outbox",
     "serbero_cli.domain",
     "serbero_cli.domain.dispute_events",
+    "serbero_cli.domain.lifecycle",
+    "serbero_cli.domain.notifications",
     "serbero_cli.errors",
     "serbero_cli.keytext",
     "serbero_cli.listen",
