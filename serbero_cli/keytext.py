@@ -8,6 +8,7 @@ curve, so every public key is lifted with coincurve.
 from __future__ import annotations
 
 import re
+import sys
 from typing import NoReturn
 
 _CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
@@ -179,7 +180,14 @@ def parse_secret_key(value: str) -> Secret:
 
 
 def public_key_of(secret: Secret) -> str:
-    """Return the x-only public key (lowercase hex) of a secret key."""
+    """Return the x-only public key (lowercase hex) of a secret key.
+
+    A phase that talks to relays has nostr_sdk loaded before it reads its config; deriving the key
+    with it spares every cron run loading a second secp256k1 library. Both give the same key.
+    """
+    sdk = sys.modules.get("nostr_sdk")
+    if sdk is not None:
+        return str(sdk.Keys.parse(secret.reveal()).public_key().to_hex())
     import coincurve
 
     return coincurve.PublicKeyXOnly.from_secret(bytes.fromhex(secret.reveal())).format().hex()

@@ -43,10 +43,13 @@ def listen(
 
         if follow and dry_run:
             raise UsageError("--follow cannot be combined with --dry-run")
+        # The run first: it loads nostr_sdk, which the config loader then uses to derive our public
+        # key instead of loading coincurve as well (docs/operations.md#benchmarks).
+        from serbero_cli.listen.run import run_listen
+
         config = load(ctx)
         maybe_init_nostr_logger(ctx)
         from serbero_cli.cli.render import ProgressBar, show_result
-        from serbero_cli.listen.run import run_listen
 
         bar = ProgressBar("sending", enabled=sys.stdout.isatty() and not json_output and not quiet)
         try:

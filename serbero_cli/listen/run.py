@@ -27,6 +27,7 @@ from serbero_cli.errors import DatabaseMissing, NoRelayReachable
 from serbero_cli.listen import sweep
 from serbero_cli.listen.result import ListenResult
 from serbero_cli.nostr.events import NostrEvent
+from serbero_cli.nostr.relays import RelayPool
 from serbero_cli.runlock import RunLock
 from serbero_cli.runrecord import recorded_run
 from serbero_cli.safetext import for_log, short
@@ -39,7 +40,6 @@ from serbero_cli.store.db import Store, is_busy, open_db
 
 if TYPE_CHECKING:  # planning and writing events load only when there are events (start-up budget)
     from serbero_cli.listen import apply
-    from serbero_cli.nostr.relays import RelayPool
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,6 @@ async def _fetch(pool: RelayPool, config: Config, since: int, connected: list[st
 async def _real_run(store: Store, config: Config, clock: Callable[[], float], follow: bool, progress: Any,
                     stop: StopRequested, hooks: _Hooks) -> ListenResult:
     from serbero_cli.nostr.dm import DmSender
-    from serbero_cli.nostr.relays import RelayPool
 
     result = ListenResult()
     pool = RelayPool(config.relays)
@@ -302,8 +301,6 @@ def _save_last_run(store: Store, result: ListenResult, now: int) -> None:
 
 async def _dry_run(config: Config, clock: Callable[[], float]) -> ListenResult:
     """Fetch and plan, write nothing, publish nothing; report what a real run would do."""
-    from serbero_cli.nostr.relays import RelayPool
-
     result = ListenResult(dry_run=True)
     try:
         store: Store | None = open_db(config.db_path, readonly=True)

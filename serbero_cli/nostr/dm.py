@@ -14,7 +14,6 @@ retry (`publish`), so relays and clients deduplicate a retry by its id.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +62,8 @@ def send_dm_message_json(dispute_id: str, text: str) -> str:
 def send_dm_plaintext(secret: Secret, dispute_id: str, text: str) -> str:
     """`[message,"signature",null]` with the message spliced in verbatim (its bytes are what was signed)."""
     message = send_dm_message_json(dispute_id, text)
+    import hashlib  # only the mostro envelope needs it (start-up budget of an idle listen)
+
     digest = hashlib.sha256(message.encode("utf-8")).digest()
     signature = keys_from_secret(secret).sign_schnorr(digest)
     return "[" + message + ',"' + signature + '",null]'

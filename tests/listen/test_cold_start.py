@@ -57,8 +57,9 @@ IDLE_LISTEN_MODULES = {
     "serbero_cli.toml_lines",
 }
 
-# Libraries a cron run must not pay for: tables, the round-trip TOML editor, the model client.
-NEVER_ON_THE_IDLE_PATH = ("rich", "tomlkit", "httpx", "sqlite_utils")
+# Libraries a cron run must not pay for: tables, the round-trip TOML editor, the model client,
+# a second secp256k1 library (nostr_sdk derives the key).
+NEVER_ON_THE_IDLE_PATH = ("rich", "tomlkit", "httpx", "sqlite_utils", "coincurve")
 
 _DUMP_MODULES = """
 import atexit, json, sys

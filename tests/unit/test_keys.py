@@ -56,3 +56,16 @@ def test_secret_never_shows_its_value():
         import pickle
 
         pickle.dumps(secret)
+
+
+def test_nostr_sdk_and_coincurve_derive_the_same_public_key():
+    """`public_key_of` uses nostr_sdk when a phase has loaded it, coincurve otherwise."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from serbero_cli.keytext import Secret, public_key_of; s = Secret(sys.argv[1]); "
+            "a = public_key_of(s); import nostr_sdk; b = public_key_of(s); print(a, b)")
+    for secret in ("01" * 32, "7f" * 32, "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140"):
+        out = subprocess.run([sys.executable, "-c", code, secret], capture_output=True, text=True, check=True)
+        without_sdk, with_sdk = out.stdout.split()
+        assert without_sdk == with_sdk and len(with_sdk) == 64
