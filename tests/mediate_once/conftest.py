@@ -13,7 +13,7 @@ from serbero_cli.config import load_config
 from serbero_cli.mediation.run import run_mediate_once
 from serbero_cli.simulate.llm import LLMServer, Reply, classification_json, summary_text
 from serbero_cli.simulate.mostro_node import MostroNodeSim
-from tests.helpers import run_serbero
+from tests.helpers import invoke, run_serbero
 
 API_ENV = {"SERBERO_REASONING_API_KEY": "sk-test-serbero-0123456789"}
 
@@ -53,7 +53,16 @@ class Harness:
         return run_mediate_once(config, env={**API_ENV, **(env or {})}, retry_pause=0, **kw)
 
     def mediate_cli(self, *args: str, env: dict | None = None):
-        proc = run_serbero(self.config_path, "mediate-once", "--json", *args, env={**API_ENV, **(env or {})})
+        """`serbero mediate-once --json ARGS` through the CLI code, in this process: (code, doc, stderr)."""
+        return self._json(invoke(self.config_path, "mediate-once", "--json", *args, env={**API_ENV, **(env or {})}))
+
+    def mediate_process(self, *args: str, env: dict | None = None):
+        """The same as a real `serbero` subprocess, for tests about a fresh process (locks, restarts)."""
+        return self._json(run_serbero(self.config_path, "mediate-once", "--json", *args,
+                                      env={**API_ENV, **(env or {})}))
+
+    @staticmethod
+    def _json(proc):
         try:
             doc = json.loads(proc.stdout)
         except ValueError as exc:
@@ -61,7 +70,8 @@ class Harness:
         return proc.returncode, doc, proc.stderr
 
     def listen(self):
-        proc = run_serbero(self.config_path, "listen", "--json")
+        """`serbero listen --json` through the CLI code, in this process: its JSON document."""
+        proc = invoke(self.config_path, "listen", "--json")
         assert proc.returncode in (0, 4), proc.stderr
         return json.loads(proc.stdout)
 

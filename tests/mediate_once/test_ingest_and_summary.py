@@ -66,7 +66,7 @@ def test_i3_duplicate_is_detected_in_a_new_process(harness):
     h.llm.push(ask())
     code, doc, _ = h.mediate_cli()
     assert doc["replies_fresh"] == 1
-    code, doc, _ = h.mediate_cli()
+    code, doc, _ = h.mediate_process()
     assert doc["replies_duplicate"] == 1 and doc["replies_fresh"] == 0
 
 

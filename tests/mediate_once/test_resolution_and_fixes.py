@@ -255,12 +255,12 @@ def test_f10a_second_mediate_once_exits_75_and_dead_relays_exit_3(harness, make_
     h = harness()
     opened(h)
     with RunLock(h.db_path, "mediate", "mediate-once"):
-        code, doc, err = h.mediate_cli()
+        code, doc, err = h.mediate_process()
         assert code == 75 and doc["exit_code"] == 75 and "mediate-once: lock held by pid" in err
     before = content_checksum_without_run_records(h.db_path)
     dead = make_config(relays=["ws://127.0.0.1:1"], sections=med_sections(), name="dead.toml")
     h.config_path = dead
-    code, doc, _ = h.mediate_cli()
+    code, doc, _ = h.mediate_process()
     assert code == 3 and doc["exit_code"] == 3
     assert content_checksum_without_run_records(h.db_path) == before
     assert run_record(h.db_path, "mediate_once")["exit_code"] == 3
