@@ -14,7 +14,7 @@ from serbero_cli.store import dispatches, migrations
 from serbero_cli.store.db import open_db
 from serbero_cli.store.dispatches import HandoffRow
 from tests.dispatch_once.conftest import BUNDLE, package_json
-from tests.helpers import db_rows, run_serbero
+from tests.helpers import db_rows, invoke
 
 
 def insert_dispatch(conn, dispatch_id: str, handoff_id: int, dispute: str, *, status="sending", attempts=1):
@@ -190,7 +190,7 @@ def test_db_7_config_defaults_values_and_errors(make_config, esc_config, db_path
     assert (escalation.enabled, escalation.dispatch_interval_seconds, escalation.fallback_to_all_solvers,
             escalation.max_dispatches_per_run, escalation.run_budget_seconds, escalation.connect_timeout_seconds,
             escalation.sending_stale_seconds) == (False, 30, False, 50, 20, 5, 120)
-    proc = run_serbero(cfg, "dispatch-once")
+    proc = invoke(cfg, "dispatch-once")
     assert proc.returncode == 0 and not db_path.exists()
     explicit = esc_config(escalation={"dispatch_interval_seconds": 7, "fallback_to_all_solvers": True,
                                       "max_dispatches_per_run": 3, "run_budget_seconds": 9,
@@ -212,8 +212,8 @@ def test_db_7_config_defaults_values_and_errors(make_config, esc_config, db_path
     }
     for name, path in bad_configs.items():
         for args in (("dispatch-once",), ("dispatch-once", "--dry-run")):
-            proc = run_serbero(path, *args)
+            proc = invoke(path, *args)
             assert proc.returncode == 2, (name, proc.stderr)
             assert "Traceback" not in proc.stderr
-    assert "max_retries" in run_serbero(bad_configs["unknown-key"], "dispatch-once").stderr
+    assert "max_retries" in invoke(bad_configs["unknown-key"], "dispatch-once").stderr
     assert not db_path.exists()

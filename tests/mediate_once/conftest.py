@@ -16,6 +16,8 @@ from serbero_cli.simulate.mostro_node import MostroNodeSim
 from tests.helpers import invoke, run_serbero
 
 API_ENV = {"SERBERO_REASONING_API_KEY": "sk-test-serbero-0123456789"}
+# For tests whose node never answers a take: the shortest wait the setting accepts (whole seconds).
+TAKE_TIMEOUT = {"take_reply_wait_seconds": 1}
 
 
 def ask(buyer="Did you send the fiat payment? Please share the reference.",
@@ -129,7 +131,10 @@ def node(mostro, serbero_keys):
 def med_sections(llm):
     def build(**overrides):
         sections = {
-            "mediation": {"enabled": True, "take_reply_wait_seconds": 3, "start_retry_interval_seconds": 0},
+            # A node that answers ends the wait as soon as its reply is read, so a long wait costs
+            # nothing and keeps a loaded machine from turning a slow answer into a timeout; tests
+            # about a node that never answers set TAKE_TIMEOUT.
+            "mediation": {"enabled": True, "take_reply_wait_seconds": 15, "start_retry_interval_seconds": 0},
             "reasoning": {"enabled": True, "provider": "openai-compatible", "api_base": llm.openai_base,
                           "model": "test-model", "followup_retry_count": 0, "request_timeout_seconds": 5},
         }

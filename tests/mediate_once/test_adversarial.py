@@ -19,7 +19,7 @@ from serbero_cli.simulate import aio
 from serbero_cli.simulate.chat_wire import build_inner, wrap_kind14
 from serbero_cli.simulate.llm import Reply, classification_json, unused_port
 from serbero_cli.simulate.party import ThirdParty
-from tests.mediate_once.conftest import ask, summarize, summary
+from tests.mediate_once.conftest import TAKE_TIMEOUT, ask, summarize, summary
 from tests.mediate_once.test_ingest_and_summary import opened
 from tests.mediate_once.test_policy_escalation import everything_but
 
@@ -100,7 +100,7 @@ def test_x2_replayed_refusals_for_another_dispute_or_request_are_ignored(harness
 
 
 def test_x2_refusal_older_than_30s_before_the_request_is_ignored(harness):
-    h = harness(mediation={"take_reply_wait_seconds": 2})
+    h = harness(mediation=TAKE_TIMEOUT)
     h.node.set_protocol(1)
     old = h.node.open_dispute()
     recent = h.open()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import threading
 import time
 
 from serbero_cli.runlock import RunLock
@@ -266,22 +268,40 @@ def test_f10a_second_mediate_once_exits_75_and_dead_relays_exit_3(harness, make_
     assert run_record(h.db_path, "mediate_once")["exit_code"] == 3
 
 
-def test_f10b_resolution_during_evaluation_sends_no_follow_up(harness):
-    h = harness()
+def test_a_resolution_while_the_model_evaluates_closes_the_session_and_sends_no_follow_up(harness):
+    """listen resolves the dispute while mediate-once (another process) waits for the model's verdict:
+    the verdict that then arrives finds the session closed and queues no follow-up question.
+
+    The model holds its answer until the test has run listen, so the order never depends on timing.
+    """
+    h = harness(reasoning={"request_timeout_seconds": 60})
     dispute_id, buyer, seller = opened(h)
     buyer.reply("paid", created_at=int(time.time()) - 20)
     seller.reply("not received", created_at=int(time.time()) - 10)
-    h.llm.push(Reply(content=classification_json("coordination_failure_resolvable", 0.8, "ask_clarification",
-                                                 buyer="When exactly?", seller="Which bank?"), delay=2.0))
+    evaluating, resolved = threading.Event(), threading.Event()
+
+    def held_verdict(path, body):
+        evaluating.set()
+        resolved.wait(60)
+        return Reply(content=classification_json("coordination_failure_resolvable", 0.8, "ask_clarification",
+                                                 buyer="When exactly?", seller="Which bank?"))
+
+    h.llm.responder = held_verdict
     proc = subprocess.Popen([sys.executable, "-m", "serbero_cli", "--config", str(h.config_path), "mediate-once",
                              "--json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**API_ENV, "PATH": "/usr/bin:/bin"})
-    from tests.helpers import wait_for
-
-    wait_for(lambda: len(h.llm.model_requests()) >= 2, timeout=20)  # the evaluation call is in flight
-    resolve(h, dispute_id)
-    proc.wait(60)
+    try:
+        assert evaluating.wait(60), "mediate-once never asked the model to evaluate"
+        resolve(h, dispute_id)
+        assert h.session()["state"] == "closed"
+    finally:
+        resolved.set()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["sessions_opened"] == 0
     assert h.rows("SELECT COUNT(*) AS n FROM mediation_messages WHERE content LIKE 'Round%'") == [{"n": 0}]
+    assert h.rows("SELECT COUNT(*) AS n FROM mediation_messages WHERE direction='outbound' "
+                  "AND content LIKE '%When exactly?%'") == [{"n": 0}]
     assert h.session()["state"] == "closed"
 
 

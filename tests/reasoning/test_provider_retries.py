@@ -82,23 +82,26 @@ def test_closed_port_fails_the_health_check():
 
 
 def test_hang_past_the_timeout_is_retried_as_timeout_x6(llm):
-    llm.push(Reply(delay=3, content="late"), Reply(delay=3, content="late"))
+    # The model never answers in time (its answers are due after a minute; stopping the server
+    # ends them): two attempts of one second each, then a timeout error, well before a minute.
+    llm.push(Reply(delay=60, content="late"), Reply(delay=60, content="late"))
     started = time.monotonic()
     with pytest.raises(ProviderError) as err:
         complete(reasoning_config(llm.openai_base, timeout=1, retries=1))
     elapsed = time.monotonic() - started
     assert err.value.category == "timeout" and len(llm.requests) == 2
-    assert 1.9 <= elapsed < 3.5
+    assert 1.9 <= elapsed < 30
 
 
 def test_request_timeout_zero_acts_as_one_second_a5(llm):
-    llm.push(Reply(delay=0.4, content="in time"), Reply(delay=3, content="late"))
+    llm.push(Reply(delay=0.2, content="in time"), Reply(delay=60, content="late"))
     cfg = reasoning_config(llm.openai_base, timeout=0, retries=0)
     assert complete(cfg) == "in time"  # a literal 0 s timeout would fail at once
     started = time.monotonic()
     with pytest.raises(ProviderError) as err:
         complete(cfg)
-    assert err.value.category == "timeout" and 0.9 <= time.monotonic() - started < 1.8
+    # At least the one second, and far less than the minute the answer would take.
+    assert err.value.category == "timeout" and 0.9 <= time.monotonic() - started < 30
 
 
 def test_health_check_retries_like_any_call(llm):
