@@ -21,7 +21,7 @@ def start_runs(config, count: int) -> list[subprocess.Popen]:
                              cwd=str(ROOT)) for _ in range(count)]
 
 
-def test_fx_4_ten_processes_three_waves_each_handoff_exactly_once(esc_config, seed, solvers, serbero_pub):
+def test_ten_dispatch_processes_in_three_waves_deliver_each_handoff_once(esc_config, seed, solvers, serbero_pub):
     writer = solvers[1]
     cfg = esc_config()
     disputes: dict[int, str] = {}

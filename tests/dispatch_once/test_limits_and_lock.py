@@ -30,7 +30,7 @@ def bulk_handoffs(db_path, count: int, *, state: str) -> list[str]:
     return ids
 
 
-def test_fx_1_twelve_hundred_unconsumed_handoffs_do_not_starve_a_new_one(esc_config, seed, solvers, serbero_pub,
+def test_twelve_hundred_unconsumed_handoffs_do_not_starve_a_new_one(esc_config, seed, solvers, serbero_pub,
                                                                          db_path, run_once):
     reader, writer = solvers
     # Part A. No writer is configured, so notified handoffs are unroutable (§3.3); the deliverable
@@ -68,7 +68,7 @@ def test_fx_1_twelve_hundred_unconsumed_handoffs_do_not_starve_a_new_one(esc_con
     assert elapsed_a < 10 and elapsed_b < 10, (elapsed_a, elapsed_b)
 
 
-def test_fx_2_limit_defers_the_rest_to_later_runs(esc_config, seed, solvers, serbero_pub):
+def test_limit_defers_the_rest_to_later_runs(esc_config, seed, solvers, serbero_pub):
     cfg = esc_config()
     ids = [seed.handoff(seed.dispute()) for _ in range(5)]
     sent: list[int] = []
@@ -83,7 +83,7 @@ def test_fx_2_limit_defers_the_rest_to_later_runs(esc_config, seed, solvers, ser
     assert len(handoff_dms(solvers[1], serbero_pub)) == 5
 
 
-def test_fx_2_config_limit_and_run_budget_also_defer(esc_config, seed, run_once):
+def test_config_limit_and_run_budget_also_defer(esc_config, seed, run_once):
     for _ in range(3):
         seed.handoff(seed.dispute())
     result = run_once(esc_config(escalation={"max_dispatches_per_run": 1}))
@@ -98,7 +98,7 @@ def test_fx_2_config_limit_and_run_budget_also_defer(esc_config, seed, run_once)
     assert result.handoffs[-1].detail == "deferred: budget"
 
 
-def test_fx_3_lock_held_exits_75_and_changes_nothing(esc_config, seed, db_path):
+def test_dispatch_lock_held_exits_75_and_changes_nothing(esc_config, seed, db_path):
     cfg = esc_config()
     seed.handoff(seed.dispute())
     before = db_checksum(db_path)

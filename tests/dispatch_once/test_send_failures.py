@@ -14,7 +14,7 @@ from tests.helpers import invoke_json
 DEAD = "ws://127.0.0.1:1"
 
 
-def test_sf_1_every_relay_rejects_gives_send_failed_and_exit_4(esc_config, make_config, seed, make_solver,
+def test_every_relay_rejects_gives_send_failed_and_exit_4(esc_config, make_config, seed, make_solver,
                                                               serbero_pub, relay):
     w1, w2 = make_solver("write", "w1"), make_solver("write", "w2")
     pow_relay = start_relay(min_pow=30)
@@ -50,7 +50,7 @@ def test_sf_1_every_relay_rejects_gives_send_failed_and_exit_4(esc_config, make_
         pow_relay.shutdown()
 
 
-def test_sf_2_one_relay_accepts_one_rejects_the_send_counts(esc_config, seed, solvers, serbero_pub, relay):
+def test_one_relay_accepts_one_rejects_the_send_counts(esc_config, seed, solvers, serbero_pub, relay):
     pow_relay = start_relay(min_pow=30)
     try:
         cfg = esc_config(relays=[relay.url, pow_relay.url])
@@ -70,7 +70,7 @@ def test_sf_2_one_relay_accepts_one_rejects_the_send_counts(esc_config, seed, so
         pow_relay.shutdown()
 
 
-def test_sf_3_only_a_dead_relay_exits_3_and_leaves_it_pending(esc_config, seed, solvers, serbero_pub, relay):
+def test_only_a_dead_relay_exits_3_and_leaves_it_pending(esc_config, seed, solvers, serbero_pub, relay):
     dead = esc_config(relays=[DEAD], escalation={"connect_timeout_seconds": 1}, name="dead.toml")
     handoff_id = seed.handoff(seed.dispute())
     code, doc, stderr = invoke_json(dead, "dispatch-once")
@@ -84,7 +84,7 @@ def test_sf_3_only_a_dead_relay_exits_3_and_leaves_it_pending(esc_config, seed, 
     assert len(handoff_dms(solvers[1], serbero_pub)) == 1
 
 
-def test_sf_4_refused_recipients_do_not_stop_the_loop(esc_config, seed, policy_relay, serbero_pub, run_once):
+def test_refused_recipients_do_not_stop_the_loop(esc_config, seed, policy_relay, serbero_pub, run_once):
     sims = [SimSolver([], name=f"w{i}") for i in range(3)]
     keys = [s.pubkey for s in sims]
     writers = [(k, "write") for k in keys]

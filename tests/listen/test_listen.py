@@ -59,7 +59,7 @@ def key_lines(content: str) -> list[tuple[str, str]]:
     return [tuple(line.split(": ", 1)) for line in content.split("\n")[2:]]
 
 
-def test_01_initiated_event_notifies_every_solver_with_exact_key_lines(make_config, mostro, solvers, db_path):
+def test_initiated_event_notifies_every_solver_with_exact_key_lines(make_config, mostro, solvers, db_path):
     cfg = make_config()
     opened = int(time.time()) - 60
     dispute_id = mostro.open_dispute(initiator="seller", created_at=opened)
@@ -79,7 +79,7 @@ def test_01_initiated_event_notifies_every_solver_with_exact_key_lines(make_conf
                for r in rows)
 
 
-def test_02_same_event_twice_and_two_runs_give_one_dm_per_solver(make_config, mostro, solvers, relay):
+def test_same_event_twice_and_two_runs_give_one_dm_per_solver(make_config, mostro, solvers, relay):
     second = start_relay()
     try:
         cfg = make_config(relays=[relay.url, second.url])
@@ -97,7 +97,7 @@ def test_02_same_event_twice_and_two_runs_give_one_dm_per_solver(make_config, mo
         second.shutdown()
 
 
-def test_03_restart_with_same_database_sends_nothing_new(make_config, mostro, solvers, db_path):
+def test_restart_with_same_database_sends_nothing_new(make_config, mostro, solvers, db_path):
     cfg = make_config()
     mostro.open_dispute()
     assert invoke_json(cfg, "listen")[0] == 0
@@ -109,7 +109,7 @@ def test_03_restart_with_same_database_sends_nothing_new(make_config, mostro, so
     assert all(len(s.inbox()) == 1 for s in solvers)
 
 
-def test_04_invalid_solver_pubkey_is_a_config_error_naming_the_line(make_config, db_path):
+def test_invalid_solver_pubkey_is_a_config_error_naming_the_line(make_config, db_path):
     cfg = make_config(solver_list=[("ab" * 32, "read"), ("not-a-key", "write")])
     proc = run_serbero(cfg, "listen")
     assert proc.returncode == 2
@@ -122,7 +122,7 @@ def test_04_invalid_solver_pubkey_is_a_config_error_naming_the_line(make_config,
     assert not db_path.exists()
 
 
-def test_05_rejecting_relay_marks_rows_failed_then_a_working_relay_sends_them(make_config, mostro, solvers, relay,
+def test_rejecting_relay_marks_rows_failed_then_a_working_relay_sends_them(make_config, mostro, solvers, relay,
                                                                              db_path):
     pow_relay = start_relay(min_pow=16)
     try:
@@ -146,7 +146,7 @@ def test_05_rejecting_relay_marks_rows_failed_then_a_working_relay_sends_them(ma
         pow_relay.shutdown()
 
 
-def test_06_no_solvers_records_dispute_as_new_and_warns(make_config, mostro, db_path):
+def test_no_solvers_records_dispute_as_new_and_warns(make_config, mostro, db_path):
     cfg = make_config(solver_list=[])
     mostro.open_dispute()
     proc = invoke(cfg, "listen")
@@ -156,7 +156,7 @@ def test_06_no_solvers_records_dispute_as_new_and_warns(make_config, mostro, db_
     assert db_rows(db_path, "SELECT COUNT(*) AS n FROM notifications") == [{"n": 0}]
 
 
-def test_07_new_notified_taken_with_transitions_and_assignment_dm(make_config, mostro, solvers, db_path):
+def test_new_notified_taken_with_transitions_and_assignment_dm(make_config, mostro, solvers, db_path):
     cfg = make_config()
     t0 = int(time.time()) - 100
     dispute_id = mostro.open_dispute(created_at=t0)
@@ -180,7 +180,7 @@ def test_07_new_notified_taken_with_transitions_and_assignment_dm(make_config, m
                                                  ("lifecycle_state", "taken")]
 
 
-def test_08_in_progress_for_unknown_dispute_is_stored_taken_without_dm(make_config, mostro, solvers, db_path):
+def test_in_progress_for_unknown_dispute_is_stored_taken_without_dm(make_config, mostro, solvers, db_path):
     cfg = make_config()
     mostro.set_status(str(uuid.uuid4()), "in-progress", created_at=int(time.time()))
     code, doc, _ = invoke_json(cfg, "listen")
@@ -191,7 +191,7 @@ def test_08_in_progress_for_unknown_dispute_is_stored_taken_without_dm(make_conf
 
 
 @pytest.mark.parametrize("status", ["seller-refunded", "settled", "released", "cooperatively-canceled"])
-def test_09_resolved_statuses_resolve_without_dm_and_replays_change_nothing(make_config, mostro, solvers, db_path,
+def test_resolved_statuses_resolve_without_dm_and_replays_change_nothing(make_config, mostro, solvers, db_path,
                                                                             status):
     cfg = make_config()
     now = int(time.time())
@@ -219,7 +219,7 @@ def test_09_resolved_statuses_resolve_without_dm_and_replays_change_nothing(make
     assert before  # the db existed
 
 
-def test_10_renotification_after_timeout_only_for_notified_and_no_second_round_while_unsent(
+def test_renotification_after_timeout_only_for_notified_and_no_second_round_while_unsent(
         make_config, mostro, solvers, relay, db_path):
     cfg = make_config(sections={"timeouts": {"renotification_seconds": 60}})
     now = int(time.time())
@@ -266,7 +266,7 @@ def _age_last_notified(db_path, when: int) -> None:
     conn.close()
 
 
-def test_11_cold_start_reads_lookback_and_cursor_skips_old_events(make_config, mostro, db_path):
+def test_cold_start_reads_lookback_and_cursor_skips_old_events(make_config, mostro, db_path):
     cfg = make_config(sections={"listen": {"initial_lookback_seconds": 3 * 86400}})
     now = int(time.time())
     inside = mostro.open_dispute(created_at=now - 2 * 86400)
@@ -286,7 +286,7 @@ def test_11_cold_start_reads_lookback_and_cursor_skips_old_events(make_config, m
     assert ids == {inside, newest, within}
 
 
-def test_12_second_listen_exits_75_while_the_lock_is_held_and_no_duplicates(make_config, mostro, solvers, db_path):
+def test_second_listen_exits_75_while_the_lock_is_held_and_no_duplicates(make_config, mostro, solvers, db_path):
     cfg = make_config()
     mostro.open_dispute()
     db_path.parent.mkdir(exist_ok=True)
@@ -302,7 +302,7 @@ def test_12_second_listen_exits_75_while_the_lock_is_held_and_no_duplicates(make
     assert (db_path.parent / f"{db_path.name}.listen.lock").stat().st_mode & 0o777 == 0o600
 
 
-def test_13_sigkill_after_commit_before_send_is_delivered_by_next_run(make_config, mostro, solvers, db_path):
+def test_sigkill_after_commit_before_send_is_delivered_by_next_run(make_config, mostro, solvers, db_path):
     cfg = make_config()
     mostro.open_dispute()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")}
@@ -327,7 +327,7 @@ def test_13_sigkill_after_commit_before_send_is_delivered_by_next_run(make_confi
     assert all(len(s.inbox()) == 1 for s in solvers)
 
 
-def test_14_all_relays_down_exits_3_and_changes_nothing_but_the_run_record(make_config, mostro, db_path):
+def test_all_relays_down_exits_3_and_changes_nothing_but_the_run_record(make_config, mostro, db_path):
     cfg = make_config()
     mostro.open_dispute()
     assert invoke_json(cfg, "listen")[0] == 0
@@ -340,7 +340,7 @@ def test_14_all_relays_down_exits_3_and_changes_nothing_but_the_run_record(make_
     assert record["exit_code"] == 3 and record["error"].startswith("no relay reachable")
 
 
-def test_14b_first_run_with_relays_down_writes_only_its_run_record(make_config, db_path):
+def test_first_run_with_relays_down_writes_only_its_run_record(make_config, db_path):
     dead = make_config(relays=["ws://127.0.0.1:1"], name="dead.toml")
     assert run_json(dead, "listen")[0] == 3
     for table in ("disputes", "notifications", "dispute_state_transitions"):
@@ -348,7 +348,7 @@ def test_14b_first_run_with_relays_down_writes_only_its_run_record(make_config, 
     assert [r["key"] for r in db_rows(db_path, "SELECT key FROM sync_state")] == ["listen_run_record"]
 
 
-def test_15_malformed_events_are_rejected_counted_and_do_not_stop_the_run(make_config, mostro, solvers, db_path):
+def test_malformed_events_are_rejected_counted_and_do_not_stop_the_run(make_config, mostro, solvers, db_path):
     cfg = make_config()
     now = int(time.time())
     # An event without `d` never reaches us (the relay refuses addressable events without it); the
@@ -375,7 +375,7 @@ def test_15_malformed_events_are_rejected_counted_and_do_not_stop_the_run(make_c
     assert db_rows(db_path, "SELECT dispute_id FROM disputes") == [{"dispute_id": good}]
 
 
-def test_16_dry_run_leaves_database_byte_identical_and_publishes_nothing(make_config, mostro, solvers, db_path):
+def test_listen_dry_run_leaves_database_byte_identical_and_publishes_nothing(make_config, mostro, solvers, db_path):
     cfg = make_config()
     first = mostro.open_dispute(created_at=int(time.time()) - 50)
     assert invoke_json(cfg, "listen")[0] == 0
@@ -395,7 +395,7 @@ def test_16_dry_run_leaves_database_byte_identical_and_publishes_nothing(make_co
     assert proc.returncode == 0 and "dry_run=yes" in proc.stdout
 
 
-def test_16b_dry_run_on_a_fresh_install_creates_no_database(make_config, mostro, db_path):
+def test_listen_dry_run_on_a_fresh_install_creates_no_database(make_config, mostro, db_path):
     cfg = make_config()
     mostro.open_dispute()
     code, doc, _ = run_json(cfg, "listen", "--dry-run")
@@ -404,7 +404,7 @@ def test_16b_dry_run_on_a_fresh_install_creates_no_database(make_config, mostro,
     assert not (db_path.parent / f"{db_path.name}.listen.lock").exists()
 
 
-def test_17_follow_notifies_within_two_seconds_and_exits_0_on_sigterm(make_config, mostro, solvers):
+def test_follow_notifies_as_an_event_arrives_and_exits_0_on_sigterm(make_config, mostro, solvers):
     cfg = make_config()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")}
     proc = subprocess.Popen([sys.executable, "-m", "serbero_cli", "--config", str(cfg), "listen", "--follow"],

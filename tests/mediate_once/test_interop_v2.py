@@ -98,7 +98,7 @@ def serbero_hex(h: Harness) -> str:
 
 # --- I1 ---------------------------------------------------------------------------------------
 
-def test_i1_v1_node_takes_over_a_mined_giftwrap_and_a_legacy_party_is_read(harness):
+def test_protocol_v1_node_takes_over_a_mined_giftwrap_and_a_legacy_party_is_read(harness):
     h = harness()
     reconfigure(h.node, 1, pow=8)
     dispute_id = h.open()
@@ -134,7 +134,7 @@ def test_i1_v1_node_takes_over_a_mined_giftwrap_and_a_legacy_party_is_read(harne
 
 # --- I2 ---------------------------------------------------------------------------------------
 
-def test_i2_v2_node_first_contact_pow_take_is_kind14_and_opens_the_session(harness):
+def test_protocol_v2_node_first_contact_pow_take_is_kind14_and_opens_the_session(harness):
     h = harness()
     reconfigure(h.node, 2, pow=0, pow_first_contact=12)
     dispute_id = h.open()
@@ -152,7 +152,7 @@ def test_i2_v2_node_first_contact_pow_take_is_kind14_and_opens_the_session(harne
         assert msg.content.startswith("Buyer: " if role == "buyer" else "Seller: ")
 
 
-def test_i2_giftwrap_take_to_a_v2_node_gets_nothing_and_is_not_an_auth_failure(harness):
+def test_giftwrap_take_to_a_v2_node_gets_nothing_and_is_not_an_auth_failure(harness):
     h = harness(mostro={"transport": "giftwrap"}, mediation=TAKE_TIMEOUT)
     reconfigure(h.node, 2, pow=0, pow_first_contact=12)
     dispute_id = h.open()
@@ -171,7 +171,7 @@ def test_i2_giftwrap_take_to_a_v2_node_gets_nothing_and_is_not_an_auth_failure(h
 
 # --- I3 ---------------------------------------------------------------------------------------
 
-def test_i3_auto_detect_follows_the_info_event_across_a_protocol_flip(harness):
+def test_auto_detect_follows_the_info_event_across_a_protocol_flip(harness):
     h = harness()
     info_v2 = reconfigure(h.node, 2, pow=0, pow_first_contact=0)
     first, doc = open_session(h)
@@ -192,7 +192,7 @@ def test_i3_auto_detect_follows_the_info_event_across_a_protocol_flip(harness):
     assert sessions == {first: "nip44", second: "giftwrap"}
 
 
-def test_i3_without_an_info_event_the_cache_then_the_fallback_decide(harness, make_config, med_sections,
+def test_without_an_info_event_the_cache_then_the_fallback_decide(harness, make_config, med_sections,
                                                                      db_path, solvers):
     h = harness()
     info_v1 = reconfigure(h.node, 1, pow=0)
@@ -227,7 +227,7 @@ def test_i3_without_an_info_event_the_cache_then_the_fallback_decide(harness, ma
         relay2.shutdown()
 
 
-def test_i3_unsupported_protocol_version_takes_nothing(harness):
+def test_unsupported_protocol_version_takes_nothing(harness):
     h = harness()
     info = reconfigure(h.node, 2, info={"protocol_version": "3"})
     dispute_id = h.open()
@@ -246,7 +246,7 @@ def test_i3_unsupported_protocol_version_takes_nothing(harness):
     assert dispute_id
 
 
-def test_i3_pinned_nip44_against_a_v1_node_warns_and_the_take_times_out(harness):
+def test_pinned_nip44_against_a_v1_node_warns_and_the_take_times_out(harness):
     h = harness(mostro={"transport": "nip44"}, mediation=TAKE_TIMEOUT)
     reconfigure(h.node, 1)
     dispute_id = h.open()
@@ -264,7 +264,7 @@ def test_i3_pinned_nip44_against_a_v1_node_warns_and_the_take_times_out(harness)
 
 # --- I4 ---------------------------------------------------------------------------------------
 
-def test_i4_legacy_party_gets_every_message_over_1059_and_its_replies_are_ingested(harness):
+def test_legacy_party_gets_every_message_over_1059_and_its_replies_are_ingested(harness):
     h = harness()
     dispute_id, _ = open_session(h)
     buyer = h.node.party(dispute_id, "buyer", chat="legacy")
@@ -287,7 +287,7 @@ def test_i4_legacy_party_gets_every_message_over_1059_and_its_replies_are_ingest
         assert sum(m.content.startswith(f"Round 1. {party.capitalize()}: ") for m in got) == 1
 
 
-def test_i4_never_copy_leaves_a_legacy_only_party_with_nothing(harness):
+def test_never_copy_leaves_a_legacy_only_party_with_nothing(harness):
     """Documented negative case: with `legacy_giftwrap_copy = "never"` a 1059-only client sees nothing."""
     h = harness(chat={"legacy_giftwrap_copy": "never"})
     dispute_id, _ = open_session(h)
@@ -301,7 +301,7 @@ def test_i4_never_copy_leaves_a_legacy_only_party_with_nothing(harness):
 
 # --- I5 ---------------------------------------------------------------------------------------
 
-def test_i5_kind14_party_first_reply_drops_its_legacy_copy_and_a_dual_party_sees_each_once(harness):
+def test_kind14_party_first_reply_drops_its_legacy_copy_and_a_dual_party_sees_each_once(harness):
     h = harness()
     dispute_id, _ = open_session(h)
     buyer = h.node.party(dispute_id, "buyer", chat="kind14")
@@ -334,7 +334,7 @@ def test_i5_kind14_party_first_reply_drops_its_legacy_copy_and_a_dual_party_sees
 
 # --- I6 ---------------------------------------------------------------------------------------
 
-def test_i6_node_enforcing_more_than_it_advertises_times_out_without_auth_backoff(harness):
+def test_node_enforcing_more_than_it_advertises_times_out_without_auth_backoff(harness):
     h = harness(mediation=TAKE_TIMEOUT)
     # Advertises 4 first-contact bits, enforces 16 (an early v2 daemon, mostro-v2.md §9 item 6).
     reconfigure(h.node, 2, pow=0, pow_first_contact=16, info={"pow_first_contact": "4"})
@@ -361,7 +361,7 @@ def test_i6_node_enforcing_more_than_it_advertises_times_out_without_auth_backof
 # --- I7 ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("quiet_run_first", [False, True], ids=["takeover-before-next-run", "after-a-quiet-run"])
-def test_i7_takeover_by_a_write_solver_closes_the_session_and_sends_nothing_more(harness, quiet_run_first):
+def test_takeover_by_a_write_solver_closes_the_session_and_sends_nothing_more(harness, quiet_run_first):
     h = harness()
     dispute_id, _ = open_session(h)
     if quiet_run_first:
@@ -392,7 +392,7 @@ def test_i7_takeover_by_a_write_solver_closes_the_session_and_sends_nothing_more
 
 # --- I8 ---------------------------------------------------------------------------------------
 
-def test_i8_release_during_mediation_settles_and_listen_reports_without_naming_who(harness):
+def test_release_during_mediation_settles_and_listen_reports_without_naming_who(harness):
     h = harness()
     dispute_id, _ = open_session(h)
     session_id = h.session()["session_id"]
@@ -416,7 +416,7 @@ def test_i8_release_during_mediation_settles_and_listen_reports_without_naming_w
     assert code == 0 and doc["live_sessions"] == 0 and outbound(h) == before, err
 
 
-def test_i8_cooperative_cancel_before_the_take_is_not_initiated_not_an_auth_failure(harness):
+def test_cooperative_cancel_before_the_take_is_not_initiated_not_an_auth_failure(harness):
     h = harness()
     dispute_id = h.open()
     h.node.auto_close(dispute_id, "seller-refunded")  # listen has not seen it yet
@@ -439,7 +439,7 @@ def test_i8_cooperative_cancel_before_the_take_is_not_initiated_not_an_auth_fail
 
 # --- I9 ---------------------------------------------------------------------------------------
 
-def test_i9_chat_attacks_are_never_fetched_duplicates_or_rejected(harness, monkeypatch):
+def test_chat_attacks_are_never_fetched_duplicates_or_rejected(harness, monkeypatch):
     from serbero_cli.nostr.relays import RelayPool
 
     h = harness()

@@ -55,7 +55,7 @@ def assert_escalated_once(h, trigger: str, session_id: str | None) -> dict:
 
 # --- P1 ---------------------------------------------------------------------------------------
 
-def test_p1_authority_flag_at_opening_escalates_and_sends_nothing(harness):
+def test_authority_flag_at_opening_escalates_and_sends_nothing(harness):
     h = harness()
     dispute_id = h.open()
     rationale = "P1 opening: the buyer wants someone to admin-settle; rationale-7d1f only a human may judge it."
@@ -83,7 +83,7 @@ def test_p1_authority_flag_at_opening_escalates_and_sends_nothing(harness):
     assert "rationale-7d1f" not in dump and "admin-settle" not in dump
 
 
-def test_p1_authority_flag_mid_session_escalates_and_sends_nothing_more(harness):
+def test_authority_flag_mid_session_escalates_and_sends_nothing_more(harness):
     h = harness()
     dispute_id, buyer, seller = opened(h)
     now = int(time.time())
@@ -118,7 +118,7 @@ def test_p1_authority_flag_mid_session_escalates_and_sends_nothing_more(harness)
     pytest.param(0, lambda: ask(flags=["fraud_risk"]), "fraud_indicator", id="fraud_risk-flag"),
     pytest.param(3, lambda: ask(confidence=0.2), "low_confidence", id="confidence-0.2-at-followup-4"),
 ])
-def test_p2_policy_triggers_escalate_with_one_handoff(harness, bypassed, final, trigger):
+def test_policy_triggers_escalate_with_one_handoff(harness, bypassed, final, trigger):
     h = harness(mediation={"max_rounds": 10})
     _, buyer, seller = opened(h)
     sid = h.session()["session_id"]
@@ -145,7 +145,7 @@ def test_p2_policy_triggers_escalate_with_one_handoff(harness, bypassed, final, 
 
 # --- P3 ---------------------------------------------------------------------------------------
 
-def test_p3_party_unresponsive_fires_once_and_zero_disables_it(harness, make_config, med_sections):
+def test_party_unresponsive_fires_once_and_zero_disables_it(harness, make_config, med_sections):
     h = harness()
     dispute_id, _, _ = opened(h)
     now = int(time.time())
@@ -173,7 +173,7 @@ def test_p3_party_unresponsive_fires_once_and_zero_disables_it(harness, make_con
 
 # --- P4 ---------------------------------------------------------------------------------------
 
-def test_p4_round_limit_escalates_with_the_inner_id_and_sends_no_followup(harness):
+def test_round_limit_escalates_with_the_inner_id_and_sends_no_followup(harness):
     h = harness(mediation={"max_rounds": 2})
     _, buyer, seller = opened(h)
     now = int(time.time())
@@ -202,7 +202,7 @@ def test_p4_round_limit_escalates_with_the_inner_id_and_sends_no_followup(harnes
 
 # --- P5 ---------------------------------------------------------------------------------------
 
-def test_p5_provider_error_at_opening_stores_only_the_category(harness):
+def test_provider_error_at_opening_stores_only_the_category(harness):
     h = harness()
     dispute_id = h.open()
     body = "upstream exploded: org quota-XYZZY-4821 exceeded, contact billing"
@@ -222,7 +222,7 @@ def test_p5_provider_error_at_opening_stores_only_the_category(harness):
 
 # --- P6 ---------------------------------------------------------------------------------------
 
-def test_p6_two_fresh_replies_at_marker_zero_ask_round_1_once(harness):
+def test_two_fresh_replies_in_round_zero_ask_round_one_once(harness):
     h = harness()
     _, buyer, seller = opened(h)
     assert h.session()["round_count_last_evaluated"] == 0
@@ -246,7 +246,7 @@ def test_p6_two_fresh_replies_at_marker_zero_ask_round_1_once(harness):
 
 # --- P7 ---------------------------------------------------------------------------------------
 
-def test_p7_three_failed_evaluations_escalate_reasoning_unavailable(harness):
+def test_three_failed_evaluations_escalate_reasoning_unavailable(harness):
     h = harness()
     dispute_id, buyer, _ = opened(h)
     sid = h.session()["session_id"]

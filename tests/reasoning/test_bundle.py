@@ -22,7 +22,7 @@ def packaged(name: str) -> bytes:
     return resources.files("serbero_cli.prompts").joinpath(name).read_bytes()
 
 
-def test_policy_hash_u9_test_vector():
+def test_policy_hash_matches_its_test_vector():
     assert policy_hash(b"s", b"c", b"e", b"m", b"t") == \
         "e208ac72a7e9e763ac19015546d716cc6301a582afd1ee5698d83245a78f3d1d"
 

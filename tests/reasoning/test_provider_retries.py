@@ -25,7 +25,7 @@ from tests.reasoning.support import complete, health, reasoning_config
     pytest.param("anthropic", 529, 1, 2, id="anthropic-529-overloaded-retried"),
     pytest.param("anthropic", 401, 3, 1, id="anthropic-401-one-hit"),
 ])
-def test_http_status_retry_counts_x6(llm, provider, status, retries, hits):
+def test_http_status_retry_counts(llm, provider, status, retries, hits):
     pushed = 5
     llm.push(*[Reply(status=status) for _ in range(pushed)])
     with pytest.raises(ProviderError) as err:
@@ -65,7 +65,7 @@ def test_dropped_connection_is_unreachable_and_retried(llm):
     assert len(llm.requests) == 2
 
 
-def test_closed_port_is_unreachable_after_every_attempt_x6(caplog):
+def test_closed_port_is_unreachable_after_every_attempt(caplog):
     caplog.set_level(logging.WARNING, logger="serbero_cli.reasoning")
     cfg = reasoning_config(f"http://127.0.0.1:{unused_port()}/v1", retries=2)
     with pytest.raises(ProviderError) as err:
@@ -81,7 +81,7 @@ def test_closed_port_fails_the_health_check():
     assert err.value.category == "unreachable"
 
 
-def test_hang_past_the_timeout_is_retried_as_timeout_x6(llm):
+def test_hang_past_the_timeout_is_retried_as_timeout(llm):
     # The model never answers in time (its answers are due after a minute; stopping the server
     # ends them): two attempts of one second each, then a timeout error, well before a minute.
     llm.push(Reply(delay=60, content="late"), Reply(delay=60, content="late"))
@@ -93,7 +93,7 @@ def test_hang_past_the_timeout_is_retried_as_timeout_x6(llm):
     assert 1.9 <= elapsed < 30
 
 
-def test_request_timeout_zero_acts_as_one_second_a5(llm):
+def test_request_timeout_zero_acts_as_one_second(llm):
     llm.push(Reply(delay=0.2, content="in time"), Reply(delay=60, content="late"))
     cfg = reasoning_config(llm.openai_base, timeout=0, retries=0)
     assert complete(cfg) == "in time"  # a literal 0 s timeout would fail at once

@@ -65,7 +65,7 @@ def test_info_event_tags(make_node, serbero, kwargs, expected):
         assert tags.get(key) == value
 
 
-def test_pre_018_daemon_publishes_no_protocol_version(make_node, serbero):
+def test_a_daemon_older_than_0_18_publishes_no_protocol_version(make_node, serbero):
     tags = info_tags(serbero, make_node(protocol=None))
     assert "protocol_version" not in tags and "pow_first_contact" not in tags and tags["pow"] == "0"
 

@@ -121,7 +121,7 @@ def test_giftwrap_take_mined_by_hand_meets_bits_and_still_opens(keys):
 
 
 @pytest.mark.parametrize("bits", [0, 12])
-def test_kind14_take_event_matches_v3(keys, bits):
+def test_kind14_take_event_tags_mostro_with_an_expiry_and_optional_pow(keys, bits):
     now = int(time.time())
     event = build_take_kind14(keys["secret"], keys["mostro_pub"], DISPUTE, R, pow_bits=bits, now=now)
     assert event.kind().as_u16() == 14 and event.verify()
