@@ -115,7 +115,7 @@ def test_dashboard_counts_what_the_phases_wrote(audit):
 
 def test_dashboard_counts_a_failed_dispatch_record_as_failed_for_good(audit, audit_db):
     _, db = audit_db
-    # escalation.md §4.2: a record of one recipient send, attempts 1, never claimed, never retried.
+    # A record of one recipient send (docs/delivery.md#claim-send-finalize): attempts 1, never claimed, never retried.
     plant(db, "INSERT INTO notifications (dispute_id, solver_pubkey, notif_type, status, attempts, claimed_at, "
               "created_at, body) VALUES (?, ?, 'escalation_handoff', 'failed', 1, NULL, 1, 'x')", (D, "ab" * 32))
     assert as_json(audit)["notifications"]["failed_final"] == 2

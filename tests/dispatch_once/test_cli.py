@@ -1,4 +1,5 @@
-"""escalation.md §8.2 FX-8 (dry run) and FX-9 (--json), plus the rich output and the disabled switch."""
+"""dispatch-once on the command line: the dry run, --json for every exit code, the rich output and the
+disabled switch."""
 
 from __future__ import annotations
 

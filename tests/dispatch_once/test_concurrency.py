@@ -1,4 +1,5 @@
-"""escalation.md §8.2 FX-4: ten dispatch-once processes at once never deliver a handoff twice."""
+"""dispatch-once runs at the same time never deliver a handoff twice: under one lock, and under different
+locks where only the claims in the database keep them apart (docs/delivery.md#claim-send-finalize)."""
 
 from __future__ import annotations
 

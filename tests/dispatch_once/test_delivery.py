@@ -1,4 +1,4 @@
-"""escalation.md §8.2 DS-1…DS-5: delivering handoffs through a real relay to simulated solvers."""
+"""Delivering handoffs through a real relay to simulated solvers (docs/delivery.md#dispatch)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""escalation.md §8.2 FX-1…FX-3: no starvation, the per-run limit and budget, the run lock."""
+"""No starvation, the per-run limit and budget, the run lock (docs/delivery.md#dispatch-run-order)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.helpers import db_checksum, run_json, run_serbero
 
 
 def bulk_handoffs(db_path, count: int, *, state: str) -> list[str]:
-    """`count` disputes in `state`, each with one handoff, written with executemany (FX-1 needs 1200)."""
+    """`count` disputes in `state`, each with one handoff, written with executemany (the starvation test needs 1200)."""
     now = int(time.time())
     ids = [str(uuid.uuid4()) for _ in range(count)]
     with open_db(db_path) as store, store.immediate() as conn:
@@ -33,8 +33,8 @@ def bulk_handoffs(db_path, count: int, *, state: str) -> list[str]:
 def test_twelve_hundred_unconsumed_handoffs_do_not_starve_a_new_one(esc_config, seed, solvers, serbero_pub,
                                                                          db_path, run_once):
     reader, writer = solvers
-    # Part A. No writer is configured, so notified handoffs are unroutable (§3.3); the deliverable
-    # one is an abandoned claim made while a writer was configured (re-sends skip routing, §3.5).
+    # Part A. No writer is configured, so notified handoffs are unroutable; the deliverable
+    # one is an abandoned claim made while a writer was configured (re-sends skip routing).
     bulk_handoffs(db_path, 600, state="resolved")
     bulk_handoffs(db_path, 600, state="notified")
     claimed = seed.dispute()

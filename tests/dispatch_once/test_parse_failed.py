@@ -1,4 +1,4 @@
-"""escalation.md §8.2 PF-1…PF-4: broken handoff rows are recorded once and never block valid ones."""
+"""Broken handoff rows are recorded once and never block valid ones."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""escalation.md §8.2 RT-1…RT-5: routing, observed in solver inboxes and dispatch rows."""
+"""Routing (docs/delivery.md#routing), observed in solver inboxes and dispatch rows."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""escalation.md §8.2 SF-1…SF-4: relays that reject, half-accept, are dead, or refuse some recipients."""
+"""Relays that reject, half-accept, are dead, or refuse some recipients."""
 
 from __future__ import annotations
 

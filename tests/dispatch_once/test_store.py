@@ -1,4 +1,4 @@
-"""escalation.md §8.2 DB-1…DB-7: the dispatch table, the store functions of this phase, and config."""
+"""The dispatch table, the store functions of this phase, and its config."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""escalation.md §8.2 SU-1…SU-4 and UR-1…UR-4: handoffs that are recorded but not consumed."""
+"""Handoffs that are recorded but not delivered: superseded by a resolution, or with nobody to route to."""
 
 from __future__ import annotations
 

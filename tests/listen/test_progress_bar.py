@@ -1,5 +1,5 @@
 """listen's progress bar: drawn while more than 50 messages go out to a terminal, never into a pipe
-and never in JSON mode (docs/operations.md#output). The terminal is a real pseudo-terminal that
+and never in JSON mode. The terminal is a real pseudo-terminal that
 claims colour support, so rich draws the bar as it would for a person."""
 
 from __future__ import annotations

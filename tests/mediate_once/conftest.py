@@ -1,4 +1,4 @@
-"""Mediation harness (mediation.md §19.1): a Mostro node sim, party sims, a scripted LLM server."""
+"""Mediation harness: a Mostro node sim, party sims, a scripted LLM server."""
 
 from __future__ import annotations
 

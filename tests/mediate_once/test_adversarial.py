@@ -1,4 +1,5 @@
-"""mediation.md §19.4 adversarial scenarios (X1–X8), through the real mediate-once path.
+"""Attacks on mediation (forged takes and replies, injected instructions, broken model answers, failing
+providers), through the real mediate-once path.
 
 Attackers are real Nostr clients on the loopback relay; the model is the scripted LLMServer.
 """
@@ -62,7 +63,7 @@ def replies_not_from_mostro(h, serbero_keys) -> int:
     return sum(1 for s in senders if s not in (h.node.pubkey, me))
 
 
-# --- X1 ---------------------------------------------------------------------------------------
+# --- forged take replies --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("protocol", [1, 2])
 def test_attacker_took_dispute_is_ignored_and_the_take_times_out(harness, serbero_keys, protocol):
@@ -82,7 +83,7 @@ def test_attacker_took_dispute_is_ignored_and_the_take_times_out(harness, serber
     assert result.solver_auth_status == "authorized"
 
 
-# --- X2 ---------------------------------------------------------------------------------------
+# --- replayed refusals ----------------------------------------------------------------------------
 
 def test_replayed_refusals_for_another_dispute_or_request_are_ignored(harness):
     h = harness()
@@ -114,7 +115,7 @@ def test_refusal_older_than_30s_before_the_request_is_ignored(harness):
     assert h.rows("SELECT COUNT(*) AS n FROM mediation_solver_auth") == [{"n": 0}]
 
 
-# --- X3 / X4 ----------------------------------------------------------------------------------
+# --- instructions hidden in replies ---------------------------------------------------------------
 
 def test_injected_instruction_is_only_a_json_string_and_the_model_answer_decides(harness):
     h = harness()
@@ -157,7 +158,7 @@ def test_fake_end_marker_and_newlines_stay_in_one_json_line(harness):
     assert len(block.splitlines()) == 3  # also with str.splitlines' wider idea of a line break
 
 
-# --- X5 ---------------------------------------------------------------------------------------
+# --- broken model answers -------------------------------------------------------------------------
 
 MALFORMED_CLASSIFICATIONS = {
     "prose": "The buyer seems honest; I would ask both parties for their bank statements.",
@@ -208,7 +209,7 @@ def test_summary_markers_out_of_order_is_a_counted_failure(harness):
     assert h.rows("SELECT COUNT(*) AS n FROM notifications WHERE notif_type='mediation_summary'") == [{"n": 0}]
 
 
-# --- X6 ---------------------------------------------------------------------------------------
+# --- provider failures ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("reply,retries,category,attempts", [
     pytest.param(Reply(status=401), 2, "unreachable", 1, id="401-not-retried"),
@@ -239,13 +240,13 @@ def test_closed_port_fails_the_health_check_and_exits_4(harness):
     code, doc, err = h.mediate_cli()
     assert code == 4 and doc["provider_checked"] is True and doc["provider_healthy"] is False
     assert "health check failed: category=unreachable" in err
-    # §4.1 step 1: an unhealthy provider skips every model step and moves no failure counter.
+    # An unhealthy provider skips every model step and moves no failure counter (docs/mediation.md#run-order).
     assert doc["evaluation_failures"] == 0 and doc["starts_attempted"] == 0
     assert h.rows("SELECT COUNT(*) AS n FROM mediation_events") == [{"n": 0}]
     assert h.llm.requests == [] and h.node.requests == []
 
 
-# --- X7 ---------------------------------------------------------------------------------------
+# --- Serbero's own envelopes and forged authors ---------------------------------------------------
 
 def test_own_envelopes_are_never_ingested_and_forged_authors_are_counted(harness):
     h = harness()
@@ -273,7 +274,7 @@ def test_own_envelopes_are_never_ingested_and_forged_authors_are_counted(harness
     assert len(own) == 4 and len(inbound) == 1 and inbound[0]["inner_event_id"] not in own
 
 
-# --- X8 ---------------------------------------------------------------------------------------
+# --- future-dated and huge replies ----------------------------------------------------------------
 
 def test_future_dated_replies_are_rejected(harness):
     h = harness()

@@ -1,4 +1,5 @@
-"""mediation.md §19.2 ingest (I1–I4) and summary/routing (R1–R4)."""
+"""Reading party replies (docs/mediation.md#ingest) and summarizing a session to the right solvers
+(docs/mediation.md#summaries)."""
 
 from __future__ import annotations
 

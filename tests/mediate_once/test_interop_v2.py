@@ -1,8 +1,8 @@
-"""mostro-v2.md §7.3 interop scenarios I1–I9, plus the end-to-end CLI flows, through real processes.
+"""Working with Mostro nodes of either protocol (docs/mediation.md#transport), plus the end-to-end CLI flows.
 
-Every scenario runs `serbero mediate-once` as a subprocess at least once, against the simulated
-Mostro node (protocol 1, 2 or an unsupported one) and party simulators reading legacy, kind-14 or
-both chat envelopes, all on the loopback relay. Slow paths (a take nobody answers) use a 2 s wait.
+Every scenario runs `serbero mediate-once` through the CLI code, in this process or as a subprocess,
+against the simulated Mostro node (protocol 1, 2 or an unsupported one) and party simulators reading
+legacy, kind-14 or both chat envelopes, all on the loopback relay. A take nobody answers waits 1 s.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def serbero_hex(h: Harness) -> str:
     return load_config(h.config_path, env={}).public_key
 
 
-# --- I1 ---------------------------------------------------------------------------------------
+# --- a protocol-1 node ----------------------------------------------------------------------------
 
 def test_protocol_v1_node_takes_over_a_mined_giftwrap_and_a_legacy_party_is_read(harness):
     h = harness()
@@ -132,7 +132,7 @@ def test_protocol_v1_node_takes_over_a_mined_giftwrap_and_a_legacy_party_is_read
                            "inner_event_id": sent.inner_id}]
 
 
-# --- I2 ---------------------------------------------------------------------------------------
+# --- a protocol-2 node ----------------------------------------------------------------------------
 
 def test_protocol_v2_node_first_contact_pow_take_is_kind14_and_opens_the_session(harness):
     h = harness()
@@ -169,7 +169,7 @@ def test_giftwrap_take_to_a_v2_node_gets_nothing_and_is_not_an_auth_failure(harn
     assert_no_auth_failure(h)
 
 
-# --- I3 ---------------------------------------------------------------------------------------
+# --- choosing the transport -----------------------------------------------------------------------
 
 def test_auto_detect_follows_the_info_event_across_a_protocol_flip(harness):
     h = harness()
@@ -262,7 +262,7 @@ def test_pinned_nip44_against_a_v1_node_warns_and_the_take_times_out(harness):
     assert_no_auth_failure(h)
 
 
-# --- I4 ---------------------------------------------------------------------------------------
+# --- parties that read only gift wraps ------------------------------------------------------------
 
 def test_legacy_party_gets_every_message_over_1059_and_its_replies_are_ingested(harness):
     h = harness()
@@ -299,7 +299,7 @@ def test_never_copy_leaves_a_legacy_only_party_with_nothing(harness):
     assert msg.inner_id == outbound(h, "buyer")[0]["inner_event_id"]
 
 
-# --- I5 ---------------------------------------------------------------------------------------
+# --- kind-14 and dual parties ---------------------------------------------------------------------
 
 def test_kind14_party_first_reply_drops_its_legacy_copy_and_a_dual_party_sees_each_once(harness):
     h = harness()
@@ -332,11 +332,11 @@ def test_kind14_party_first_reply_drops_its_legacy_copy_and_a_dual_party_sees_ea
     assert [m.inner_id for m in dual_view] == seller_ids
 
 
-# --- I6 ---------------------------------------------------------------------------------------
+# --- a node that demands more proof of work than it advertises ------------------------------------
 
 def test_node_enforcing_more_than_it_advertises_times_out_without_auth_backoff(harness):
     h = harness(mediation=TAKE_TIMEOUT)
-    # Advertises 4 first-contact bits, enforces 16 (an early v2 daemon, mostro-v2.md §9 item 6).
+    # Advertises 4 first-contact bits, enforces 16 (as an early v2 daemon did).
     reconfigure(h.node, 2, pow=0, pow_first_contact=16, info={"pow_first_contact": "4"})
     dispute_id = h.open()
     h.llm.push(ask())
@@ -358,7 +358,7 @@ def test_node_enforcing_more_than_it_advertises_times_out_without_auth_backoff(h
     assert_no_auth_failure(h)
 
 
-# --- I7 ---------------------------------------------------------------------------------------
+# --- a write solver takes over --------------------------------------------------------------------
 
 @pytest.mark.parametrize("quiet_run_first", [False, True], ids=["takeover-before-next-run", "after-a-quiet-run"])
 def test_takeover_by_a_write_solver_closes_the_session_and_sends_nothing_more(harness, quiet_run_first):
@@ -390,7 +390,7 @@ def test_takeover_by_a_write_solver_closes_the_session_and_sends_nothing_more(ha
     assert outbound(h) == before and inbound(h) == []
 
 
-# --- I8 ---------------------------------------------------------------------------------------
+# --- the dispute ends during mediation ------------------------------------------------------------
 
 def test_release_during_mediation_settles_and_listen_reports_without_naming_who(harness):
     h = harness()
@@ -437,7 +437,7 @@ def test_cooperative_cancel_before_the_take_is_not_initiated_not_an_auth_failure
     assert "Final dispute status: seller-refunded" in body and "by a solver or by the parties" in body
 
 
-# --- I9 ---------------------------------------------------------------------------------------
+# --- attacks on the chat --------------------------------------------------------------------------
 
 def test_chat_attacks_are_never_fetched_duplicates_or_rejected(harness, monkeypatch):
     from serbero_cli.nostr.relays import RelayPool

@@ -1,4 +1,5 @@
-"""mediation.md §19.2 resolution hook (L1–L6) and fixed behaviours F4, F5, F9, F10."""
+"""What listen's resolution hook reports and closes (docs/mediation.md#resolution-hook); prompt edits between
+runs, the solver-authorization back-off, session timeouts, the run lock and races with listen."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""mediation.md §19.2 session start (S1–S6) and the fixed start behaviours (F1–F3, F8)."""
+"""Opening a session (docs/mediation.md#opening-a-session): eligibility, the take, the opening questions,
+retries of a failed opening and the per-run start limit."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What mediate-once prints after real work: its table of counts on a terminal, the one summary
-line into a pipe (docs/operations.md#output). `serbero` runs as a subprocess, on a pseudo-terminal
+line into a pipe. `serbero` runs as a subprocess, on a pseudo-terminal
 or with stdout on a pipe, against the simulated node, parties and model."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Runs that fail inside exit 1 with one line on stderr (docs/operations.md#exit-codes): an unexpected
+"""Runs that fail inside exit 1 (internal error) with one line on stderr: an unexpected
 exception anywhere in a phase, and a database that cannot be opened or brought up to date. The
 traceback appears only at `--log-level debug`; with `--json` the error is also in the report.
 

@@ -97,10 +97,10 @@ def test_protocol_v1_replies_from_the_relay_settle_only_the_genuine_take(relay, 
     buyer, seller = ns.Keys.generate().public_key().to_hex(), ns.Keys.generate().public_key().to_hex()
     attacker = ns.Keys.generate()
     events = [
-        # X1: attacker trade keys, wrapped by a non-Mostro key
+        # A forged reply: attacker trade keys, wrapped by a non-Mostro key
         giftwrap_reply(keys["mostro"], keys["pub"], compact([took_message(DISPUTE, None, attacker.public_key().to_hex(),
                        ns.Keys.generate().public_key().to_hex()), None]), created_at=now, sealer=attacker),
-        # X2: a replayed refusal for another dispute, and a stale one for ours
+        # A replayed refusal for another dispute, and a stale one for ours
         giftwrap_reply(keys["mostro"], keys["pub"], compact([cantdo_message(OTHER_DISPUTE, None, "invalid_pubkey"), None]),
                        created_at=now - 5),
         giftwrap_reply(keys["mostro"], keys["pub"], compact([cantdo_message(DISPUTE, None, "not_found"), None]),

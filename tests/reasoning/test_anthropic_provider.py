@@ -1,4 +1,4 @@
-"""The Anthropic provider against a real local server (mediation.md §8.2; A2)."""
+"""The Anthropic provider against a real local server (docs/mediation.md#providers)."""
 
 from __future__ import annotations
 

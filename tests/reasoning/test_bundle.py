@@ -1,4 +1,4 @@
-"""The prompt bundle (mediation.md §9.1, §9.2): packaged files, overrides, errors, policy_hash (U9)."""
+"""The prompt bundle (docs/mediation.md#prompt-bundle): packaged files, overrides, errors, policy_hash."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def test_load_bundle_reports_every_unreadable_file_at_once(tmp_path):
     assert "mediation_style_path" in text and "UTF-8" in text and str(bad_utf8) in text
 
 
-# --- content of the shipped prompts (§9.1 "Must cover") ------------------------------------------
+# --- content of the shipped prompts: what each file must cover ------------------------------------
 
 BUNDLE = load_bundle(DEFAULT_PROMPTS)
 

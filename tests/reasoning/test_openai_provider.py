@@ -1,4 +1,4 @@
-"""OpenAI and OpenAI-compatible providers against a real local server (mediation.md §8.1; A1, A3, A5)."""
+"""OpenAI and OpenAI-compatible providers against a real local server (docs/mediation.md#providers)."""
 
 from __future__ import annotations
 

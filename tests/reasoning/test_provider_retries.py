@@ -1,4 +1,4 @@
-"""Retries and error categories (mediation.md §8.3; A4, A5, X6) against a real local server."""
+"""Retries and error categories (docs/mediation.md#providers) against a real local server."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from tests.reasoning.support import complete, health, reasoning_config
 
 
 @pytest.mark.parametrize(("provider", "status", "retries", "hits"), [
-    pytest.param("openai", 401, 3, 1, id="A4-401-retry3-one-hit"),
+    pytest.param("openai", 401, 3, 1, id="401-retry3-one-hit"),
     pytest.param("openai", 403, 2, 1, id="403-not-retried"),
-    pytest.param("openai", 404, 3, 1, id="A4-404-retry3-one-hit"),
+    pytest.param("openai", 404, 3, 1, id="404-retry3-one-hit"),
     pytest.param("openai", 400, 1, 1, id="400-not-retried"),
     pytest.param("openai", 408, 1, 2, id="408-retried"),
-    pytest.param("openai", 429, 2, 3, id="A4-429-retry2-three-hits"),
+    pytest.param("openai", 429, 2, 3, id="429-retry2-three-hits"),
     pytest.param("openai", 500, 1, 2, id="500-retried"),
     pytest.param("openai", 502, 2, 3, id="502-retried"),
     pytest.param("openai", 503, 0, 1, id="503-retry0-one-hit"),

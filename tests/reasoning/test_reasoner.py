@@ -1,4 +1,5 @@
-"""Reasoner end to end against the scripted server: what the model sees (F7, X3) and what gets logged."""
+"""Reasoner end to end against the scripted server: what the model sees (the guard, party text as data)
+and what gets logged."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request layout (mediation.md §9.3): system + guard, the two user messages, the transcript block."""
+"""Request layout (docs/mediation.md#model-requests): system + guard, the two user messages, the transcript block."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who may take a dispute (mostro-v2.md §5) and how refusals look, on both transports."""
+"""Who may take a dispute (docs/mediation.md#takeover) and how refusals look, on both transports."""
 
 from __future__ import annotations
 

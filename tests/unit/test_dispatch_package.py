@@ -1,4 +1,4 @@
-"""escalation.md §2.2: the strict handoff-package parser and its lenient dispute_id hint."""
+"""The strict handoff-package parser (docs/wire-formats.md#handoff-package) and its lenient dispute_id hint."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""mediation.md §19.2 unit items U2 (eligibility), U3 (recommend once), U4 (transcript), U10 (back-off), §12.3 texts."""
+"""Mediation's pure parts: eligibility, recommending an escalation once, the transcript, the solver-auth back-off
+and the summary texts (docs/mediation.md)."""
 
 from __future__ import annotations
 

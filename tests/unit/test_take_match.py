@@ -1,4 +1,4 @@
-"""Settling pending takes from node replies: mediation.md §5.3 steps 4–8, mostro-v2.md §3.3 (V5, X2)."""
+"""Settling pending takes from node replies (docs/mediation.md#take-outcomes), replayed refusals included."""
 
 from __future__ import annotations
 
