@@ -144,6 +144,10 @@ def test_a_reopened_dispute_starts_a_fresh_round(harness, solvers, serbero_keys)
     h.node.set_status(dispute_id, "settled")
     h.listen()
     assert h.rows("SELECT lifecycle_state FROM disputes") == [{"lifecycle_state": "resolved"}]
+    # The first round ended a minute ago: times are whole seconds, and a session started in the very
+    # second of the reopening would count as the new round's.
+    h.execute("UPDATE mediation_sessions SET started_at=started_at-60, last_transition_at=last_transition_at-60")
+    h.execute("UPDATE mediation_events SET occurred_at=occurred_at-60")
     h.node.set_status(dispute_id, "initiated")  # the node's escrow-deadline guard reopens it
     doc = h.listen()
     assert doc["disputes"]["new"] == 1
