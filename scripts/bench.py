@@ -4,6 +4,9 @@ cold-listen  one-shot `serbero listen` with nothing new   vs  a bare nostr_sdk c
 backlog      `serbero listen` over 500 disputes x 3 solvers (1 500 DMs)  vs  a bare nostr_sdk loop
              building and publishing 1 500 NIP-17 DMs
 audit-100k   `serbero audit` dashboard on 100 000 disputes  vs  the sqlite3 CLI running the same counts
+audit-views  every default audit view and `audit metrics`, in process, on a year of a busy node
+             (100 000 disputes, 300 000 notifications): wall time each, and every query's plan
+             checked for a full scan of a big table (no floor: the target is under 1 s a view)
 
 Each subprocess is run N times (median, min, max); peak RSS comes from wait4().
 """
@@ -164,11 +167,52 @@ def bench_audit(work: Path, runs: int) -> dict:
     return {"case": case, "floor": floor, "floor_tool": "sqlite3 CLI" if sqlite_cli else "python sqlite3"}
 
 
+def bench_audit_views(work: Path) -> dict:
+    """Time every default view on the big synthetic database and check each statement's plan."""
+    from serbero_cli.audit import checks, health, metrics, timeline, views
+    from serbero_cli.store import audit_queries as queries
+    from serbero_cli.store.audit_queries import AuditSettings
+    from serbero_cli.store.db import open_db
+    from tests.audit.bigdb import DEFAULT_VIEWS, NOW, build, plan_problems
+
+    db = work / "views.db"
+    started = time.perf_counter()
+    build(db, 100_000)
+    report = {"build_seconds": time.perf_counter() - started, "views": {}}
+    statements: list[str] = []
+    real = queries.open_source
+
+    def open_traced(settings):
+        source = real(settings)
+        source.store.conn.set_trace_callback(statements.append)
+        return source
+
+    modules = (views, checks, timeline, health)
+    for module in modules:
+        module.open_source = open_traced
+    reader = open_db(db, readonly=True)
+    try:
+        settings = AuditSettings.defaults(db)
+        for name, view in [*DEFAULT_VIEWS, ("metrics", lambda s: metrics.run_metrics(s, now=NOW))]:
+            statements.clear()
+            started = time.perf_counter()
+            view(settings)
+            elapsed = time.perf_counter() - started
+            problems = [p for sql in statements if sql.lstrip().upper().startswith(("SELECT", "WITH"))
+                        for p in plan_problems(reader.conn, sql)[1]]
+            report["views"][name] = {"seconds": elapsed, "plan_problems": problems}
+    finally:
+        reader.close()
+        for module in modules:
+            module.open_source = real
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", choices=sorted(TARGETS))
+    parser.add_argument("--only", choices=sorted([*TARGETS, "audit-views"]))
     args = parser.parse_args()
     # Measure the installed shape: byte-compiled, as pip leaves it (a stale cache would time the compiler).
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "serbero_cli")], check=True,
@@ -184,6 +228,7 @@ def main() -> int:
             results["backlog"] = bench_backlog(work, relay, mostro, max(1, min(args.runs, 3)))
         if args.only in (None, "audit-100k"):
             results["audit-100k"] = bench_audit(work, args.runs)
+        audit_views = bench_audit_views(work) if args.only in (None, "audit-views") else None
     finally:
         mostro.close()
         relay.shutdown()
@@ -193,7 +238,7 @@ def main() -> int:
         r["target"] = TARGETS[name]
         r["meets_target"] = r["ratio"] <= TARGETS[name] and (name != "audit-100k" or r["case"]["median"] < 1.0)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({**results, **({"audit-views": audit_views} if audit_views else {})}, indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -206,7 +251,16 @@ def main() -> int:
         table.add_row(name, f"{c['median']:.3f}", f"{c['min']:.3f}", f"{c['max']:.3f}", f"{f['median']:.3f}",
                       f"{r['ratio']:.2f}x", f"<= {r['target']}x" + (" ✓" if r["meets_target"] else " ✗"),
                       f"{c['rss_kib'] / 1024:.0f}")
-    Console().print(table)
+    if results:
+        Console().print(table)
+    if audit_views:
+        views_table = Table(title=f"audit views on 100 000 disputes (built in {audit_views['build_seconds']:.0f} s)")
+        for col in ("view", "seconds", "query plans"):
+            views_table.add_column(col, justify="right" if col == "seconds" else "left")
+        for name, r in audit_views["views"].items():
+            views_table.add_row(name, f"{r['seconds']:.3f}" + (" ✓" if r["seconds"] < 1.0 else " ✗"),
+                                "; ".join(r["plan_problems"]) or "every query reads an index")
+        Console().print(views_table)
     return 0
 
 

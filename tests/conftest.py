@@ -11,6 +11,15 @@ from serbero_cli.simulate.solver import SimSolver
 from tests.helpers import write_config
 
 
+@pytest.fixture(autouse=True)
+def pinned_terminal_size(monkeypatch):
+    """Every layout a test sees is 120 columns by 40 lines, whatever terminal started pytest: the
+    width reaches `serbero` subprocesses and in-process runs through COLUMNS and LINES (tests that
+    are about another width set their own)."""
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("LINES", "40")
+
+
 @pytest.fixture
 def relay():
     handle = start_relay()

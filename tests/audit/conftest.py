@@ -60,7 +60,7 @@ class Story:
 
 
 def package(dispute_id: str, session_id: str | None, trigger: str, at: int, rationale_refs: list[str]) -> str:
-    """A handoff package in mediation.md §11.3 field order (never sorted)."""
+    """A handoff package in the field order of docs/wire-formats.md#handoff-package (never sorted)."""
     body = {"dispute_id": dispute_id}
     if session_id:
         body["session_id"] = session_id

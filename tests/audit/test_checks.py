@@ -20,7 +20,7 @@ NOTIFICATION = ("INSERT INTO notifications (dispute_id, solver_pubkey, notif_typ
 def test_authority_passes_on_real_data_including_the_handoff_dm(audit_db):
     config, db = audit_db
     bodies = [r["body"] for r in db_rows(db, "SELECT body FROM notifications WHERE notif_type='escalation_handoff'")]
-    assert bodies and all("admin-take-dispute" in b for b in bodies)  # not a §10.2 phrase: it must pass
+    assert bodies and all("admin-take-dispute" in b for b in bodies)  # not an authority phrase: it must pass
     proc = run_serbero(config, "audit", "authority")
     assert proc.returncode == 0, proc.stderr
     assert "authority check: OK" in proc.stdout

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from serbero_cli import __version__
 from tests.audit.conftest import D, plant
-from tests.helpers import run_json, run_serbero
+from tests.helpers import invoke, invoke_json
 
 FAMILIES = ("serbero_disputes", "serbero_notifications", "serbero_sessions", "serbero_handoffs",
             "serbero_oldest_untaken_dispute_age_seconds", "serbero_last_run_timestamp_seconds",
@@ -37,7 +37,7 @@ def test_metrics_match_the_dashboard(audit, audit_db):
     dashboard = json.loads(audit("--json").stdout)
     opened = next(r for r in json.loads(audit("disputes", "--json").stdout)["rows"] if r["dispute_id"] == D)
     before = int(time.time())
-    proc = run_serbero(config, "audit", "metrics")
+    proc = invoke(config, "audit", "metrics")
     after = int(time.time())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("# HELP ") == proc.stdout.count("# TYPE ") == len(FAMILIES)
@@ -62,8 +62,8 @@ def test_metrics_match_the_dashboard(audit, audit_db):
 
 def test_every_family_is_present_with_zeros_when_features_are_off(make_config, db_path):
     cfg = make_config()
-    assert run_json(cfg, "listen")[0] == 0
-    proc = run_serbero(cfg, "audit", "metrics")
+    assert invoke_json(cfg, "listen")[0] == 0
+    proc = invoke(cfg, "audit", "metrics")
     m = parse(proc.stdout)
     assert tuple(m) == FAMILIES
     assert set(by("state", m["serbero_disputes"]).values()) == {0} and len(m["serbero_disputes"]) == 6
@@ -83,13 +83,13 @@ def test_output_is_replaced_atomically_and_readable_by_the_collector(audit_db, t
     target = folder / "serbero.prom"
     target.write_text("old\n")
     old_inode = target.stat().st_ino
-    proc = run_serbero(config, "audit", "metrics", "--output", str(target))
+    proc = invoke(config, "audit", "metrics", "--output", str(target))
     assert proc.returncode == 0 and proc.stdout == "", proc.stderr
     assert target.stat().st_ino != old_inode  # a rename, not a rewrite in place
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
     assert os.listdir(folder) == ["serbero.prom"]  # no temporary file left behind
     assert tuple(parse(target.read_text())) == FAMILIES
-    missing = run_serbero(config, "audit", "metrics", "--output", str(tmp_path / "nowhere" / "x.prom"))
+    missing = invoke(config, "audit", "metrics", "--output", str(tmp_path / "nowhere" / "x.prom"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
@@ -97,5 +97,5 @@ def test_label_values_from_the_database_are_escaped(audit, audit_db):
     config, db = audit_db
     odd = 'odd "state"\\ with\nnewline'
     plant(db, "UPDATE disputes SET lifecycle_state = ? WHERE dispute_id = ?", (odd, D))
-    m = parse(run_serbero(config, "audit", "metrics").stdout)
+    m = parse(invoke(config, "audit", "metrics").stdout)
     assert by("state", m["serbero_disputes"])[odd] == 1

@@ -102,7 +102,7 @@ def test_option_mistakes_exit_2_with_one_line(audit, args, message):
     result = audit(*args)
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
-    if "--json" in args:  # core.md §8: one JSON document whatever the exit code
+    if "--json" in args:  # one JSON document whatever the exit code
         assert json.loads(result.stdout)["exit_code"] == 2
     else:
         assert result.stdout == ""

@@ -8,7 +8,7 @@ import sqlite3
 import time
 
 from serbero_cli.runlock import RunLock
-from tests.helpers import db_checksum, run_json, run_serbero
+from tests.helpers import db_checksum, invoke, invoke_json, run_serbero
 
 
 def plant_listen_record(db_path, finished_at: int, exit_code: int = 0) -> None:
@@ -24,11 +24,11 @@ def plant_listen_record(db_path, finished_at: int, exit_code: int = 0) -> None:
 def test_status_is_ok_after_a_clean_listen_and_says_when_it_ran(make_config, mostro, db_path):
     cfg = make_config()
     mostro.open_dispute()
-    assert run_json(cfg, "listen")[0] == 0
-    proc = run_serbero(cfg, "status")
+    assert invoke_json(cfg, "listen")[0] == 0
+    proc = invoke(cfg, "status")
     assert proc.returncode == 0, proc.stderr
     assert re.fullmatch(r"ok: 1 untaken, last listen \d+s ago\n", proc.stdout)
-    code, doc, _ = run_json(cfg, "status")
+    code, doc, _ = invoke_json(cfg, "status")
     assert code == 0 and doc["report"] == "status/v1" and doc["status"] == "ok" and doc["attention"] == []
     assert doc["untaken"] == 1 and doc["last_runs"]["listen"]["exit_code"] == 0
     assert set(doc["last_runs"]["listen"]) == {"exit_code", "started_at", "finished_at", "error"}
@@ -38,20 +38,20 @@ def test_status_names_disputes_untaken_longer_than_twice_the_reminder_interval(m
     cfg = make_config()
     mostro.open_dispute(created_at=int(time.time()) - 1000)
     mostro.open_dispute()
-    assert run_json(cfg, "listen")[0] == 0
-    proc = run_serbero(cfg, "status")
+    assert invoke_json(cfg, "listen")[0] == 0
+    proc = invoke(cfg, "status")
     assert proc.returncode == 4
     assert re.fullmatch(r"attention: 1 dispute untaken for 1[67]m\n", proc.stdout)
-    code, doc, _ = run_json(cfg, "status")
+    code, doc, _ = invoke_json(cfg, "status")
     (finding,) = doc["attention"]
     assert finding["kind"] == "untaken_disputes" and finding["count"] == 1 and doc["untaken"] == 2
 
 
 def test_an_overdue_phase_is_attention_unless_it_holds_its_lock(make_config, db_path):
     cfg = make_config()
-    assert run_json(cfg, "listen")[0] == 0
+    assert invoke_json(cfg, "listen")[0] == 0
     plant_listen_record(db_path, int(time.time()) - 600)
-    proc = run_serbero(cfg, "status")
+    proc = invoke(cfg, "status")
     assert proc.returncode == 4 and proc.stdout.startswith("attention: listen last finished 10m ago")
     # A long `listen --follow` holds the lock and records only when it stops: it is not late.
     with RunLock(db_path, "listen", "listen"):
@@ -62,12 +62,12 @@ def test_an_overdue_phase_is_attention_unless_it_holds_its_lock(make_config, db_
 def test_status_reads_only_takes_no_lock_and_needs_no_config_with_db(make_config, mostro, db_path, tmp_path):
     cfg = make_config()
     mostro.open_dispute()
-    assert run_json(cfg, "listen")[0] == 0
+    assert invoke_json(cfg, "listen")[0] == 0
     before = db_checksum(db_path)
     locks = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".lock"))
     with RunLock(db_path, "mediate", "mediate-once"), RunLock(db_path, "dispatch", "dispatch-once"):
         assert run_serbero(cfg, "status").returncode == 0
-    proc = run_serbero(None, "status", "--db", str(db_path))
+    proc = invoke(None, "status", "--db", str(db_path))
     assert proc.returncode == 0 and proc.stdout.startswith("ok: 1 untaken")
     assert db_checksum(db_path) == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".lock")) == sorted(
@@ -76,6 +76,6 @@ def test_status_reads_only_takes_no_lock_and_needs_no_config_with_db(make_config
 
 def test_status_without_a_database_exits_2_with_one_json_document(make_config, db_path):
     cfg = make_config()
-    code, doc, err = run_json(cfg, "status")
+    code, doc, err = invoke_json(cfg, "status")
     assert code == 2 and doc["exit_code"] == 2 and doc["status"] == "unknown" and "database not found" in doc["error"]
     assert not db_path.exists()

@@ -1,4 +1,4 @@
-"""operations.md §3: `serbero demo` runs offline, end to end, and its exit code tells the truth."""
+"""`serbero demo` runs offline, end to end, and its exit code tells the truth."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ def by_dispute(dms) -> dict[str, str]:
     return {nine(dm.content)[1].removeprefix("Dispute: "): dm.content for dm in dms}
 
 
-def test_bd_1_version_line_headers_and_one_line_summary(esc_config, seed, solvers, serbero_pub, run_once):
+def test_handoff_body_has_the_version_line_headers_and_one_line_summary(esc_config, seed, solvers, serbero_pub, run_once):
     writer = solvers[1]
     dispute = seed.dispute()
     seed.handoff(dispute, trigger="fraud_indicator")
@@ -42,7 +42,7 @@ def test_bd_1_version_line_headers_and_one_line_summary(esc_config, seed, solver
     assert f"take over with admin-take-dispute on {dispute}" in summary
 
 
-def test_bd_2_session_marker_for_absent_or_null_session_and_id_otherwise(esc_config, seed, solvers, serbero_pub,
+def test_handoff_body_session_line_is_a_marker_without_a_session_and_the_id_otherwise(esc_config, seed, solvers, serbero_pub,
                                                                          run_once):
     writer = solvers[1]
     absent, null, scoped = seed.dispute(), seed.dispute(), seed.dispute()
@@ -62,7 +62,7 @@ def test_bd_2_session_marker_for_absent_or_null_session_and_id_otherwise(esc_con
     assert json.loads(lines[8])["session_id"] == session
 
 
-def test_bd_3_json_line_is_canonical_raw_utf8_without_unknown_keys(esc_config, seed, solvers, serbero_pub, run_once):
+def test_json_line_is_canonical_raw_utf8_without_unknown_keys(esc_config, seed, solvers, serbero_pub, run_once):
     writer = solvers[1]
     dispute = seed.dispute("disputa-ñ-💥")
     scrambled = {"assembled_at": 1_760_000_000, "unknown": {"x": 1}, "rationale_refs": ["r\u00e9"],
@@ -80,7 +80,7 @@ def test_bd_3_json_line_is_canonical_raw_utf8_without_unknown_keys(esc_config, s
     assert "ñ" in json_line and "✓" in json_line and "\\u" not in json_line and "unknown" not in json_line
 
 
-def test_bd_4_rationale_refs_only_and_golden_file(esc_config, seed, solvers, serbero_pub, run_once):
+def test_handoff_body_lists_rationale_refs_only_and_matches_the_golden_file(esc_config, seed, solvers, serbero_pub, run_once):
     writer = solvers[1]
     dispute = seed.dispute("5e0c9a1e-2b7d-4c1f-9d3a-0a6f2e8b7c41")
     payload = ('{"dispute_id":"5e0c9a1e-2b7d-4c1f-9d3a-0a6f2e8b7c41","trigger":"party_unresponsive",'
@@ -113,7 +113,7 @@ BD5_CASES = {
 }
 
 
-def test_bd_5_each_bad_field_is_one_deserialize_failed_row(esc_config, seed, solvers, serbero_pub, run_once):
+def test_each_bad_field_is_one_deserialize_failed_row(esc_config, seed, solvers, serbero_pub, run_once):
     writer = solvers[1]
     dispute = seed.dispute()
     ids = {}

@@ -1,4 +1,5 @@
-"""escalation.md §8.2 FX-8 (dry run) and FX-9 (--json), plus the rich output and the disabled switch."""
+"""dispatch-once on the command line: the dry run, --json for every exit code, the rich output and the
+disabled switch."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def claim(db_path: Path, handoff_id: int, dispute: str, *, route: str, recipient
             dispatches.reclaim_dispatch(store, dispatch_id, seen_attempts=seen, now=int(time.time()) - age)
 
 
-def test_fx_8_dry_run_names_every_decision_and_touches_nothing(esc_config, make_config, seed, solvers, serbero_pub,
+def test_dispatch_dry_run_names_every_decision_and_touches_nothing(esc_config, make_config, seed, solvers, serbero_pub,
                                                                relay, db_path):
     reader, writer = solvers
     listener = socket.socket()
@@ -125,7 +126,7 @@ def test_dry_run_on_a_missing_or_unmigrated_database_exits_1(esc_config, db_path
     assert proc.returncode == 1 and "not migrated" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_fx_9_json_is_one_document_for_every_exit_code(esc_config, make_config, seed, db_path, relay):
+def test_dispatch_json_is_one_document_for_every_exit_code(esc_config, make_config, seed, db_path, relay):
     def one_document(code_expected: int, config, *args: str) -> dict:
         proc = run_serbero(config, "dispatch-once", "--json", *args)
         assert proc.returncode == code_expected, proc.stderr

@@ -91,7 +91,7 @@ def test_kill_after_send_republishes_the_same_event_so_the_solver_sees_one(esc_c
     assert run_json(cfg, "dispatch-once")[1]["handoffs"] == []
 
 
-def test_fx_7_three_crashed_attempts_then_give_up(esc_config, seed, solvers, serbero_pub):
+def test_three_crashed_attempts_then_give_up(esc_config, seed, solvers, serbero_pub):
     writer = solvers[1]
     cfg = esc_config()
     handoff_id = seed.handoff(seed.dispute())
@@ -109,7 +109,7 @@ def test_fx_7_three_crashed_attempts_then_give_up(esc_config, seed, solvers, ser
     assert handoff_dms(writer, serbero_pub) == [] and seed.rows("SELECT * FROM notifications") == []
 
 
-def test_fx_7_a_finalize_that_always_fails_sends_at_most_three_times(esc_config, seed, solvers, serbero_pub,
+def test_a_finalize_that_always_fails_sends_at_most_three_times(esc_config, seed, solvers, serbero_pub,
                                                                     run_once, db_path):
     writer = solvers[1]
     cfg = esc_config()

@@ -1,4 +1,4 @@
-"""escalation.md §8.2 DS-1…DS-5: delivering handoffs through a real relay to simulated solvers."""
+"""Delivering handoffs through a real relay to simulated solvers (docs/delivery.md#dispatch)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def table_counts(db_path) -> dict[str, int]:
     return {n: db_rows(db_path, f"SELECT COUNT(*) AS n FROM {n}")[0]["n"] for n in names}
 
 
-def test_ds_1_nothing_pending_stays_offline_and_writes_only_last_run_and_its_record(esc_config, db_path):
+def test_nothing_pending_stays_offline_and_writes_only_last_run_and_its_record(esc_config, db_path):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -59,7 +59,7 @@ def test_ds_1_nothing_pending_stays_offline_and_writes_only_last_run_and_its_rec
     assert record["key"] == "dispatch_once_run_record" and json.loads(record["value"])["exit_code"] == 0
 
 
-def test_ds_2_targeted_session_scoped_handoff(esc_config, seed, solvers, serbero_pub, db_path, make_config):
+def test_session_scoped_handoff_is_targeted_at_the_assigned_writer(esc_config, seed, solvers, serbero_pub, db_path, make_config):
     reader, writer = solvers
     cfg = esc_config()
     dispute = seed.dispute(assigned=writer.pubkey)
@@ -99,7 +99,7 @@ def test_ds_2_targeted_session_scoped_handoff(esc_config, seed, solvers, serbero
     assert seed.rows("SELECT status, attempts FROM notifications") == [{"status": "sent", "attempts": 1}]
 
 
-def test_ds_3_two_writers_dispute_scoped_get_it_in_config_order(esc_config, seed, make_solver, serbero_pub, run_once):
+def test_two_writers_dispute_scoped_get_it_in_config_order(esc_config, seed, make_solver, serbero_pub, run_once):
     w1, w2 = make_solver("write", "w1"), make_solver("write", "w2")
     cfg = esc_config(solver_list=[(w1.pubkey, "write"), (w2.pubkey, "write")])
     dispute = seed.dispute()
@@ -114,7 +114,7 @@ def test_ds_3_two_writers_dispute_scoped_get_it_in_config_order(esc_config, seed
     assert row["session_id"] is None
 
 
-def test_ds_4_read_assignee_and_a_writer_only_the_writer_gets_it(esc_config, seed, solvers, serbero_pub, run_once):
+def test_read_assignee_and_a_writer_only_the_writer_gets_it(esc_config, seed, solvers, serbero_pub, run_once):
     reader, writer = solvers
     cfg = esc_config()
     dispute = seed.dispute(assigned=reader.pubkey)
@@ -126,7 +126,7 @@ def test_ds_4_read_assignee_and_a_writer_only_the_writer_gets_it(esc_config, see
     assert seed.dispatches()[0]["target_solver"] == writer.pubkey
 
 
-def test_ds_5_reconciliation_is_clean_and_a_second_run_adds_nothing(esc_config, seed, solvers, serbero_pub,
+def test_reconciliation_is_clean_and_a_second_run_adds_nothing(esc_config, seed, solvers, serbero_pub,
                                                                    run_once, db_path):
     reader, writer = solvers
     cfg = esc_config()

@@ -1,4 +1,4 @@
-"""escalation.md §8.2 FX-1…FX-3: no starvation, the per-run limit and budget, the run lock."""
+"""No starvation, the per-run limit and budget, the run lock (docs/delivery.md#dispatch-run-order)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.helpers import db_checksum, run_json, run_serbero
 
 
 def bulk_handoffs(db_path, count: int, *, state: str) -> list[str]:
-    """`count` disputes in `state`, each with one handoff, written with executemany (FX-1 needs 1200)."""
+    """`count` disputes in `state`, each with one handoff, written with executemany (the starvation test needs 1200)."""
     now = int(time.time())
     ids = [str(uuid.uuid4()) for _ in range(count)]
     with open_db(db_path) as store, store.immediate() as conn:
@@ -30,11 +30,11 @@ def bulk_handoffs(db_path, count: int, *, state: str) -> list[str]:
     return ids
 
 
-def test_fx_1_twelve_hundred_unconsumed_handoffs_do_not_starve_a_new_one(esc_config, seed, solvers, serbero_pub,
+def test_twelve_hundred_unconsumed_handoffs_do_not_starve_a_new_one(esc_config, seed, solvers, serbero_pub,
                                                                          db_path, run_once):
     reader, writer = solvers
-    # Part A. No writer is configured, so notified handoffs are unroutable (§3.3); the deliverable
-    # one is an abandoned claim made while a writer was configured (re-sends skip routing, §3.5).
+    # Part A. No writer is configured, so notified handoffs are unroutable; the deliverable
+    # one is an abandoned claim made while a writer was configured (re-sends skip routing).
     bulk_handoffs(db_path, 600, state="resolved")
     bulk_handoffs(db_path, 600, state="notified")
     claimed = seed.dispute()
@@ -68,7 +68,7 @@ def test_fx_1_twelve_hundred_unconsumed_handoffs_do_not_starve_a_new_one(esc_con
     assert elapsed_a < 10 and elapsed_b < 10, (elapsed_a, elapsed_b)
 
 
-def test_fx_2_limit_defers_the_rest_to_later_runs(esc_config, seed, solvers, serbero_pub):
+def test_limit_defers_the_rest_to_later_runs(esc_config, seed, solvers, serbero_pub):
     cfg = esc_config()
     ids = [seed.handoff(seed.dispute()) for _ in range(5)]
     sent: list[int] = []
@@ -83,7 +83,7 @@ def test_fx_2_limit_defers_the_rest_to_later_runs(esc_config, seed, solvers, ser
     assert len(handoff_dms(solvers[1], serbero_pub)) == 5
 
 
-def test_fx_2_config_limit_and_run_budget_also_defer(esc_config, seed, run_once):
+def test_config_limit_and_run_budget_also_defer(esc_config, seed, run_once):
     for _ in range(3):
         seed.handoff(seed.dispute())
     result = run_once(esc_config(escalation={"max_dispatches_per_run": 1}))
@@ -98,7 +98,7 @@ def test_fx_2_config_limit_and_run_budget_also_defer(esc_config, seed, run_once)
     assert result.handoffs[-1].detail == "deferred: budget"
 
 
-def test_fx_3_lock_held_exits_75_and_changes_nothing(esc_config, seed, db_path):
+def test_dispatch_lock_held_exits_75_and_changes_nothing(esc_config, seed, db_path):
     cfg = esc_config()
     seed.handoff(seed.dispute())
     before = db_checksum(db_path)

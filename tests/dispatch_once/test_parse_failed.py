@@ -1,4 +1,4 @@
-"""escalation.md §8.2 PF-1…PF-4: broken handoff rows are recorded once and never block valid ones."""
+"""Broken handoff rows are recorded once and never block valid ones."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def parse_failed_rows(seed) -> dict[int, dict]:
     return out
 
 
-def test_pf_1_missing_keys_with_a_string_dispute_id_use_the_hint(esc_config, seed, run_once):
+def test_missing_keys_with_a_string_dispute_id_use_the_hint(esc_config, seed, run_once):
     cfg = esc_config()
     handoff_id = seed.handoff(payload=json.dumps({"dispute_id": "d-hint", "trigger": "round_limit"}))
     for _ in range(2):
@@ -46,7 +46,7 @@ def test_pf_1_missing_keys_with_a_string_dispute_id_use_the_hint(esc_config, see
     assert (row["prompt_bundle_id"], row["policy_hash"]) == BUNDLE and row["session_id"] is None
 
 
-def test_pf_2_not_json_is_unknown_and_a_missing_dispute_is_an_orphan(esc_config, seed, run_once):
+def test_not_json_is_unknown_and_a_missing_dispute_is_an_orphan(esc_config, seed, run_once):
     broken = seed.handoff(payload="this is not json")
     orphan = seed.handoff("no-such-dispute")
     result = run_once(esc_config())
@@ -57,7 +57,7 @@ def test_pf_2_not_json_is_unknown_and_a_missing_dispute_is_an_orphan(esc_config,
                             "handoff_event_id": orphan, "reason": "orphan_dispute_reference"}
 
 
-def test_pf_3_a_malformed_lower_id_does_not_block_a_valid_one(esc_config, seed, solvers, serbero_pub, run_once):
+def test_a_malformed_lower_id_does_not_block_a_valid_one(esc_config, seed, solvers, serbero_pub, run_once):
     cfg = esc_config()
     seed.handoff(payload="{broken")
     good = seed.handoff(seed.dispute())
@@ -118,7 +118,7 @@ def insert_raw(db_path, payload: object) -> int:
         conn.close()
 
 
-def test_pf_4_corpus_of_broken_payloads_among_valid_ones(esc_config, seed, solvers, serbero_pub, run_once):
+def test_corpus_of_broken_payloads_among_valid_ones(esc_config, seed, solvers, serbero_pub, run_once):
     writer = solvers[1]
     dispute = seed.dispute()
     items = corpus(dispute)

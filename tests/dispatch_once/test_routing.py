@@ -1,4 +1,4 @@
-"""escalation.md §8.2 RT-1…RT-5: routing, observed in solver inboxes and dispatch rows."""
+"""Routing (docs/delivery.md#routing), observed in solver inboxes and dispatch rows."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def target_of(seed, dispute: str) -> str:
     return row
 
 
-def test_rt_1_assigned_writer_is_targeted_and_unknown_assignee_broadcasts(esc_config, seed, make_solver, serbero_pub,
+def test_assigned_writer_is_targeted_and_unknown_assignee_broadcasts(esc_config, seed, make_solver, serbero_pub,
                                                                            run_once):
     w1, w2 = make_solver("write", "w1"), make_solver("write", "w2")
     cfg = esc_config(solver_list=[(w1.pubkey, "write"), (w2.pubkey, "write")])
@@ -31,7 +31,7 @@ def test_rt_1_assigned_writer_is_targeted_and_unknown_assignee_broadcasts(esc_co
     assert [r["solver_pubkey"] for r in sends] == [w1.pubkey, w2.pubkey]
 
 
-def test_rt_2_read_assignee_falls_through_to_the_writers(esc_config, seed, make_solver, serbero_pub, run_once):
+def test_read_assignee_falls_through_to_the_writers(esc_config, seed, make_solver, serbero_pub, run_once):
     r1, w1, w2 = make_solver("read", "r1"), make_solver("write", "w1"), make_solver("write", "w2")
     cfg = esc_config(solver_list=[(r1.pubkey, "read"), (w1.pubkey, "write"), (w2.pubkey, "write")])
     dispute = seed.dispute(assigned=r1.pubkey)
@@ -42,7 +42,7 @@ def test_rt_2_read_assignee_falls_through_to_the_writers(esc_config, seed, make_
     assert len(handoff_dms(w1, serbero_pub)) == len(handoff_dms(w2, serbero_pub)) == 1
 
 
-def test_rt_3_no_assignee_sends_to_writers_in_config_order(esc_config, seed, make_solver, serbero_pub, run_once):
+def test_no_assignee_sends_to_writers_in_config_order(esc_config, seed, make_solver, serbero_pub, run_once):
     w1, w2, r1 = make_solver("write", "w1"), make_solver("write", "w2"), make_solver("read", "r1")
     cfg = esc_config(solver_list=[(w1.pubkey, "write"), (w2.pubkey, "write"), (r1.pubkey, "read")])
     dispute = seed.dispute()
@@ -54,7 +54,7 @@ def test_rt_3_no_assignee_sends_to_writers_in_config_order(esc_config, seed, mak
     assert handoff_dms(r1, serbero_pub) == []
 
 
-def test_rt_4_fallback_only_with_readers_and_the_flag(esc_config, seed, make_solver, serbero_pub, run_once):
+def test_fallback_only_with_readers_and_the_flag(esc_config, seed, make_solver, serbero_pub, run_once):
     r1, r2 = make_solver("read", "r1"), make_solver("read", "r2")
     readers = [(r1.pubkey, "read"), (r2.pubkey, "read")]
     dispute = seed.dispute()
@@ -71,7 +71,7 @@ def test_rt_4_fallback_only_with_readers_and_the_flag(esc_config, seed, make_sol
     assert len(handoff_dms(r1, serbero_pub)) == len(handoff_dms(r2, serbero_pub)) == 1
 
 
-def test_rt_5_npub_and_uppercase_keys_match_and_output_is_lowercase_hex(esc_config, seed, make_solver, serbero_pub,
+def test_npub_and_uppercase_keys_match_and_output_is_lowercase_hex(esc_config, seed, make_solver, serbero_pub,
                                                                        run_once):
     w1, w2, w3 = make_solver("write", "w1"), make_solver("write", "w2"), make_solver("write", "w3")
     cfg = esc_config(solver_list=[(npub(w1.pubkey), "write"), (w2.pubkey.upper(), "write"),

@@ -1,4 +1,4 @@
-"""escalation.md §8.2 SF-1…SF-4: relays that reject, half-accept, are dead, or refuse some recipients."""
+"""Relays that reject, half-accept, are dead, or refuse some recipients."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from serbero_cli.listen.run import run_listen
 from serbero_cli.simulate.relay import start_relay
 from serbero_cli.simulate.solver import SimSolver
 from tests.dispatch_once.conftest import handoff_dms
-from tests.helpers import run_json
+from tests.helpers import invoke_json
 
 DEAD = "ws://127.0.0.1:1"
 
 
-def test_sf_1_every_relay_rejects_gives_send_failed_and_exit_4(esc_config, make_config, seed, make_solver,
+def test_every_relay_rejects_gives_send_failed_and_exit_4(esc_config, make_config, seed, make_solver,
                                                               serbero_pub, relay):
     w1, w2 = make_solver("write", "w1"), make_solver("write", "w2")
     pow_relay = start_relay(min_pow=30)
@@ -23,7 +23,7 @@ def test_sf_1_every_relay_rejects_gives_send_failed_and_exit_4(esc_config, make_
         cfg = esc_config(relays=[pow_relay.url], solver_list=writers)
         dispute = seed.dispute()
         handoff_id = seed.handoff(dispute)
-        code, doc, stderr = run_json(cfg, "dispatch-once")
+        code, doc, stderr = invoke_json(cfg, "dispatch-once")
         assert code == 4 and doc["exit_code"] == 4, stderr
         assert doc["counts"]["send_failed"] == 1 and doc["counts"]["dispatched"] == 0
         (entry,) = doc["handoffs"]
@@ -40,7 +40,7 @@ def test_sf_1_every_relay_rejects_gives_send_failed_and_exit_4(esc_config, make_
             assert json.loads(note["relays_accepted"]) == []
         (audit,) = seed.audit("escalation_dispatched")
         assert audit["payload"]["status"] == "send_failed" and audit["payload"]["handoff_event_id"] == handoff_id
-        code, doc, _ = run_json(cfg, "dispatch-once")
+        code, doc, _ = invoke_json(cfg, "dispatch-once")
         assert code == 0 and doc["handoffs"] == []
         listen_cfg = make_config(relays=[relay.url], solver_list=writers, name="listen.toml")
         assert run_listen(load_config(listen_cfg)).exit_code == 0
@@ -50,12 +50,12 @@ def test_sf_1_every_relay_rejects_gives_send_failed_and_exit_4(esc_config, make_
         pow_relay.shutdown()
 
 
-def test_sf_2_one_relay_accepts_one_rejects_the_send_counts(esc_config, seed, solvers, serbero_pub, relay):
+def test_one_relay_accepts_one_rejects_the_send_counts(esc_config, seed, solvers, serbero_pub, relay):
     pow_relay = start_relay(min_pow=30)
     try:
         cfg = esc_config(relays=[relay.url, pow_relay.url])
         seed.handoff(seed.dispute())
-        code, doc, stderr = run_json(cfg, "dispatch-once")
+        code, doc, stderr = invoke_json(cfg, "dispatch-once")
         assert code == 0, stderr
         (delivery,) = doc["handoffs"][0]["deliveries"]
         assert delivery["ok"] is True and delivery["pubkey"] == solvers[1].pubkey
@@ -70,21 +70,21 @@ def test_sf_2_one_relay_accepts_one_rejects_the_send_counts(esc_config, seed, so
         pow_relay.shutdown()
 
 
-def test_sf_3_only_a_dead_relay_exits_3_and_leaves_it_pending(esc_config, seed, solvers, serbero_pub, relay):
+def test_only_a_dead_relay_exits_3_and_leaves_it_pending(esc_config, seed, solvers, serbero_pub, relay):
     dead = esc_config(relays=[DEAD], escalation={"connect_timeout_seconds": 1}, name="dead.toml")
     handoff_id = seed.handoff(seed.dispute())
-    code, doc, stderr = run_json(dead, "dispatch-once")
+    code, doc, stderr = invoke_json(dead, "dispatch-once")
     assert code == 3 and doc["exit_code"] == 3, stderr
     assert [(h["action"], h["detail"]) for h in doc["handoffs"]] == [("defer", "deferred: no relay reachable")]
     assert seed.dispatches() == [] and seed.rows("SELECT * FROM notifications") == []
     assert [r["key"] for r in seed.rows("SELECT key FROM sync_state")] == ["dispatch_once_run_record"]
     assert seed.rows("SELECT kind FROM mediation_events") == [{"kind": "handoff_prepared"}]
-    code, doc, _ = run_json(esc_config(name="live.toml"), "dispatch-once")
+    code, doc, _ = invoke_json(esc_config(name="live.toml"), "dispatch-once")
     assert code == 0 and doc["handoffs"][0]["handoff_event_id"] == handoff_id
     assert len(handoff_dms(solvers[1], serbero_pub)) == 1
 
 
-def test_sf_4_refused_recipients_do_not_stop_the_loop(esc_config, seed, policy_relay, serbero_pub, run_once):
+def test_refused_recipients_do_not_stop_the_loop(esc_config, seed, policy_relay, serbero_pub, run_once):
     sims = [SimSolver([], name=f"w{i}") for i in range(3)]
     keys = [s.pubkey for s in sims]
     writers = [(k, "write") for k in keys]

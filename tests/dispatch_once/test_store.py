@@ -1,4 +1,4 @@
-"""escalation.md §8.2 DB-1…DB-7: the dispatch table, the store functions of this phase, and config."""
+"""The dispatch table, the store functions of this phase, and its config."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from serbero_cli.store import dispatches, migrations
 from serbero_cli.store.db import open_db
 from serbero_cli.store.dispatches import HandoffRow
 from tests.dispatch_once.conftest import BUNDLE, package_json
-from tests.helpers import db_rows, run_serbero
+from tests.helpers import db_rows, invoke
 
 
 def insert_dispatch(conn, dispatch_id: str, handoff_id: int, dispute: str, *, status="sending", attempts=1):
@@ -23,7 +23,7 @@ def insert_dispatch(conn, dispatch_id: str, handoff_id: int, dispute: str, *, st
                  (dispatch_id, dispute, handoff_id, "ab", 1, 1, status, attempts))
 
 
-def test_db_1_check_constraints_and_one_row_per_handoff(seed, db_path):
+def test_check_constraints_and_one_row_per_handoff(seed, db_path):
     dispute = seed.dispute()
     ids = [seed.handoff(dispute) for _ in range(5)]
     conn = sqlite3.connect(str(db_path), isolation_level=None)
@@ -50,7 +50,7 @@ def test_db_1_check_constraints_and_one_row_per_handoff(seed, db_path):
                                         fallback_broadcast=False, now=5) == (None, "claimed by another run")
 
 
-def test_db_2_migration_is_idempotent_and_keeps_existing_rows(db_path):
+def test_migration_is_idempotent_and_keeps_existing_rows(db_path):
     store = open_db(db_path, migrate=False)
     try:
         migrations.apply(store, migrations.MIGRATIONS[:2])
@@ -78,7 +78,7 @@ def test_db_2_migration_is_idempotent_and_keeps_existing_rows(db_path):
         store.close()
 
 
-def test_db_3_superseded_and_unroutable_writers_copy_row_pins_once_per_handoff(seed, db_path):
+def test_superseded_and_unroutable_writers_copy_row_pins_once_per_handoff(seed, db_path):
     dispute = seed.dispute(state="resolved")
     session = seed.session(dispute)
     other = seed.dispute()
@@ -111,7 +111,7 @@ def test_db_3_superseded_and_unroutable_writers_copy_row_pins_once_per_handoff(s
     assert len(rows) == 3
 
 
-def test_db_4_parse_failed_detail_verbatim_and_finalize_is_atomic(seed, db_path):
+def test_parse_failed_detail_verbatim_and_finalize_is_atomic(seed, db_path):
     dispute = seed.dispute()
     detail = "x" * 499 + "\u00e9"
     with open_db(db_path) as store:
@@ -139,7 +139,7 @@ def test_db_4_parse_failed_detail_verbatim_and_finalize_is_atomic(seed, db_path)
     assert audit["payload"]["dispatch_id"] == dispatch_id and audit["payload"]["target_solver"] == "aa,bb"
 
 
-def test_db_5_dispatch_lookup_raises_on_a_missing_table(db_path):
+def test_dispatch_lookup_raises_on_a_missing_table(db_path):
     store = open_db(db_path, migrate=False)
     try:
         migrations.apply(store, migrations.MIGRATIONS[:2])
@@ -151,7 +151,7 @@ def test_db_5_dispatch_lookup_raises_on_a_missing_table(db_path):
         store.close()
 
 
-def test_db_6_scan_pages_visit_each_candidate_once_in_id_order(seed, db_path):
+def test_scan_pages_visit_each_candidate_once_in_id_order(seed, db_path):
     dispute = seed.dispute()
     with open_db(db_path) as store:
         assert dispatches.fresh_handoffs(store) == [] and list(dispatches.iter_fresh_pages(store)) == []
@@ -183,14 +183,14 @@ def edit_config(path, mutate) -> None:
     path.write_text(tomlkit.dumps(doc))
 
 
-def test_db_7_config_defaults_values_and_errors(make_config, esc_config, db_path, solvers):
+def test_escalation_config_defaults_values_and_errors(make_config, esc_config, db_path, solvers):
     cfg = make_config(name="absent.toml")
     edit_config(cfg, lambda doc: doc.pop("escalation"))
     escalation = load_config(cfg).escalation
     assert (escalation.enabled, escalation.dispatch_interval_seconds, escalation.fallback_to_all_solvers,
             escalation.max_dispatches_per_run, escalation.run_budget_seconds, escalation.connect_timeout_seconds,
             escalation.sending_stale_seconds) == (False, 30, False, 50, 20, 5, 120)
-    proc = run_serbero(cfg, "dispatch-once")
+    proc = invoke(cfg, "dispatch-once")
     assert proc.returncode == 0 and not db_path.exists()
     explicit = esc_config(escalation={"dispatch_interval_seconds": 7, "fallback_to_all_solvers": True,
                                       "max_dispatches_per_run": 3, "run_budget_seconds": 9,
@@ -212,8 +212,8 @@ def test_db_7_config_defaults_values_and_errors(make_config, esc_config, db_path
     }
     for name, path in bad_configs.items():
         for args in (("dispatch-once",), ("dispatch-once", "--dry-run")):
-            proc = run_serbero(path, *args)
+            proc = invoke(path, *args)
             assert proc.returncode == 2, (name, proc.stderr)
             assert "Traceback" not in proc.stderr
-    assert "max_retries" in run_serbero(bad_configs["unknown-key"], "dispatch-once").stderr
+    assert "max_retries" in invoke(bad_configs["unknown-key"], "dispatch-once").stderr
     assert not db_path.exists()

@@ -1,11 +1,11 @@
-"""escalation.md §8.2 SU-1…SU-4 and UR-1…UR-4: handoffs that are recorded but not consumed."""
+"""Handoffs that are recorded but not delivered: superseded by a resolution, or with nobody to route to."""
 
 from __future__ import annotations
 
 from tests.dispatch_once.conftest import BUNDLE, handoff_dms
 
 
-def test_su_1_resolved_dispute_gets_one_superseded_row_and_no_dm(esc_config, seed, solvers, serbero_pub, run_once):
+def test_resolved_dispute_gets_one_superseded_row_and_no_dm(esc_config, seed, solvers, serbero_pub, run_once):
     cfg = esc_config()
     dispute = seed.dispute(state="resolved")
     session = seed.session(dispute)
@@ -23,7 +23,7 @@ def test_su_1_resolved_dispute_gets_one_superseded_row_and_no_dm(esc_config, see
     assert row["rationale_id"] is None
 
 
-def test_su_2_resolved_after_dispatch_nothing_resent_and_no_superseded_row(esc_config, seed, solvers, serbero_pub,
+def test_resolved_after_dispatch_nothing_resent_and_no_superseded_row(esc_config, seed, solvers, serbero_pub,
                                                                             run_once):
     cfg = esc_config()
     dispute = seed.dispute()
@@ -36,7 +36,7 @@ def test_su_2_resolved_after_dispatch_nothing_resent_and_no_superseded_row(esc_c
     assert len(handoff_dms(solvers[1], serbero_pub)) == 1
 
 
-def test_su_3_superseded_then_unresolved_dispatches_and_keeps_the_old_row(esc_config, seed, solvers, serbero_pub,
+def test_superseded_then_unresolved_dispatches_and_keeps_the_old_row(esc_config, seed, solvers, serbero_pub,
                                                                            run_once):
     cfg = esc_config()
     dispute = seed.dispute(state="resolved")
@@ -50,14 +50,14 @@ def test_su_3_superseded_then_unresolved_dispatches_and_keeps_the_old_row(esc_co
     assert len(seed.audit("escalation_dispatched")) == 1
 
 
-def test_su_4_two_handoffs_for_one_resolved_dispute_give_two_rows(esc_config, seed, run_once):
+def test_two_handoffs_for_one_resolved_dispute_give_two_rows(esc_config, seed, run_once):
     dispute = seed.dispute(state="resolved")
     ids = [seed.handoff(dispute), seed.handoff(dispute, trigger="round_limit")]
     assert run_once(esc_config()).counts["superseded"] == 2
     assert sorted(r["payload"]["handoff_event_id"] for r in seed.audit("escalation_superseded")) == ids
 
 
-def test_ur_1_one_reader_without_fallback_is_unroutable_once(esc_config, seed, solvers, serbero_pub, run_once):
+def test_one_reader_without_fallback_is_unroutable_once(esc_config, seed, solvers, serbero_pub, run_once):
     reader = solvers[0]
     cfg = esc_config(solver_list=[(reader.pubkey, "read")])
     dispute = seed.dispute()
@@ -71,7 +71,7 @@ def test_ur_1_one_reader_without_fallback_is_unroutable_once(esc_config, seed, s
     assert handoff_dms(reader, serbero_pub) == [] and seed.dispatches() == []
 
 
-def test_ur_2_two_readers_with_fallback_both_receive_it(esc_config, seed, make_solver, serbero_pub, run_once):
+def test_two_readers_with_fallback_both_receive_it(esc_config, seed, make_solver, serbero_pub, run_once):
     r1, r2 = make_solver("read", "r1"), make_solver("read", "r2")
     cfg = esc_config(solver_list=[(r1.pubkey, "read"), (r2.pubkey, "read")],
                      escalation={"fallback_to_all_solvers": True})
@@ -86,7 +86,7 @@ def test_ur_2_two_readers_with_fallback_both_receive_it(esc_config, seed, make_s
     assert seed.audit("escalation_dispatch_unroutable") == []
 
 
-def test_ur_3_zero_solvers_with_fallback_is_unroutable_with_count_zero(esc_config, seed, run_once):
+def test_zero_solvers_with_fallback_is_unroutable_with_count_zero(esc_config, seed, run_once):
     cfg = esc_config(solver_list=[], escalation={"fallback_to_all_solvers": True})
     seed.handoff(seed.dispute())
     assert run_once(cfg).exit_code == 4
@@ -95,7 +95,7 @@ def test_ur_3_zero_solvers_with_fallback_is_unroutable_with_count_zero(esc_confi
     assert row["payload"]["fallback_to_all_solvers"] is False
 
 
-def test_ur_4_adding_a_writer_dispatches_and_keeps_one_unroutable_row(esc_config, seed, solvers, serbero_pub,
+def test_adding_a_writer_dispatches_and_keeps_one_unroutable_row(esc_config, seed, solvers, serbero_pub,
                                                                       run_once):
     reader, writer = solvers
     seed.handoff(seed.dispute())

@@ -11,7 +11,7 @@ import re
 import time
 
 from tests.ecosystem.conftest import BOTH
-from tests.helpers import run_json, wait_for
+from tests.helpers import invoke_json, wait_for
 from tests.mediate_once.conftest import ask, escalate_flags, summarize, summary
 
 HUMAN_TIME = r"\d+ min ago, \d{4}-\d\d-\d\d \d\d:\d\d UTC"
@@ -49,7 +49,7 @@ def test_a_new_dispute_reaches_mostrix_and_dm_apps_with_its_subject_and_key_line
     cfg = make_config(envelopes=BOTH, solver_list=[(reader.pubkey, "read"), (writer.pubkey, "write", ["mostro"])])
     opened = int(time.time()) - 180
     dispute_id = mostro.open_dispute(initiator="seller", created_at=opened)
-    code, doc, err = run_json(cfg, "listen")
+    code, doc, err = invoke_json(cfg, "listen")
     assert code == 0, err
     serbero = serbero_keys.public_key().to_hex()
     assert doc["notifications"]["by_envelope"] == {"mostro": {"sent": 2, "failed": 0},
@@ -75,16 +75,16 @@ def test_reminder_and_taken_subjects(make_config, mostro, solvers, serbero_keys,
     cfg = make_config(envelopes=["mostro"], solver_list=[(reader.pubkey, "read")])
     opened = int(time.time()) - 600
     dispute_id = mostro.open_dispute(initiator="buyer", created_at=opened)
-    assert run_json(cfg, "listen")[0] == 0
+    assert invoke_json(cfg, "listen")[0] == 0
     _execute(db_path, "UPDATE disputes SET last_notified_at = last_notified_at - 400")
-    assert run_json(cfg, "listen")[0] == 0
+    assert invoke_json(cfg, "listen")[0] == 0
     serbero = serbero_keys.public_key().to_hex()
     (reminder,) = mostrix(reader, serbero, dispute_id, "unattended")
     assert reminder.subject in ("unattended (10 min)", "unattended (11 min)")
     assert reminder.lines[2:4] == [f"dispute_id: {dispute_id}", "lifecycle_state: notified"]
     assert reminder.lines[4].startswith("time_elapsed_seconds: ")
     mostro.set_status(dispute_id, "in-progress")
-    assert run_json(cfg, "listen")[0] == 0
+    assert invoke_json(cfg, "listen")[0] == 0
     (taken,) = mostrix(reader, serbero, dispute_id, "taken")
     assert taken.lines[:5] == [f"Dispute {dispute_id} \u00b7 taken", "taken by: a solver", f"dispute_id: {dispute_id}",
                                "assigned_solver: unknown", "lifecycle_state: taken"]
@@ -170,7 +170,7 @@ def test_dispatch_handoff_reaches_the_write_solver_in_mostrix_with_the_transcrip
     h.node.party(dispute_id, "seller").reply("Not received, and I think the proof is fake.")
     h.llm.push(escalate_flags("conflicting_claims"))
     h.mediate()
-    code, doc, err = run_json(h.config_path, "dispatch-once")
+    code, doc, err = invoke_json(h.config_path, "dispatch-once")
     assert code == 0 and doc["counts"]["dispatched"] == 1, err
     (delivery,) = doc["handoffs"][0]["deliveries"]
     assert delivery["ok"] and set(delivery["envelopes"]) == {"mostro", "nip17"}

@@ -11,7 +11,7 @@ from serbero_cli.nostr.relays import RelayPool
 from serbero_cli.simulate import aio
 from serbero_cli.simulate.client import SimClient
 from serbero_cli.simulate.relay import start_relay
-from tests.helpers import db_rows, run_json, run_serbero, wait_for
+from tests.helpers import db_rows, invoke, invoke_json, wait_for
 
 
 def announce_inbox(relay_url: str, keys: ns.Keys, relays: list[str]) -> None:
@@ -64,7 +64,7 @@ def test_listen_reads_and_caches_a_solvers_inbox_relays_and_still_delivers(make_
                                             "wss://[::1]:7000"])
     cfg = make_config(envelopes=["nip17"])
     mostro.open_dispute(initiator="buyer")
-    code, doc, err = run_json(cfg, "listen")
+    code, doc, err = invoke_json(cfg, "listen")
     assert code == 0 and doc["notifications"]["failed"] == 0, err  # an unreachable inbox relay fails nothing
     (row,) = db_rows(db_path, "SELECT value FROM sync_state WHERE key=?", (f"inbox_relays:{reader.pubkey}",))
     assert json.loads(row["value"]) == ["wss://inbox.invalid"]  # plain text and local addresses are ignored
@@ -74,7 +74,7 @@ def test_listen_reads_and_caches_a_solvers_inbox_relays_and_still_delivers(make_
 def test_doctor_lists_each_solvers_inbox_relays(make_config, relay, solvers):
     reader, writer = solvers
     announce_inbox(relay.url, reader.keys, ["wss://inbox.example.com", "ws://ignored.example"])
-    proc = run_serbero(make_config(envelopes=["mostro", "nip17"]), "doctor", "--json")
+    proc = invoke(make_config(envelopes=["mostro", "nip17"]), "doctor", "--json")
     doc = json.loads(proc.stdout)
     (row,) = [c for c in doc["checks"] if c["name"] == "inbox relays"]
     assert f"{reader.pubkey[:8]}: wss://inbox.example.com" in row["detail"]
@@ -85,7 +85,7 @@ def test_doctor_send_test_dm_reaches_each_solver_in_each_envelope(make_config, s
     reader, writer = solvers
     cfg = make_config(envelopes=["mostro", "nip17"],
                       solver_list=[(reader.pubkey, "read"), (writer.pubkey, "write", ["mostro"])])
-    proc = run_serbero(cfg, "doctor", "--send-test-dm", "--json")
+    proc = invoke(cfg, "doctor", "--send-test-dm", "--json")
     rows = {c["name"]: c for c in json.loads(proc.stdout)["checks"] if c["name"].startswith("test message")}
     assert rows, proc.stdout + proc.stderr
     assert rows[f"test message {reader.pubkey[:8]}"]["status"] == "ok"
@@ -102,6 +102,6 @@ def test_doctor_send_test_dm_reaches_each_solver_in_each_envelope(make_config, s
 
 
 def test_doctor_without_the_flag_publishes_nothing(make_config, solvers, serbero_keys):
-    assert run_serbero(make_config(envelopes=["mostro", "nip17"]), "doctor").returncode in (0, 4)
+    assert invoke(make_config(envelopes=["mostro", "nip17"]), "doctor").returncode in (0, 4)
     serbero = serbero_keys.public_key().to_hex()
     assert all(s.mostrix(serbero) == [] and s.inbox(sender=serbero) == [] for s in solvers)

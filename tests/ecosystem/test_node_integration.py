@@ -15,12 +15,12 @@ from serbero_cli.keytext import npub
 from serbero_cli.simulate.watchdog import WatchdogObserver
 from tests.ecosystem.conftest import BOTH
 from tests.ecosystem.test_first_lines import mostrix
-from tests.helpers import run_json, run_serbero, wait_for
+from tests.helpers import invoke, invoke_json, wait_for
 from tests.mediate_once.conftest import API_ENV, ask, escalate_flags, summarize, summary
 
 
 def doctor_check(config, name: str, env: dict | None = None) -> tuple[int, dict]:
-    proc = run_serbero(config, "doctor", "--json", env=env)
+    proc = invoke(config, "doctor", "--json", env=env)
     doc = json.loads(proc.stdout)
     (row,) = [c for c in doc["checks"] if c["name"] == name]
     return proc.returncode, row
@@ -69,20 +69,20 @@ def test_own_key_as_a_solver_or_observer_and_unknown_envelopes_are_config_errors
                                                                                   solvers):
     own = serbero_keys.public_key().to_hex()
     cfg = make_config(solver_list=[(solvers[0].pubkey, "read"), (own, "write")])
-    proc = run_serbero(cfg, "listen")
+    proc = invoke(cfg, "listen")
     assert proc.returncode == 2 and ":" in proc.stderr and "[[solvers]] pubkey: this is Serbero's own key" in proc.stderr
     cfg = make_config(observers=[(npub(own), None)])
-    proc = run_serbero(cfg, "listen")
+    proc = invoke(cfg, "listen")
     assert proc.returncode == 2 and "[[observers]] pubkey: this is Serbero's own key" in proc.stderr
     cfg = make_config(envelopes=["mostro", "telegram"])
-    proc = run_serbero(cfg, "listen")
+    proc = invoke(cfg, "listen")
     line = [x for x in proc.stderr.splitlines() if "envelopes" in x]
     assert proc.returncode == 2 and line and "unknown envelope 'telegram'" in line[0]
     assert line[0].split(":")[1].isdigit()  # file:line: …
 
 
 def test_init_prints_both_registration_routes_and_the_permission_warning(tmp_path):
-    proc = run_serbero(None, "init", "--path", str(tmp_path / "config.toml"))
+    proc = invoke(None, "init", "--path", str(tmp_path / "config.toml"))
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert 'serbero_pubkey = "npub1' in out and "settings.toml" in out and "restart" in out
@@ -144,6 +144,10 @@ def test_a_reopened_dispute_starts_a_fresh_round(harness, solvers, serbero_keys)
     h.node.set_status(dispute_id, "settled")
     h.listen()
     assert h.rows("SELECT lifecycle_state FROM disputes") == [{"lifecycle_state": "resolved"}]
+    # The first round ended a minute ago: times are whole seconds, and a session started in the very
+    # second of the reopening would count as the new round's.
+    h.execute("UPDATE mediation_sessions SET started_at=started_at-60, last_transition_at=last_transition_at-60")
+    h.execute("UPDATE mediation_events SET occurred_at=occurred_at-60")
     h.node.set_status(dispute_id, "initiated")  # the node's escrow-deadline guard reopens it
     doc = h.listen()
     assert doc["disputes"]["new"] == 1
@@ -235,7 +239,7 @@ def test_a_watchdog_observer_gets_each_headline_once_and_nothing_else(harness, r
 def test_listen_json_counts_each_envelope(make_config, mostro, solvers):
     cfg = make_config(envelopes=BOTH)
     mostro.open_dispute(initiator="buyer")
-    code, doc, _ = run_json(cfg, "listen")
+    code, doc, _ = invoke_json(cfg, "listen")
     assert code == 0 and doc["notifications"]["sent"] == 4
     assert doc["notifications"]["by_envelope"] == {"mostro": {"sent": 2, "failed": 0},
                                                    "nip17": {"sent": 2, "failed": 0}}

@@ -12,7 +12,7 @@ import pytest
 import tomlkit
 
 from serbero_cli.simulate.mostro import SimMostro, build_dispute_event
-from tests.helpers import db_rows, run_json
+from tests.helpers import db_rows, invoke_json
 from tests.stub_relay import start_stub_relay
 
 
@@ -40,7 +40,7 @@ def test_malformed_integer_tag_is_rejected_and_every_run_still_succeeds(make_con
                                        extra_tags=[["created_at", value]]))
     good = mostro.open_dispute(created_at=now - 10)
     for _ in range(2):
-        code, doc, err = run_json(cfg, "listen")
+        code, doc, err = invoke_json(cfg, "listen")
         assert code == 0, err
         assert doc["events"]["rejected"] == 1
         assert "created_at tag" in err and "Traceback" not in err
@@ -56,12 +56,12 @@ def test_future_event_is_rejected_and_never_moves_the_cursor(make_config, mostro
     ahead = str(uuid.uuid4())
     mostro.publish(build_dispute_event(mostro.keys, ahead, "initiated", created_at=now + 3000))
     first = mostro.open_dispute(created_at=now - 5)
-    code, doc, err = run_json(cfg, "listen")
+    code, doc, err = invoke_json(cfg, "listen")
     assert code == 0 and doc["events"] == {"fetched": 2, "applied": 1, "rejected": 1}
     assert "from the future" in err
     assert cursor_of(db_path, mostro.pubkey) <= int(time.time())
     later = mostro.open_dispute(created_at=int(time.time()))
-    code, doc, _ = run_json(cfg, "listen")
+    code, doc, _ = invoke_json(cfg, "listen")
     assert code == 0
     assert dispute_ids(db_path) == {first, later}
     assert all(len(s.inbox()) == 2 for s in solvers)
@@ -70,7 +70,7 @@ def test_future_event_is_rejected_and_never_moves_the_cursor(make_config, mostro
 def test_a_cursor_an_older_version_left_in_the_future_is_read_from_when_it_was_written(make_config, mostro,
                                                                                      db_path):
     cfg = make_config(solver_list=[])
-    assert run_json(cfg, "listen")[0] == 0  # creates the database; no events, so no cursor yet
+    assert invoke_json(cfg, "listen")[0] == 0  # creates the database; no events, so no cursor yet
     now = int(time.time())
     conn = sqlite3.connect(db_path)
     conn.execute("INSERT INTO sync_state (key, value, updated_at) VALUES ('disputes_cursor', ?, ?)",
@@ -78,7 +78,7 @@ def test_a_cursor_an_older_version_left_in_the_future_is_read_from_when_it_was_w
     conn.commit()
     conn.close()
     missed = mostro.open_dispute(created_at=now - 100)  # after the bad write, before now
-    code, doc, _ = run_json(cfg, "listen")
+    code, doc, _ = invoke_json(cfg, "listen")
     assert code == 0 and doc["disputes"]["new"] == 1
     assert dispute_ids(db_path) == {missed}
     assert cursor_of(db_path, mostro.pubkey) <= int(time.time())
@@ -93,7 +93,7 @@ def test_control_characters_in_a_stored_tag_reject_the_event(make_config, mostro
     cfg = make_config(solver_list=[])
     mostro.publish(build_dispute_event(mostro.keys, str(uuid.uuid4()), "settled", initiator=None,
                                        created_at=int(time.time()), extra_tags=tags))
-    code, doc, err = run_json(cfg, "listen")
+    code, doc, err = invoke_json(cfg, "listen")
     assert code == 0 and doc["events"]["rejected"] == 1 and doc["events"]["applied"] == 0
     assert reason in err
     assert "\x1b" not in err and "\u202e" not in err
@@ -106,7 +106,7 @@ def test_dispute_id_must_be_a_uuid_and_is_stored_lowercased(make_config, mostro,
     upper = str(uuid.uuid4()).upper()
     mostro.publish(build_dispute_event(mostro.keys, upper, "initiated", created_at=now - 2))
     mostro.publish(build_dispute_event(mostro.keys, "dispute-1", "initiated", created_at=now - 1))
-    code, doc, err = run_json(cfg, "listen")
+    code, doc, err = invoke_json(cfg, "listen")
     assert code == 0 and doc["events"] == {"fetched": 2, "applied": 1, "rejected": 1}
     assert "d tag is not a UUID" in err
     assert dispute_ids(db_path) == {upper.lower()}
@@ -123,7 +123,7 @@ def test_event_whose_json_is_over_64_kib_is_rejected(make_config, mostro, db_pat
     stub = start_stub_relay(events=[json.loads(big.as_json()), json.loads(good.as_json())])
     try:
         cfg = make_config(relays=[stub.url], solver_list=[])
-        code, doc, err = run_json(cfg, "listen")
+        code, doc, err = invoke_json(cfg, "listen")
     finally:
         stub.shutdown()
     assert code == 0 and doc["events"] == {"fetched": 2, "applied": 1, "rejected": 1}, err
@@ -143,9 +143,9 @@ def test_two_nodes_on_one_database_never_hide_each_others_disputes(make_config, 
         doc["mostro"]["pubkey"] = other.pubkey
         cfg_b.write_text(tomlkit.dumps(doc))
         a_id = mostro.open_dispute(created_at=now - 5)
-        assert run_json(cfg_a, "listen")[0] == 0
+        assert invoke_json(cfg_a, "listen")[0] == 0
         b_id = other.open_dispute(created_at=now - 1200)
-        code, doc_b, _ = run_json(cfg_b, "listen")
+        code, doc_b, _ = invoke_json(cfg_b, "listen")
         assert code == 0 and doc_b["disputes"]["new"] == 1
         assert dispute_ids(db_path) == {a_id, b_id}
         assert cursor_of(db_path, mostro.pubkey) == now - 5
@@ -157,7 +157,7 @@ def test_two_nodes_on_one_database_never_hide_each_others_disputes(make_config, 
 def test_the_old_shared_cursor_is_read_as_the_configured_nodes_own(make_config, mostro, db_path):
     # An existing database keeps its place: it must not re-read a week of disputes after the upgrade.
     cfg = make_config(solver_list=[])
-    assert run_json(cfg, "listen")[0] == 0
+    assert invoke_json(cfg, "listen")[0] == 0
     now = int(time.time())
     conn = sqlite3.connect(db_path)
     conn.execute("INSERT INTO sync_state (key, value, updated_at) VALUES ('disputes_cursor', ?, ?)",
@@ -166,7 +166,7 @@ def test_the_old_shared_cursor_is_read_as_the_configured_nodes_own(make_config, 
     conn.close()
     mostro.open_dispute(created_at=now - 1000)  # before cursor − 300 s: already seen by the old version
     inside = mostro.open_dispute(created_at=now - 50)
-    code, doc, _ = run_json(cfg, "listen")
+    code, doc, _ = invoke_json(cfg, "listen")
     assert code == 0 and doc["events"]["fetched"] == 1
     assert dispute_ids(db_path) == {inside}
     assert cursor_of(db_path, mostro.pubkey) == now - 50

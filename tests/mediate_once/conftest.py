@@ -1,4 +1,4 @@
-"""Mediation harness (mediation.md §19.1): a Mostro node sim, party sims, a scripted LLM server."""
+"""Mediation harness: a Mostro node sim, party sims, a scripted LLM server."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from serbero_cli.config import load_config
 from serbero_cli.mediation.run import run_mediate_once
 from serbero_cli.simulate.llm import LLMServer, Reply, classification_json, summary_text
 from serbero_cli.simulate.mostro_node import MostroNodeSim
-from tests.helpers import run_serbero
+from tests.helpers import invoke, run_serbero
 
 API_ENV = {"SERBERO_REASONING_API_KEY": "sk-test-serbero-0123456789"}
+# For tests whose node never answers a take: the shortest wait the setting accepts (whole seconds).
+TAKE_TIMEOUT = {"take_reply_wait_seconds": 1}
 
 
 def ask(buyer="Did you send the fiat payment? Please share the reference.",
@@ -53,7 +55,16 @@ class Harness:
         return run_mediate_once(config, env={**API_ENV, **(env or {})}, retry_pause=0, **kw)
 
     def mediate_cli(self, *args: str, env: dict | None = None):
-        proc = run_serbero(self.config_path, "mediate-once", "--json", *args, env={**API_ENV, **(env or {})})
+        """`serbero mediate-once --json ARGS` through the CLI code, in this process: (code, doc, stderr)."""
+        return self._json(invoke(self.config_path, "mediate-once", "--json", *args, env={**API_ENV, **(env or {})}))
+
+    def mediate_process(self, *args: str, env: dict | None = None):
+        """The same as a real `serbero` subprocess, for tests about a fresh process (locks, restarts)."""
+        return self._json(run_serbero(self.config_path, "mediate-once", "--json", *args,
+                                      env={**API_ENV, **(env or {})}))
+
+    @staticmethod
+    def _json(proc):
         try:
             doc = json.loads(proc.stdout)
         except ValueError as exc:
@@ -61,7 +72,8 @@ class Harness:
         return proc.returncode, doc, proc.stderr
 
     def listen(self):
-        proc = run_serbero(self.config_path, "listen", "--json")
+        """`serbero listen --json` through the CLI code, in this process: its JSON document."""
+        proc = invoke(self.config_path, "listen", "--json")
         assert proc.returncode in (0, 4), proc.stderr
         return json.loads(proc.stdout)
 
@@ -119,7 +131,10 @@ def node(mostro, serbero_keys):
 def med_sections(llm):
     def build(**overrides):
         sections = {
-            "mediation": {"enabled": True, "take_reply_wait_seconds": 3, "start_retry_interval_seconds": 0},
+            # A node that answers ends the wait as soon as its reply is read, so a long wait costs
+            # nothing and keeps a loaded machine from turning a slow answer into a timeout; tests
+            # about a node that never answers set TAKE_TIMEOUT.
+            "mediation": {"enabled": True, "take_reply_wait_seconds": 15, "start_retry_interval_seconds": 0},
             "reasoning": {"enabled": True, "provider": "openai-compatible", "api_base": llm.openai_base,
                           "model": "test-model", "followup_retry_count": 0, "request_timeout_seconds": 5},
         }

@@ -1,4 +1,5 @@
-"""mediation.md §19.2 ingest (I1–I4) and summary/routing (R1–R4)."""
+"""Reading party replies (docs/mediation.md#ingest) and summarizing a session to the right solvers
+(docs/mediation.md#summaries)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def inbound(h) -> list[dict]:
                   "WHERE direction='inbound' ORDER BY id")
 
 
-def test_i1_replies_stored_forger_dropped_and_reingest_is_duplicate(harness):
+def test_replies_stored_forger_dropped_and_reingest_is_duplicate(harness):
     h = harness()
     dispute_id, buyer, seller = opened(h)
     now = int(time.time())
@@ -48,7 +49,7 @@ def test_i1_replies_stored_forger_dropped_and_reingest_is_duplicate(harness):
     assert len(inbound(h)) == 2
 
 
-def test_i2_one_party_reply_is_fresh_and_round_stays_zero(harness):
+def test_one_party_reply_is_fresh_and_round_stays_zero(harness):
     h = harness()
     _, buyer, _ = opened(h)
     buyer.reply("Yes, I sent it.")
@@ -59,18 +60,18 @@ def test_i2_one_party_reply_is_fresh_and_round_stays_zero(harness):
     assert result.replies_duplicate == 1 and result.replies_fresh == 0
 
 
-def test_i3_duplicate_is_detected_in_a_new_process(harness):
+def test_a_reply_read_again_by_a_new_process_is_a_duplicate(harness):
     h = harness()
     _, buyer, _ = opened(h)
     buyer.reply("Sent it yesterday.")
     h.llm.push(ask())
     code, doc, _ = h.mediate_cli()
     assert doc["replies_fresh"] == 1
-    code, doc, _ = h.mediate_cli()
+    code, doc, _ = h.mediate_process()
     assert doc["replies_duplicate"] == 1 and doc["replies_fresh"] == 0
 
 
-def test_i4_older_reply_after_newer_is_stored_stale(harness):
+def test_older_reply_after_newer_is_stored_stale(harness):
     h = harness()
     _, buyer, _ = opened(h)
     now = int(time.time())
@@ -93,7 +94,7 @@ def summarized(h):
     return dispute_id
 
 
-def test_r1_classified_session_is_summarized_and_routed(harness):
+def test_classified_session_is_summarized_and_routed(harness):
     h = harness()
     dispute_id = summarized(h)
     rationale = "The seller confirms the payment arrived, so this was only a delay."
@@ -125,7 +126,7 @@ def test_r1_classified_session_is_summarized_and_routed(harness):
     pytest.param(None, ["first", "second"], id="assigned-null-broadcast"),
     pytest.param("stranger", ["first", "second"], id="assigned-unknown-broadcast"),
 ])
-def test_r2_summary_routing(harness, assigned, expected):
+def test_summary_goes_to_the_assignee_or_to_every_solver(harness, assigned, expected):
     h = harness()
     summarized(h)
     keys = {"first": h.solvers[0].pubkey, "second": h.solvers[1].pubkey, "stranger": "ab" * 32, None: None}
@@ -137,7 +138,7 @@ def test_r2_summary_routing(harness, assigned, expected):
     assert recipients == [keys[e] for e in expected]
 
 
-def test_r3_no_solvers_escalates_notification_failed_and_keeps_the_summary(harness, make_config, med_sections):
+def test_no_solvers_escalates_notification_failed_and_keeps_the_summary(harness, make_config, med_sections):
     h = harness()
     h.config_path = make_config(solver_list=[], sections=med_sections(), name="nosolvers.toml")
     summarized(h)
@@ -149,7 +150,7 @@ def test_r3_no_solvers_escalates_notification_failed_and_keeps_the_summary(harne
     assert h.session()["state"] == "escalation_recommended"
 
 
-def test_r4_next_step_naming_admin_settle_dispute_passes(harness):
+def test_next_step_naming_admin_settle_dispute_passes(harness):
     h = harness()
     summarized(h)
     h.llm.push(summarize(), summary(next_step="Solver should invoke AdminSettleDispute on Mostro."))

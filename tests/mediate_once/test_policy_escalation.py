@@ -1,4 +1,4 @@
-"""mediation.md §19.2 policy and escalation scenarios (P1–P7), through the real mediate-once path."""
+"""The policy and its escalations (docs/mediation.md#policy, #triggers), through the real mediate-once path."""
 
 from __future__ import annotations
 
@@ -53,12 +53,12 @@ def assert_escalated_once(h, trigger: str, session_id: str | None) -> dict:
     return esc
 
 
-# --- P1 ---------------------------------------------------------------------------------------
+# --- authority flags ------------------------------------------------------------------------------
 
-def test_p1_authority_flag_at_opening_escalates_and_sends_nothing(harness):
+def test_authority_flag_at_opening_escalates_and_sends_nothing(harness):
     h = harness()
     dispute_id = h.open()
-    rationale = "P1 opening: the buyer wants someone to admin-settle; rationale-7d1f only a human may judge it."
+    rationale = "Authority at the opening: the buyer wants someone to admin-settle; rationale-7d1f only a human may judge it."
     h.llm.push(ask(buyer="Confirm the payment so we can admin-settle the trade.",
                    seller="Reply so the admin-settle can go ahead.", flags=["authority_boundary_attempt"],
                    rationale=rationale))
@@ -83,13 +83,13 @@ def test_p1_authority_flag_at_opening_escalates_and_sends_nothing(harness):
     assert "rationale-7d1f" not in dump and "admin-settle" not in dump
 
 
-def test_p1_authority_flag_mid_session_escalates_and_sends_nothing_more(harness):
+def test_authority_flag_mid_session_escalates_and_sends_nothing_more(harness):
     h = harness()
     dispute_id, buyer, seller = opened(h)
     now = int(time.time())
     buyer.reply("I paid, reference 881.", created_at=now - 30)
     seller.reply("Nothing here yet.", created_at=now - 20)
-    rationale = "P1 mid-session: rationale-93ab the seller asks for an admin-settle."
+    rationale = "Authority mid-session: rationale-93ab the seller asks for an admin-settle."
     h.llm.push(ask(buyer="Wait while we admin-settle.", seller="We can admin-settle it for you.",
                    flags=["authority_boundary_attempt"], rationale=rationale))
     result = h.mediate()
@@ -111,14 +111,14 @@ def test_p1_authority_flag_mid_session_escalates_and_sends_nothing_more(harness)
     assert len(h.events("handoff_prepared")) == 1
 
 
-# --- P2 ---------------------------------------------------------------------------------------
+# --- policy triggers ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bypassed,final,trigger", [
     pytest.param(0, lambda: ask(flags=["conflicting_claims"]), "conflicting_claims", id="conflicting_claims-flag"),
     pytest.param(0, lambda: ask(flags=["fraud_risk"]), "fraud_indicator", id="fraud_risk-flag"),
     pytest.param(3, lambda: ask(confidence=0.2), "low_confidence", id="confidence-0.2-at-followup-4"),
 ])
-def test_p2_policy_triggers_escalate_with_one_handoff(harness, bypassed, final, trigger):
+def test_policy_triggers_escalate_with_one_handoff(harness, bypassed, final, trigger):
     h = harness(mediation={"max_rounds": 10})
     _, buyer, seller = opened(h)
     sid = h.session()["session_id"]
@@ -143,9 +143,9 @@ def test_p2_policy_triggers_escalate_with_one_handoff(harness, bypassed, final, 
     assert len(h.events("handoff_prepared")) == 1
 
 
-# --- P3 ---------------------------------------------------------------------------------------
+# --- unresponsive parties -------------------------------------------------------------------------
 
-def test_p3_party_unresponsive_fires_once_and_zero_disables_it(harness, make_config, med_sections):
+def test_party_unresponsive_fires_once_and_zero_disables_it(harness, make_config, med_sections):
     h = harness()
     dispute_id, _, _ = opened(h)
     now = int(time.time())
@@ -171,9 +171,9 @@ def test_p3_party_unresponsive_fires_once_and_zero_disables_it(harness, make_con
     assert len(h.events()) == events_before
 
 
-# --- P4 ---------------------------------------------------------------------------------------
+# --- the round limit ------------------------------------------------------------------------------
 
-def test_p4_round_limit_escalates_with_the_inner_id_and_sends_no_followup(harness):
+def test_round_limit_escalates_with_the_inner_id_and_sends_no_followup(harness):
     h = harness(mediation={"max_rounds": 2})
     _, buyer, seller = opened(h)
     now = int(time.time())
@@ -200,9 +200,9 @@ def test_p4_round_limit_escalates_with_the_inner_id_and_sends_no_followup(harnes
         assert sorted(m.content.startswith("Round 1. ") for m in party.messages()) == [False, True]
 
 
-# --- P5 ---------------------------------------------------------------------------------------
+# --- provider errors at the opening ---------------------------------------------------------------
 
-def test_p5_provider_error_at_opening_stores_only_the_category(harness):
+def test_provider_error_at_opening_stores_only_the_category(harness):
     h = harness()
     dispute_id = h.open()
     body = "upstream exploded: org quota-XYZZY-4821 exceeded, contact billing"
@@ -220,9 +220,9 @@ def test_p5_provider_error_at_opening_stores_only_the_category(harness):
     assert not any("XYZZY" in e for e in result.errors)
 
 
-# --- P6 ---------------------------------------------------------------------------------------
+# --- rounds ---------------------------------------------------------------------------------------
 
-def test_p6_two_fresh_replies_at_marker_zero_ask_round_1_once(harness):
+def test_two_fresh_replies_in_round_zero_ask_round_one_once(harness):
     h = harness()
     _, buyer, seller = opened(h)
     assert h.session()["round_count_last_evaluated"] == 0
@@ -244,9 +244,9 @@ def test_p6_two_fresh_replies_at_marker_zero_ask_round_1_once(harness):
     assert len(outbound(h)) == 4 and len(h.llm.model_requests()) == requests
 
 
-# --- P7 ---------------------------------------------------------------------------------------
+# --- failed evaluations ---------------------------------------------------------------------------
 
-def test_p7_three_failed_evaluations_escalate_reasoning_unavailable(harness):
+def test_three_failed_evaluations_escalate_reasoning_unavailable(harness):
     h = harness()
     dispute_id, buyer, _ = opened(h)
     sid = h.session()["session_id"]

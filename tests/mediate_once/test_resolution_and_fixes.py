@@ -1,9 +1,12 @@
-"""mediation.md §19.2 resolution hook (L1–L6) and fixed behaviours F4, F5, F9, F10."""
+"""What listen's resolution hook reports and closes (docs/mediation.md#resolution-hook); prompt edits between
+runs, the solver-authorization back-off, session timeouts, the run lock and races with listen."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import threading
 import time
 
 from serbero_cli.runlock import RunLock
@@ -32,7 +35,7 @@ def resolve(h, dispute_id: str, status: str = "settled") -> dict:
     return h.listen()
 
 
-def test_l1_settled_on_a_full_session_reports_everything(harness):
+def test_settled_dispute_with_a_full_session_reports_everything_to_every_solver(harness):
     h = harness()
     dispute_id = h.node.open_dispute()
     h.listen()
@@ -54,7 +57,7 @@ def test_l1_settled_on_a_full_session_reports_everything(harness):
         assert any(marker_of(dm.content) == "mediation_resolution_report/v2" for dm in solver.inbox())
 
 
-def test_l2_buyer_only_outbound_and_no_classification(harness):
+def test_resolution_report_counts_buyer_only_outbound_and_says_no_classification(harness):
     h = harness()
     dispute_id, _, _ = opened(h)
     h.execute("UPDATE mediation_messages SET published_at=NULL WHERE party='seller'")
@@ -65,7 +68,7 @@ def test_l2_buyer_only_outbound_and_no_classification(harness):
     assert "Outbound party messages: 1" in body and "Classification: <none recorded>" in body
 
 
-def test_l3_escalated_session_stays_escalated_and_is_named(harness):
+def test_escalated_session_stays_escalated_and_is_named_in_the_resolution_report(harness):
     h = harness()
     dispute_id, _, _ = opened(h)
     h.execute("UPDATE mediation_sessions SET started_at=started_at-100000")
@@ -80,7 +83,7 @@ def test_l3_escalated_session_stays_escalated_and_is_named(harness):
     assert h.events("superseded_by_human") == []
 
 
-def test_l4_only_a_dispute_scoped_verdict(harness):
+def test_resolution_report_with_only_a_dispute_scoped_verdict_names_no_session(harness):
     h = harness()
     dispute_id = h.open()
     h.llm.push(Reply(content=classification_json("unclear", 0.42, "escalate")))
@@ -91,7 +94,7 @@ def test_l4_only_a_dispute_scoped_verdict(harness):
     assert "Outbound party messages: 0" in body
 
 
-def test_l5_no_mediation_context_no_dm_no_event_and_idempotent(harness):
+def test_resolution_without_mediation_context_sends_no_report_and_writes_no_event(harness):
     h = harness()
     dispute_id = h.open()
     for _ in range(2):
@@ -100,7 +103,7 @@ def test_l5_no_mediation_context_no_dm_no_event_and_idempotent(harness):
     assert h.rows("SELECT lifecycle_state FROM disputes") == [{"lifecycle_state": "resolved"}]
 
 
-def test_l5b_bare_start_attempts_are_not_context(harness):
+def test_bare_start_attempts_are_not_mediation_context_for_a_report(harness):
     h = harness()
     dispute_id = h.open()
     h.llm.push(Reply(status=500, body="x"))
@@ -109,7 +112,7 @@ def test_l5b_bare_start_attempts_are_not_context(harness):
     assert report_bodies(h) == []
 
 
-def test_l5c_same_resolution_event_twice_reports_once(harness):
+def test_same_resolution_event_twice_reports_once(harness):
     h = harness()
     dispute_id, _, _ = opened(h)
     h.node.set_status(dispute_id, "settled")
@@ -119,7 +122,7 @@ def test_l5c_same_resolution_event_twice_reports_once(harness):
     assert len(h.events("resolved_externally_reported")) == 1
 
 
-def test_l6_live_session_closes_on_settled_or_released(harness):
+def test_live_session_closes_when_the_dispute_is_settled_or_released(harness):
     for status in ("settled", "released"):
         h = harness()
         h.execute("DELETE FROM mediation_sessions") if h.db_path.exists() else None
@@ -136,7 +139,7 @@ def test_l6_live_session_closes_on_settled_or_released(harness):
                                                                        session["policy_hash"])
 
 
-def test_l6b_already_resolved_dispute_changes_nothing(harness):
+def test_a_second_resolution_of_a_resolved_dispute_changes_nothing(harness):
     h = harness()
     dispute_id, _, _ = opened(h)
     resolve(h, dispute_id)
@@ -149,7 +152,7 @@ def test_l6b_already_resolved_dispute_changes_nothing(harness):
     assert len(report_bodies(h)) == 2
 
 
-def test_f4_prompt_edit_between_runs_records_once_and_does_not_escalate(harness, tmp_path):
+def test_prompt_edit_between_runs_records_once_and_does_not_escalate(harness, tmp_path):
     h = harness()
     _, buyer, seller = opened(h)
     pinned = h.session()["policy_hash"]
@@ -171,7 +174,7 @@ def test_f4_prompt_edit_between_runs_records_once_and_does_not_escalate(harness,
     assert len(h2.events("policy_bundle_changed")) == 1
 
 
-def test_f5_solver_authorization_backoff_probe_recovery_and_termination(harness):
+def test_solver_authorization_backoff_probe_recovery_and_termination(harness):
     h = harness(mediation={"solver_auth_retry_initial_seconds": 60, "solver_auth_retry_max_attempts": 2})
     first = h.open()
     h.node.set_modes(refuse_with="not_authorized")
@@ -210,7 +213,7 @@ def test_f5_solver_authorization_backoff_probe_recovery_and_termination(harness)
     assert h.rows("SELECT dispute_id FROM mediation_sessions") == [{"dispute_id": third}]
 
 
-def test_f5b_successful_probe_recovers(harness):
+def test_a_successful_solver_auth_probe_recovers(harness):
     h = harness()
     h.open()
     h.node.set_modes(refuse_with="not_authorized")
@@ -225,7 +228,7 @@ def test_f5b_successful_probe_recovers(harness):
     assert h.events("auth_retry_recovered")[0]["payload"] == {"attempt": 1}
 
 
-def test_f5c_refusal_for_a_dispute_taken_by_another_solver_is_not_an_auth_failure(harness):
+def test_refusal_for_a_dispute_taken_by_another_solver_is_not_an_auth_failure(harness):
     h = harness()
     dispute_id = h.open()
     human = "cd" * 32
@@ -241,7 +244,7 @@ def test_f5c_refusal_for_a_dispute_taken_by_another_solver_is_not_an_auth_failur
     assert h.mediate().starts_attempted == 0  # never chased again
 
 
-def test_f9_session_timeout_escalates_and_zero_disables(harness):
+def test_session_timeout_escalates_and_zero_disables(harness):
     h = harness(mediation={"party_response_timeout_seconds": 0, "session_timeout_seconds": 3600})
     opened(h)
     h.execute("UPDATE mediation_sessions SET started_at=started_at-7200")
@@ -251,41 +254,59 @@ def test_f9_session_timeout_escalates_and_zero_disables(harness):
     assert h0.mediate().escalations == {}
 
 
-def test_f10a_second_mediate_once_exits_75_and_dead_relays_exit_3(harness, make_config, med_sections):
+def test_second_mediate_once_exits_75_under_the_lock_and_dead_relays_exit_3(harness, make_config, med_sections):
     h = harness()
     opened(h)
     with RunLock(h.db_path, "mediate", "mediate-once"):
-        code, doc, err = h.mediate_cli()
+        code, doc, err = h.mediate_process()
         assert code == 75 and doc["exit_code"] == 75 and "mediate-once: lock held by pid" in err
     before = content_checksum_without_run_records(h.db_path)
     dead = make_config(relays=["ws://127.0.0.1:1"], sections=med_sections(), name="dead.toml")
     h.config_path = dead
-    code, doc, _ = h.mediate_cli()
+    code, doc, _ = h.mediate_process()
     assert code == 3 and doc["exit_code"] == 3
     assert content_checksum_without_run_records(h.db_path) == before
     assert run_record(h.db_path, "mediate_once")["exit_code"] == 3
 
 
-def test_f10b_resolution_during_evaluation_sends_no_follow_up(harness):
-    h = harness()
+def test_a_resolution_while_the_model_evaluates_closes_the_session_and_sends_no_follow_up(harness):
+    """listen resolves the dispute while mediate-once (another process) waits for the model's verdict:
+    the verdict that then arrives finds the session closed and queues no follow-up question.
+
+    The model holds its answer until the test has run listen, so the order never depends on timing.
+    """
+    h = harness(reasoning={"request_timeout_seconds": 60})
     dispute_id, buyer, seller = opened(h)
     buyer.reply("paid", created_at=int(time.time()) - 20)
     seller.reply("not received", created_at=int(time.time()) - 10)
-    h.llm.push(Reply(content=classification_json("coordination_failure_resolvable", 0.8, "ask_clarification",
-                                                 buyer="When exactly?", seller="Which bank?"), delay=2.0))
+    evaluating, resolved = threading.Event(), threading.Event()
+
+    def held_verdict(path, body):
+        evaluating.set()
+        resolved.wait(60)
+        return Reply(content=classification_json("coordination_failure_resolvable", 0.8, "ask_clarification",
+                                                 buyer="When exactly?", seller="Which bank?"))
+
+    h.llm.responder = held_verdict
     proc = subprocess.Popen([sys.executable, "-m", "serbero_cli", "--config", str(h.config_path), "mediate-once",
                              "--json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**API_ENV, "PATH": "/usr/bin:/bin"})
-    from tests.helpers import wait_for
-
-    wait_for(lambda: len(h.llm.model_requests()) >= 2, timeout=20)  # the evaluation call is in flight
-    resolve(h, dispute_id)
-    proc.wait(60)
+    try:
+        assert evaluating.wait(60), "mediate-once never asked the model to evaluate"
+        resolve(h, dispute_id)
+        assert h.session()["state"] == "closed"
+    finally:
+        resolved.set()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["sessions_opened"] == 0
     assert h.rows("SELECT COUNT(*) AS n FROM mediation_messages WHERE content LIKE 'Round%'") == [{"n": 0}]
+    assert h.rows("SELECT COUNT(*) AS n FROM mediation_messages WHERE direction='outbound' "
+                  "AND content LIKE '%When exactly?%'") == [{"n": 0}]
     assert h.session()["state"] == "closed"
 
 
-def test_f10c_listen_and_mediate_racing_on_a_pending_row_send_it_once(harness):
+def test_listen_and_mediate_racing_on_a_pending_row_send_it_once(harness):
     h = harness()
     dispute_id = h.open()
     h.llm.push(summarize(), summary())

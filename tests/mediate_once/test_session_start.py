@@ -1,4 +1,5 @@
-"""mediation.md §19.2 session start (S1–S6) and the fixed start behaviours (F1–F3, F8)."""
+"""Opening a session (docs/mediation.md#opening-a-session): eligibility, the take, the opening questions,
+retries of a failed opening and the per-run start limit."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def legacy_shared(serbero_sk_hex: str, trade_pk_hex: str) -> str:
     return coincurve.PublicKeyXOnly.from_secret(x).format().hex()
 
 
-def test_s1_eligible_dispute_opens_a_session_that_both_parties_can_read(harness, serbero_keys):
+def test_eligible_dispute_opens_a_session_that_both_parties_can_read(harness, serbero_keys):
     h = harness()
     dispute_id = h.open()
     h.llm.push(ask())
@@ -51,7 +52,7 @@ def test_s1_eligible_dispute_opens_a_session_that_both_parties_can_read(harness,
         assert any(f"assigned_solver: {serbero_keys.public_key().to_hex()}" in dm.content for dm in solver.inbox())
 
 
-def test_s2_failed_health_check_starts_nothing_and_exits_4(harness, llm):
+def test_failed_health_check_starts_nothing_and_exits_4(harness, llm):
     h = harness()
     h.open()
     llm.health_failures = 5
@@ -64,7 +65,7 @@ def test_s2_failed_health_check_starts_nothing_and_exits_4(harness, llm):
     assert all(len(s.inbox()) == 1 for s in h.solvers)  # listen's DM only
 
 
-def test_s2b_failed_health_check_on_a_fresh_database(harness, llm, db_path):
+def test_failed_health_check_on_a_fresh_database(harness, llm, db_path):
     h = harness()
     llm.health_failures = 5
     llm.health_status = 503
@@ -77,7 +78,7 @@ def test_s2b_failed_health_check_on_a_fresh_database(harness, llm, db_path):
     assert h.rows("SELECT COUNT(*) AS n FROM mediation_events") == [{"n": 0}]
 
 
-def test_s3_stale_refusal_for_another_dispute_does_not_abort_a_new_take(harness):
+def test_stale_refusal_for_another_dispute_does_not_abort_a_new_take(harness):
     h = harness()
     other = h.node.open_dispute()
     h.node.preseed_old_replies(other, "invalid_pubkey", age_seconds=5)
@@ -88,7 +89,7 @@ def test_s3_stale_refusal_for_another_dispute_does_not_abort_a_new_take(harness)
     assert h.rows("SELECT dispute_id FROM mediation_sessions WHERE dispute_id=?", (dispute_id,))
 
 
-def test_s4_listen_recorded_dispute_starts_next_run_with_events_in_order(harness):
+def test_a_dispute_listen_recorded_starts_in_the_next_run_with_events_in_order(harness):
     h = harness()
     dispute_id = h.open()
     h.llm.push(ask())
@@ -100,7 +101,7 @@ def test_s4_listen_recorded_dispute_starts_next_run_with_events_in_order(harness
     assert all(e["payload"].get("dispute_id") in (dispute_id, None) for e in events)
 
 
-def test_s5_fraud_risk_at_opening_escalates_without_a_take(harness):
+def test_fraud_risk_at_opening_escalates_without_a_take(harness):
     h = harness()
     dispute_id = h.open()
     h.llm.push(Reply(content=classification_json("suspected_fraud", 0.9, "escalate", flags=["fraud_risk"])))
@@ -119,7 +120,7 @@ def test_s5_fraud_risk_at_opening_escalates_without_a_take(harness):
     assert h.rows("SELECT lifecycle_state FROM disputes") == [{"lifecycle_state": "escalated"}]
 
 
-def test_s6_model_suggesting_escalate_at_opening_is_reasoning_unavailable(harness):
+def test_model_suggesting_escalate_at_opening_is_reasoning_unavailable(harness):
     h = harness()
     h.open()
     h.llm.push(Reply(content=classification_json("unclear", 0.9, "escalate", detail="looks odd")))
@@ -129,7 +130,7 @@ def test_s6_model_suggesting_escalate_at_opening_is_reasoning_unavailable(harnes
     assert h.node.requests == []
 
 
-def test_f1_opening_failures_retry_then_escalate_on_the_third(harness):
+def test_opening_failures_retry_then_escalate_on_the_third(harness):
     h = harness()
     dispute_id = h.open()
     for run in range(1, 4):
@@ -147,7 +148,7 @@ def test_f1_opening_failures_retry_then_escalate_on_the_third(harness):
     assert h.events("handoff_prepared")[0]["payload"]["dispute_id"] == dispute_id
 
 
-def test_f1b_a_successful_second_opening_opens_the_session(harness):
+def test_a_successful_second_opening_opens_the_session(harness):
     h = harness()
     h.open()
     h.llm.push(Reply(status=503, body="busy"))
@@ -167,7 +168,7 @@ def both_answered(h) -> str:
     return dispute_id
 
 
-def test_f2_a_closed_summary_session_is_never_taken_again(harness):
+def test_a_closed_summary_session_is_never_taken_again(harness):
     h = harness()
     dispute_id = both_answered(h)
     h.llm.push(summarize(), summary())
@@ -180,7 +181,7 @@ def test_f2_a_closed_summary_session_is_never_taken_again(harness):
     assert h.rows("SELECT COUNT(*) AS n FROM mediation_messages WHERE direction='outbound'") == [{"n": 2}]
 
 
-def test_f3_a_summary_decided_in_a_run_is_delivered_in_that_run(harness):
+def test_a_summary_decided_in_a_run_is_delivered_in_that_run(harness):
     h = harness()
     dispute_id = both_answered(h)
     h.llm.push(summarize(), summary())
@@ -193,7 +194,7 @@ def test_f3_a_summary_decided_in_a_run_is_delivered_in_that_run(harness):
         "lifecycle_state"] == "taken"
 
 
-def test_f3b_a_run_whose_summary_call_failed_delivers_it_next_run(harness):
+def test_a_run_whose_summary_call_failed_delivers_it_next_run(harness):
     h = harness()
     both_answered(h)
     h.llm.push(summarize(), Reply(status=500, body="down"))  # the summary call fails this run
@@ -204,7 +205,7 @@ def test_f3b_a_run_whose_summary_call_failed_delivers_it_next_run(harness):
     assert result.summaries_generated == 1 and h.session()["state"] == "closed"
 
 
-def test_f8_dropped_key_warns_and_max_starts_limits_starts(harness, caplog):
+def test_dropped_key_warns_and_max_starts_limits_starts(harness, caplog):
     h = harness(chat={"inbound_fetch_interval_seconds": 30}, mediation={"max_starts_per_run": 2})
     for _ in range(3):
         h.node.open_dispute()

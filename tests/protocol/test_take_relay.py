@@ -64,7 +64,7 @@ async def publish_and_fetch(url: str, events: list, filters: list[dict]):
     return outcomes, fetched
 
 
-def test_v1_mined_gift_wrap_passes_a_pow_relay_and_opens_for_mostro(pow_relay, keys):
+def test_protocol_v1_mined_gift_wrap_passes_a_pow_relay_and_opens_for_mostro(pow_relay, keys):
     now = int(time.time())
     mined = build_take_giftwrap(keys["secret"], keys["mostro_pub"], DISPUTE, R, pow_bits=8, now=now)
     plain = next(w for w in (build_take_giftwrap(keys["secret"], keys["mostro_pub"], DISPUTE, R, pow_bits=0, now=now)
@@ -80,7 +80,7 @@ def test_v1_mined_gift_wrap_passes_a_pow_relay_and_opens_for_mostro(pow_relay, k
     assert compact(message) == take_message_json(DISPUTE, R, 1) and len(sig) == 128
 
 
-def test_v2_mined_kind14_take_passes_a_pow_relay_and_decrypts_for_mostro(pow_relay, keys):
+def test_mined_kind14_take_passes_a_pow_relay_and_decrypts_for_mostro(pow_relay, keys):
     now = int(time.time())
     take = build_take_kind14(keys["secret"], keys["mostro_pub"], DISPUTE, R, pow_bits=12, now=now)
     node_filter = {"kinds": [14], "#p": [keys["mostro_pub"]], "since": now - 60}
@@ -92,15 +92,15 @@ def test_v2_mined_kind14_take_passes_a_pow_relay_and_decrypts_for_mostro(pow_rel
     assert plaintext.startswith("[" + take_message_json(DISPUTE, R, 2) + ',"')
 
 
-def test_v1_replies_from_the_relay_settle_only_the_genuine_take(relay, keys):
+def test_protocol_v1_replies_from_the_relay_settle_only_the_genuine_take(relay, keys):
     now = int(time.time())
     buyer, seller = ns.Keys.generate().public_key().to_hex(), ns.Keys.generate().public_key().to_hex()
     attacker = ns.Keys.generate()
     events = [
-        # X1: attacker trade keys, wrapped by a non-Mostro key
+        # A forged reply: attacker trade keys, wrapped by a non-Mostro key
         giftwrap_reply(keys["mostro"], keys["pub"], compact([took_message(DISPUTE, None, attacker.public_key().to_hex(),
                        ns.Keys.generate().public_key().to_hex()), None]), created_at=now, sealer=attacker),
-        # X2: a replayed refusal for another dispute, and a stale one for ours
+        # A replayed refusal for another dispute, and a stale one for ours
         giftwrap_reply(keys["mostro"], keys["pub"], compact([cantdo_message(OTHER_DISPUTE, None, "invalid_pubkey"), None]),
                        created_at=now - 5),
         giftwrap_reply(keys["mostro"], keys["pub"], compact([cantdo_message(DISPUTE, None, "not_found"), None]),
@@ -118,7 +118,7 @@ def test_v1_replies_from_the_relay_settle_only_the_genuine_take(relay, keys):
     assert settled == [(DISPUTE, TakeOutcome("taken", None, buyer, seller))]
 
 
-def test_v2_reply_from_the_relay_is_read_and_our_own_take_is_not(relay, keys):
+def test_reply_from_the_relay_is_read_and_our_own_take_is_not(relay, keys):
     now = int(time.time())
     take = build_take_kind14(keys["secret"], keys["mostro_pub"], DISPUTE, R, pow_bits=0, now=now)
     reply = kind14_reply(keys["mostro"], keys["pub"], compact([cantdo_message(DISPUTE, R, "invalid_pubkey", version=2),

@@ -1,4 +1,4 @@
-"""The Anthropic provider against a real local server (mediation.md §8.2; A2)."""
+"""The Anthropic provider against a real local server (docs/mediation.md#providers)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_anthropic_gpt5_rule_does_not_apply(llm):
     assert llm.requests[0].body["temperature"] == 0.0
 
 
-def test_anthropic_401_is_unreachable_naming_status_and_provider_a2(llm):
+def test_anthropic_401_is_unreachable_naming_status_and_provider(llm):
     llm.push(Reply(status=401, body={"type": "error", "error": {"type": "authentication_error"}}), Reply(status=401))
     with pytest.raises(ProviderError) as err:
         complete(anthropic(llm.base_url, retries=3))
@@ -92,7 +92,7 @@ def _reasoner_call(llm, method: str):
     return asyncio.run(main())
 
 
-def test_anthropic_classify_and_summarize_parse_a2(llm):
+def test_anthropic_classify_and_summarize_parse(llm):
     llm.push(classification_json("coordination_failure_resolvable", 0.88, "summarize", rationale="fits"),
              summary_text("Seller had not checked.", "Solver verifies the reference.", "clear"))
     result, raw_len = _reasoner_call(llm, "classify")
@@ -104,13 +104,13 @@ def test_anthropic_classify_and_summarize_parse_a2(llm):
         ("Seller had not checked.", "Solver verifies the reference.", "clear")
 
 
-def test_anthropic_prose_answer_is_malformed_a2(llm):
+def test_anthropic_prose_answer_is_malformed(llm):
     llm.push("I believe the buyer paid and the seller should confirm.")
     with pytest.raises(MalformedResponse):
         _reasoner_call(llm, "classify")
 
 
-def test_anthropic_joins_text_blocks_around_a_thinking_block_a2(llm):
+def test_anthropic_joins_text_blocks_around_a_thinking_block(llm):
     answer = classification_json("unclear", 0.4, "ask_clarification", "Did you pay?", "Did it arrive?")
     cut = len(answer) // 2
     llm.push(Reply(blocks=[
@@ -122,7 +122,7 @@ def test_anthropic_joins_text_blocks_around_a_thinking_block_a2(llm):
     assert result.buyer_clarification == "Did you pay?" and raw_len == len(answer)
 
 
-def test_anthropic_summary_markers_in_a_second_block_survive_a2(llm):
+def test_anthropic_summary_markers_in_a_second_block_survive(llm):
     llm.push(Reply(blocks=[
         {"type": "thinking", "thinking": "RATIONALE: not this one", "signature": "sig"},
         {"type": "text", "text": "Both agree the payment was late."},

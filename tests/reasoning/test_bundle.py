@@ -1,4 +1,4 @@
-"""The prompt bundle (mediation.md §9.1, §9.2): packaged files, overrides, errors, policy_hash (U9)."""
+"""The prompt bundle (docs/mediation.md#prompt-bundle): packaged files, overrides, errors, policy_hash."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def packaged(name: str) -> bytes:
     return resources.files("serbero_cli.prompts").joinpath(name).read_bytes()
 
 
-def test_policy_hash_u9_test_vector():
+def test_policy_hash_matches_its_test_vector():
     assert policy_hash(b"s", b"c", b"e", b"m", b"t") == \
         "e208ac72a7e9e763ac19015546d716cc6301a582afd1ee5698d83245a78f3d1d"
 
@@ -84,7 +84,7 @@ def test_load_bundle_reports_every_unreadable_file_at_once(tmp_path):
     assert "mediation_style_path" in text and "UTF-8" in text and str(bad_utf8) in text
 
 
-# --- content of the shipped prompts (§9.1 "Must cover") ------------------------------------------
+# --- content of the shipped prompts: what each file must cover ------------------------------------
 
 BUNDLE = load_bundle(DEFAULT_PROMPTS)
 

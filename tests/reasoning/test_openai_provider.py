@@ -1,4 +1,4 @@
-"""OpenAI and OpenAI-compatible providers against a real local server (mediation.md §8.1; A1, A3, A5)."""
+"""OpenAI and OpenAI-compatible providers against a real local server (docs/mediation.md#providers)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_openai_request_body_is_utf8_json(llm):
 
 
 @pytest.mark.parametrize("model", ["gpt-5", "gpt-5-mini", "GPT-5.1", "openai/gpt-5-nano"])
-def test_openai_gpt5_models_omit_temperature_on_every_call_a5(llm, model):
+def test_openai_gpt5_models_omit_temperature_on_every_call(llm, model):
     cfg = reasoning_config(llm.openai_base, model=model)
     llm.push("{}", "text")
     health(cfg)
@@ -70,13 +70,13 @@ def test_openai_non_gpt5_model_keeps_temperature(llm):
     assert llm.requests[0].body["temperature"] == 0.0
 
 
-def test_openai_trailing_slash_on_base_is_trimmed_a5(llm):
+def test_openai_trailing_slash_on_base_is_trimmed(llm):
     llm.push("{}")
     complete(reasoning_config(llm.openai_base + "/"), "classify")
     assert llm.requests[0].path == "/v1/chat/completions"
 
 
-def test_openai_compatible_root_base_posts_to_root_path_with_json_mode_a3(llm):
+def test_openai_compatible_root_base_posts_to_root_path_with_json_mode(llm):
     cfg = reasoning_config(llm.base_url, provider="openai-compatible", model="claude-sonnet-4")
     llm.push("{}")
     health(cfg)
@@ -119,7 +119,7 @@ def test_openai_health_check_fails_on_a_bad_envelope(llm):
     assert err.value.category == "malformed_response"
 
 
-def test_make_provider_rejects_an_unknown_provider_a1():
+def test_make_provider_rejects_an_unknown_provider():
     cfg = reasoning_config("http://127.0.0.1:9/v1", provider="ppqai")
     with pytest.raises(ConfigError) as err:
         make_provider(cfg, Secret(API_KEY))

@@ -1,4 +1,4 @@
-"""Retries and error categories (mediation.md §8.3; A4, A5, X6) against a real local server."""
+"""Retries and error categories (docs/mediation.md#providers) against a real local server."""
 
 from __future__ import annotations
 
@@ -13,19 +13,19 @@ from tests.reasoning.support import complete, health, reasoning_config
 
 
 @pytest.mark.parametrize(("provider", "status", "retries", "hits"), [
-    pytest.param("openai", 401, 3, 1, id="A4-401-retry3-one-hit"),
+    pytest.param("openai", 401, 3, 1, id="401-retry3-one-hit"),
     pytest.param("openai", 403, 2, 1, id="403-not-retried"),
-    pytest.param("openai", 404, 3, 1, id="A4-404-retry3-one-hit"),
+    pytest.param("openai", 404, 3, 1, id="404-retry3-one-hit"),
     pytest.param("openai", 400, 1, 1, id="400-not-retried"),
     pytest.param("openai", 408, 1, 2, id="408-retried"),
-    pytest.param("openai", 429, 2, 3, id="A4-429-retry2-three-hits"),
+    pytest.param("openai", 429, 2, 3, id="429-retry2-three-hits"),
     pytest.param("openai", 500, 1, 2, id="500-retried"),
     pytest.param("openai", 502, 2, 3, id="502-retried"),
     pytest.param("openai", 503, 0, 1, id="503-retry0-one-hit"),
     pytest.param("anthropic", 529, 1, 2, id="anthropic-529-overloaded-retried"),
     pytest.param("anthropic", 401, 3, 1, id="anthropic-401-one-hit"),
 ])
-def test_http_status_retry_counts_x6(llm, provider, status, retries, hits):
+def test_http_status_retry_counts(llm, provider, status, retries, hits):
     pushed = 5
     llm.push(*[Reply(status=status) for _ in range(pushed)])
     with pytest.raises(ProviderError) as err:
@@ -65,7 +65,7 @@ def test_dropped_connection_is_unreachable_and_retried(llm):
     assert len(llm.requests) == 2
 
 
-def test_closed_port_is_unreachable_after_every_attempt_x6(caplog):
+def test_closed_port_is_unreachable_after_every_attempt(caplog):
     caplog.set_level(logging.WARNING, logger="serbero_cli.reasoning")
     cfg = reasoning_config(f"http://127.0.0.1:{unused_port()}/v1", retries=2)
     with pytest.raises(ProviderError) as err:
@@ -81,24 +81,27 @@ def test_closed_port_fails_the_health_check():
     assert err.value.category == "unreachable"
 
 
-def test_hang_past_the_timeout_is_retried_as_timeout_x6(llm):
-    llm.push(Reply(delay=3, content="late"), Reply(delay=3, content="late"))
+def test_hang_past_the_timeout_is_retried_as_timeout(llm):
+    # The model never answers in time (its answers are due after a minute; stopping the server
+    # ends them): two attempts of one second each, then a timeout error, well before a minute.
+    llm.push(Reply(delay=60, content="late"), Reply(delay=60, content="late"))
     started = time.monotonic()
     with pytest.raises(ProviderError) as err:
         complete(reasoning_config(llm.openai_base, timeout=1, retries=1))
     elapsed = time.monotonic() - started
     assert err.value.category == "timeout" and len(llm.requests) == 2
-    assert 1.9 <= elapsed < 3.5
+    assert 1.9 <= elapsed < 30
 
 
-def test_request_timeout_zero_acts_as_one_second_a5(llm):
-    llm.push(Reply(delay=0.4, content="in time"), Reply(delay=3, content="late"))
+def test_request_timeout_zero_acts_as_one_second(llm):
+    llm.push(Reply(delay=0.2, content="in time"), Reply(delay=60, content="late"))
     cfg = reasoning_config(llm.openai_base, timeout=0, retries=0)
     assert complete(cfg) == "in time"  # a literal 0 s timeout would fail at once
     started = time.monotonic()
     with pytest.raises(ProviderError) as err:
         complete(cfg)
-    assert err.value.category == "timeout" and 0.9 <= time.monotonic() - started < 1.8
+    # At least the one second, and far less than the minute the answer would take.
+    assert err.value.category == "timeout" and 0.9 <= time.monotonic() - started < 30
 
 
 def test_health_check_retries_like_any_call(llm):

@@ -1,4 +1,4 @@
-"""Rationale storage (mediation.md §9.6) on a real SQLite file."""
+"""Rationale storage (docs/mediation.md#rationales) on a real SQLite file."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Reasoner end to end against the scripted server: what the model sees (F7, X3) and what gets logged."""
+"""Reasoner end to end against the scripted server: what the model sees (the guard, party text as data)
+and what gets logged."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def test_classify_returns_the_parsed_answer_and_raw_length(llm):
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-def test_f7_request_has_guard_in_system_and_delimited_transcript(llm, provider):
+def test_request_has_guard_in_system_and_delimited_transcript(llm, provider):
     llm.push(classification_json("unclear", 0.6, "ask_clarification", "Proof?", "Arrived?"))
     run(llm, "classify", ctx(), TRANSCRIPT, provider=provider)
     body = llm.requests[0].body
@@ -80,7 +81,7 @@ def test_f7_request_has_guard_in_system_and_delimited_transcript(llm, provider):
     assert user.index(BEGIN_TRANSCRIPT) < user.index(END_TRANSCRIPT)
 
 
-def test_x3_party_text_is_only_a_json_string_inside_the_block(llm):
+def test_party_text_is_only_a_json_string_inside_the_block(llm):
     llm.push(classification_json("unclear", 0.7, "ask_clarification", "Reference?", "Arrived?"))
     result, _ = run(llm, "classify", ctx(), TRANSCRIPT)
     assert result.suggested_action == "ask_clarification"  # the scripted answer alone decides

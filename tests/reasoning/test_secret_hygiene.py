@@ -1,4 +1,4 @@
-"""The API key never reaches logs, errors or tracebacks, whatever the provider answers (mediation.md §2)."""
+"""The API key never reaches logs, errors or tracebacks, whatever the provider answers."""
 
 from __future__ import annotations
 

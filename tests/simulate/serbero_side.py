@@ -23,7 +23,7 @@ N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def take_json(dispute_id: str, request_id: int | None, version: int) -> str:
-    """mediation.md §5.1 / mostro-v2.md §2.1, byte-exact, built as text in the mandated order."""
+    """The take request (docs/wire-formats.md#take-request), byte-exact, built as text in the mandated order."""
     rid = "null" if request_id is None else str(request_id)
     return ('{"dispute":{"version":' + str(version) + ',"request_id":' + rid + ',"trade_index":null,"id":"'
             + dispute_id + '","action":"admin-take-dispute","payload":null}}')
@@ -57,7 +57,7 @@ def v1_take(keys: ns.Keys, mostro: str, dispute_id: str, request_id: int | None,
 def v2_take(keys: ns.Keys, mostro: str, dispute_id: str, request_id: int | None, *, bits: int = 0,
             created_at: int | None = None, payload: str | None = None, encrypt_to: str | None = None,
             bad_sig: bool = False, signed: bool = True) -> ns.Event:
-    """mostro-v2.md §2.2: kind 14 by Serbero, p + expiration(+3600), NIP-44 `[M, S, null]`, mined."""
+    """The kind-14 take: by Serbero, p + expiration(+3600), NIP-44 `[M, S, null]`, mined."""
     now = created_at or int(time.time())
     msg = take_json(dispute_id, request_id, 2)
     if payload is None:
@@ -136,7 +136,7 @@ class SerberoSide:
         aio.run(self.client.close())
 
 
-# -- chat keys, from mediation.md §6.1 and mostro-v2.md §4.1 ------------------------------------
+# -- chat keys (docs/wire-formats.md#party-chat) ------------------------------------------------
 def raw_x(secret_hex: str, pubkey_hex: str) -> bytes:
     point = coincurve.PublicKey(b"\x02" + bytes.fromhex(pubkey_hex)).multiply(bytes.fromhex(secret_hex))
     return point.format()[1:]
@@ -172,7 +172,7 @@ def serbero_inner(keys: ns.Keys, text: str, at: int | None = None) -> ns.Event:
 
 
 def serbero_legacy(inner: ns.Event, ch: SerberoChannel) -> ns.Event:
-    """mediation.md §6.2."""
+    """The legacy gift-wrapped chat envelope (docs/delivery.md#chat-publishing)."""
     eph = ns.Keys.generate()
     target = ch.shared.public_key()
     content = ns.nip44_encrypt(eph.secret_key(), target, inner.as_json(), ns.Nip44Version.V2)
@@ -181,7 +181,7 @@ def serbero_legacy(inner: ns.Event, ch: SerberoChannel) -> ns.Event:
 
 
 def serbero_kind14(inner: ns.Event, ch: SerberoChannel) -> ns.Event:
-    """mostro-v2.md §4.2."""
+    """The kind-14 chat envelope (docs/delivery.md#chat-publishing)."""
     conv = ch.conv.public_key()
     content = ns.nip44_encrypt(ch.conv.secret_key(), conv, inner.as_json(), ns.Nip44Version.V2)
     return (ns.EventBuilder(ns.Kind(14), content).tags([ns.Tag.public_key(conv)])

@@ -1,4 +1,4 @@
-"""simulate/crypto.py against the published vectors (mostro-v2.md §4.5) and the spec's byte rules."""
+"""simulate/crypto.py against the published chat vectors and the byte rules of docs/wire-formats.md#party-chat."""
 
 from __future__ import annotations
 

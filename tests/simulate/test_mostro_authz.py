@@ -1,4 +1,4 @@
-"""Who may take a dispute (mostro-v2.md §5) and how refusals look, on both transports."""
+"""Who may take a dispute (docs/mediation.md#takeover) and how refusals look, on both transports."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ def take(serbero, node, dispute, keys=None):
     request_id = random.randint(1, 2**63 - 1)
     build = v2_take if node.protocol == 2 else v1_take
     serbero.publish(build(keys, node.pubkey, dispute, request_id))
-    entry = wait_for(lambda: [r for r in node.requests if r.request_id == request_id], timeout=3)[0]
+    entry = wait_for(lambda: [r for r in node.requests if r.request_id == request_id], timeout=10)[0]
     return entry.outcome, request_id
 
 
 def cant_do_for(serbero, node, request_id):
     return wait_for(lambda: [r for r in serbero.inbox() if r.sender == node.pubkey
-                             and r.inner.get("request_id") == request_id], timeout=3)
+                             and r.inner.get("request_id") == request_id], timeout=10)
 
 
 @pytest.fixture(params=[1, 2], ids=["v1", "v2"])

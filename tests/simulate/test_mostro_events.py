@@ -42,7 +42,7 @@ def take(serbero, node, dispute, bits=0):
         serbero.publish(v2_take(serbero.keys, node.pubkey, dispute, request_id, bits=bits))
     else:
         serbero.publish(v1_take(serbero.keys, node.pubkey, dispute, request_id, pow_bits=bits))
-    return wait_for(lambda: [r for r in node.requests if r.request_id == request_id], timeout=3)[0]
+    return wait_for(lambda: [r for r in node.requests if r.request_id == request_id], timeout=10)[0]
 
 
 @pytest.mark.parametrize("kwargs,expected", [
@@ -65,7 +65,7 @@ def test_info_event_tags(make_node, serbero, kwargs, expected):
         assert tags.get(key) == value
 
 
-def test_pre_018_daemon_publishes_no_protocol_version(make_node, serbero):
+def test_a_daemon_older_than_0_18_publishes_no_protocol_version(make_node, serbero):
     tags = info_tags(serbero, make_node(protocol=None))
     assert "protocol_version" not in tags and "pow_first_contact" not in tags and tags["pow"] == "0"
 
@@ -95,7 +95,7 @@ def test_take_publishes_in_progress_revision_without_p_tag_and_tells_both_partie
     request = take(serbero, node, dispute)
     assert request.outcome == "taken"
     taken_at, tags = wait_for(lambda: (lambda r: r if status_of(r[1]) == "in-progress" else None)(
-        revision(serbero, node, dispute)), timeout=3)
+        revision(serbero, node, dispute)), timeout=10)
     assert taken_at > opened_at
     assert not [t for t in tags if t[0] == "p"]
     assert ["initiator", "seller"] in tags and ["z", "dispute"] in tags
@@ -103,7 +103,7 @@ def test_take_publishes_in_progress_revision_without_p_tag_and_tells_both_partie
     for role in ("buyer", "seller"):
         party = node.party(dispute, role)
         parties(party)
-        assert wait_for(party.learn_admin, timeout=3) == serbero.pubkey
+        assert wait_for(party.learn_admin, timeout=10) == serbero.pubkey
         # The raw notice: an order message about the ORDER id, in the node's transport, request_id echoed.
         events = fetch(serbero, [{"kinds": [1059, 14], "#p": [party.trade_pubkey]}])
         (notice,) = read_node_messages(events, record.trade_keys(role), node.pubkey)
@@ -120,18 +120,18 @@ def test_takeover_by_a_write_solver_is_a_real_request_with_a_newer_revision(make
     dispute = node.open_dispute()
     assert take(serbero, node, dispute, bits=8).outcome == "taken"
     ours_at, _ = wait_for(lambda: (lambda r: r if status_of(r[1]) == "in-progress" else None)(
-        revision(serbero, node, dispute)), timeout=3)
+        revision(serbero, node, dispute)), timeout=10)
     buyer = node.party(dispute, "buyer", chat="dual")
     parties(buyer)
-    assert wait_for(buyer.learn_admin, timeout=3) == serbero.pubkey
+    assert wait_for(buyer.learn_admin, timeout=10) == serbero.pubkey
 
     assert node.takeover(dispute, writer) == "taken"
     assert node.solvers[writer_hex] == "write" and node.dispute(dispute).holder == writer_hex
     assert node.request_log[-1].pow_bits >= 8  # a first-contact key had to mine
     theirs_at, tags = wait_for(lambda: (lambda r: r if r[0] > ours_at else None)(
-        revision(serbero, node, dispute)), timeout=3)
+        revision(serbero, node, dispute)), timeout=10)
     assert status_of(tags) == "in-progress" and not [t for t in tags if t[0] == "p"]
-    assert wait_for(lambda: buyer.learn_admin() == writer_hex, timeout=3)
+    assert wait_for(lambda: buyer.learn_admin() == writer_hex, timeout=10)
     events = fetch(serbero, [{"kinds": [14], "authors": [node.pubkey], "#p": [writer_hex]}])
     (reply,) = read_node_messages(events, writer, node.pubkey)
     assert reply.inner["action"] == "admin-took-dispute" and reply.inner["id"] == dispute
@@ -159,7 +159,7 @@ def test_auto_close_publishes_a_newer_terminal_revision(make_node, serbero, stat
     at = node.auto_close(dispute, status)
     assert at > before
     after, tags = wait_for(lambda: (lambda r: r if r[0] == at else None)(revision(serbero, node, dispute)),
-                           timeout=3)
+                           timeout=10)
     assert status_of(tags) == status and ["initiator", "buyer"] in tags
     assert node.dispute(dispute).status == status
 

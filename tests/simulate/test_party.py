@@ -28,7 +28,7 @@ def taken_dispute(make_node, serbero, protocol: int = 2):
     dispute = node.open_dispute()
     build = v2_take if protocol == 2 else v1_take
     serbero.publish(build(serbero.keys, node.pubkey, dispute, random.randint(1, 2**63 - 1)))
-    wait_for(lambda: node.takes(dispute), timeout=3)
+    wait_for(lambda: node.takes(dispute), timeout=10)
     return node, dispute
 
 
@@ -51,7 +51,7 @@ def test_party_ignores_chat_until_mostro_names_the_admin(make_node, serbero, par
     send_from_serbero(serbero, channel, "early hello", ["giftwrap", "kind14"])
     assert buyer.messages() == [] and buyer.admin_pubkey is None
     serbero.publish(v2_take(serbero.keys, node.pubkey, dispute, 7))
-    msgs = wait_for(buyer.messages, timeout=3)
+    msgs = wait_for(buyer.messages, timeout=10)
     assert [m.content for m in msgs] == ["early hello"] and buyer.admin_pubkey == serbero.pubkey
 
 
@@ -78,7 +78,7 @@ def test_chat_round_trip(make_node, serbero, parties, chat, protocol):
     channel = SerberoChannel.of(serbero.keys, party.trade_pubkey)
     inner = send_from_serbero(serbero, channel, "Seller: did the fiat arrive?", ENVELOPES_FOR[chat])
 
-    (msg,) = wait_for(party.messages, timeout=3)  # dual: both envelopes, shown once
+    (msg,) = wait_for(party.messages, timeout=10)  # dual: both envelopes, shown once
     assert (msg.inner_id, msg.content, msg.author) == (inner.id().to_hex(), "Seller: did the fiat arrive?",
                                                        serbero.pubkey)
     assert msg.envelope in ENVELOPES_FOR[chat] and msg.created_at == inner.created_at().as_secs()
@@ -87,7 +87,7 @@ def test_chat_round_trip(make_node, serbero, parties, chat, protocol):
     expected = "giftwrap" if chat == "legacy" else "kind14"
     assert list(sent.outer_ids) == [expected] and sent.accepted[expected]
     got = wait_for(lambda: [(env, e) for env, e in serbero_read(serbero, channel)
-                            if e.author().to_hex() == party.trade_pubkey], timeout=3)
+                            if e.author().to_hex() == party.trade_pubkey], timeout=10)
     ((envelope, reply_inner),) = got
     assert envelope == expected and reply_inner.verify() and reply_inner.kind().as_u16() == 1
     assert reply_inner.id().to_hex() == sent.inner_id and reply_inner.content() == "Not yet, checking my bank."
@@ -135,7 +135,7 @@ def test_party_rejects_bad_envelopes_and_forged_authors(make_node, serbero, part
     party.reply("my own words")  # our echo is neither shown nor counted as a forgery
     send_from_serbero(serbero, channel, "the real question", ["kind14"])
     msgs = wait_for(lambda: (lambda m: m if party.rejected and len(party.rejected) >= 2 else None)(party.messages()),
-                    timeout=3)
+                    timeout=10)
     assert [m.content for m in msgs] == ["the real question"]
     assert sorted(r.reason for r in party.rejected) == ["inner_author", "skew"]
     assert sorted(m.content for m in party.messages(include_own=True)) == ["my own words", "the real question"]
@@ -185,7 +185,7 @@ def test_rewrap_old_inner_keeps_the_inner_id(forger, serbero):
     assert again.inner_id == first.inner_id and again.outer_ids["kind14"] != first.outer_ids["kind14"]
     legacy = party.rewrap_old_inner(first.inner_json, envelope="giftwrap")
     assert legacy.inner_id == first.inner_id
-    inners = wait_for(lambda: (lambda r: r if len(r) == 3 else None)(serbero_read(serbero, channel)), timeout=3)
+    inners = wait_for(lambda: (lambda r: r if len(r) == 3 else None)(serbero_read(serbero, channel)), timeout=10)
     assert {e.id().to_hex() for _, e in inners} == {first.inner_id}
 
 
@@ -193,7 +193,7 @@ def test_both_envelopes_carry_the_same_inner(forger, serbero):
     party, channel = forger
     sent = party.reply("twice", envelope="both")
     assert set(sent.outer_ids) == {"giftwrap", "kind14"}
-    inners = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(serbero_read(serbero, channel)), timeout=3)
+    inners = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(serbero_read(serbero, channel)), timeout=10)
     assert {env for env, _ in inners} == {"giftwrap", "kind14"}
     assert {e.id().to_hex() for _, e in inners} == {sent.inner_id}
 
@@ -211,7 +211,7 @@ def test_third_party_writes_to_the_shared_addresses_with_its_own_inner_key(forge
     assert [t.to_vec() for t in k14.tags()] == [["p", channel.conv.public_key().to_hex()]]
     # Serbero's legacy read sees the stranger's inner (and must reject it by author); the kind-14
     # read by author never fetches the stranger's event.
-    got = wait_for(lambda: serbero_read(serbero, channel), timeout=3)
+    got = wait_for(lambda: serbero_read(serbero, channel), timeout=10)
     assert [(env, e.author().to_hex()) for env, e in got] == [("giftwrap", stranger.pubkey)]
 
 

@@ -15,7 +15,7 @@ from serbero_cli.store import sessions as sess
 from serbero_cli.store.clock import clamp, clamped, repair_future_timestamps
 from serbero_cli.store.db import open_db
 from serbero_cli.store.solver_auth import AuthState
-from tests.helpers import db_rows, run_json, wait_for
+from tests.helpers import db_rows, invoke_json, wait_for
 from tests.unit.test_mediation_units import add_dispute, add_event, add_session, mediation_cfg
 
 NOW = 1_700_000_000
@@ -100,17 +100,17 @@ def test_a_probe_time_further_off_than_the_longest_back_off_probes_now():
 def test_listen_resumes_reminders_after_the_clock_was_wrong(make_config, mostro, solvers, db_path):
     cfg = make_config(sections={"timeouts": {"renotification_seconds": 1}})
     dispute_id = mostro.open_dispute(created_at=int(time.time()) - 60)
-    assert run_json(cfg, "listen")[0] == 0
+    assert invoke_json(cfg, "listen")[0] == 0
     conn = sqlite3.connect(db_path)
     conn.execute("UPDATE disputes SET last_notified_at=? WHERE dispute_id=?", (int(time.time()) + YEAR, dispute_id))
     conn.commit()
     conn.close()
-    code, doc, err = run_json(cfg, "listen")
+    code, doc, err = invoke_json(cfg, "listen")
     assert code == 0 and "disputes.last_notified_at value(s) were in the future" in err
     assert db_rows(db_path, "SELECT last_notified_at FROM disputes")[0]["last_notified_at"] <= int(time.time())
 
     def reminded():
-        run_json(cfg, "listen")
+        invoke_json(cfg, "listen")
         return db_rows(db_path, "SELECT COUNT(*) AS n FROM notifications WHERE notif_type='re-notification' "
                                 "AND status='sent'")[0]["n"] == len(solvers)
 

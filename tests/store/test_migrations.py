@@ -1,4 +1,5 @@
-"""core.md §7 migrations: ordered, each in its own BEGIN IMMEDIATE, exactly once, never past the code."""
+"""Migrations (docs/architecture.md#migrations): ordered, each in its own BEGIN IMMEDIATE, exactly once, never
+past the code."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Chat envelopes in both directions, without a relay (U7, V6, V7, X7).
+"""Chat envelopes in both directions, without a relay (docs/wire-formats.md#party-chat),
+Serbero's own envelopes included.
 
 The party side is built in the test from the spec (tests/protocol/party_side.py), never with the
 helpers under test.
@@ -166,7 +167,7 @@ def test_open_legacy_accepts_600_seconds_ahead(chat):
     assert open_legacy(wrap, chat["channel"], chat["serbero_pubkey"], NOW).status == "ok"
 
 
-# --- inbound, kind 14: one failing case per check of mostro-v2.md §4.3 ---
+# --- inbound, kind 14: one failing case per check an incoming chat message must pass ---
 
 def test_open_kind14_accepts_the_party_reply(chat):
     party = chat["party"]

@@ -1,4 +1,4 @@
-"""core.md §2: one loader; every problem reported with file, line and key; secrets never echoed."""
+"""One config loader; every problem reported with file, line and key; secrets never echoed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""escalation.md §5.1: the escalation_handoff/v1 body, rendered without a relay."""
+"""The escalation handoff body (docs/wire-formats.md#handoff), rendered without a relay."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""escalation.md §2.2: the strict handoff-package parser and its lenient dispute_id hint."""
+"""The strict handoff-package parser (docs/wire-formats.md#handoff-package) and its lenient dispute_id hint."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_parse_handoff_dispute_scoped_package_leaves_session_out(session):
 
 
 @pytest.mark.parametrize("key", [k for k in FIELD_ORDER if k != "session_id"])
-def test_bd_5_each_missing_required_key_is_deserialize_failed(key):
+def test_each_missing_required_key_is_deserialize_failed(key):
     with pytest.raises(HandoffParseError) as info:
         parse_handoff(with_(**{key: ...}))
     assert key in info.value.detail and info.value.dispute_hint == ("d-1" if key != "dispute_id" else "unknown")
@@ -78,7 +78,7 @@ def test_bd_5_each_missing_required_key_is_deserialize_failed(key):
     pytest.param(with_(prompt_bundle_id=None), id="bundle-null"),
     pytest.param(with_(policy_hash=["x"]), id="policy_hash-array"),
 ])
-def test_bd_5_mistyped_fields_are_deserialize_failed(payload):
+def test_mistyped_fields_are_deserialize_failed(payload):
     with pytest.raises(HandoffParseError) as info:
         parse_handoff(payload)
     assert info.value.detail
@@ -125,7 +125,7 @@ CORPUS = {
 
 
 @pytest.mark.parametrize("name", list(CORPUS))
-def test_pf_4_corpus_payloads_raise_only_handoff_parse_error(name):
+def test_corpus_payloads_raise_only_handoff_parse_error(name):
     with pytest.raises(HandoffParseError) as info:
         parse_handoff(CORPUS[name])
     assert 0 < len(info.value.detail) <= MAX_DETAIL_CHARS
@@ -184,7 +184,7 @@ field_values = st.one_of(json_values, any_text, st.sampled_from(list(GOOD.values
                            st.just(dumps(GOOD)), any_text),
                  st.dictionaries(st.sampled_from([*FIELD_ORDER, "extra"]), field_values).map(
                      lambda d: json.dumps(d, ensure_ascii=False, allow_nan=True))))
-def test_pf_4_parser_never_raises_anything_but_handoff_parse_error(payload):
+def test_parser_never_raises_anything_but_handoff_parse_error(payload):
     try:
         package = parse_handoff(payload)
     except HandoffParseError as exc:

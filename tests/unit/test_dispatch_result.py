@@ -1,4 +1,4 @@
-"""escalation.md §5.2–§5.3: the dispatch_once/v1 document and its exit code."""
+"""The dispatch_once/v1 document (docs/wire-formats.md#json-reports) and its exit code."""
 
 from __future__ import annotations
 

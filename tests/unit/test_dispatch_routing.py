@@ -1,4 +1,4 @@
-"""escalation.md §3.3 routing table, one parametrized row per rule and edge (pure function, no I/O)."""
+"""The routing table (docs/delivery.md#routing), one parametrized row per rule and edge (pure function, no I/O)."""
 
 from __future__ import annotations
 

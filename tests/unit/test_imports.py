@@ -1,4 +1,5 @@
-"""Start-up budget (DESIGN.md): the CLI module graph imports no nostr_sdk, httpx or rich until a command needs them."""
+"""Start-up budget (docs/architecture.md#start-up): the CLI module graph imports no nostr_sdk, httpx or rich until a
+command needs them."""
 
 from __future__ import annotations
 

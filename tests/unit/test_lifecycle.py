@@ -1,4 +1,4 @@
-"""core.md §4 as a table: one row per spec case."""
+"""The dispute lifecycle (docs/lifecycle.md#transitions) as a table: one row per case."""
 
 from __future__ import annotations
 

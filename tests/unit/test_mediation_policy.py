@@ -1,4 +1,4 @@
-"""The policy layer (mediation.md §10): rule order as a table (U1), the phrase list, summary checks."""
+"""The policy layer (docs/mediation.md#policy): rule order as a table, the phrase list, summary checks."""
 
 from __future__ import annotations
 
@@ -80,9 +80,9 @@ RULES = [
                  "authority_boundary_attempt", id="r6b-after-bypass"),
     pytest.param(cls(buyer="Confirm so we can admin-settle.", seller="Ok to admin-settle?",
                      flags=["authority_boundary_attempt"]), mid(1), "escalate", "authority_boundary_attempt",
-                 id="P1-admin-settle-with-authority-flag"),
+                 id="admin-settle-with-authority-flag"),
     pytest.param(cls(buyer="Did you pay?", seller="Can you release the funds now?"), mid(1), "escalate",
-                 "authority_boundary_attempt", id="F6-release-the-funds-in-clarification"),
+                 "authority_boundary_attempt", id="release-the-funds-in-clarification"),
     pytest.param(cls(buyer="Use AdminSettleDispute?", seller="Arrived?"), mid(1), "ask_clarification", None,
                  id="r6b-adminsettledispute-literal-passes"),
     # rule 7

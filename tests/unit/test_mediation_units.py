@@ -1,4 +1,5 @@
-"""mediation.md §19.2 unit items U2 (eligibility), U3 (recommend once), U4 (transcript), U10 (back-off), §12.3 texts."""
+"""Mediation's pure parts: eligibility, recommending an escalation once, the transcript, the solver-auth back-off
+and the summary texts (docs/mediation.md)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def eligible_ids(store, now=10_000, retry=300) -> list[str]:
             if is_uuid(r["dispute_id"]) and r["initiator_role"] in ("buyer", "seller")]
 
 
-def test_u2_eligibility_rules_and_order(store):
+def test_eligibility_rules_and_order(store):
     oldest = add_dispute(store, "new", ts=10)
     newer = add_dispute(store, "notified", ts=20)
     non_uuid = add_dispute(store, dispute_id="dispute-7", ts=5)
@@ -98,7 +99,7 @@ def test_u2_eligibility_rules_and_order(store):
         assert excluded not in ids
 
 
-def test_u3_second_recommend_writes_nothing(store):
+def test_a_second_escalation_recommendation_writes_nothing(store):
     dispute_id = add_dispute(store)
     sid = add_session(store, dispute_id)
     e = Escalation(dispute_id, sid, "round_limit", ("inner-1",), ())
@@ -128,7 +129,7 @@ def test_handoff_package_keeps_field_order_and_omits_session_for_dispute_scope()
                                   "policy_hash", "rationale_refs", "assembled_at"]
 
 
-def test_u4_transcript_cap_order_and_exclusions(store):
+def test_transcript_cap_order_and_exclusions(store):
     dispute_id = add_dispute(store)
     sid = add_session(store, dispute_id)
     rows = [  # (direction, party, ts, stale, published)
@@ -146,7 +147,7 @@ def test_u4_transcript_cap_order_and_exclusions(store):
     assert [r["content"] for r in sess.transcript_rows(store.conn, sid, 2)] == ["m1", "m5"]
 
 
-def test_u10_backoff_doubles_to_the_cap_and_terminates():
+def test_backoff_doubles_to_the_cap_and_terminates():
     cfg = mediation_cfg(solver_auth_retry_max_attempts=10, solver_auth_retry_max_total_seconds=10**9)
     assert [auth.backoff_seconds(n, cfg) for n in range(1, 9)] == [60, 120, 240, 480, 960, 1920, 3600, 3600]
     state = None

@@ -1,4 +1,4 @@
-"""Model-output parsers (mediation.md §9.4, §9.5): every contract row, X5's list, and hypothesis."""
+"""Model-output parsers (docs/mediation.md#model-output): every contract row, malformed answers, and hypothesis."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def answer(**changes) -> str:
 _DROP = object()
 
 
-# --- §9.4: accepted answers ---------------------------------------------------------------------
+# --- classification: accepted answers -------------------------------------------------------------
 
 def test_parse_classification_reads_every_field():
     text = json.dumps({
@@ -117,16 +117,16 @@ def test_parse_classification_keeps_detail_when_given():
     assert parse_classification(answer(suggested_action_detail="x")).suggested_action_detail == "x"
 
 
-# --- §9.4: rejected answers (and X5) ------------------------------------------------------------
+# --- classification: rejected answers ------------------------------------------------------------
 
 MALFORMED_CLASSIFICATIONS = [
-    pytest.param("I think the buyer paid.", id="X5-prose"),
-    pytest.param(answer()[:-10], id="X5-truncated-json"),
-    pytest.param(answer(confidence=True), id="X5-boolean-confidence"),
-    pytest.param(answer(classification="probably_fine"), id="X5-unknown-label"),
-    pytest.param(answer(flags=["urgent"]), id="X5-unknown-flag"),
-    pytest.param(answer(flags=None), id="X5-flags-null"),
-    pytest.param(answer(buyer_clarification="   "), id="X5-blank-buyer-clarification"),
+    pytest.param("I think the buyer paid.", id="prose"),
+    pytest.param(answer()[:-10], id="truncated-json"),
+    pytest.param(answer(confidence=True), id="boolean-confidence"),
+    pytest.param(answer(classification="probably_fine"), id="unknown-label"),
+    pytest.param(answer(flags=["urgent"]), id="unknown-flag"),
+    pytest.param(answer(flags=None), id="flags-null"),
+    pytest.param(answer(buyer_clarification="   "), id="blank-buyer-clarification"),
     pytest.param(answer(seller_clarification=""), id="blank-seller-clarification"),
     pytest.param(answer(seller_clarification="Seller:  "), id="label-only-clarification"),
     pytest.param(answer(buyer_clarification=_DROP), id="ask-without-buyer"),
@@ -171,7 +171,7 @@ def test_malformed_message_never_echoes_the_answer():
     assert secret_label not in str(err.value)
 
 
-# --- §9.5 ---------------------------------------------------------------------------------------
+# --- summaries -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "expected"), [
     pytest.param("Both agree.\nSUGGESTED_NEXT_STEP: Check the ref.\nRATIONALE: Clear facts.",
@@ -192,7 +192,7 @@ def test_parse_summary_rows(text, expected):
 
 
 @pytest.mark.parametrize("text", [
-    pytest.param("Sum.\nRATIONALE: r\nSUGGESTED_NEXT_STEP: n", id="X5-markers-out-of-order"),
+    pytest.param("Sum.\nRATIONALE: r\nSUGGESTED_NEXT_STEP: n", id="markers-out-of-order"),
     pytest.param("SUGGESTED_NEXT_STEP: n\nRATIONALE: r", id="empty-summary-before-markers"),
     pytest.param("  \n SUGGESTED_NEXT_STEP: n", id="blank-summary"),
     pytest.param("", id="empty-text"),

@@ -1,4 +1,4 @@
-"""Settling pending takes from node replies: mediation.md §5.3 steps 4–8, mostro-v2.md §3.3 (V5, X2)."""
+"""Settling pending takes from node replies (docs/mediation.md#take-outcomes), replayed refusals included."""
 
 from __future__ import annotations
 
@@ -55,12 +55,12 @@ def test_request_id_of_one_request_with_another_dispute_id_is_skipped():
     assert match(took(D2, request_id=111)) is None
 
 
-def test_x2_replayed_refusal_for_another_dispute_is_ignored():
+def test_replayed_refusal_for_another_dispute_is_ignored():
     other = "00000000-0000-4000-8000-000000000000"
     assert match(cant_do(other)) is None
 
 
-def test_x2_refusal_older_than_30s_before_the_request_is_ignored():
+def test_refusal_older_than_30s_before_the_request_is_ignored():
     assert match(cant_do(D1, created_at=SENT - 31)) is None
     assert match(cant_do(D1, created_at=SENT - 30)) == (D1, TakeOutcome("refused", "invalid_pubkey"))
 

@@ -1,4 +1,5 @@
-"""The take request on both transports and the reading of node replies (U8, V3, V5, V8, X1).
+"""The take request on both transports and the reading of node replies (docs/wire-formats.md#take-request,
+#take-replies), forged replies included.
 
 The node's side (unwrapping our request, building its replies) is written here with raw
 nostr_sdk calls, from the spec.
@@ -65,7 +66,7 @@ def tags_of(event) -> list[list[str]]:
     return [t.to_vec() for t in event.tags()]
 
 
-# --- the message (U8, V3 plaintext) ---
+# --- the message (its plaintext) ---
 
 def test_take_message_json_is_byte_exact_for_both_versions():
     assert take_message_json(DISPUTE, R, 1) == M_V1
@@ -121,7 +122,7 @@ def test_giftwrap_take_mined_by_hand_meets_bits_and_still_opens(keys):
 
 
 @pytest.mark.parametrize("bits", [0, 12])
-def test_kind14_take_event_matches_v3(keys, bits):
+def test_kind14_take_event_tags_mostro_with_an_expiry_and_optional_pow(keys, bits):
     now = int(time.time())
     event = build_take_kind14(keys["secret"], keys["mostro_pub"], DISPUTE, R, pow_bits=bits, now=now)
     assert event.kind().as_u16() == 14 and event.verify()
@@ -140,7 +141,7 @@ def test_kind14_take_event_matches_v3(keys, bits):
     assert verifies(keys["pub"], elements[1], M_V2)
 
 
-# --- PoW bounds (V8) ---
+# --- PoW bounds ---
 
 class FakeClock:
     def __init__(self):
@@ -196,7 +197,7 @@ def test_one_slow_mine_rebuilds_giftwrap_rumor_with_fresh_created_at(keys):
     assert ns.UnwrappedGift.from_gift_wrap(keys["mostro"], wrap).rumor().created_at().as_secs() == now + 6
 
 
-# --- v1 replies (§5.3 steps 1-3, X1) ---
+# --- v1 replies (docs/wire-formats.md#take-replies), forged ones included ---
 
 def test_giftwrap_reply_took_dispute_is_read(keys):
     msg = took_message(DISPUTE, R, "aa" * 32, "bb" * 32)
@@ -262,7 +263,7 @@ def test_giftwrap_reply_is_skipped(keys, case):
     assert read_giftwrap_reply(_giftwrap_case(keys, case), keys["secret"], keys["mostro_pub"]) is None
 
 
-# --- v2 replies (mostro-v2.md §3.1, V5) ---
+# --- v2 replies (docs/wire-formats.md#take-replies) ---
 
 def test_kind14_reply_took_dispute_is_read(keys):
     msg = took_message(DISPUTE, R, "aa" * 32, "bb" * 32, version=2)

@@ -1,4 +1,4 @@
-"""Transport and PoW resolution: every row of mostro-v2.md §1.2 (V4, pure part)."""
+"""Transport and PoW resolution: every row of docs/mediation.md#transport (the pure part)."""
 
 from __future__ import annotations
 

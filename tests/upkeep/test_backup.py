@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, db_rows, run_json, run_serbero, wait_for
+from tests.helpers import ROOT, db_rows, invoke, invoke_json, run_json, run_serbero, wait_for
 
 
 def disputes_in(db_path: Path) -> set[str]:
@@ -94,17 +94,17 @@ def test_backup_taken_while_listen_follow_writes_is_consistent_and_holds_every_e
 def test_backup_refuses_to_overwrite_without_force_and_replaces_with_it(make_config, mostro, db_path, tmp_path):
     cfg = make_config()
     mostro.open_dispute()
-    assert run_serbero(cfg, "listen").returncode == 0
+    assert invoke(cfg, "listen").returncode == 0
     copy = tmp_path / "copy.db"
-    code, doc, err = run_json(cfg, "backup", str(copy))
+    code, doc, err = invoke_json(cfg, "backup", str(copy))
     assert code == 0 and doc["quick_check"] == "ok" and doc["replaced"] is False, err
     before = copy.read_bytes()
     proc = run_serbero(cfg, "backup", str(copy))
     assert proc.returncode == 2 and "--force" in proc.stderr and proc.stdout == ""
     assert copy.read_bytes() == before
     mostro.open_dispute()
-    assert run_serbero(cfg, "listen").returncode == 0
-    code, doc, err = run_json(cfg, "backup", str(copy), "--force")
+    assert invoke(cfg, "listen").returncode == 0
+    code, doc, err = invoke_json(cfg, "backup", str(copy), "--force")
     assert code == 0 and doc["replaced"] is True, err
     assert len(disputes_in(copy)) == 2 and stat.S_IMODE(copy.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".copy.db.")] == []  # no temp file left
@@ -117,7 +117,7 @@ def test_backup_refuses_to_overwrite_without_force_and_replaces_with_it(make_con
 ])
 def test_backup_to_a_bad_target_is_exit_2(make_config, mostro, db_path, tmp_path, target, why):
     cfg = make_config()
-    assert run_serbero(cfg, "listen").returncode == 0
+    assert invoke(cfg, "listen").returncode == 0
     proc = run_serbero(cfg, "backup", str(tmp_path / target), "--force")
     assert proc.returncode == 2 and why in proc.stderr, proc.stderr
     assert pragma(db_path, "quick_check") == [("ok",)]
@@ -133,7 +133,7 @@ def test_a_damaged_database_gives_a_copy_that_fails_its_check_and_exit_4(make_co
     cfg = make_config()
     for _ in range(3):
         mostro.open_dispute()
-    assert run_serbero(cfg, "listen").returncode == 0
+    assert invoke(cfg, "listen").returncode == 0
     conn = sqlite3.connect(db_path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
@@ -143,6 +143,6 @@ def test_a_damaged_database_gives_a_copy_that_fails_its_check_and_exit_4(make_co
         fh.seek((root - 1) * page_size + 8)
         fh.write(b"\xff" * 64)
     copy = tmp_path / "copy.db"
-    code, doc, err = run_json(cfg, "backup", str(copy))
+    code, doc, err = invoke_json(cfg, "backup", str(copy))
     assert code == 4 and doc["exit_code"] == 4 and doc["quick_check"] != "ok", err
     assert copy.exists()  # kept: as good as the database it came from

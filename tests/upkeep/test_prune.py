@@ -19,7 +19,7 @@ from serbero_cli.runlock import RunLock
 from serbero_cli.store.mediation import DISPUTE_EXPR
 from serbero_cli.store.prune import TABLES
 from serbero_cli.upkeep.prune import parse_age, run_prune
-from tests.helpers import db_checksum, db_rows, run_json, run_serbero, wait_for
+from tests.helpers import db_checksum, db_rows, invoke, invoke_json, run_json, run_serbero, wait_for
 from tests.mediate_once.conftest import ask, summarize, summary
 
 DAY = 86400
@@ -91,7 +91,7 @@ def history(harness):
     reply_both(h, ids["old_escalated"])
     h.llm.push(ask(flags=["conflicting_claims"]))
     assert h.mediate().escalations == {"conflicting_claims": 1}
-    code, doc, err = run_json(h.config_path, "dispatch-once")
+    code, doc, err = invoke_json(h.config_path, "dispatch-once")
     assert code == 0 and doc["counts"]["dispatched"] == 1, err
 
     ids["old_summarized"] = h.node.open_dispute(created_at=now - 100)
@@ -196,7 +196,7 @@ def resolved_history(make_config, mostro, db_path):
         mostro.set_status(dispute_id, "settled", created_at=now - 20 * DAY + i)
     listen_at(cfg, now - 20 * DAY + 60)
     opened = [mostro.open_dispute(created_at=now - 100 + i) for i in range(2)]
-    assert run_serbero(cfg, "listen").returncode == 0
+    assert invoke(cfg, "listen").returncode == 0
     return cfg, old, opened
 
 
@@ -205,14 +205,14 @@ def test_an_age_under_seven_days_or_not_a_duration_is_refused_with_exit_2(resolv
     cfg, _, _ = resolved_history
     checksum = db_checksum(db_path)
     for extra in ([], ["--dry-run"]):
-        proc = run_serbero(cfg, "prune", f"--resolved-before={age}", *extra)
+        proc = invoke(cfg, "prune", f"--resolved-before={age}", *extra)
         assert proc.returncode == 2 and proc.stdout == "" and "--resolved-before" in proc.stderr, proc.stderr
     assert db_checksum(db_path) == checksum
 
 
 def test_exactly_seven_days_is_accepted(resolved_history):
     cfg, old, _ = resolved_history
-    code, doc, _ = run_json(cfg, "prune", "--resolved-before", "7d", "--dry-run")
+    code, doc, _ = invoke_json(cfg, "prune", "--resolved-before", "7d", "--dry-run")
     assert code == 0 and doc["counts"]["disputes"] == len(old)
 
 

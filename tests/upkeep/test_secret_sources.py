@@ -12,7 +12,7 @@ import pytest
 
 from serbero_cli.keytext import npub
 from serbero_cli.secret_sources import SecretSourceError, find_secret
-from tests.helpers import run_serbero
+from tests.helpers import invoke
 from tests.mediate_once.conftest import ask
 
 
@@ -22,7 +22,7 @@ def keypair() -> tuple[str, str]:
 
 
 def shown_pubkey(cfg, env: dict[str, str]) -> str:
-    proc = run_serbero(cfg, "keys", "show", "--json", env=env)
+    proc = invoke(cfg, "keys", "show", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)["public_key_hex"]
 
@@ -66,7 +66,7 @@ def test_listen_signs_with_the_key_from_a_credential(make_config, mostro, solver
     (creds / "serbero-private-key").write_text(secret)
     cfg = make_config()
     mostro.open_dispute()
-    proc = run_serbero(cfg, "listen", env={"CREDENTIALS_DIRECTORY": str(creds)})
+    proc = invoke(cfg, "listen", env={"CREDENTIALS_DIRECTORY": str(creds)})
     assert proc.returncode == 0, proc.stderr
     assert all(len(s.inbox(sender=pubkey)) == 1 for s in solvers)
 
@@ -83,7 +83,7 @@ def test_an_unusable_key_file_is_a_config_error_naming_the_variable_not_the_cont
         pytest.skip("root reads any file")
     bad = tmp_path / "key-file"
     make_bad(bad)
-    proc = run_serbero(make_config(), "listen", env={"SERBERO_PRIVATE_KEY_FILE": str(bad)})
+    proc = invoke(make_config(), "listen", env={"SERBERO_PRIVATE_KEY_FILE": str(bad)})
     assert proc.returncode == 2, proc.stderr
     assert f"SERBERO_PRIVATE_KEY_FILE ({bad})" in proc.stderr and why in proc.stderr
     assert "nsec1secret" not in proc.stderr + proc.stdout
@@ -92,7 +92,7 @@ def test_an_unusable_key_file_is_a_config_error_naming_the_variable_not_the_cont
 def test_a_file_that_is_not_a_key_is_reported_by_source_without_its_content(make_config, tmp_path):
     bad = tmp_path / "key-file"
     bad.write_text("SERBERO_PRIVATE_KEY=nsec1notreallyakeyatall")
-    proc = run_serbero(make_config(), "listen", env={"SERBERO_PRIVATE_KEY_FILE": str(bad)})
+    proc = invoke(make_config(), "listen", env={"SERBERO_PRIVATE_KEY_FILE": str(bad)})
     assert proc.returncode == 2 and f"SERBERO_PRIVATE_KEY_FILE ({bad})" in proc.stderr
     assert "notreallyakey" not in proc.stderr
 
@@ -101,14 +101,14 @@ def test_a_set_but_unusable_source_does_not_fall_through_to_the_next(make_config
     sources, _ = four_keys
     sources["SERBERO_PRIVATE_KEY_FILE"] = str(tmp_path / "gone")
     del sources["SERBERO_PRIVATE_KEY"]
-    proc = run_serbero(make_config(), "keys", "show", env=sources)
+    proc = invoke(make_config(), "keys", "show", env=sources)
     assert proc.returncode == 2 and "SERBERO_PRIVATE_KEY_FILE" in proc.stderr
 
 
 def test_keys_show_secret_from_env_reads_the_file_too(make_config, four_keys):
     sources, pubs = four_keys
     del sources["SERBERO_PRIVATE_KEY"]
-    proc = run_serbero(make_config(), "keys", "show", "--secret-from-env", env=sources)
+    proc = invoke(make_config(), "keys", "show", "--secret-from-env", env=sources)
     assert proc.returncode == 0 and npub(pubs["file"]) in proc.stdout
 
 
