@@ -28,11 +28,9 @@ SESSION_STATES: tuple[str, ...] = (*WRITTEN_SESSION_STATES, *RESERVED_STATES)
 # anything else failed (past the limit, or a dispatch-once record) is final.
 NOTIFICATION_OUTCOMES = ("pending", "sending", "sent", "failed_retrying", "failed_final")
 NOTIFICATION_STATUS_FILTERS = ("pending", "sending", "sent", "failed", "failed_retrying", "failed_final")
-OUTCOME_SQL = (
-    "CASE WHEN status != 'failed' THEN status "
-    "WHEN claimed_at IS NOT NULL AND attempts < :max_attempts AND notif_type != 'escalation_handoff' "
-    "THEN 'failed_retrying' ELSE 'failed_final' END"
-)
+# A failed message is retried while it has attempts left (handoff copies are never retried here).
+RETRYING_SQL = "(claimed_at IS NOT NULL AND attempts < :max_attempts AND notif_type != 'escalation_handoff')"
+OUTCOME_SQL = f"CASE WHEN status != 'failed' THEN status WHEN {RETRYING_SQL} THEN 'failed_retrying' ELSE 'failed_final' END"
 LAST_RUN_KEYS = ("listen_last_run", "mediate_once_last_run", "dispatch_once_last_run")
 # Every run that opened the database leaves one of these, whatever its exit code (runrecord.py).
 RUN_RECORD_KEYS = ("listen_run_record", "mediate_once_run_record", "dispatch_once_run_record")
@@ -191,9 +189,18 @@ def count_disputes_by_state(src: Source) -> dict[str, int]:
 
 
 def count_notifications_by_outcome(src: Source) -> dict[str, int]:
-    rows = src.rows(f"SELECT {OUTCOME_SQL} AS outcome, COUNT(*) AS n FROM notifications GROUP BY outcome",
-                    {"max_attempts": src.settings.max_attempts}, tables=("notifications",))
-    return {r["outcome"]: r["n"] for r in rows}
+    """Messages per outcome (OUTCOME_SQL): counted per status from the status index, then the failed
+    rows still being retried from the outcome index. Grouping on the CASE expression itself
+    evaluates it on every row, five times slower on 300 000 of them."""
+    rows = src.rows("SELECT status, COUNT(*) AS n FROM notifications GROUP BY status", tables=("notifications",))
+    counts = {r["status"]: r["n"] for r in rows}
+    failed = counts.pop("failed", 0)
+    if failed:
+        row = src.one(f"SELECT COUNT(*) AS n FROM notifications WHERE status = 'failed' AND {RETRYING_SQL}",
+                      {"max_attempts": src.settings.max_attempts}, tables=("notifications",))
+        retrying = row["n"] if row else 0
+        counts.update({k: v for k, v in (("failed_retrying", retrying), ("failed_final", failed - retrying)) if v})
+    return dict(sorted(counts.items()))  # in outcome order, as GROUP BY on the outcome gave them
 
 
 def count_sessions_by_state(src: Source) -> dict[str, int]:
@@ -224,9 +231,8 @@ def untaken_disputes(src: Source, opened_before: int) -> dict[str, Any]:
 def open_failed_deliveries(src: Source) -> int:
     """Notifications failed for good whose dispute is not resolved yet (they still matter)."""
     row = src.one(f"SELECT COUNT(*) AS n FROM notifications n JOIN disputes d ON d.dispute_id = n.dispute_id "
-                  f"WHERE n.status = 'failed' AND d.lifecycle_state != 'resolved' "
-                  f"AND ({_outcome_positional()}) = 'failed_final'",
-                  (src.settings.max_attempts,), tables=("notifications", "disputes"))
+                  f"WHERE n.status = 'failed' AND d.lifecycle_state != 'resolved' AND NOT {RETRYING_SQL}",
+                  {"max_attempts": src.settings.max_attempts}, tables=("notifications", "disputes"))
     return row["n"] if row else 0
 
 
