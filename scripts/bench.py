@@ -8,7 +8,7 @@ audit-views  every default audit view and `audit metrics`, in process, on a year
              (100 000 disputes, 300 000 notifications): wall time each, and every query's plan
              checked for a full scan of a big table (no floor: the target is under 1 s a view)
 
-Each subprocess is run N times (median, min, max); peak RSS comes from wait4().
+Each case and its floor run N times, alternately (median, min, max); peak RSS comes from wait4().
 """
 
 from __future__ import annotations
@@ -79,15 +79,20 @@ def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
     return elapsed, usage.ru_maxrss
 
 
-def series(cmd: list[str], runs: int, env: dict | None = None, before=None) -> dict:
-    times, rss = [], 0
+def paired(case_cmd: list[str], floor_cmd: list[str], runs: int, before=None) -> dict:
+    """Run the case and its floor alternately, `runs` times each, so that a machine getting busier
+    or quieter during the bench weighs on both sides alike. `before` runs ahead of each case run."""
+    times: dict[str, list[float]] = {"case": [], "floor": []}
+    rss = {"case": 0, "floor": 0}
     for _ in range(runs):
-        if before:
-            before()
-        t, r = timed(cmd, env)
-        times.append(t)
-        rss = max(rss, r)
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "rss_kib": rss}
+        for side, cmd in (("case", case_cmd), ("floor", floor_cmd)):
+            if side == "case" and before:
+                before()
+            t, r = timed(cmd)
+            times[side].append(t)
+            rss[side] = max(rss[side], r)
+    return {side: {"median": statistics.median(ts), "min": min(ts), "max": max(ts), "rss_kib": rss[side]}
+            for side, ts in times.items()}
 
 
 def serbero_cmd(config: Path, *args: str) -> list[str]:
@@ -103,9 +108,8 @@ def bench_cold_listen(work: Path, relay, mostro, runs: int) -> dict:
                           db_path=str(work / "cold.db"))
     subprocess.run(serbero_cmd(config, "listen", "--quiet"), check=True, cwd=ROOT)
     since = int(time.time()) - 300
-    case = series(serbero_cmd(config, "listen", "--quiet"), runs)
-    floor = series([sys.executable, "-c", FLOOR_FETCH, relay.url, mostro.pubkey, str(since)], runs)
-    return {"case": case, "floor": floor}
+    return paired(serbero_cmd(config, "listen", "--quiet"),
+                  [sys.executable, "-c", FLOOR_FETCH, relay.url, mostro.pubkey, str(since)], runs)
 
 
 def bench_backlog(work: Path, relay, mostro, runs: int, disputes: int = 500) -> dict:
@@ -129,10 +133,9 @@ def bench_backlog(work: Path, relay, mostro, runs: int, disputes: int = 500) -> 
         for suffix in ("", "-wal", "-shm"):
             Path(f"{work / 'backlog.db'}{suffix}").unlink(missing_ok=True)
 
-    case = series(serbero_cmd(config, "listen", "--quiet"), runs, before=fresh_db)
-    floor = series([sys.executable, "-c", FLOOR_DMS, relay.url, serbero.secret_key().to_hex(),
-                    ",".join(solver_keys), str(disputes)], runs)
-    return {"case": case, "floor": floor}
+    return paired(serbero_cmd(config, "listen", "--quiet"),
+                  [sys.executable, "-c", FLOOR_DMS, relay.url, serbero.secret_key().to_hex(), ",".join(solver_keys),
+                   str(disputes)], runs, before=fresh_db)
 
 
 def bench_audit(work: Path, runs: int) -> dict:
@@ -155,7 +158,6 @@ def bench_audit(work: Path, runs: int) -> dict:
     store.close()
     config = write_config(work / "audit.toml", private_key="5f" * 32, mostro_pubkey="ab" * 32,
                           relays=["ws://127.0.0.1:1"], solvers=[], db_path=str(db))
-    case = series(serbero_cmd(config, "audit", "--json"), runs)
     sql = ("SELECT lifecycle_state, COUNT(*) FROM disputes GROUP BY 1; "
            "SELECT status, COUNT(*) FROM notifications GROUP BY 1; "
            "SELECT state, COUNT(*) FROM mediation_sessions GROUP BY 1;")
@@ -163,8 +165,8 @@ def bench_audit(work: Path, runs: int) -> dict:
     floor_cmd = ([sqlite_cli, str(db), sql] if sqlite_cli else
                  [sys.executable, "-c", f"import sqlite3; c=sqlite3.connect({str(db)!r}); "
                                         f"[c.execute(s).fetchall() for s in {sql!r}.split(';') if s.strip()]"])
-    floor = series(floor_cmd, runs)
-    return {"case": case, "floor": floor, "floor_tool": "sqlite3 CLI" if sqlite_cli else "python sqlite3"}
+    return {**paired(serbero_cmd(config, "audit", "--json"), floor_cmd, runs),
+            "floor_tool": "sqlite3 CLI" if sqlite_cli else "python sqlite3"}
 
 
 def bench_audit_views(work: Path) -> dict:

@@ -1,7 +1,9 @@
 """Configuration: one table of keys, one loader for every subcommand (docs/operations.md#configuration).
 
-`load_config(path, env)` reads the TOML with tomlkit, applies environment overrides, validates
-every key against `KEYS`, and returns frozen dataclasses. Every problem is collected as
+`load_config(path, env)` reads the TOML (tomllib; tomlkit only to locate a syntax error), applies
+environment overrides, validates every key against `KEYS`, and returns immutable records: one
+NamedTuple per section (a one-shot run builds ten of them; NamedTuple classes are created in a
+tenth of a frozen dataclass's time) inside a frozen `Config` dataclass. Every problem is collected as
 (line, key, message) and raised together in one `ConfigError`, rendered as
 `config.toml:12: [[solvers]] pubkey: not a valid public key`. A secret value is never echoed.
 `config.toml.sample` is generated from `KEYS` (`render_sample()`), and a test keeps them equal.
@@ -14,9 +16,9 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from serbero_cli.config_schema import (  # noqa: F401 - re-exported: one import site for callers
     ARRAY_SECTIONS,
@@ -50,43 +52,37 @@ from serbero_cli.secret_sources import (
 from serbero_cli.toml_lines import KeyLines, duplicate_key_problems
 
 
-@dataclass(frozen=True)
-class SolverConfig:
+class SolverConfig(NamedTuple):
     pubkey: str  # lowercase hex
     permission: str  # "read" | "write"
     envelopes: tuple[Envelope, ...] = ENVELOPES  # resolved: its own list, else [delivery] envelopes
 
 
-@dataclass(frozen=True)
-class ObserverConfig:
+class ObserverConfig(NamedTuple):
     """Someone who gets one-line headlines only (a mostro-watchdog bot, a person)."""
 
     pubkey: str  # lowercase hex
     envelopes: tuple[Envelope, ...] = (Envelope.MOSTRO,)
 
 
-@dataclass(frozen=True)
-class TimeoutsConfig:
+class TimeoutsConfig(NamedTuple):
     renotification_seconds: int
     renotification_max_interval_seconds: int
     renotification_check_interval_seconds: int
 
 
-@dataclass(frozen=True)
-class ListenConfig:
+class ListenConfig(NamedTuple):
     initial_lookback_seconds: int
     fetch_timeout_seconds: int
 
 
-@dataclass(frozen=True)
-class DeliveryConfig:
+class DeliveryConfig(NamedTuple):
     max_attempts: int
     send_timeout_seconds: int
     envelopes: tuple[Envelope, ...]
 
 
-@dataclass(frozen=True)
-class MediationConfig:
+class MediationConfig(NamedTuple):
     enabled: bool
     max_rounds: int
     party_response_timeout_seconds: int  # 0 disables
@@ -100,8 +96,7 @@ class MediationConfig:
     solver_auth_retry_max_attempts: int
 
 
-@dataclass(frozen=True)
-class ReasoningConfig:
+class ReasoningConfig(NamedTuple):
     enabled: bool
     provider: str
     model: str
@@ -111,8 +106,7 @@ class ReasoningConfig:
     followup_retry_count: int
 
 
-@dataclass(frozen=True)
-class PromptsConfig:
+class PromptsConfig(NamedTuple):
     bundle_id: str
     system_instructions_path: Path | None
     classification_policy_path: Path | None
@@ -121,16 +115,14 @@ class PromptsConfig:
     message_templates_path: Path | None
 
 
-@dataclass(frozen=True)
-class ChatConfig:
+class ChatConfig(NamedTuple):
     fetch_timeout_seconds: int
     lookback_seconds: int
     transcript_max_messages: int
     legacy_giftwrap_copy: str
 
 
-@dataclass(frozen=True)
-class EscalationConfig:
+class EscalationConfig(NamedTuple):
     enabled: bool
     dispatch_interval_seconds: int
     fallback_to_all_solvers: bool
@@ -174,7 +166,7 @@ class Config:
         return self.mediation.enabled and self.reasoning.enabled
 
 
-_SECTION_TYPES = {
+_SECTION_TYPES: dict[str, Any] = {
     "timeouts": TimeoutsConfig, "listen": ListenConfig, "delivery": DeliveryConfig,
     "mediation": MediationConfig, "reasoning": ReasoningConfig, "prompts": PromptsConfig,
     "chat": ChatConfig, "escalation": EscalationConfig,
@@ -248,7 +240,7 @@ def _parse_error_reason(exc: Exception) -> str:
 
 
 class _Checker:
-    """Collects problems while turning the parsed document into dataclasses."""
+    """Collects problems while turning the parsed document into records."""
 
     def __init__(self, path: Path, text: str, env: Mapping[str, str]):
         self.path = path
@@ -513,6 +505,6 @@ def _type_name(value: Any) -> str:
 
 
 def section_fields(section: str) -> list[str]:
-    """Field names of a section's dataclass, for the completeness test."""
+    """Field names of a section's record, for the completeness test."""
     cls = _SECTION_TYPES.get(section)
-    return [f.name for f in fields(cls)] if cls else []
+    return list(getattr(cls, "_fields", ())) if cls else []

@@ -52,7 +52,7 @@ def test_bundle_repr_holds_ids_not_prompt_text():
 def test_load_bundle_reads_an_override_for_one_file(tmp_path, key, filename, attr):
     override = tmp_path / f"my-{filename}"
     override.write_bytes("Operator's own text ✓\n".encode())
-    bundle = load_bundle(dataclasses.replace(DEFAULT_PROMPTS, bundle_id="ops-1", **{key: override}))
+    bundle = load_bundle(DEFAULT_PROMPTS._replace(bundle_id="ops-1", **{key: override}))
     default = load_bundle(DEFAULT_PROMPTS)
     assert getattr(bundle, attr) == "Operator's own text ✓\n" and bundle.bundle_id == "ops-1"
     for _, _, other in PROMPT_FILES:
@@ -66,7 +66,7 @@ def test_load_bundle_reads_an_override_for_one_file(tmp_path, key, filename, att
 def test_load_bundle_missing_override_is_a_config_error_naming_key_and_path(tmp_path, key, filename, attr):
     missing = tmp_path / "nope" / filename
     with pytest.raises(ConfigError) as err:
-        load_bundle(dataclasses.replace(DEFAULT_PROMPTS, **{key: missing}))
+        load_bundle(DEFAULT_PROMPTS._replace(**{key: missing}))
     assert err.value.exit_code == ExitCode.USAGE == 2
     assert len(err.value.problems) == 1
     assert key in err.value.problems[0] and str(missing) in err.value.problems[0]
@@ -75,7 +75,7 @@ def test_load_bundle_missing_override_is_a_config_error_naming_key_and_path(tmp_
 def test_load_bundle_reports_every_unreadable_file_at_once(tmp_path):
     bad_utf8 = tmp_path / "latin1.md"
     bad_utf8.write_bytes(b"caf\xe9")
-    prompts = dataclasses.replace(DEFAULT_PROMPTS, system_instructions_path=tmp_path,  # a directory
+    prompts = DEFAULT_PROMPTS._replace(system_instructions_path=tmp_path,  # a directory
                                   mediation_style_path=bad_utf8)
     with pytest.raises(ConfigError) as err:
         load_bundle(prompts)
