@@ -32,8 +32,8 @@ class StubRelay:
     server: Any = None
     _writers: set = field(default_factory=set)
 
-    async def start(self) -> StubRelay:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> StubRelay:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         port = self.server.sockets[0].getsockname()[1]
         self.url = f"ws://127.0.0.1:{port}"
         return self
@@ -88,9 +88,10 @@ class StubRelay:
             writer.write(_frame(0x1, json.dumps(["OK", message[1].get("id", ""), False, "blocked: stub"]).encode()))
 
 
-def start_stub_relay(*, silent: bool = False, events: list[dict[str, Any]] | None = None) -> StubRelay:
-    """Start a stub relay on 127.0.0.1 (random port) on the background loop."""
-    return aio.run(StubRelay(silent=silent, events=list(events or [])).start())
+def start_stub_relay(*, silent: bool = False, events: list[dict[str, Any]] | None = None,
+                     port: int = 0) -> StubRelay:
+    """Start a stub relay on 127.0.0.1 (`port`, else a random one) on the background loop."""
+    return aio.run(StubRelay(silent=silent, events=list(events or [])).start(port))
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
