@@ -25,38 +25,68 @@ EXIT_CODES = tuple((str(int(code)), code.meaning) for code in ExitCode)
 EXIT_PRECEDENCE = PRECEDENCE_TEXT
 
 FILES = (
-    ("./config.toml", "The configuration (or --config, or $SERBERO_CONFIG). Keep it mode 0600 when it holds "
-                      "private_key; serbero init creates it that way."),
-    ("serbero.db", "The SQLite database every subcommand shares ([serbero] db_path, relative to the config "
-                   "file's folder), with its -wal and -shm files."),
-    ("serbero.db.listen.lock, serbero.db.mediate.lock, serbero.db.dispatch.lock",
-     "Run locks beside the database; each holds the PID of the run that owns it. Never delete them."),
+    (
+        "./config.toml",
+        "The configuration (or --config, or $SERBERO_CONFIG). Keep it mode 0600 when it holds "
+        "private_key; serbero init creates it that way.",
+    ),
+    (
+        "serbero.db",
+        "The SQLite database every subcommand shares ([serbero] db_path, relative to the config "
+        "file's folder), with its -wal and -shm files.",
+    ),
+    (
+        "serbero.db.listen.lock, serbero.db.mediate.lock, serbero.db.dispatch.lock",
+        "Run locks beside the database; each holds the PID of the run that owns it. Never delete them.",
+    ),
 )
 
 ENVIRONMENT = (
     ("SERBERO_CONFIG", "Config file path when --config is not given."),
-    ("SERBERO_PRIVATE_KEY", "Serbero's secret key (hex or nsec1...); overrides [serbero] private_key. "
-                            "Use it with a systemd EnvironmentFile to keep the key out of the config."),
-    ("SERBERO_PRIVATE_KEY_FILE", "A file whose content (trimmed) is the secret key, used when "
-                                 "SERBERO_PRIVATE_KEY is unset. Each secret variable has such a _FILE twin, "
-                                 "the API key's too (SERBERO_REASONING_API_KEY_FILE by default)."),
-    ("CREDENTIALS_DIRECTORY", "Set by systemd for units with LoadCredential=: the credentials "
-                              "serbero-private-key and serbero-reasoning-api-key there come after the variable "
-                              "and its _FILE twin, and before the config file."),
+    (
+        "SERBERO_PRIVATE_KEY",
+        "Serbero's secret key (hex or nsec1...); overrides [serbero] private_key. "
+        "Use it with a systemd EnvironmentFile to keep the key out of the config.",
+    ),
+    (
+        "SERBERO_PRIVATE_KEY_FILE",
+        "A file whose content (trimmed) is the secret key, used when "
+        "SERBERO_PRIVATE_KEY is unset. Each secret variable has such a _FILE twin, "
+        "the API key's too (SERBERO_REASONING_API_KEY_FILE by default).",
+    ),
+    (
+        "CREDENTIALS_DIRECTORY",
+        "Set by systemd for units with LoadCredential=: the credentials "
+        "serbero-private-key and serbero-reasoning-api-key there come after the variable "
+        "and its _FILE twin, and before the config file.",
+    ),
     ("SERBERO_DB_PATH", "Overrides [serbero] db_path (relative to the config file's folder)."),
-    ("SERBERO_LOG", "Log level (debug, info, warning, error); --log-level beats it, it beats the config."),
-    ("SERBERO_REASONING_API_KEY", "The reasoning provider's API key; the variable's name is set by "
-                                  "[reasoning] api_key_env, and the key is never read from the file."),
+    (
+        "SERBERO_LOG",
+        "Log level (debug, info, warning, error); --log-level beats it, it beats the config.",
+    ),
+    (
+        "SERBERO_REASONING_API_KEY",
+        "The reasoning provider's API key; the variable's name is set by "
+        "[reasoning] api_key_env, and the key is never read from the file.",
+    ),
     ("NO_COLOR", "Disables colour in tables."),
-    ("JOURNAL_STREAM", "Set by systemd when the journal reads stderr: every log line then starts with its "
-                       "syslog priority (<3> error, <4> warning, <6> info, <7> debug) and carries no timestamp."),
+    (
+        "JOURNAL_STREAM",
+        "Set by systemd when the journal reads stderr: every log line then starts with its "
+        "syslog priority (<3> error, <4> warning, <6> info, <7> debug) and carries no timestamp.",
+    ),
 )
 
 # Per command: extra exit status notes and examples. Commands without an entry get generic text.
 COMMAND_NOTES: dict[str, dict[str, Any]] = {
     "listen": {
         "exit": "4 when some notification could not be delivered (it stays in the outbox and is retried).",
-        "examples": ["serbero listen", "serbero listen --follow", "serbero listen --dry-run --json"],
+        "examples": [
+            "serbero listen",
+            "serbero listen --follow",
+            "serbero listen --dry-run --json",
+        ],
     },
     "mediate-once": {
         "exit": "2 also when a prompt file cannot be read; 4 when some mediation work failed.",
@@ -68,13 +98,17 @@ COMMAND_NOTES: dict[str, dict[str, Any]] = {
     },
     "audit": {
         "exit": "4 from the check views (audit authority, audit dispatches --check) when they find a problem.",
-        "examples": ["serbero audit", "serbero audit disputes --since 2h", "serbero audit authority",
-                     "serbero audit dispute 4f2a --utc",
-                     "serbero audit metrics --output /var/lib/node_exporter/textfile/serbero.prom"],
+        "examples": [
+            "serbero audit",
+            "serbero audit disputes --since 2h",
+            "serbero audit authority",
+            "serbero audit dispute 4f2a --utc",
+            "serbero audit metrics --output /var/lib/node_exporter/textfile/serbero.prom",
+        ],
     },
     "status": {
         "exit": "0 when nothing needs attention, 4 when something does (the line says what), 2 when the "
-                "database cannot be read.",
+        "database cannot be read.",
         "examples": ["serbero status", "serbero --config /etc/serbero/config.toml status --json"],
     },
     "init": {
@@ -87,8 +121,12 @@ COMMAND_NOTES: dict[str, dict[str, Any]] = {
     },
     "keys": {
         "exit": "2 for input that is not a key, or a config without a valid private key.",
-        "examples": ["serbero keys generate", "serbero keys show", "serbero keys convert npub1...",
-                     "serbero keys convert --as public 0123...cdef"],
+        "examples": [
+            "serbero keys generate",
+            "serbero keys show",
+            "serbero keys convert npub1...",
+            "serbero keys convert --as public 0123...cdef",
+        ],
     },
     "doctor": {
         "exit": "0 when no check failed, 2 when the config has errors (all listed), 4 when another check failed.",
@@ -100,15 +138,19 @@ COMMAND_NOTES: dict[str, dict[str, Any]] = {
     },
     "backup": {
         "exit": "2 when PATH exists (without --force), its folder is missing, or there is no database; "
-                "4 when the copy fails PRAGMA quick_check (the copy is kept).",
-        "examples": ["serbero backup /var/backups/serbero/serbero-2024-05-01.db",
-                     "serbero backup --force /var/backups/serbero/latest.db"],
+        "4 when the copy fails PRAGMA quick_check (the copy is kept).",
+        "examples": [
+            "serbero backup /var/backups/serbero/serbero-2024-05-01.db",
+            "serbero backup --force /var/backups/serbero/latest.db",
+        ],
     },
     "prune": {
         "exit": "2 for a duration under 7 days or no database; 75 when mediate-once or dispatch-once keeps "
-                "its lock longer than --wait.",
-        "examples": ["serbero prune --resolved-before 180d --dry-run",
-                     "serbero prune --resolved-before 180d --json"],
+        "its lock longer than --wait.",
+        "examples": [
+            "serbero prune --resolved-before 180d --dry-run",
+            "serbero prune --resolved-before 180d --json",
+        ],
     },
 }
 
@@ -155,7 +197,9 @@ def roff(text: str) -> str:
         else:
             out.append(ch)
     escaped = "".join(out)
-    return "\n".join("\\&" + line if line[:1] in (".", "'") else line for line in escaped.split("\n"))
+    return "\n".join(
+        "\\&" + line if line[:1] in (".", "'") else line for line in escaped.split("\n")
+    )
 
 
 def paragraphs(help_text: str | None) -> list[str]:
@@ -175,25 +219,51 @@ def paragraphs(help_text: str | None) -> list[str]:
 def _main_page(root: Any, ctx: Any, commands: list[tuple[str, Any]]) -> str:
     from devtools.reference import reference_rows
 
-    out = _header("serbero", "dispute coordinator for the Mostro peer-to-peer Bitcoin exchange, over Nostr")
-    out += [".SH SYNOPSIS", r"\fBserbero\fR [\fIGLOBAL OPTIONS\fR] \fICOMMAND\fR [\fIARGS\fR]", ".SH DESCRIPTION"]
+    out = _header(
+        "serbero", "dispute coordinator for the Mostro peer-to-peer Bitcoin exchange, over Nostr"
+    )
+    out += [
+        ".SH SYNOPSIS",
+        r"\fBserbero\fR [\fIGLOBAL OPTIONS\fR] \fICOMMAND\fR [\fIARGS\fR]",
+        ".SH DESCRIPTION",
+    ]
     out += _text_blocks(paragraphs(root.help))
-    out += [".PP", roff("Each phase is a one-shot subcommand that shares one SQLite file, so cron or a systemd "
-                        "timer sets the pace. Every subcommand has its own page:")]
+    out += [
+        ".PP",
+        roff(
+            "Each phase is a one-shot subcommand that shares one SQLite file, so cron or a systemd "
+            "timer sets the pace. Every subcommand has its own page:"
+        ),
+    ]
     for name, cmd in commands:
-        out += [".TP", rf"\fB{roff(name)}\fR", roff(_summary(cmd.help)) + rf" See \fBserbero\-{roff(name)}\fR(1)."]
-    out += [".SH OPTIONS", roff("Global options go before the subcommand and apply to all of them.")]
+        out += [
+            ".TP",
+            rf"\fB{roff(name)}\fR",
+            roff(_summary(cmd.help)) + rf" See \fBserbero\-{roff(name)}\fR(1).",
+        ]
+    out += [
+        ".SH OPTIONS",
+        roff("Global options go before the subcommand and apply to all of them."),
+    ]
     out += _options(root, ctx)
-    out += [".SH CONFIGURATION", roff("The config file is TOML. Unknown keys are errors that name their line. "
-                                      "Every key, with its default:")]
+    out += [
+        ".SH CONFIGURATION",
+        roff(
+            "The config file is TOML. Unknown keys are errors that name their line. "
+            "Every key, with its default:"
+        ),
+    ]
     section = None
     for row in reference_rows():
         if row.section != section:
             section = row.section
             out += [f".SS {roff(section)}"]
         env = f" Environment: {row.env}." if row.env else ""
-        out += [".TP", rf"\fB{roff(row.key)}\fR ({roff(row.type)}; default {roff(row.default)})",
-                roff(row.help + env)]
+        out += [
+            ".TP",
+            rf"\fB{roff(row.key)}\fR ({roff(row.type)}; default {roff(row.default)})",
+            roff(row.help + env),
+        ]
     out += _common_sections(None)
     out += _examples(["serbero init", "serbero doctor", "serbero listen", "serbero audit"])
     out += _see_also([f"serbero-{name}" for name, _ in commands])
@@ -228,7 +298,11 @@ def _command_page(name: str, cmd: Any, root_ctx: Any, all_commands: list[str]) -
             out += _options(sub, sub_ctx, skip=shared)
     else:
         out += _options(cmd, ctx) or [".PP", "No options."]
-    out += [".PP", roff("The global options --config and --log-level are described in ") + r"\fBserbero\fR(1)."]
+    out += [
+        ".PP",
+        roff("The global options --config and --log-level are described in ")
+        + r"\fBserbero\fR(1).",
+    ]
     out += _common_sections(name)
     notes = COMMAND_NOTES.get(name, {})
     out += _examples(notes.get("examples") or [f"serbero {name} --help"])
@@ -263,21 +337,31 @@ def _options(cmd: Any, ctx: Any, skip: set[tuple[str, ...]] = frozenset()) -> li
     out = []
     for param in _params(cmd, ctx, skip):
         if param.param_type_name == "argument":
-            out += [".TP", rf"\fI{roff(_argument_name(param))}\fR", roff(getattr(param, "help", None) or "")]
+            out += [
+                ".TP",
+                rf"\fI{roff(_argument_name(param))}\fR",
+                roff(getattr(param, "help", None) or ""),
+            ]
             continue
         record = param.get_help_record(ctx)
         help_text = record[1] if record else ""
         if getattr(param, "multiple", False):
             help_text += " May be repeated."
-        out += [".TP", ", ".join(_bold_decl(d) for d in _option_decl(param, ctx).split(", ")),
-                roff(" ".join(help_text.split()))]
+        out += [
+            ".TP",
+            ", ".join(_bold_decl(d) for d in _option_decl(param, ctx).split(", ")),
+            roff(" ".join(help_text.split())),
+        ]
     return out
 
 
 def _params(cmd: Any, ctx: Any, skip: set[tuple[str, ...]] = frozenset()) -> list[Any]:
     """Visible parameters, without --help and without those in `skip` (a group's shared options)."""
-    return [p for p in cmd.get_params(ctx)
-            if p.name != "help" and not getattr(p, "hidden", False) and tuple(p.opts) not in skip]
+    return [
+        p
+        for p in cmd.get_params(ctx)
+        if p.name != "help" and not getattr(p, "hidden", False) and tuple(p.opts) not in skip
+    ]
 
 
 def _option_decl(param: Any, ctx: Any) -> str:
@@ -306,7 +390,7 @@ def _summary(help_text: str | None) -> str:
 def _header(name: str, summary: str) -> list[str]:
     title = name.upper()
     return [
-        ".\\\" Generated by scripts/gen-man from the serbero command tree; do not edit.",
+        '.\\" Generated by scripts/gen-man from the serbero command tree; do not edit.',
         f'.TH "{title}" "{SECTION}" "{DATE}" "serbero {__version__}" "{MANUAL}"',
         ".nh",  # no hyphenation: option names and keys must not break across lines
         ".ad l",
@@ -352,5 +436,9 @@ def _see_also(names: list[str]) -> list[str]:
 
 def _finish(lines: list[str]) -> str:
     # A (sub)section heading already starts a paragraph; a .PP right after it is noise mandoc warns about.
-    kept = [line for i, line in enumerate(lines) if not (line == ".PP" and i and lines[i - 1].startswith((".SH", ".SS")))]
+    kept = [
+        line
+        for i, line in enumerate(lines)
+        if not (line == ".PP" and i and lines[i - 1].startswith((".SH", ".SS")))
+    ]
     return "\n".join(kept) + "\n"

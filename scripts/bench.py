@@ -71,7 +71,9 @@ asyncio.run(main())
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one subprocess run."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) not in (0,):
@@ -91,8 +93,15 @@ def paired(case_cmd: list[str], floor_cmd: list[str], runs: int, before=None) ->
             t, r = timed(cmd)
             times[side].append(t)
             rss[side] = max(rss[side], r)
-    return {side: {"median": statistics.median(ts), "min": min(ts), "max": max(ts), "rss_kib": rss[side]}
-            for side, ts in times.items()}
+    return {
+        side: {
+            "median": statistics.median(ts),
+            "min": min(ts),
+            "max": max(ts),
+            "rss_kib": rss[side],
+        }
+        for side, ts in times.items()
+    }
 
 
 def serbero_cmd(config: Path, *args: str) -> list[str]:
@@ -103,13 +112,21 @@ def bench_cold_listen(work: Path, relay, mostro, runs: int) -> dict:
     import nostr_sdk as ns
 
     solvers = [(ns.Keys.generate().public_key().to_hex(), "read")]
-    config = write_config(work / "cold.toml", private_key=ns.Keys.generate().secret_key().to_hex(),
-                          mostro_pubkey=mostro.pubkey, relays=[relay.url], solvers=solvers,
-                          db_path=str(work / "cold.db"))
+    config = write_config(
+        work / "cold.toml",
+        private_key=ns.Keys.generate().secret_key().to_hex(),
+        mostro_pubkey=mostro.pubkey,
+        relays=[relay.url],
+        solvers=solvers,
+        db_path=str(work / "cold.db"),
+    )
     subprocess.run(serbero_cmd(config, "listen", "--quiet"), check=True, cwd=ROOT)
     since = int(time.time()) - 300
-    return paired(serbero_cmd(config, "listen", "--quiet"),
-                  [sys.executable, "-c", FLOOR_FETCH, relay.url, mostro.pubkey, str(since)], runs)
+    return paired(
+        serbero_cmd(config, "listen", "--quiet"),
+        [sys.executable, "-c", FLOOR_FETCH, relay.url, mostro.pubkey, str(since)],
+        runs,
+    )
 
 
 def bench_backlog(work: Path, relay, mostro, runs: int, disputes: int = 500) -> dict:
@@ -120,22 +137,40 @@ def bench_backlog(work: Path, relay, mostro, runs: int, disputes: int = 500) -> 
 
     async def publish_all():
         for i in range(disputes):
-            ev = build_dispute_event(mostro.keys, str(uuid.uuid4()), "initiated", created_at=now - disputes + i)
+            ev = build_dispute_event(
+                mostro.keys, str(uuid.uuid4()), "initiated", created_at=now - disputes + i
+            )
             await mostro.publish_async(ev)
 
     aio.run(publish_all(), timeout=600)
     serbero = ns.Keys.generate()
-    config = write_config(work / "backlog.toml", private_key=serbero.secret_key().to_hex(),
-                          mostro_pubkey=mostro.pubkey, relays=[relay.url],
-                          solvers=[(k, "read") for k in solver_keys], db_path=str(work / "backlog.db"))
+    config = write_config(
+        work / "backlog.toml",
+        private_key=serbero.secret_key().to_hex(),
+        mostro_pubkey=mostro.pubkey,
+        relays=[relay.url],
+        solvers=[(k, "read") for k in solver_keys],
+        db_path=str(work / "backlog.db"),
+    )
 
     def fresh_db():
         for suffix in ("", "-wal", "-shm"):
             Path(f"{work / 'backlog.db'}{suffix}").unlink(missing_ok=True)
 
-    return paired(serbero_cmd(config, "listen", "--quiet"),
-                  [sys.executable, "-c", FLOOR_DMS, relay.url, serbero.secret_key().to_hex(), ",".join(solver_keys),
-                   str(disputes)], runs, before=fresh_db)
+    return paired(
+        serbero_cmd(config, "listen", "--quiet"),
+        [
+            sys.executable,
+            "-c",
+            FLOOR_DMS,
+            relay.url,
+            serbero.secret_key().to_hex(),
+            ",".join(solver_keys),
+            str(disputes),
+        ],
+        runs,
+        before=fresh_db,
+    )
 
 
 def bench_audit(work: Path, runs: int) -> dict:
@@ -146,27 +181,67 @@ def bench_audit(work: Path, runs: int) -> dict:
     now = int(time.time())
     states = ("new", "notified", "taken", "waiting", "escalated", "resolved")
     store.db["disputes"].insert_all(
-        ({"dispute_id": str(uuid.uuid4()), "event_id": f"{i:064x}", "mostro_pubkey": "ab" * 32,
-          "initiator_role": "buyer", "dispute_status": "initiated", "event_timestamp": now - i,
-          "detected_at": now - i, "lifecycle_state": states[i % 6]} for i in range(100_000)), batch_size=5000)
+        (
+            {
+                "dispute_id": str(uuid.uuid4()),
+                "event_id": f"{i:064x}",
+                "mostro_pubkey": "ab" * 32,
+                "initiator_role": "buyer",
+                "dispute_status": "initiated",
+                "event_timestamp": now - i,
+                "detected_at": now - i,
+                "lifecycle_state": states[i % 6],
+            }
+            for i in range(100_000)
+        ),
+        batch_size=5000,
+    )
     ids = [r[0] for r in store.conn.execute("SELECT dispute_id FROM disputes")]
     statuses = ("pending", "sent", "failed", "sent")
     store.db["notifications"].insert_all(
-        ({"dispute_id": ids[i % len(ids)], "solver_pubkey": "cd" * 32, "notif_type": "initial",
-          "status": statuses[i % 4], "attempts": 1, "created_at": now - i, "body": "x"} for i in range(300_000)),
-        batch_size=5000)
+        (
+            {
+                "dispute_id": ids[i % len(ids)],
+                "solver_pubkey": "cd" * 32,
+                "notif_type": "initial",
+                "status": statuses[i % 4],
+                "attempts": 1,
+                "created_at": now - i,
+                "body": "x",
+            }
+            for i in range(300_000)
+        ),
+        batch_size=5000,
+    )
     store.close()
-    config = write_config(work / "audit.toml", private_key="5f" * 32, mostro_pubkey="ab" * 32,
-                          relays=["ws://127.0.0.1:1"], solvers=[], db_path=str(db))
-    sql = ("SELECT lifecycle_state, COUNT(*) FROM disputes GROUP BY 1; "
-           "SELECT status, COUNT(*) FROM notifications GROUP BY 1; "
-           "SELECT state, COUNT(*) FROM mediation_sessions GROUP BY 1;")
+    config = write_config(
+        work / "audit.toml",
+        private_key="5f" * 32,
+        mostro_pubkey="ab" * 32,
+        relays=["ws://127.0.0.1:1"],
+        solvers=[],
+        db_path=str(db),
+    )
+    sql = (
+        "SELECT lifecycle_state, COUNT(*) FROM disputes GROUP BY 1; "
+        "SELECT status, COUNT(*) FROM notifications GROUP BY 1; "
+        "SELECT state, COUNT(*) FROM mediation_sessions GROUP BY 1;"
+    )
     sqlite_cli = shutil.which("sqlite3")
-    floor_cmd = ([sqlite_cli, str(db), sql] if sqlite_cli else
-                 [sys.executable, "-c", f"import sqlite3; c=sqlite3.connect({str(db)!r}); "
-                                        f"[c.execute(s).fetchall() for s in {sql!r}.split(';') if s.strip()]"])
-    return {**paired(serbero_cmd(config, "audit", "--json"), floor_cmd, runs),
-            "floor_tool": "sqlite3 CLI" if sqlite_cli else "python sqlite3"}
+    floor_cmd = (
+        [sqlite_cli, str(db), sql]
+        if sqlite_cli
+        else [
+            sys.executable,
+            "-c",
+            f"import sqlite3; c=sqlite3.connect({str(db)!r}); "
+            f"[c.execute(s).fetchall() for s in {sql!r}.split(';') if s.strip()]",
+        ]
+    )
+    return {
+        **paired(serbero_cmd(config, "audit", "--json"), floor_cmd, runs),
+        "floor_tool": "sqlite3 CLI" if sqlite_cli else "python sqlite3",
+    }
 
 
 def bench_audit_views(work: Path) -> dict:
@@ -200,8 +275,12 @@ def bench_audit_views(work: Path) -> dict:
             started = time.perf_counter()
             view(settings)
             elapsed = time.perf_counter() - started
-            problems = [p for sql in statements if sql.lstrip().upper().startswith(("SELECT", "WITH"))
-                        for p in plan_problems(reader.conn, sql)[1]]
+            problems = [
+                p
+                for sql in statements
+                if sql.lstrip().upper().startswith(("SELECT", "WITH"))
+                for p in plan_problems(reader.conn, sql)[1]
+            ]
             report["views"][name] = {"seconds": elapsed, "plan_problems": problems}
     finally:
         reader.close()
@@ -211,14 +290,19 @@ def bench_audit_views(work: Path) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", choices=sorted([*TARGETS, "audit-views"]))
     args = parser.parse_args()
     # Measure the installed shape: byte-compiled, as pip leaves it (a stale cache would time the compiler).
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "serbero_cli")], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "serbero_cli")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     work = Path(tempfile.mkdtemp(prefix="serbero-bench-"))
     relay = start_relay()
     mostro = SimMostro(relay.url)
@@ -238,30 +322,57 @@ def main() -> int:
     for name, r in results.items():
         r["ratio"] = r["case"]["median"] / r["floor"]["median"]
         r["target"] = TARGETS[name]
-        r["meets_target"] = r["ratio"] <= TARGETS[name] and (name != "audit-100k" or r["case"]["median"] < 1.0)
+        r["meets_target"] = r["ratio"] <= TARGETS[name] and (
+            name != "audit-100k" or r["case"]["median"] < 1.0
+        )
     if args.json:
-        print(json.dumps({**results, **({"audit-views": audit_views} if audit_views else {})}, indent=2))
+        print(
+            json.dumps(
+                {**results, **({"audit-views": audit_views} if audit_views else {})}, indent=2
+            )
+        )
         return 0
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="serbero bench (seconds; ratio = case median / floor median)")
-    for col in ("bench", "case median", "min", "max", "floor median", "ratio", "target", "peak RSS MiB"):
+    for col in (
+        "bench",
+        "case median",
+        "min",
+        "max",
+        "floor median",
+        "ratio",
+        "target",
+        "peak RSS MiB",
+    ):
         table.add_column(col, justify="right" if col != "bench" else "left")
     for name, r in results.items():
         c, f = r["case"], r["floor"]
-        table.add_row(name, f"{c['median']:.3f}", f"{c['min']:.3f}", f"{c['max']:.3f}", f"{f['median']:.3f}",
-                      f"{r['ratio']:.2f}x", f"<= {r['target']}x" + (" ✓" if r["meets_target"] else " ✗"),
-                      f"{c['rss_kib'] / 1024:.0f}")
+        table.add_row(
+            name,
+            f"{c['median']:.3f}",
+            f"{c['min']:.3f}",
+            f"{c['max']:.3f}",
+            f"{f['median']:.3f}",
+            f"{r['ratio']:.2f}x",
+            f"<= {r['target']}x" + (" ✓" if r["meets_target"] else " ✗"),
+            f"{c['rss_kib'] / 1024:.0f}",
+        )
     if results:
         Console().print(table)
     if audit_views:
-        views_table = Table(title=f"audit views on 100 000 disputes (built in {audit_views['build_seconds']:.0f} s)")
+        views_table = Table(
+            title=f"audit views on 100 000 disputes (built in {audit_views['build_seconds']:.0f} s)"
+        )
         for col in ("view", "seconds", "query plans"):
             views_table.add_column(col, justify="right" if col == "seconds" else "left")
         for name, r in audit_views["views"].items():
-            views_table.add_row(name, f"{r['seconds']:.3f}" + (" ✓" if r["seconds"] < 1.0 else " ✗"),
-                                "; ".join(r["plan_problems"]) or "every query reads an index")
+            views_table.add_row(
+                name,
+                f"{r['seconds']:.3f}" + (" ✓" if r["seconds"] < 1.0 else " ✗"),
+                "; ".join(r["plan_problems"]) or "every query reads an index",
+            )
         Console().print(views_table)
     return 0
 

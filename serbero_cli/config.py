@@ -167,9 +167,14 @@ class Config:
 
 
 _SECTION_TYPES: dict[str, Any] = {
-    "timeouts": TimeoutsConfig, "listen": ListenConfig, "delivery": DeliveryConfig,
-    "mediation": MediationConfig, "reasoning": ReasoningConfig, "prompts": PromptsConfig,
-    "chat": ChatConfig, "escalation": EscalationConfig,
+    "timeouts": TimeoutsConfig,
+    "listen": ListenConfig,
+    "delivery": DeliveryConfig,
+    "mediation": MediationConfig,
+    "reasoning": ReasoningConfig,
+    "prompts": PromptsConfig,
+    "chat": ChatConfig,
+    "escalation": EscalationConfig,
 }
 
 
@@ -187,7 +192,11 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([f"{path}: config file not found (use --config or SERBERO_CONFIG, or run `serbero init`)"]) from None
+        raise ConfigError(
+            [
+                f"{path}: config file not found (use --config or SERBERO_CONFIG, or run `serbero init`)"
+            ]
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot read config file: {exc.__class__.__name__}"]) from None
     return parse_config(text, path, env)
@@ -215,9 +224,13 @@ def _parse_toml(text: str, path: Path) -> dict[str, Any]:
     try:
         return tomlkit.parse(text).unwrap()
     except ParseError as exc:
-        raise ConfigError([f"{path}:{exc.line}: invalid TOML: {_parse_error_reason(exc)}"]) from None
+        raise ConfigError(
+            [f"{path}:{exc.line}: invalid TOML: {_parse_error_reason(exc)}"]
+        ) from None
     except TOMLKitError as exc:  # a key set twice in one table: tomlkit gives no position
-        raise ConfigError(duplicate_key_problems(path, text, ARRAY_SECTIONS) or [f"{path}: invalid TOML: {exc}"]) from None
+        raise ConfigError(
+            duplicate_key_problems(path, text, ARRAY_SECTIONS) or [f"{path}: invalid TOML: {exc}"]
+        ) from None
 
 
 def load_reasoning_api_key(config: Config, env: Mapping[str, str] | None = None) -> Secret:
@@ -230,8 +243,12 @@ def load_reasoning_api_key(config: Config, env: Mapping[str, str] | None = None)
     except SecretSourceError as exc:
         raise ConfigError([f"{config.path}: [reasoning] api_key_env: {exc}"]) from None
     if found is None:
-        raise ConfigError([f"{config.path}: [reasoning] api_key_env: environment variable {name} is unset or empty "
-                           f"(and neither {name}_FILE nor the {API_KEY_CREDENTIAL} credential is set)"])
+        raise ConfigError(
+            [
+                f"{config.path}: [reasoning] api_key_env: environment variable {name} is unset or empty "
+                f"(and neither {name}_FILE nor the {API_KEY_CREDENTIAL} credential is set)"
+            ]
+        )
     return Secret(found.text)
 
 
@@ -257,7 +274,11 @@ class _Checker:
             if section not in SECTIONS:
                 self.problem(self.lines.header(section), f"[{section}]", "unknown section")
             elif section in ARRAY_SECTIONS and not isinstance(value, list):
-                self.problem(self.lines.header(section), f"[[{section}]]", "must be an array of tables ([[...]])")
+                self.problem(
+                    self.lines.header(section),
+                    f"[[{section}]]",
+                    "must be an array of tables ([[...]])",
+                )
             elif section not in ARRAY_SECTIONS and not isinstance(value, dict):
                 self.problem(self.lines.key(None, 0, section), f"[{section}]", "must be a table")
         tables: dict[str, dict[str, Any]] = {}
@@ -285,8 +306,12 @@ class _Checker:
             mostro_pubkey=mostro["pubkey"],
             mostro_transport=mostro["transport"],
             relays=tuple(r["url"] for r in relays),
-            solvers=tuple(SolverConfig(s["pubkey"], s["permission"], s["envelopes"] or values["delivery"]["envelopes"])
-                          for s in solvers),
+            solvers=tuple(
+                SolverConfig(
+                    s["pubkey"], s["permission"], s["envelopes"] or values["delivery"]["envelopes"]
+                )
+                for s in solvers
+            ),
             observers=tuple(ObserverConfig(o["pubkey"], o["envelopes"]) for o in observers),
             warnings=tuple(self.warnings),
             **sections,
@@ -294,7 +319,9 @@ class _Checker:
 
     def render_problems(self) -> list[str]:
         ordered = sorted(self.problems, key=lambda p: (p[0] is None, p[0] or 0))
-        return [f"{self.path}:{line}: {msg}" if line else f"{self.path}: {msg}" for line, msg in ordered]
+        return [
+            f"{self.path}:{line}: {msg}" if line else f"{self.path}: {msg}" for line, msg in ordered
+        ]
 
     def section_values(self, section: str, table: dict[str, Any], index: int = 0) -> dict[str, Any]:
         specs = {k.name: k for k in KEYS if k.section == section}
@@ -305,7 +332,9 @@ class _Checker:
             line = self.lines.key(section, index, name)
             if (section, name) in DROPPED_KEYS:
                 where = f"{self.path}:{line}" if line else str(self.path)
-                self.warnings.append(f"{where}: {label} {name}: unsupported key, ignored ({DROPPED_KEYS[(section, name)]})")
+                self.warnings.append(
+                    f"{where}: {label} {name}: unsupported key, ignored ({DROPPED_KEYS[(section, name)]})"
+                )
             else:
                 self.problem(line, f"{label} {name}", "unknown key")
         out: dict[str, Any] = {}
@@ -314,7 +343,9 @@ class _Checker:
             line = self.lines.key(section, index, name)
             if name not in table:
                 if spec.default is REQUIRED and spec.env is None:
-                    self.problem(line or self.lines.header(section, index), where, "required key is missing")
+                    self.problem(
+                        line or self.lines.header(section, index), where, "required key is missing"
+                    )
                 out[name] = None if spec.default is REQUIRED else spec.default
                 if spec.kind == "path" and isinstance(out[name], str):
                     out[name] = self.resolve_path(out[name])
@@ -374,7 +405,9 @@ class _Checker:
         names = [v.strip().lower() for v in value]
         unknown = [v for v in names if v not in spec.choices]
         if unknown:
-            self.problem(line, where, f"unknown envelope {unknown[0]!r} (known: {', '.join(spec.choices)})")
+            self.problem(
+                line, where, f"unknown envelope {unknown[0]!r} (known: {', '.join(spec.choices)})"
+            )
             return spec.default
         if len(set(names)) != len(names):
             self.problem(line, where, "each envelope may appear once")
@@ -403,7 +436,9 @@ class _Checker:
             if spec.section == "mostro" and choice == "gift-wrap":
                 choice = "giftwrap"
             if choice not in spec.choices:
-                self.problem(line, where, f"must be one of {', '.join(spec.choices)}, got {value!r}")
+                self.problem(
+                    line, where, f"must be one of {', '.join(spec.choices)}, got {value!r}"
+                )
                 return spec.default
             return choice
         if kind == "url":
@@ -436,11 +471,21 @@ class _Checker:
                     continue  # an unusable source, already reported
                 where = found_in
             if not raw:
-                if spec.default is REQUIRED and values[spec.section].get(spec.name) is None and \
-                        self.lines.key(spec.section, 0, spec.name) is None:
-                    also = f", {spec.env}_FILE or the {PRIVATE_KEY_CREDENTIAL} credential" if spec.kind == "secret" else ""
-                    self.problem(self.lines.header(spec.section), f"[{spec.section}] {spec.name}",
-                                 f"required key is missing (or set {spec.env}{also})")
+                if (
+                    spec.default is REQUIRED
+                    and values[spec.section].get(spec.name) is None
+                    and self.lines.key(spec.section, 0, spec.name) is None
+                ):
+                    also = (
+                        f", {spec.env}_FILE or the {PRIVATE_KEY_CREDENTIAL} credential"
+                        if spec.kind == "secret"
+                        else ""
+                    )
+                    self.problem(
+                        self.lines.header(spec.section),
+                        f"[{spec.section}] {spec.name}",
+                        f"required key is missing (or set {spec.env}{also})",
+                    )
                 continue
             values[spec.section][spec.name] = self.coerce_text(spec, raw, None, where)
 
@@ -454,10 +499,13 @@ class _Checker:
             return "", None
         return (found.text, found.source) if found else ("", "")
 
-    def cross_checks(self, values: dict[str, dict[str, Any]], relays: list, solvers: list,
-                     observers: list) -> None:
+    def cross_checks(
+        self, values: dict[str, dict[str, Any]], relays: list, solvers: list, observers: list
+    ) -> None:
         if not relays:
-            self.problem(self.lines.header("relays"), "[[relays]]", "at least one relay is required")
+            self.problem(
+                self.lines.header("relays"), "[[relays]]", "at least one relay is required"
+            )
         own = _own_public_key(values["serbero"].get("private_key"))
         for section, entries in (("solvers", solvers), ("observers", observers)):
             seen: dict[str, int] = {}
@@ -471,8 +519,11 @@ class _Checker:
                     self.problem(line, f"[[{section}]] pubkey", "this is Serbero's own key")
                 elif key in seen:
                     noun = section.removesuffix("s")
-                    self.problem(line, f"[[{section}]] pubkey",
-                                 f"duplicate {noun} (same key as {noun} #{seen[key] + 1})")
+                    self.problem(
+                        line,
+                        f"[[{section}]] pubkey",
+                        f"duplicate {noun} (same key as {noun} #{seen[key] + 1})",
+                    )
                 else:
                     seen[key] = index
         reasoning = values["reasoning"]
@@ -487,7 +538,9 @@ class _Checker:
         except OSError:
             return
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            self.warnings.append(f"{self.path}: holds private_key but is readable by group/others; run chmod 600 {self.path}")
+            self.warnings.append(
+                f"{self.path}: holds private_key but is readable by group/others; run chmod 600 {self.path}"
+            )
 
 
 def _own_public_key(secret: Any) -> str | None:
@@ -500,8 +553,14 @@ def _own_public_key(secret: Any) -> str | None:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
-            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
 
 
 def section_fields(section: str) -> list[str]:

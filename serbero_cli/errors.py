@@ -33,8 +33,17 @@ _MEANINGS = {
 }
 
 # When several codes apply, the first in this order wins.
-EXIT_PRECEDENCE = (ExitCode.USAGE, ExitCode.LOCKED, ExitCode.INTERNAL, ExitCode.NO_RELAY, ExitCode.PARTIAL, ExitCode.OK)
-PRECEDENCE_TEXT = "When several apply, the first of " + ", ".join(str(int(c)) for c in EXIT_PRECEDENCE) + " wins."
+EXIT_PRECEDENCE = (
+    ExitCode.USAGE,
+    ExitCode.LOCKED,
+    ExitCode.INTERNAL,
+    ExitCode.NO_RELAY,
+    ExitCode.PARTIAL,
+    ExitCode.OK,
+)
+PRECEDENCE_TEXT = (
+    "When several apply, the first of " + ", ".join(str(int(c)) for c in EXIT_PRECEDENCE) + " wins."
+)
 
 
 def worst_exit_code(*codes: int) -> int:
@@ -110,8 +119,10 @@ class DatabaseFolderMissing(DatabaseError):
 
     def __init__(self, db_path: str | os.PathLike[str]):
         folder = os.path.dirname(os.fspath(db_path)) or "."
-        super().__init__(f"database folder {folder} does not exist ([serbero] db_path = {db_path}); "
-                         "create it or fix db_path (only `serbero init` creates folders)")
+        super().__init__(
+            f"database folder {folder} does not exist ([serbero] db_path = {db_path}); "
+            "create it or fix db_path (only `serbero init` creates folders)"
+        )
 
 
 class DatabaseMissing(SerberoError):

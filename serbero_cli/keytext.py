@@ -209,4 +209,3 @@ def generate_secret() -> Secret:
         candidate = secrets.token_bytes(32)
         if 1 <= int.from_bytes(candidate, "big") < CURVE_ORDER:
             return Secret(candidate.hex())
-

@@ -24,10 +24,20 @@ from typing import Any
 from serbero_cli.errors import UsageError
 from serbero_cli.safetext import for_log
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 # syslog priorities (sd-daemon(3)): journald reads a leading `<N>` as the entry's priority.
-_SYSLOG_PRIORITY = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+_SYSLOG_PRIORITY = (
+    (logging.CRITICAL, 2),
+    (logging.ERROR, 3),
+    (logging.WARNING, 4),
+    (logging.INFO, 6),
+)
 _DEBUG_PRIORITY = 7
 
 
@@ -90,7 +100,10 @@ def resolve_level(cli_level: str | None, config_level: str | None) -> str:
     Raise UsageError (exit 2) naming the source when `--log-level` or `SERBERO_LOG` holds anything
     but debug, info, warning or error: a typo there must not quietly log at another level.
     """
-    for source, candidate in (("--log-level", cli_level), ("SERBERO_LOG", os.environ.get("SERBERO_LOG"))):
+    for source, candidate in (
+        ("--log-level", cli_level),
+        ("SERBERO_LOG", os.environ.get("SERBERO_LOG")),
+    ):
         if candidate is None or (source == "SERBERO_LOG" and not candidate.strip()):
             continue
         if candidate.strip().lower() not in LEVELS:

@@ -51,7 +51,9 @@ def find_secret(env: Mapping[str, str], name: str, credential: str) -> FoundSecr
     file_var = f"{name}_FILE"
     path_text = (env.get(file_var) or "").strip()
     if path_text:
-        return FoundSecret(_read(Path(path_text), f"{file_var} ({path_text})"), f"{file_var} ({path_text})")
+        return FoundSecret(
+            _read(Path(path_text), f"{file_var} ({path_text})"), f"{file_var} ({path_text})"
+        )
     folder = (env.get("CREDENTIALS_DIRECTORY") or "").strip()
     if folder:
         path = Path(folder) / credential
@@ -68,9 +70,13 @@ def _read(path: Path, where: str, *, empty_ok: bool = False) -> str:
         with open(path, "rb") as fh:
             data = fh.read(MAX_SECRET_FILE_BYTES + 1)
     except OSError as exc:
-        raise SecretSourceError(f"{where}: cannot read the file: {exc.strerror or exc.__class__.__name__}") from None
+        raise SecretSourceError(
+            f"{where}: cannot read the file: {exc.strerror or exc.__class__.__name__}"
+        ) from None
     if len(data) > MAX_SECRET_FILE_BYTES:
-        raise SecretSourceError(f"{where}: the file is larger than {MAX_SECRET_FILE_BYTES} bytes; not a secret")
+        raise SecretSourceError(
+            f"{where}: the file is larger than {MAX_SECRET_FILE_BYTES} bytes; not a secret"
+        )
     try:
         text = data.decode("utf-8").strip()
     except UnicodeDecodeError:
@@ -78,4 +84,3 @@ def _read(path: Path, where: str, *, empty_ok: bool = False) -> str:
     if not text and not empty_ok:
         raise SecretSourceError(f"{where}: the file is empty")
     return text
-

@@ -65,6 +65,10 @@ def duplicate_key_problems(path: object, text: str, array_sections: Collection[s
     """
     problems = []
     for (section, _index, key), first, repeat in KeyLines(text).duplicates:
-        label = "" if section is None else (f"[[{section}]] " if section in array_sections else f"[{section}] ")
+        label = (
+            ""
+            if section is None
+            else (f"[[{section}]] " if section in array_sections else f"[{section}] ")
+        )
         problems.append(f"{path}:{repeat}: {label}{key}: duplicate key (first set on line {first})")
     return problems

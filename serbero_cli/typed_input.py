@@ -23,7 +23,9 @@ def parse_duration(text: str, option: str = "--since") -> int:
     """Return the seconds in `30m`, `2h`, `7d` (also `s` and `w`); raise UsageError otherwise."""
     match = _DURATION.match(text or "")
     if not match or int(match.group(1)) == 0:
-        raise UsageError(f"{option}: {text!r} is not a duration; use a number and a unit, e.g. 30m, 2h, 7d")
+        raise UsageError(
+            f"{option}: {text!r} is not a duration; use a number and a unit, e.g. 30m, 2h, 7d"
+        )
     return int(match.group(1)) * UNIT_SECONDS[match.group(2).lower()]
 
 
@@ -55,4 +57,6 @@ def pick_unique(what: str, prefix: str, matches: Sequence[str]) -> str:
         raise UsageError(f"no {what} id starts with {prefix!r}")
     shown = ", ".join(matches[:AMBIGUITY_SHOWN])
     more = "" if len(matches) <= AMBIGUITY_SHOWN else ", …"
-    raise UsageError(f"{what} id prefix {prefix!r} is ambiguous: it matches {shown}{more}; type more characters")
+    raise UsageError(
+        f"{what} id prefix {prefix!r} is ambiguous: it matches {shown}{more}; type more characters"
+    )

@@ -42,8 +42,10 @@ def mostro(relay):
 @pytest.fixture
 def solvers(relay):
     """Two solvers: one read, one write."""
-    sims = [SimSolver(relay.url, permission="read", name="reader"),
-            SimSolver(relay.url, permission="write", name="writer")]
+    sims = [
+        SimSolver(relay.url, permission="read", name="reader"),
+        SimSolver(relay.url, permission="write", name="writer"),
+    ]
     yield sims
     for sim in sims:
         sim.close()
@@ -58,13 +60,23 @@ def db_path(tmp_path):
 def make_config(tmp_path, relay, mostro, solvers, serbero_keys, db_path):
     """Build a config file; keyword overrides: relays, solvers, sections, name."""
 
-    def build(*, relays=None, solver_list=None, sections=None, name="config.toml", envelopes=None, observers=None):
+    def build(
+        *,
+        relays=None,
+        solver_list=None,
+        sections=None,
+        name="config.toml",
+        envelopes=None,
+        observers=None,
+    ):
         return write_config(
             tmp_path / name,
             private_key=serbero_keys.secret_key().to_hex(),
             mostro_pubkey=mostro.pubkey,
             relays=relays if relays is not None else [relay.url],
-            solvers=solver_list if solver_list is not None else [(s.pubkey, s.permission) for s in solvers],
+            solvers=solver_list
+            if solver_list is not None
+            else [(s.pubkey, s.permission) for s in solvers],
             db_path=str(db_path),
             sections=sections,
             envelopes=envelopes,

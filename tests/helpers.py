@@ -82,8 +82,13 @@ def write_config(
     return path
 
 
-def run_serbero(config: Path | None, *args: str, env: dict[str, str] | None = None, timeout: float = 90,
-                check: bool = False) -> subprocess.CompletedProcess:
+def run_serbero(
+    config: Path | None,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 90,
+    check: bool = False,
+) -> subprocess.CompletedProcess:
     """Run `python -m serbero_cli [--config config] args…` as a real subprocess."""
     cmd = [sys.executable, "-m", "serbero_cli"]
     if config is not None:
@@ -91,14 +96,19 @@ def run_serbero(config: Path | None, *args: str, env: dict[str, str] | None = No
     cmd += list(args)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")}
     full_env.update(env or {})
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=str(ROOT))
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=str(ROOT)
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"serbero {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"serbero {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
-def invoke(config: Path | None, *args: str, env: dict[str, str] | None = None,
-           timeout: float | None = None) -> subprocess.CompletedProcess:
+def invoke(
+    config: Path | None, *args: str, env: dict[str, str] | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess:
     """Run `serbero [--config config] args…` in this process through Typer's CliRunner.
 
     The same command code, option parsing, exit-code handling and rendering as `run_serbero`, minus
@@ -124,7 +134,9 @@ def invoke(config: Path | None, *args: str, env: dict[str, str] | None = None,
         for lg, handlers, level in saved:
             lg.handlers[:] = handlers
             lg.setLevel(level)
-    return subprocess.CompletedProcess(["serbero", *cmd], result.exit_code, result.stdout, result.stderr)
+    return subprocess.CompletedProcess(
+        ["serbero", *cmd], result.exit_code, result.stdout, result.stderr
+    )
 
 
 def invoke_json(config: Path, *args: str, **kw: Any) -> tuple[int, dict[str, Any], str]:
@@ -133,12 +145,15 @@ def invoke_json(config: Path, *args: str, **kw: Any) -> tuple[int, dict[str, Any
     try:
         doc = json.loads(proc.stdout)
     except ValueError as exc:
-        raise AssertionError(f"stdout is not one JSON document: {proc.stdout!r}\nstderr: {proc.stderr}") from exc
+        raise AssertionError(
+            f"stdout is not one JSON document: {proc.stdout!r}\nstderr: {proc.stderr}"
+        ) from exc
     return proc.returncode, doc, proc.stderr
 
 
-def run_serbero_tty(config: Path | None, *args: str, env: dict[str, str] | None = None,
-                    timeout: float = 90) -> tuple[int, str, str]:
+def run_serbero_tty(
+    config: Path | None, *args: str, env: dict[str, str] | None = None, timeout: float = 90
+) -> tuple[int, str, str]:
     """Run `serbero` with stdout on a pseudo-terminal (stderr on a pipe): (exit code, stdout, stderr).
 
     The terminal is 120 columns wide and `TERM=dumb`, so rich draws its tables without colour codes;
@@ -160,8 +175,9 @@ def run_serbero_tty(config: Path | None, *args: str, env: dict[str, str] | None 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=slave, stderr=err, stdin=subprocess.DEVNULL, env=full_env,
-                                cwd=str(ROOT))
+        proc = subprocess.Popen(
+            cmd, stdout=slave, stderr=err, stdin=subprocess.DEVNULL, env=full_env, cwd=str(ROOT)
+        )
         os.close(slave)
         chunks = []
         deadline = time.monotonic() + timeout
@@ -169,7 +185,9 @@ def run_serbero_tty(config: Path | None, *args: str, env: dict[str, str] | None 
             while True:
                 if time.monotonic() > deadline:
                     proc.kill()
-                    raise AssertionError(f"serbero {' '.join(args)} did not finish within {timeout}s")
+                    raise AssertionError(
+                        f"serbero {' '.join(args)} did not finish within {timeout}s"
+                    )
                 if not select.select([master], [], [], 0.2)[0]:
                     continue
                 try:
@@ -196,7 +214,9 @@ def run_json(config: Path, *args: str, **kw: Any) -> tuple[int, dict[str, Any], 
     try:
         doc = json.loads(proc.stdout)
     except ValueError as exc:
-        raise AssertionError(f"stdout is not one JSON document: {proc.stdout!r}\nstderr: {proc.stderr}") from exc
+        raise AssertionError(
+            f"stdout is not one JSON document: {proc.stdout!r}\nstderr: {proc.stderr}"
+        ) from exc
     return proc.returncode, doc, proc.stderr
 
 
@@ -242,8 +262,11 @@ def content_checksum_without_run_records(db_path: Path) -> str:
     opened the database writes whatever its exit code (a run that changed nothing else keeps this)."""
     conn = sqlite3.connect(str(db_path))
     try:
-        lines = [line for line in conn.iterdump()
-                 if not (line.startswith('INSERT INTO "sync_state"') and "_run_record'" in line)]
+        lines = [
+            line
+            for line in conn.iterdump()
+            if not (line.startswith('INSERT INTO "sync_state"') and "_run_record'" in line)
+        ]
     finally:
         conn.close()
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
@@ -251,7 +274,9 @@ def content_checksum_without_run_records(db_path: Path) -> str:
 
 def run_record(db_path: Path, phase_key: str) -> dict[str, Any] | None:
     """The stored run record of `listen`, `mediate_once` or `dispatch_once`, or None."""
-    rows = db_rows(db_path, "SELECT value FROM sync_state WHERE key = ?", (f"{phase_key}_run_record",))
+    rows = db_rows(
+        db_path, "SELECT value FROM sync_state WHERE key = ?", (f"{phase_key}_run_record",)
+    )
     return json.loads(rows[0]["value"]) if rows else None
 
 
@@ -271,4 +296,4 @@ def body_after_marker(text: str) -> list[str]:
     """The lines from the version marker on."""
     lines = text.split("\n")
     marker = marker_of(text)
-    return lines[lines.index(marker):] if marker else lines
+    return lines[lines.index(marker) :] if marker else lines

@@ -37,7 +37,9 @@ def main() -> int:
         from serbero_cli.cli.listen import resolution_hook
         from serbero_cli.listen.run import run_listen
 
-        result = run_listen(config, on_resolved=resolution_hook(config), checkpoint=stop_at(args.stop_at))
+        result = run_listen(
+            config, on_resolved=resolution_hook(config), checkpoint=stop_at(args.stop_at)
+        )
     else:
         from serbero_cli.dispatch.run import run_dispatch_once
 

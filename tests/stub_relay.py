@@ -68,11 +68,18 @@ class StubRelay:
 
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        key = next(line.split(":", 1)[1].strip() for line in head.split("\r\n")
-                   if line.lower().startswith("sec-websocket-key:"))
+        key = next(
+            line.split(":", 1)[1].strip()
+            for line in head.split("\r\n")
+            if line.lower().startswith("sec-websocket-key:")
+        )
         accept = base64.b64encode(hashlib.sha1((key + _GUID).encode()).digest()).decode()
-        writer.write(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+        writer.write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+            ).encode()
+        )
         await writer.drain()
 
     async def _on_message(self, message: list[Any], writer: asyncio.StreamWriter) -> None:
@@ -85,11 +92,17 @@ class StubRelay:
                 writer.write(_frame(0x1, json.dumps(["EVENT", message[1], event]).encode()))
             writer.write(_frame(0x1, json.dumps(["EOSE", message[1]]).encode()))
         elif message[0] == "EVENT":
-            writer.write(_frame(0x1, json.dumps(["OK", message[1].get("id", ""), False, "blocked: stub"]).encode()))
+            writer.write(
+                _frame(
+                    0x1,
+                    json.dumps(["OK", message[1].get("id", ""), False, "blocked: stub"]).encode(),
+                )
+            )
 
 
-def start_stub_relay(*, silent: bool = False, events: list[dict[str, Any]] | None = None,
-                     port: int = 0) -> StubRelay:
+def start_stub_relay(
+    *, silent: bool = False, events: list[dict[str, Any]] | None = None, port: int = 0
+) -> StubRelay:
     """Start a stub relay on 127.0.0.1 (`port`, else a random one) on the background loop."""
     return aio.run(StubRelay(silent=silent, events=list(events or [])).start(port))
 

@@ -57,7 +57,9 @@ class HealthFacts:
 class Attention:
     """One finding: `kind` names the rule, `message` says it in words, `hint` says where to look."""
 
-    kind: str  # untaken_disputes, failed_deliveries, phase_failed, phase_overdue, unroutable_handoffs
+    kind: (
+        str  # untaken_disputes, failed_deliveries, phase_failed, phase_overdue, unroutable_handoffs
+    )
     message: str
     hint: str
     count: int | None = None
@@ -80,18 +82,37 @@ def attention(facts: HealthFacts) -> list[Attention]:
         n = facts.untaken_overdue
         oldest = facts.untaken_oldest_at
         age = f" for {span(facts.now - oldest)}" if oldest is not None else ""
-        found.append(Attention("untaken_disputes", f"{n} {_plural(n, 'dispute')} untaken{age}",
-                               "serbero audit disputes", count=n, since=oldest))
+        found.append(
+            Attention(
+                "untaken_disputes",
+                f"{n} {_plural(n, 'dispute')} untaken{age}",
+                "serbero audit disputes",
+                count=n,
+                since=oldest,
+            )
+        )
     if facts.failed_deliveries:
         n = facts.failed_deliveries
-        found.append(Attention("failed_deliveries", f"{n} {_plural(n, 'delivery', 'deliveries')} failed for good",
-                               "serbero audit notifications --status failed_final", count=n))
+        found.append(
+            Attention(
+                "failed_deliveries",
+                f"{n} {_plural(n, 'delivery', 'deliveries')} failed for good",
+                "serbero audit notifications --status failed_final",
+                count=n,
+            )
+        )
     for phase in facts.phases:
         found += _phase_findings(phase, facts.now)
     if facts.unroutable_handoffs and facts.escalation_enabled is not False:
         n = facts.unroutable_handoffs
-        found.append(Attention("unroutable_handoffs", f"{n} {_plural(n, 'handoff')} unroutable",
-                               "serbero audit handoffs --state unroutable", count=n))
+        found.append(
+            Attention(
+                "unroutable_handoffs",
+                f"{n} {_plural(n, 'handoff')} unroutable",
+                "serbero audit handoffs --state unroutable",
+                count=n,
+            )
+        )
     return found
 
 
@@ -113,15 +134,31 @@ def _phase_findings(phase: PhaseFacts, now: int) -> list[Attention]:
     found = []
     if phase.last_exit_code != 0:
         why = f": {phase.last_error}" if phase.last_error else ""
-        found.append(Attention("phase_failed", f"last {phase.phase} run failed (exit {phase.last_exit_code}{why})",
-                               f"run `serbero {phase.phase}` by hand, or read its log", phase=phase.phase,
-                               since=phase.last_finished_at))
+        found.append(
+            Attention(
+                "phase_failed",
+                f"last {phase.phase} run failed (exit {phase.last_exit_code}{why})",
+                f"run `serbero {phase.phase}` by hand, or read its log",
+                phase=phase.phase,
+                since=phase.last_finished_at,
+            )
+        )
     finished = phase.last_finished_at
-    if (finished is not None and not phase.holds_lock
-            and now - finished > OVERDUE_FACTOR * phase.cadence_seconds):
-        found.append(Attention("phase_overdue", f"{phase.phase} last finished {_ago(now, finished)} "
-                                                f"(meant to run every {span(phase.cadence_seconds)})",
-                               "check its cron entry or systemd timer", phase=phase.phase, since=finished))
+    if (
+        finished is not None
+        and not phase.holds_lock
+        and now - finished > OVERDUE_FACTOR * phase.cadence_seconds
+    ):
+        found.append(
+            Attention(
+                "phase_overdue",
+                f"{phase.phase} last finished {_ago(now, finished)} "
+                f"(meant to run every {span(phase.cadence_seconds)})",
+                "check its cron entry or systemd timer",
+                phase=phase.phase,
+                since=finished,
+            )
+        )
     return found
 
 

@@ -35,19 +35,40 @@ def scan(src: Source, limit: int) -> tuple[dict[str, int], list[dict[str, Any]]]
     """Return (count per source, the first `limit` findings, 0 = all) of authority phrases."""
     counts = dict.fromkeys(SOURCES, 0)
     findings: list[dict[str, Any]] = []
-    patterns = tuple("%" + p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                     for p in (*AUTHORITY_PHRASES, *AUTHORITY_WORD_PHRASES))
+    patterns = tuple(
+        "%" + p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        for p in (*AUTHORITY_PHRASES, *AUTHORITY_WORD_PHRASES)
+    )
 
     for row in queries.outbound_messages_like(src, patterns):
         counts["outbound_message"] += 1
-        findings.append(_finding("outbound_message", row["id"], row["dispute_id"], row["content"],
-                                 session_id=row["session_id"], party=row["party"]))
+        findings.append(
+            _finding(
+                "outbound_message",
+                row["id"],
+                row["dispute_id"],
+                row["content"],
+                session_id=row["session_id"],
+                party=row["party"],
+            )
+        )
     for row in queries.notifications_like(src, patterns, skip_types=("transcript",)):
-        for source, text in (("notification_body", row["body"]), ("notification_type", row["notif_type"])):
+        for source, text in (
+            ("notification_body", row["body"]),
+            ("notification_type", row["notif_type"]),
+        ):
             if phrases_in(text):
                 counts[source] += 1
-                findings.append(_finding(source, row["id"], row["dispute_id"], text,
-                                         notif_type=row["notif_type"], solver_pubkey=row["solver_pubkey"]))
+                findings.append(
+                    _finding(
+                        source,
+                        row["id"],
+                        row["dispute_id"],
+                        text,
+                        notif_type=row["notif_type"],
+                        solver_pubkey=row["solver_pubkey"],
+                    )
+                )
     return counts, (findings[:limit] if limit else findings)
 
 
@@ -61,14 +82,30 @@ def phrases_in(text: str | None) -> list[str]:
     return found + [p for p in AUTHORITY_WORD_PHRASES if re.search(re.escape(p) + r"\b", flat)]
 
 
-def _finding(source: str, row_id: int, dispute_id: str | None, text: str, *, session_id: str | None = None,
-             party: str | None = None, notif_type: str | None = None,
-             solver_pubkey: str | None = None) -> dict[str, Any]:
+def _finding(
+    source: str,
+    row_id: int,
+    dispute_id: str | None,
+    text: str,
+    *,
+    session_id: str | None = None,
+    party: str | None = None,
+    notif_type: str | None = None,
+    solver_pubkey: str | None = None,
+) -> dict[str, Any]:
     """One finding with the same keys whatever its source (None where a key does not apply)."""
     found = phrases_in(text)
     at = max(0, (text or "").lower().find(found[0].lower())) if found else 0
     start = max(0, at - SNIPPET_CHARS)
-    snippet = text[start:at + len(found[0]) + SNIPPET_CHARS] if found else ""
-    return {"source": source, "id": row_id, "dispute_id": dispute_id, "phrases": found,
-            "snippet": snippet.replace("\n", " "), "session_id": session_id, "party": party,
-            "notif_type": notif_type, "solver_pubkey": solver_pubkey}
+    snippet = text[start : at + len(found[0]) + SNIPPET_CHARS] if found else ""
+    return {
+        "source": source,
+        "id": row_id,
+        "dispute_id": dispute_id,
+        "phrases": found,
+        "snippet": snippet.replace("\n", " "),
+        "session_id": session_id,
+        "party": party,
+        "notif_type": notif_type,
+        "solver_pubkey": solver_pubkey,
+    }

@@ -34,8 +34,11 @@ class Phase:
     lock: str
 
 
-PHASES = (Phase("listen", "listen", "listen"), Phase("mediate-once", "mediate_once", "mediate"),
-          Phase("dispatch-once", "dispatch_once", "dispatch"))
+PHASES = (
+    Phase("listen", "listen", "listen"),
+    Phase("mediate-once", "mediate_once", "mediate"),
+    Phase("dispatch-once", "dispatch_once", "dispatch"),
+)
 
 
 def phase_runs(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
@@ -53,13 +56,20 @@ def phase_runs(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
         summary = parse_object(summary_row["value"]) if summary_row else None
         record = parse_object(record_row["value"]) if record_row else None
         if record is not None and record_row is not None:
-            run = {"exit_code": _int(record.get("exit_code")), "started_at": _int(record.get("started_at")),
-                   "finished_at": _int(record.get("finished_at")) or record_row["updated_at"],
-                   "error": _text(record.get("error"))}
+            run = {
+                "exit_code": _int(record.get("exit_code")),
+                "started_at": _int(record.get("started_at")),
+                "finished_at": _int(record.get("finished_at")) or record_row["updated_at"],
+                "error": _text(record.get("error")),
+            }
         elif summary_row is not None:
             older = summary or {}
-            run = {"exit_code": _int(older.get("exit_code")), "started_at": _int(older.get("run_started_at")),
-                   "finished_at": summary_row["updated_at"], "error": _text(older.get("error"))}
+            run = {
+                "exit_code": _int(older.get("exit_code")),
+                "started_at": _int(older.get("run_started_at")),
+                "finished_at": summary_row["updated_at"],
+                "error": _text(older.get("error")),
+            }
         else:
             runs[phase.name] = None
             continue
@@ -69,8 +79,13 @@ def phase_runs(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
     return runs
 
 
-def read_health(src: Source, now: int, *, handoffs: dict[str, int] | None = None,
-                runs: dict[str, dict[str, Any] | None] | None = None) -> HealthFacts:
+def read_health(
+    src: Source,
+    now: int,
+    *,
+    handoffs: dict[str, int] | None = None,
+    runs: dict[str, dict[str, Any] | None] | None = None,
+) -> HealthFacts:
     """The facts at `now`. `handoffs` (counts by state) and `runs` may be passed when already read."""
     from serbero_cli.runlock import is_held
 
@@ -80,18 +95,40 @@ def read_health(src: Source, now: int, *, handoffs: dict[str, int] | None = None
         runs = phase_runs(q.last_runs(src))
     if handoffs is None:
         handoffs = {r["state"]: r["n"] for r in hq.count_handoffs_by_state(src, now)}
-    enabled = {"listen": True, "mediate-once": settings.mediation_enabled,
-               "dispatch-once": settings.escalation_enabled}
-    cadence = {"listen": MINUTE_CADENCE_SECONDS, "mediate-once": MINUTE_CADENCE_SECONDS,
-               "dispatch-once": settings.dispatch_interval_seconds}
+    enabled = {
+        "listen": True,
+        "mediate-once": settings.mediation_enabled,
+        "dispatch-once": settings.escalation_enabled,
+    }
+    cadence = {
+        "listen": MINUTE_CADENCE_SECONDS,
+        "mediate-once": MINUTE_CADENCE_SECONDS,
+        "dispatch-once": settings.dispatch_interval_seconds,
+    }
     phases = []
     for phase in PHASES:
         run = runs.get(phase.name) or {}
-        phases.append(PhaseFacts(phase.name, enabled[phase.name], cadence[phase.name], run.get("exit_code"),
-                                 run.get("finished_at"), run.get("error"), is_held(settings.db_path, phase.lock)))
-    return HealthFacts(now, untaken["total"], untaken["overdue"], untaken["oldest_at"] if untaken["overdue"] else None,
-                       q.open_failed_deliveries(src), handoffs.get("unroutable", 0), settings.escalation_enabled,
-                       tuple(phases))
+        phases.append(
+            PhaseFacts(
+                phase.name,
+                enabled[phase.name],
+                cadence[phase.name],
+                run.get("exit_code"),
+                run.get("finished_at"),
+                run.get("error"),
+                is_held(settings.db_path, phase.lock),
+            )
+        )
+    return HealthFacts(
+        now,
+        untaken["total"],
+        untaken["overdue"],
+        untaken["oldest_at"] if untaken["overdue"] else None,
+        q.open_failed_deliveries(src),
+        handoffs.get("unroutable", 0),
+        settings.escalation_enabled,
+        tuple(phases),
+    )
 
 
 @dataclass
@@ -109,12 +146,20 @@ class StatusResult:
         return int(ExitCode.PARTIAL) if self.findings else int(ExitCode.OK)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"report": "status/v1", "exit_code": self.exit_code, "error": None,
-                "status": "attention" if self.findings else "ok", "line": self.line, "generated_at": self.now,
-                "untaken": self.facts.untaken_total,
-                "last_runs": {name: None if run is None else {k: run[k] for k in RUN_KEYS}
-                              for name, run in self.runs.items()},
-                "attention": [f.to_dict() for f in self.findings]}
+        return {
+            "report": "status/v1",
+            "exit_code": self.exit_code,
+            "error": None,
+            "status": "attention" if self.findings else "ok",
+            "line": self.line,
+            "generated_at": self.now,
+            "untaken": self.facts.untaken_total,
+            "last_runs": {
+                name: None if run is None else {k: run[k] for k in RUN_KEYS}
+                for name, run in self.runs.items()
+            },
+            "attention": [f.to_dict() for f in self.findings],
+        }
 
 
 RUN_KEYS = ("exit_code", "started_at", "finished_at", "error")
@@ -131,8 +176,17 @@ def run_status(settings: AuditSettings, *, now: int) -> StatusResult:
 
 def status_error_report(exit_code: int, error: str) -> dict[str, Any]:
     """The `--json` document of a status run that could not read the database."""
-    return {"report": "status/v1", "exit_code": exit_code, "error": error, "status": "unknown", "line": None,
-            "generated_at": None, "untaken": None, "last_runs": {}, "attention": []}
+    return {
+        "report": "status/v1",
+        "exit_code": exit_code,
+        "error": error,
+        "status": "unknown",
+        "line": None,
+        "generated_at": None,
+        "untaken": None,
+        "last_runs": {},
+        "attention": [],
+    }
 
 
 def _int(value: Any) -> int | None:

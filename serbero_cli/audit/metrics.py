@@ -35,7 +35,9 @@ def run_metrics(settings: AuditSettings, *, now: int) -> str:
         disputes = _filled(q.LIFECYCLE_STATES, q.count_disputes_by_state(src))
         notifications = _notification_samples(q.notifications_by_outcome_and_envelope(src))
         sessions = _filled(q.WRITTEN_SESSION_STATES, q.count_sessions_by_state(src))
-        handoffs = _filled(hq.HANDOFF_STATES, {r["state"]: r["n"] for r in hq.count_handoffs_by_state(src, now)})
+        handoffs = _filled(
+            hq.HANDOFF_STATES, {r["state"]: r["n"] for r in hq.count_handoffs_by_state(src, now)}
+        )
         untaken = q.untaken_disputes(src, now)
         runs = phase_runs(q.last_runs(src))
     oldest = untaken["oldest_at"]
@@ -44,17 +46,35 @@ def run_metrics(settings: AuditSettings, *, now: int) -> str:
     run_code = [({"phase": p.name}, (runs[p.name] or {}).get("exit_code") or 0) for p in PHASES]
     families: list[tuple[str, str, list[Sample]]] = [
         ("serbero_disputes", "Disputes by lifecycle state.", _by("state", disputes)),
-        ("serbero_notifications", "Solver notifications by delivery status (failed split into failed_retrying "
-                                  "and failed_final) and envelope.", notifications),
+        (
+            "serbero_notifications",
+            "Solver notifications by delivery status (failed split into failed_retrying "
+            "and failed_final) and envelope.",
+            notifications,
+        ),
         ("serbero_sessions", "Mediation sessions by state.", _by("state", sessions)),
         ("serbero_handoffs", "Escalation handoffs by delivery state.", _by("state", handoffs)),
-        ("serbero_oldest_untaken_dispute_age_seconds", "Seconds since the oldest dispute nobody has taken was "
-                                                       "opened (0 when none is untaken).", [({}, untaken_age)]),
-        ("serbero_last_run_timestamp_seconds", "Unix time the phase's last recorded run finished (0: never ran).",
-         run_at),
-        ("serbero_last_run_exit_code", "Exit code of the phase's last recorded run (0 also when it never ran).",
-         run_code),
-        ("serbero_build_info", "The running Serbero version (always 1).", [({"version": __version__}, 1)]),
+        (
+            "serbero_oldest_untaken_dispute_age_seconds",
+            "Seconds since the oldest dispute nobody has taken was "
+            "opened (0 when none is untaken).",
+            [({}, untaken_age)],
+        ),
+        (
+            "serbero_last_run_timestamp_seconds",
+            "Unix time the phase's last recorded run finished (0: never ran).",
+            run_at,
+        ),
+        (
+            "serbero_last_run_exit_code",
+            "Exit code of the phase's last recorded run (0 also when it never ran).",
+            run_code,
+        ),
+        (
+            "serbero_build_info",
+            "The running Serbero version (always 1).",
+            [({"version": __version__}, 1)],
+        ),
     ]
     return "".join(_family(name, text, samples) for name, text, samples in families)
 
@@ -92,12 +112,15 @@ def _by(label: str, counts: dict[str, int]) -> list[Sample]:
 
 
 def _notification_samples(rows: list[dict[str, Any]]) -> list[Sample]:
-    counts: dict[tuple[str, str], int] = {(outcome, envelope): 0 for outcome in q.NOTIFICATION_OUTCOMES
-                                          for envelope in ENVELOPES}
+    counts: dict[tuple[str, str], int] = {
+        (outcome, envelope): 0 for outcome in q.NOTIFICATION_OUTCOMES for envelope in ENVELOPES
+    }
     for row in rows:
         key = (str(row["outcome"]), str(row["envelope"] or "none"))
         counts[key] = counts.get(key, 0) + int(row["n"])
-    return [({"status": status, "envelope": envelope}, n) for (status, envelope), n in counts.items()]
+    return [
+        ({"status": status, "envelope": envelope}, n) for (status, envelope), n in counts.items()
+    ]
 
 
 def _family(name: str, help_text: str, samples: list[Sample]) -> str:

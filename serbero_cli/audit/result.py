@@ -59,7 +59,12 @@ class AuditResult:
 
 def error_report(view: str, exit_code: int, error: str) -> dict[str, Any]:
     """The JSON document printed when a view ends early (exit 2, 1): `exit_code` and `error` set."""
-    return {"report": f"{REPORT_PREFIX}.{view}/v1", "exit_code": exit_code, "error": error, "rows": []}
+    return {
+        "report": f"{REPORT_PREFIX}.{view}/v1",
+        "exit_code": exit_code,
+        "error": error,
+        "rows": [],
+    }
 
 
 def cut(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], bool]:

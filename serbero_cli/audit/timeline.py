@@ -34,16 +34,28 @@ def run_dispute(settings: AuditSettings, *, now: int, dispute: str, limit: int =
     truncated = bool(limit) and len(entries) > limit
     if truncated:
         entries = entries[-limit:]
-    return AuditResult("dispute", now, rows=entries, columns=TIMELINE_COLUMNS, limit=limit, truncated=truncated,
-                       document={"dispute": header, "counts": {s: len(story[s]) for s in SOURCE_ORDER}})
+    return AuditResult(
+        "dispute",
+        now,
+        rows=entries,
+        columns=TIMELINE_COLUMNS,
+        limit=limit,
+        truncated=truncated,
+        document={"dispute": header, "counts": {s: len(story[s]) for s in SOURCE_ORDER}},
+    )
 
 
 def merge(story: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """All sources as timeline entries, oldest first; ties broken by source order, then row id."""
     entries = [entry(source, row) for source in SOURCE_ORDER for row in story.get(source, [])]
     rank = {s: i for i, s in enumerate(SOURCE_ORDER)}
-    entries.sort(key=lambda e: (e["at"] if e["at"] is not None else 0, rank[e["source"]],
-                                (0, e["ref"], "") if isinstance(e["ref"], int) else (1, 0, str(e["ref"]))))
+    entries.sort(
+        key=lambda e: (
+            e["at"] if e["at"] is not None else 0,
+            rank[e["source"]],
+            (0, e["ref"], "") if isinstance(e["ref"], int) else (1, 0, str(e["ref"])),
+        )
+    )
     return entries
 
 
@@ -58,15 +70,22 @@ def _prepare(source: str, row: dict[str, Any]) -> dict[str, Any]:
     """Decode the stored JSON columns, so `--json` shows values rather than strings of JSON."""
     if source == "notification":
         relays = parse_json(row.get("relays_accepted"))
-        return {**row, "relays_accepted": relays if isinstance(relays, list) else row.get("relays_accepted")}
+        return {
+            **row,
+            "relays_accepted": relays if isinstance(relays, list) else row.get("relays_accepted"),
+        }
     if source == "event":
         return {**row, "payload": parse_object(row["payload_json"])}
     return row
 
 
 def _transition(r: dict[str, Any]) -> tuple:
-    return (r["transitioned_at"], "transition", r["id"],
-            f"{r['from_state'] or '(none)'} → {r['to_state']} ({r['trigger'] or 'no trigger'})")
+    return (
+        r["transitioned_at"],
+        "transition",
+        r["id"],
+        f"{r['from_state'] or '(none)'} → {r['to_state']} ({r['trigger'] or 'no trigger'})",
+    )
 
 
 def _notification(r: dict[str, Any]) -> tuple:
@@ -79,33 +98,65 @@ def _notification(r: dict[str, Any]) -> tuple:
 
 
 def _session(r: dict[str, Any]) -> tuple:
-    return (r["started_at"], "session_started", r["session_id"],
-            f"session {short(r['session_id'])} started; now {r['state']}, {r['round_count']} round(s)"
-            + (f", {r['current_classification']} {r['current_confidence']}" if r["current_classification"] else ""))
+    return (
+        r["started_at"],
+        "session_started",
+        r["session_id"],
+        f"session {short(r['session_id'])} started; now {r['state']}, {r['round_count']} round(s)"
+        + (
+            f", {r['current_classification']} {r['current_confidence']}"
+            if r["current_classification"]
+            else ""
+        ),
+    )
 
 
 def _message(r: dict[str, Any]) -> tuple:
     mark = " [stale]" if r["stale"] else ""
     way = "to" if r["direction"] == "outbound" else "from"
-    return (r["inner_event_created_at"], r["direction"], r["id"],
-            f"{way} {r['party']}{mark}: {one_line(r['content'], 50)}")
+    return (
+        r["inner_event_created_at"],
+        r["direction"],
+        r["id"],
+        f"{way} {r['party']}{mark}: {one_line(r['content'], 50)}",
+    )
 
 
 def _event(r: dict[str, Any]) -> tuple:
-    return r["occurred_at"], r["kind"], r["id"], one_line(payload_summary(r["payload"], r["payload_json"]), 80)
+    return (
+        r["occurred_at"],
+        r["kind"],
+        r["id"],
+        one_line(payload_summary(r["payload"], r["payload_json"]), 80),
+    )
 
 
 def _summary(r: dict[str, Any]) -> tuple:
-    return (r["generated_at"], "summary", r["id"],
-            f"{r['classification']} ({r['confidence']}): {one_line(r['summary_text'], 50)}")
+    return (
+        r["generated_at"],
+        "summary",
+        r["id"],
+        f"{r['classification']} ({r['confidence']}): {one_line(r['summary_text'], 50)}",
+    )
 
 
 def _dispatch(r: dict[str, Any]) -> tuple:
     recipients = len([s for s in (r["target_solver"] or "").split(",") if s])
-    return (r["created_at"], "dispatch", r["dispatch_id"],
-            f"dispatch {short(r['dispatch_id'])} {r['status']} ({r['route'] or 'no route'}) to {recipients} "
-            f"solver(s), attempt {r['attempts']}")
+    return (
+        r["created_at"],
+        "dispatch",
+        r["dispatch_id"],
+        f"dispatch {short(r['dispatch_id'])} {r['status']} ({r['route'] or 'no route'}) to {recipients} "
+        f"solver(s), attempt {r['attempts']}",
+    )
 
 
-_DESCRIBE = {"transition": _transition, "notification": _notification, "session": _session,
-             "message": _message, "event": _event, "summary": _summary, "dispatch": _dispatch}
+_DESCRIBE = {
+    "transition": _transition,
+    "notification": _notification,
+    "session": _session,
+    "message": _message,
+    "event": _event,
+    "summary": _summary,
+    "dispatch": _dispatch,
+}

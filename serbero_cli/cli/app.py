@@ -35,25 +35,39 @@ def root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Config file (default: $SERBERO_CONFIG, else ./config.toml).",
-                     show_default=False),
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file (default: $SERBERO_CONFIG, else ./config.toml).",
+            show_default=False,
+        ),
     ] = None,
     log_level: Annotated[
         str | None,
-        typer.Option("--log-level", help="debug, info, warning or error (beats SERBERO_LOG and the config).",
-                     show_default=False),
+        typer.Option(
+            "--log-level",
+            help="debug, info, warning or error (beats SERBERO_LOG and the config).",
+            show_default=False,
+        ),
     ] = None,
     version: Annotated[
         bool,
-        typer.Option("--version", "-V", help="Print `serbero <version>` and exit.", is_eager=True,
-                     callback=_print_version),
+        typer.Option(
+            "--version",
+            "-V",
+            help="Print `serbero <version>` and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
     ] = False,
 ) -> None:
     """Global options shared by every subcommand."""
     from serbero_cli.logsetup import LEVELS
 
     if log_level is not None and log_level.strip().lower() not in LEVELS:
-        raise typer.BadParameter(f"{log_level!r} is not one of {', '.join(LEVELS)}", param_hint="--log-level")
+        raise typer.BadParameter(
+            f"{log_level!r} is not one of {', '.join(LEVELS)}", param_hint="--log-level"
+        )
     st = state(ctx)
     st.config_path = config
     st.log_level = log_level.strip().lower() if log_level is not None else None

@@ -12,10 +12,16 @@ from serbero_cli.cli.common import emit_json, execute, load
 
 def backup(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(metavar="PATH", show_default=False,
-                                         help="File to write (its folder must exist).")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="PATH", show_default=False, help="File to write (its folder must exist)."
+        ),
+    ],
     force: Annotated[bool, typer.Option("--force", help="Replace PATH if it exists.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (backup/v1).")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (backup/v1).")
+    ] = False,
 ) -> None:
     """Copy the database to PATH (mode 0600) while listen, mediate-once and dispatch-once keep running.
 
@@ -35,9 +41,23 @@ def backup(
         else:
             from serbero_cli.cli.render import summary_line
 
-            print(summary_line("backup", {"path": result.path, "size": result.size_bytes, "pages": result.pages,
-                                          "quick_check": result.check, "seconds": f"{result.seconds:.2f}"}))
+            print(
+                summary_line(
+                    "backup",
+                    {
+                        "path": result.path,
+                        "size": result.size_bytes,
+                        "pages": result.pages,
+                        "quick_check": result.check,
+                        "seconds": f"{result.seconds:.2f}",
+                    },
+                )
+            )
         return 0 if result.ok else 4
 
-    execute(ctx, json_output=json_output, body=body,
-            error_report=lambda code, error: {"report": "backup/v1", "exit_code": code, "error": error})
+    execute(
+        ctx,
+        json_output=json_output,
+        body=body,
+        error_report=lambda code, error: {"report": "backup/v1", "exit_code": code, "error": error},
+    )

@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("serbero")
 
-QUIET_HELP = ("Print nothing when the run succeeds; otherwise only the one summary line "
-              "(logs still go to stderr).")
+QUIET_HELP = (
+    "Print nothing when the run succeeds; otherwise only the one summary line "
+    "(logs still go to stderr)."
+)
 
 
 @dataclass
@@ -65,7 +67,10 @@ def load(ctx: typer.Context) -> Config:
 
 
 def debug_enabled(ctx: typer.Context) -> bool:
-    return logging.getLogger().isEnabledFor(logging.DEBUG) or (state(ctx).log_level or "").lower() == "debug"
+    return (
+        logging.getLogger().isEnabledFor(logging.DEBUG)
+        or (state(ctx).log_level or "").lower() == "debug"
+    )
 
 
 def maybe_init_nostr_logger(ctx: typer.Context) -> None:

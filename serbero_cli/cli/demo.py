@@ -15,10 +15,17 @@ if TYPE_CHECKING:
 
 def demo(
     ctx: typer.Context,
-    scenario: Annotated[str, typer.Option("--scenario", help="cooperative, escalation or both.")] = "both",
-    directory: Annotated[Path | None, typer.Option("--dir", help="Keep the demo's config and database here "
-                                                                 "(default: a new temporary folder).",
-                                                    show_default=False)] = None,
+    scenario: Annotated[
+        str, typer.Option("--scenario", help="cooperative, escalation or both.")
+    ] = "both",
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Keep the demo's config and database here (default: a new temporary folder).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a loopback relay, a simulated Mostro, parties, solvers and model, then the real phases, narrated.
 
@@ -45,15 +52,21 @@ def demo(
             if who == "audit":
                 _render_audit(out, Path(text))
             else:
-                out.print(Text.assemble((for_terminal(f"{who:>22}"), "bold"), "  ", for_terminal(text)),
-                          highlight=False)
+                out.print(
+                    Text.assemble((for_terminal(f"{who:>22}"), "bold"), "  ", for_terminal(text)),
+                    highlight=False,
+                )
 
         report = run_demo(chosen, directory=directory, narrate=narrate)
         out.print()
         for e in report.expectations:
             mark = ("✓", "green") if e.met else ("✗", "red")
             out.print(Text.assemble(mark, " ", for_terminal(f"{e.who}: {e.what}")))
-        out.print("demo passed: every expected message arrived" if report.ok else "demo FAILED: see ✗ above")
+        out.print(
+            "demo passed: every expected message arrived"
+            if report.ok
+            else "demo FAILED: see ✗ above"
+        )
         return 0 if report.ok else 4
 
     execute(ctx, json_output=False, error_report=None, body=body)

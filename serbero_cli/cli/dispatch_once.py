@@ -23,11 +23,21 @@ if TYPE_CHECKING:
 
 def dispatch_once(
     ctx: typer.Context,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be sent and recorded; touch nothing.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (dispatch_once/v1) on stdout.")] = False,
-    limit: Annotated[str | None, typer.Option("--limit", metavar="N",
-                                              help="Most claims this run (overrides max_dispatches_per_run).",
-                                              show_default=False)] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be sent and recorded; touch nothing.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (dispatch_once/v1) on stdout.")
+    ] = False,
+    limit: Annotated[
+        str | None,
+        typer.Option(
+            "--limit",
+            metavar="N",
+            help="Most claims this run (overrides max_dispatches_per_run).",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Send each pending escalation handoff to the solvers who can take the dispute over, once, and exit.
@@ -51,13 +61,22 @@ def dispatch_once(
         if json_output:
             emit_json(result.to_dict())
         else:
-            show_result(exit_code=result.exit_code, quiet=quiet,
-                        table=lambda: render_dry_run(result) if dry_run else render_run(result),
-                        line=lambda: dispatch_line(result))
+            show_result(
+                exit_code=result.exit_code,
+                quiet=quiet,
+                table=lambda: render_dry_run(result) if dry_run else render_run(result),
+                line=lambda: dispatch_line(result),
+            )
         return result.exit_code
 
-    execute(ctx, json_output=json_output, body=body,
-            error_report=lambda code, error: error_report(code, error, dry_run=dry_run, enabled=seen["enabled"]))
+    execute(
+        ctx,
+        json_output=json_output,
+        body=body,
+        error_report=lambda code, error: error_report(
+            code, error, dry_run=dry_run, enabled=seen["enabled"]
+        ),
+    )
 
 
 def _parse_limit(value: str | None) -> int | None:
@@ -78,11 +97,15 @@ def dispatch_line(result: DispatchResult) -> str | None:
 
     if not result.enabled and not result.dry_run:
         return None
-    fields: dict[str, object] = {"dry_run": "yes", "enabled": result.enabled} if result.dry_run else {}
+    fields: dict[str, object] = (
+        {"dry_run": "yes", "enabled": result.enabled} if result.dry_run else {}
+    )
     if result.dry_run:
         sends = [h for h in result.handoffs if h.action in ("send", "resend")]
-        fields |= {"would_send": sum(h.action == "send" for h in sends),
-                   "would_resend": sum(h.action == "resend" for h in sends)}
+        fields |= {
+            "would_send": sum(h.action == "send" for h in sends),
+            "would_resend": sum(h.action == "resend" for h in sends),
+        }
     fields |= {"handoffs": len(result.handoffs), **result.counts}
     if not result.dry_run:
         fields["failed_sends"] = result.failed_sends
@@ -94,9 +117,16 @@ def _counts_line(result: DispatchResult) -> str:
     if result.dry_run:
         # A dry run cannot know send outcomes: say what it would attempt instead.
         sends = [h for h in result.handoffs if h.action in ("send", "resend")]
-        counts = {"would send": sum(h.action == "send" for h in sends), "would resend": counts["resends"],
-                  "DMs": sum(len(h.recipients) for h in sends), "would give up": counts["gave_up"],
-                  **{k: counts[k] for k in ("superseded", "unroutable", "parse_failed", "deferred", "in_flight")}}
+        counts = {
+            "would send": sum(h.action == "send" for h in sends),
+            "would resend": counts["resends"],
+            "DMs": sum(len(h.recipients) for h in sends),
+            "would give up": counts["gave_up"],
+            **{
+                k: counts[k]
+                for k in ("superseded", "unroutable", "parse_failed", "deferred", "in_flight")
+            },
+        }
     return "  ".join(f"{name} {count}" for name, count in counts.items())
 
 
@@ -119,15 +149,33 @@ def render_run(result: DispatchResult) -> None:
 
     out = console()
     if not result.enabled:
-        out.print(plain("dispatch-once: escalation is disabled ([escalation] enabled = false); nothing done"))
+        out.print(
+            plain(
+                "dispatch-once: escalation is disabled ([escalation] enabled = false); nothing done"
+            )
+        )
         return
-    table = _table("dispatch-once", ("handoff", "dispute", "decision", "action", "status", "recipients", "note"))
+    table = _table(
+        "dispatch-once",
+        ("handoff", "dispute", "decision", "action", "status", "recipients", "note"),
+    )
     for h in result.handoffs:
         ok = sum(1 for d in h.deliveries if d["ok"])
         note = h.detail or (f"{ok}/{len(h.deliveries)} accepted" if h.deliveries else "")
-        table.add_row(*(plain(v) for v in (h.handoff_event_id, h.dispute_id[:12], h.decision, h.action,
-                                                h.status or "-", ", ".join(r[:8] for r in h.recipients),
-                                                _short_note(note))))
+        table.add_row(
+            *(
+                plain(v)
+                for v in (
+                    h.handoff_event_id,
+                    h.dispute_id[:12],
+                    h.decision,
+                    h.action,
+                    h.status or "-",
+                    ", ".join(r[:8] for r in h.recipients),
+                    _short_note(note),
+                )
+            )
+        )
     if result.handoffs:
         out.print(table)
     out.print(plain(_counts_line(result)))
@@ -145,18 +193,37 @@ def render_dry_run(result: DispatchResult) -> None:
     out = console()
     state = "enabled" if result.enabled else "DISABLED: a real run would do nothing"
     out.print(plain(f"dispatch-once --dry-run (escalation {state}; nothing written or sent)"))
-    table = _table("Pending handoffs", ("id", "dispute", "session", "trigger", "decision", "action", "recipients",
-                                         "note"))
+    table = _table(
+        "Pending handoffs",
+        ("id", "dispute", "session", "trigger", "decision", "action", "recipients", "note"),
+    )
     for h in result.handoffs:
-        table.add_row(*(plain(v) for v in (
-            h.handoff_event_id, h.dispute_id[:12], (h.session_id or "-")[:12], (h.trigger or "-")[:20], h.decision,
-            h.action, ", ".join(r[:8] for r in h.recipients), _short_note(h.detail))))
+        table.add_row(
+            *(
+                plain(v)
+                for v in (
+                    h.handoff_event_id,
+                    h.dispute_id[:12],
+                    (h.session_id or "-")[:12],
+                    (h.trigger or "-")[:20],
+                    h.decision,
+                    h.action,
+                    ", ".join(r[:8] for r in h.recipients),
+                    _short_note(h.detail),
+                )
+            )
+        )
     out.print(table)
     for h in result.handoffs:
         if h.body is None:
             continue
-        out.print(Panel(plain(h.body), title=plain(f"handoff {h.handoff_event_id}: {h.action} (exact body)"),
-                        title_align="left"))
+        out.print(
+            Panel(
+                plain(h.body),
+                title=plain(f"handoff {h.handoff_event_id}: {h.action} (exact body)"),
+                title_align="left",
+            )
+        )
         recipients = Table()
         recipients.add_column("recipient (hex)")
         for pubkey in h.recipients:

@@ -16,10 +16,17 @@ if TYPE_CHECKING:
 
 def doctor(
     ctx: typer.Context,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (doctor/v1) on stdout.")] = False,
-    send_test_dm: Annotated[bool, typer.Option(
-        "--send-test-dm", help="Also send each solver one test message in each of its envelopes and report "
-                               "which relays accepted it (the only check that publishes).")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (doctor/v1) on stdout.")
+    ] = False,
+    send_test_dm: Annotated[
+        bool,
+        typer.Option(
+            "--send-test-dm",
+            help="Also send each solver one test message in each of its envelopes and report "
+            "which relays accepted it (the only check that publishes).",
+        ),
+    ] = False,
 ) -> None:
     """Check that this Serbero can run: config, database, relays, Mostro, solvers, reasoning, locks, files.
 
@@ -35,17 +42,27 @@ def doctor(
         from serbero_cli.setup.doctor import run_doctor
 
         configure_logging(resolve_level(state(ctx).log_level, None))
-        report = run_doctor(state(ctx).config_path or default_config_path(), send_test_dm=send_test_dm)
+        report = run_doctor(
+            state(ctx).config_path or default_config_path(), send_test_dm=send_test_dm
+        )
         if json_output:
             emit_json(report.to_dict())
         else:
             render_doctor(report)
         return report.exit_code
 
-    execute(ctx, json_output=json_output,
-            error_report=lambda code, error: {"report": "doctor/v1", "exit_code": code, "error": error,
-                                              "counts": {}, "checks": []},
-            body=body)
+    execute(
+        ctx,
+        json_output=json_output,
+        error_report=lambda code, error: {
+            "report": "doctor/v1",
+            "exit_code": code,
+            "error": error,
+            "counts": {},
+            "checks": [],
+        },
+        body=body,
+    )
 
 
 def render_doctor(report: DoctorReport, out: Console | None = None) -> None:
@@ -64,13 +81,19 @@ def render_doctor(report: DoctorReport, out: Console | None = None) -> None:
     styles = {"ok": "green", "warn": "yellow", "fail": "red"}
     for check in report.checks:
         # Text, not markup: details such as "[mostro] pubkey" must print as written.
-        table.add_row(Text(SYMBOLS[check.status], style=styles[check.status]), plain(check.name),
-                      plain(check.detail), plain(check.hint))
+        table.add_row(
+            Text(SYMBOLS[check.status], style=styles[check.status]),
+            plain(check.name),
+            plain(check.detail),
+            plain(check.hint),
+        )
     out.print(table)
     for check in report.checks:
         if check.name == "registration":
             # Again on one unwrapped line, so it can be copied whole: the node wants exactly this string.
             out.print(plain(check.detail), soft_wrap=True)
     counts = report.counts()
-    out.print(f"{counts['ok']} ok, {counts['warn']} warning(s), {counts['fail']} failed; exit {report.exit_code}",
-              markup=False)
+    out.print(
+        f"{counts['ok']} ok, {counts['warn']} warning(s), {counts['fail']} failed; exit {report.exit_code}",
+        markup=False,
+    )

@@ -12,39 +12,86 @@ from serbero_cli.cli.common import execute, state
 if TYPE_CHECKING:
     from serbero_cli.setup.init import InitResult
 
-WHY_READ = ("Register it with :read: the Mostro node itself then keeps Serbero away from funds "
-            "(no admin-settle or admin-cancel), and only a dispute held by a read solver can be "
-            "taken over by a human write solver.")
+WHY_READ = (
+    "Register it with :read: the Mostro node itself then keeps Serbero away from funds "
+    "(no admin-settle or admin-cancel), and only a dispute held by a read solver can be "
+    "taken over by a human write solver."
+)
 
 
 def init(
     ctx: typer.Context,
-    path: Annotated[Path | None, typer.Option(
-        "--path", metavar="PATH", show_default=False,
-        help="File to write (default: the global --config, else $SERBERO_CONFIG, else ./config.toml).")] = None,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Replace an existing file (atomically; the new file is still mode 0600).")] = False,
-    key_to_env: Annotated[bool, typer.Option(
-        "--key-to-env",
-        help="Leave private_key out of the file and print SERBERO_PRIVATE_KEY=nsec1… once, "
-             "for a systemd EnvironmentFile.")] = False,
-    mostro_pubkey: Annotated[str | None, typer.Option(
-        "--mostro-pubkey", metavar="PUBKEY", show_default=False,
-        help="The Mostro node's public key (hex, npub1… or nostr:npub1…).")] = None,
-    relay: Annotated[list[str] | None, typer.Option(
-        "--relay", metavar="URL", show_default=False,
-        help="A relay URL (ws:// or wss://); replaces the sample relay.")] = None,
-    solver: Annotated[list[str] | None, typer.Option(
-        "--solver", metavar="PUBKEY[:read|:write]", show_default=False,
-        help="A human solver to notify; the permission is read unless :write is given.")] = None,
-    db_path: Annotated[str | None, typer.Option(
-        "--db-path", metavar="PATH", show_default=False,
-        help="Database file to write into [serbero] db_path (relative to the config's folder); "
-             "its folder is created, mode 0700.")] = None,
-    env_file: Annotated[Path | None, typer.Option(
-        "--env-file", metavar="PATH", show_default=False,
-        help="Write SERBERO_PRIVATE_KEY=nsec1… to PATH (mode 0600; --force replaces it) and leave "
-             "private_key out of the config; nothing secret is printed.")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Option(
+            "--path",
+            metavar="PATH",
+            show_default=False,
+            help="File to write (default: the global --config, else $SERBERO_CONFIG, else ./config.toml).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace an existing file (atomically; the new file is still mode 0600).",
+        ),
+    ] = False,
+    key_to_env: Annotated[
+        bool,
+        typer.Option(
+            "--key-to-env",
+            help="Leave private_key out of the file and print SERBERO_PRIVATE_KEY=nsec1… once, "
+            "for a systemd EnvironmentFile.",
+        ),
+    ] = False,
+    mostro_pubkey: Annotated[
+        str | None,
+        typer.Option(
+            "--mostro-pubkey",
+            metavar="PUBKEY",
+            show_default=False,
+            help="The Mostro node's public key (hex, npub1… or nostr:npub1…).",
+        ),
+    ] = None,
+    relay: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--relay",
+            metavar="URL",
+            show_default=False,
+            help="A relay URL (ws:// or wss://); replaces the sample relay.",
+        ),
+    ] = None,
+    solver: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--solver",
+            metavar="PUBKEY[:read|:write]",
+            show_default=False,
+            help="A human solver to notify; the permission is read unless :write is given.",
+        ),
+    ] = None,
+    db_path: Annotated[
+        str | None,
+        typer.Option(
+            "--db-path",
+            metavar="PATH",
+            show_default=False,
+            help="Database file to write into [serbero] db_path (relative to the config's folder); "
+            "its folder is created, mode 0700.",
+        ),
+    ] = None,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            metavar="PATH",
+            show_default=False,
+            help="Write SERBERO_PRIVATE_KEY=nsec1… to PATH (mode 0600; --force replaces it) and leave "
+            "private_key out of the config; nothing secret is printed.",
+        ),
+    ] = None,
 ) -> None:
     """Write a commented config.toml (mode 0600) with a fresh Serbero key, and print its public key.
 
@@ -58,8 +105,16 @@ def init(
         from serbero_cli.setup.init import run_init
 
         target = path or state(ctx).config_path or default_config_path()
-        result = run_init(target, force=force, key_to_env=key_to_env, mostro_pubkey=mostro_pubkey,
-                          relays=relay or (), solvers=solver or (), db_path=db_path, env_file=env_file)
+        result = run_init(
+            target,
+            force=force,
+            key_to_env=key_to_env,
+            mostro_pubkey=mostro_pubkey,
+            relays=relay or (),
+            solvers=solver or (),
+            db_path=db_path,
+            env_file=env_file,
+        )
         render_init(result, config_option=_config_option(target))
         return 0
 
@@ -78,7 +133,8 @@ def _config_option(target: Path) -> str:
 def render_init(result: InitResult, *, config_option: str) -> None:
     verb = "replaced" if result.replaced else "wrote"
     lines = [
-        f"{verb} {result.path} (mode 0600)" + (f"; database: {result.db_path}" if result.db_path else ""),
+        f"{verb} {result.path} (mode 0600)"
+        + (f"; database: {result.db_path}" if result.db_path else ""),
         "",
         "Serbero's public key:",
         f"  npub  {result.npub}",
@@ -112,7 +168,9 @@ def render_init(result: InitResult, *, config_option: str) -> None:
         ]
     steps = []
     if result.unfilled:
-        steps.append(f"Edit {result.path}: set {', '.join(result.unfilled)} (check [[relays]] too).")
+        steps.append(
+            f"Edit {result.path}: set {', '.join(result.unfilled)} (check [[relays]] too)."
+        )
     doctor = f"serbero {config_option}doctor"
     if result.env_file is not None:
         check = f"Check everything with the key loaded: (set -a; . {result.env_file}; {doctor})"

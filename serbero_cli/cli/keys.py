@@ -40,11 +40,23 @@ def generate(
         secret = generate_secret()
         ident = identity_of(secret)
         if json_output:
-            emit_json({"secret_key_nsec": nsec(secret), "secret_key_hex": secret.reveal(), **ident.to_dict()})
+            emit_json(
+                {
+                    "secret_key_nsec": nsec(secret),
+                    "secret_key_hex": secret.reveal(),
+                    **ident.to_dict(),
+                }
+            )
         else:
-            _print_rows([("secret key (nsec)", nsec(secret)), ("secret key (hex)", secret.reveal()),
-                         ("public key (npub)", ident.npub), ("public key (hex)", ident.public_key),
-                         ("register as", ident.registration)])
+            _print_rows(
+                [
+                    ("secret key (nsec)", nsec(secret)),
+                    ("secret key (hex)", secret.reveal()),
+                    ("public key (npub)", ident.npub),
+                    ("public key (hex)", ident.public_key),
+                    ("register as", ident.registration),
+                ]
+            )
         sys.stderr.write(SECRET_WARNING + "\n")
         return 0
 
@@ -54,9 +66,14 @@ def generate(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    secret_from_env: Annotated[bool, typer.Option(
-        "--secret-from-env", help="Read the key from SERBERO_PRIVATE_KEY (or SERBERO_PRIVATE_KEY_FILE, or the "
-        "serbero-private-key systemd credential) instead of the config file.")] = False,
+    secret_from_env: Annotated[
+        bool,
+        typer.Option(
+            "--secret-from-env",
+            help="Read the key from SERBERO_PRIVATE_KEY (or SERBERO_PRIVATE_KEY_FILE, or the "
+            "serbero-private-key systemd credential) instead of the config file.",
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Print the public key (npub and hex) and the npub1…:read registration string; never the secret.
@@ -74,13 +91,20 @@ def show(
         if secret_from_env:
             secret = read_env(os.environ)
         else:
-            secret, notes = configured_secret(state(ctx).config_path or default_config_path(), os.environ)
+            secret, notes = configured_secret(
+                state(ctx).config_path or default_config_path(), os.environ
+            )
         ident = identity_of(secret)
         if json_output:
             emit_json(ident.to_dict())
         else:
-            _print_rows([("public key (npub)", ident.npub), ("public key (hex)", ident.public_key),
-                         ("register as", ident.registration)])
+            _print_rows(
+                [
+                    ("public key (npub)", ident.npub),
+                    ("public key (hex)", ident.public_key),
+                    ("register as", ident.registration),
+                ]
+            )
         for note in notes:
             sys.stderr.write(f"note: {note}\n")
         return 0
@@ -91,10 +115,18 @@ def show(
 @app.command("convert")
 def convert(
     ctx: typer.Context,
-    value: Annotated[str, typer.Argument(metavar="VALUE", help="A key: 64 hex, npub1…, nostr:npub1… or nsec1….")],
-    as_kind: Annotated[str | None, typer.Option(
-        "--as", metavar="public|secret", show_default=False,
-        help="What a 64-hex VALUE is (required for hex, which could be either).")] = None,
+    value: Annotated[
+        str, typer.Argument(metavar="VALUE", help="A key: 64 hex, npub1…, nostr:npub1… or nsec1….")
+    ],
+    as_kind: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            metavar="public|secret",
+            show_default=False,
+            help="What a 64-hex VALUE is (required for hex, which could be either).",
+        ),
+    ] = None,
 ) -> None:
     """Convert a key: hex to npub (--as public) or nsec (--as secret), and npub or nsec to hex.
 

@@ -27,9 +27,16 @@ if TYPE_CHECKING:
 
 def listen(
     ctx: typer.Context,
-    follow: Annotated[bool, typer.Option("--follow", help="Stay connected and apply events as they arrive.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Fetch and show what would happen; write and send nothing.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (listen/v1) on stdout.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Stay connected and apply events as they arrive.")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Fetch and show what would happen; write and send nothing."),
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (listen/v1) on stdout.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Fetch new Mostro dispute events, record them, notify solvers, remind them, and exit.
@@ -53,18 +60,32 @@ def listen(
 
         bar = ProgressBar("sending", enabled=sys.stdout.isatty() and not json_output and not quiet)
         try:
-            result = run_listen(config, dry_run=dry_run, follow=follow, progress=bar,
-                                on_resolved=resolution_hook(config))
+            result = run_listen(
+                config,
+                dry_run=dry_run,
+                follow=follow,
+                progress=bar,
+                on_resolved=resolution_hook(config),
+            )
         finally:
             bar.close()
         if json_output:
             emit_json(result.to_dict())
         else:
-            show_result(exit_code=result.exit_code, quiet=quiet, table=lambda: render_listen(result),
-                        line=lambda: listen_line(result))
+            show_result(
+                exit_code=result.exit_code,
+                quiet=quiet,
+                table=lambda: render_listen(result),
+                line=lambda: listen_line(result),
+            )
         return result.exit_code
 
-    execute(ctx, json_output=json_output, error_report=lambda c, e: error_report(c, e, dry_run), body=body)
+    execute(
+        ctx,
+        json_output=json_output,
+        error_report=lambda c, e: error_report(c, e, dry_run),
+        body=body,
+    )
 
 
 def listen_line(result: ListenResult) -> str:
@@ -74,12 +95,22 @@ def listen_line(result: ListenResult) -> str:
     d = result.to_dict()
     events, disputes, notes, relays = d["events"], d["disputes"], d["notifications"], d["relays"]
     fields: dict[str, object] = {"dry_run": "yes"} if result.dry_run else {}
-    fields |= {"events": events["fetched"], "applied": events["applied"], "rejected": events["rejected"],
-               "new": disputes["new"], "taken": disputes["taken"], "resolved": disputes["resolved"],
-               "queued": notes["queued"]}
+    fields |= {
+        "events": events["fetched"],
+        "applied": events["applied"],
+        "rejected": events["rejected"],
+        "new": disputes["new"],
+        "taken": disputes["taken"],
+        "resolved": disputes["resolved"],
+        "queued": notes["queued"],
+    }
     if not result.dry_run:
         fields |= {"sent": notes["sent"], "failed": notes["failed"]}
-    fields |= {"pending": notes["pending"], "relays_failed": relays["failed"], "exit": result.exit_code}
+    fields |= {
+        "pending": notes["pending"],
+        "relays_failed": relays["failed"],
+        "exit": result.exit_code,
+    }
     return summary_line("listen", fields)
 
 
@@ -97,8 +128,11 @@ def render_listen(result: ListenResult) -> None:
     table.add_row(
         "fetched {fetched}\napplied {applied}\nrejected {rejected}".format(**d["events"]),
         "new {new}\ntaken {taken}\nresolved {resolved}".format(**d["disputes"]),
-        ("would queue {queued}\nwould stay pending {pending}" if result.dry_run else
-         "queued {queued}\nsent {sent}\nfailed {failed}\npending {pending}").format(**d["notifications"]),
+        (
+            "would queue {queued}\nwould stay pending {pending}"
+            if result.dry_run
+            else "queued {queued}\nsent {sent}\nfailed {failed}\npending {pending}"
+        ).format(**d["notifications"]),
         "connected {connected}\nfailed {failed}".format(**d["relays"]),
     )
     out.print(table)
@@ -107,8 +141,12 @@ def render_listen(result: ListenResult) -> None:
         for col in ("dispute", "type", "recipients", "why"):
             plan.add_column(col)
         for item in result.planned_sends:
-            plan.add_row(plain(item["dispute_id"][:12]), plain(item["type"]),
-                         plain(", ".join(r[:8] for r in item["recipients"])), plain(item["reason"]))
+            plan.add_row(
+                plain(item["dispute_id"][:12]),
+                plain(item["type"]),
+                plain(", ".join(r[:8] for r in item["recipients"])),
+                plain(item["reason"]),
+            )
         out.print(plan)
     for warning in result.warnings:
         out.print(plain(f"warning: {warning}"))

@@ -59,6 +59,8 @@ def plain(value: Any) -> Text:
     from serbero_cli.safetext import for_terminal
 
     return Text(for_terminal("" if value is None else value))
+
+
 def summary_line(phase: str, fields: Mapping[str, Any]) -> str:
     """`phase: key=value …`: what a phase prints when stdout is not a terminal (cron, journald, a pipe)."""
     return f"{phase}: " + " ".join(f"{key}={_value(value)}" for key, value in fields.items())
@@ -74,7 +76,9 @@ def _value(value: Any) -> str:
     return json.dumps(text, ensure_ascii=True)
 
 
-def show_result(*, exit_code: int, quiet: bool, table: Callable[[], None], line: Callable[[], str | None]) -> None:
+def show_result(
+    *, exit_code: int, quiet: bool, table: Callable[[], None], line: Callable[[], str | None]
+) -> None:
     """Print a phase's result the way its reader needs it (not for --json, which prints its document).
 
     A terminal gets the tables. Anything else gets the one summary line from `line()` (None: print

@@ -14,9 +14,15 @@ from serbero_cli.cli.common import emit_json, execute
 
 def status(
     ctx: typer.Context,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (status/v1) on stdout.")] = False,
-    db: Annotated[Path | None, typer.Option("--db", show_default=False,
-                                            help="Read this database file directly; no config needed.")] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (status/v1) on stdout.")
+    ] = False,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db", show_default=False, help="Read this database file directly; no config needed."
+        ),
+    ] = None,
 ) -> None:
     """Print one line: `ok: …` (exit 0) or `attention: …` (exit 4), by the rules of the audit dashboard.
 
@@ -38,4 +44,3 @@ def status(
         return result.exit_code
 
     execute(ctx, json_output=json_output, error_report=status_error_report, body=body)
-

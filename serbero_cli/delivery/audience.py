@@ -21,21 +21,30 @@ class Audience:
 
     solvers: tuple[str, ...] = ()
     observers: tuple[str, ...] = ()
-    envelopes: Mapping[str, tuple[Envelope, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    envelopes: Mapping[str, tuple[Envelope, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @classmethod
     def from_config(cls, config: Any) -> Audience:
         envelopes = {s.pubkey: tuple(s.envelopes) for s in config.solvers}
         envelopes.update({o.pubkey: tuple(o.envelopes) for o in config.observers})
-        return cls(tuple(s.pubkey for s in config.solvers), tuple(o.pubkey for o in config.observers),
-                   MappingProxyType(envelopes))
+        return cls(
+            tuple(s.pubkey for s in config.solvers),
+            tuple(o.pubkey for o in config.observers),
+            MappingProxyType(envelopes),
+        )
 
     def envelopes_of(self, pubkey: str) -> tuple[Envelope, ...]:
         return self.envelopes.get(pubkey, ENVELOPES)
 
     def deliveries(self, recipients: Iterable[str], body: str) -> list[Delivery]:
         """One delivery per recipient per envelope, recipients in the order given."""
-        return [Delivery(pubkey, envelope, body) for pubkey in recipients for envelope in self.envelopes_of(pubkey)]
+        return [
+            Delivery(pubkey, envelope, body)
+            for pubkey in recipients
+            for envelope in self.envelopes_of(pubkey)
+        ]
 
     def fanout(self) -> int:
         """Rows one message to every solver makes (solvers × their envelopes)."""

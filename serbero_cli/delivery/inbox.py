@@ -73,11 +73,16 @@ def cached(store: Store, pubkey: str, now: int) -> list[str] | None:
         relays = json.loads(row[0])
     except ValueError:
         return None
-    return [r for r in relays if isinstance(r, str) and usable_relay(r)][:MAX_INBOX_RELAYS] \
-        if isinstance(relays, list) else None
+    return (
+        [r for r in relays if isinstance(r, str) and usable_relay(r)][:MAX_INBOX_RELAYS]
+        if isinstance(relays, list)
+        else None
+    )
 
 
-async def refresh(store: Store, pool: Any, pubkeys: Iterable[str], now: int, timeout: float) -> dict[str, list[str]]:
+async def refresh(
+    store: Store, pool: Any, pubkeys: Iterable[str], now: int, timeout: float
+) -> dict[str, list[str]]:
     """Inbox relays for each pubkey, fetching (one request) only those not cached."""
     found: dict[str, list[str]] = {}
     missing = []
@@ -104,9 +109,13 @@ async def refresh(store: Store, pool: Any, pubkeys: Iterable[str], now: int, tim
     return found
 
 
-async def for_audience(store: Store, pool: Any, audience: Any, now: int, timeout: float) -> dict[str, list[str]]:
+async def for_audience(
+    store: Store, pool: Any, audience: Any, now: int, timeout: float
+) -> dict[str, list[str]]:
     """Inbox relays of every solver and observer who takes the `nip17` envelope (cached a day)."""
     recipients = [p for p in (*audience.solvers, *audience.observers) if audience.uses(p, "nip17")]
     found = await refresh(store, pool, recipients, now, timeout) if recipients else {}
-    await pool.add_extra_relays([url for urls in found.values() for url in urls])  # connect before sending
+    await pool.add_extra_relays(
+        [url for urls in found.values() for url in urls]
+    )  # connect before sending
     return found

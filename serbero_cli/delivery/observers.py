@@ -22,11 +22,15 @@ logger = logging.getLogger(__name__)
 
 
 def is_headline(subject: str) -> bool:
-    return subject in (headline.SUBJECT_MEDIATING, headline.SUBJECT_COULD_NOT_START) or \
-        subject.startswith("handed off")
+    return subject in (
+        headline.SUBJECT_MEDIATING,
+        headline.SUBJECT_COULD_NOT_START,
+    ) or subject.startswith("handed off")
 
 
-def queue_headline(conn: Connection, audience: Audience, dispute_id: str, subject: str, now: int) -> int:
+def queue_headline(
+    conn: Connection, audience: Audience, dispute_id: str, subject: str, now: int
+) -> int:
     """Queue `Dispute <id> · <subject>` for every observer who has not had it this round."""
     if not audience.observers or not is_headline(subject):
         return 0
@@ -34,10 +38,13 @@ def queue_headline(conn: Connection, audience: Audience, dispute_id: str, subjec
     round_start = disputes_store.round_start(conn, dispute_id)
     queued = 0
     for observer in audience.observers:
-        if outbox.already_queued(conn, dispute_id, observer, NotificationType.OBSERVER, line, round_start):
+        if outbox.already_queued(
+            conn, dispute_id, observer, NotificationType.OBSERVER, line, round_start
+        ):
             continue
-        queued += outbox.queue(conn, dispute_id, NotificationType.OBSERVER, audience.deliveries([observer], line),
-                               now)
+        queued += outbox.queue(
+            conn, dispute_id, NotificationType.OBSERVER, audience.deliveries([observer], line), now
+        )
     if queued:
         logger.info("dispute=%s observers told: %s", short(dispute_id), subject)
     return queued

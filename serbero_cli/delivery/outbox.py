@@ -62,15 +62,26 @@ def observer_retry_due(row: outbox.OutboxRow, now: int) -> bool:
     """Observer rows back off: 60 s after the first failure, doubling, at most an hour apart."""
     if row.status != NotificationStatus.FAILED or row.claimed_at is None:
         return True
-    wait = min(OBSERVER_FIRST_RETRY_SECONDS * 2 ** max(0, row.attempts - 1), OBSERVER_MAX_RETRY_SECONDS)
-    return row.claimed_at + wait <= now  # a claim time from a clock that ran ahead is repaired at run start
+    wait = min(
+        OBSERVER_FIRST_RETRY_SECONDS * 2 ** max(0, row.attempts - 1), OBSERVER_MAX_RETRY_SECONDS
+    )
+    return (
+        row.claimed_at + wait <= now
+    )  # a claim time from a clock that ran ahead is repaired at run start
 
 
 def after_sent(conn: Connection, row: outbox.OutboxRow, now: int) -> None:
     """Lifecycle effects of a delivered message: the first one that reaches anyone counts."""
     if row.notif_type == NotificationType.INITIAL:
-        disputes_store.move_dispute(conn, row.dispute_id, LifecycleState.NEW, LifecycleState.NOTIFIED, now,
-                                    "initial_notification", last_notified_at=now)
+        disputes_store.move_dispute(
+            conn,
+            row.dispute_id,
+            LifecycleState.NEW,
+            LifecycleState.NOTIFIED,
+            now,
+            "initial_notification",
+            last_notified_at=now,
+        )
     elif row.notif_type in (NotificationType.RE_NOTIFICATION, NotificationType.DIGEST):
         outbox.note_reminded(conn, row.covered_disputes, row.created_at, now)
 
@@ -99,20 +110,35 @@ async def flush_outbox(
     last_id = 0
     try:
         while not _stopping(stop):
-            page = outbox.due(store, now=int(clock()), max_attempts=max_attempts, types=types,
-                              limit=PAGE_SIZE, after_id=last_id)
+            page = outbox.due(
+                store,
+                now=int(clock()),
+                max_attempts=max_attempts,
+                types=types,
+                limit=PAGE_SIZE,
+                after_id=last_id,
+            )
             if not page:
                 break
             last_id = page[-1].id
             for start in range(0, len(page), SEND_CONCURRENCY):
                 if _stopping(stop):
                     break
-                claimed = _claim(store, sender, page[start:start + SEND_CONCURRENCY], int(clock()),
-                                 max_attempts, result)
+                claimed = _claim(
+                    store,
+                    sender,
+                    page[start : start + SEND_CONCURRENCY],
+                    int(clock()),
+                    max_attempts,
+                    result,
+                )
                 for index, (row, event_json, event) in enumerate(claimed):
                     while len(in_flight) >= SEND_CONCURRENCY and not _stopping(stop):
-                        done, in_flight = await asyncio.wait(in_flight, timeout=STOP_POLL_SECONDS,
-                                                             return_when=asyncio.FIRST_COMPLETED)
+                        done, in_flight = await asyncio.wait(
+                            in_flight,
+                            timeout=STOP_POLL_SECONDS,
+                            return_when=asyncio.FIRST_COMPLETED,
+                        )
                         answered += _outcomes(done)
                     if _stopping(stop):  # claimed with their events: the next run publishes them
                         result.interrupted += len(claimed) - index
@@ -120,8 +146,11 @@ async def flush_outbox(
                     if len(answered) >= SEND_CONCURRENCY:
                         _record(store, answered, clock, result, progress)
                         answered = []
-                    in_flight.add(asyncio.create_task(
-                        _publish(sender, row, event_json, event, _extra(row, inbox_relays))))
+                    in_flight.add(
+                        asyncio.create_task(
+                            _publish(sender, row, event_json, event, _extra(row, inbox_relays))
+                        )
+                    )
         answered += await _drain(in_flight, stop, result)
         in_flight = set()
         _record(store, answered, clock, result, progress)
@@ -129,13 +158,16 @@ async def flush_outbox(
         for task in in_flight:
             task.cancel()
     if result.interrupted:
-        logger.warning("stopping: %d messages were still in flight; the next run republishes them",
-                       result.interrupted)
+        logger.warning(
+            "stopping: %d messages were still in flight; the next run republishes them",
+            result.interrupted,
+        )
     return result
 
 
-async def _drain(tasks: set[asyncio.Task[Sent]], stop: StopRequested | None,
-                 result: FlushResult) -> list[Sent]:
+async def _drain(
+    tasks: set[asyncio.Task[Sent]], stop: StopRequested | None, result: FlushResult
+) -> list[Sent]:
     """Wait for the sends in flight; return their outcomes. Once a stop is requested they get
     STOP_GRACE_SECONDS more at most; the unanswered ones are cancelled and stay `sending`."""
     pending, finished = set(tasks), set()
@@ -156,7 +188,9 @@ async def _drain(tasks: set[asyncio.Task[Sent]], stop: StopRequested | None,
 
 
 def _extra(row: outbox.OutboxRow, inbox_relays: Callable[[str], list[str]] | None) -> list[str]:
-    return inbox_relays(row.solver_pubkey) if inbox_relays and row.envelope == Envelope.NIP17 else []
+    return (
+        inbox_relays(row.solver_pubkey) if inbox_relays and row.envelope == Envelope.NIP17 else []
+    )
 
 
 def _outcomes(finished: set[asyncio.Task[Sent]]) -> list[Sent]:
@@ -173,8 +207,14 @@ def _stopping(stop: StopRequested | None) -> bool:
     return stop is not None and stop.is_set()
 
 
-def _claim(store: Store, sender: Any, rows: list[outbox.OutboxRow], now: int, max_attempts: int,
-           result: FlushResult) -> list[tuple[outbox.OutboxRow, str, Any]]:
+def _claim(
+    store: Store,
+    sender: Any,
+    rows: list[outbox.OutboxRow],
+    now: int,
+    max_attempts: int,
+    result: FlushResult,
+) -> list[tuple[outbox.OutboxRow, str, Any]]:
     """Claim a batch in one short transaction, storing each new row's signed event with its claim.
 
     Events are built before the transaction opens (signing costs CPU, not a lock); a row some
@@ -186,7 +226,11 @@ def _claim(store: Store, sender: Any, rows: list[outbox.OutboxRow], now: int, ma
         observer = row.notif_type == NotificationType.OBSERVER
         if observer and not observer_retry_due(row, now):
             continue
-        if row.status == NotificationStatus.SENDING and row.attempts >= max_attempts and not observer:
+        if (
+            row.status == NotificationStatus.SENDING
+            and row.attempts >= max_attempts
+            and not observer
+        ):
             plans.append(_Plan(row, "abandon"))
             continue
         if row.event_json is not None:
@@ -197,15 +241,23 @@ def _claim(store: Store, sender: Any, rows: list[outbox.OutboxRow], now: int, ma
         except Exception as exc:  # noqa: BLE001 - DmBuildError and anything the SDK raises
             plans.append(_Plan(row, "unbuildable", error=str(exc)))
             continue
-        plans.append(_Plan(row, "send", publish=built.json, new_event=(built.id, built.json), event=built.event))
+        plans.append(
+            _Plan(
+                row, "send", publish=built.json, new_event=(built.id, built.json), event=built.event
+            )
+        )
     claimed = []
     with store.immediate() as conn:
         for plan in plans:
             row = plan.row
             if plan.action == "abandon":
                 if outbox.abandon(conn, row):
-                    logger.warning("notification=%d dispute=%s abandoned after %d attempts",
-                                   row.id, short(row.dispute_id), row.attempts)
+                    logger.warning(
+                        "notification=%d dispute=%s abandoned after %d attempts",
+                        row.id,
+                        short(row.dispute_id),
+                        row.attempts,
+                    )
                 continue
             event_id, event_json = plan.new_event or (None, None)
             if not outbox.claim(conn, row, now, event_id, event_json):
@@ -214,7 +266,12 @@ def _claim(store: Store, sender: Any, rows: list[outbox.OutboxRow], now: int, ma
                 outbox.mark_failed(conn, row.id, plan.error or "cannot build message")
                 result.failed += 1
                 result.count(row.envelope, "failed")
-                logger.warning("notification=%d dispute=%s %s", row.id, short(row.dispute_id), for_log(plan.error))
+                logger.warning(
+                    "notification=%d dispute=%s %s",
+                    row.id,
+                    short(row.dispute_id),
+                    for_log(plan.error),
+                )
                 continue
             claimed.append((row, plan.publish, plan.event))
     return claimed
@@ -228,20 +285,28 @@ class _Plan(NamedTuple):
     publish: str = ""  # send: the event to publish, stored on the row or built just now
     new_event: tuple[str, str] | None = None  # (id, json) built this run, stored with the claim
     error: str = ""  # unbuildable: why
-    event: Any = None  # send: the event built just now, as an SDK object (publishing it skips a parse)
+    event: Any = (
+        None  # send: the event built just now, as an SDK object (publishing it skips a parse)
+    )
 
 
-async def _publish(sender: Any, row: outbox.OutboxRow, event_json: str, event: Any,
-                   extra: list[str]) -> Sent:
+async def _publish(
+    sender: Any, row: outbox.OutboxRow, event_json: str, event: Any, extra: list[str]
+) -> Sent:
     return row, await sender.publish(event_json, extra_relays=extra, event=event)
 
 
-def _record(store: Store, outcomes: list[Sent], clock: Callable[[], float],
-            result: FlushResult, progress: Any) -> None:
+def _record(
+    store: Store,
+    outcomes: list[Sent],
+    clock: Callable[[], float],
+    result: FlushResult,
+    progress: Any,
+) -> None:
     """Commit outcomes together (a batch is at most SEND_CONCURRENCY, the sends in flight); count and
     log them only once committed."""
     for start in range(0, len(outcomes), SEND_CONCURRENCY):
-        batch = outcomes[start:start + SEND_CONCURRENCY]
+        batch = outcomes[start : start + SEND_CONCURRENCY]
         now = int(clock())
         with store.immediate() as conn:
             for row, outcome in batch:
@@ -262,12 +327,25 @@ def _count(row: outbox.OutboxRow, outcome: Any, result: FlushResult) -> None:
         result.sent_ids.append(row.id)
         result.sent_types[row.notif_type] = result.sent_types.get(row.notif_type, 0) + 1
         result.count(row.envelope, "sent")
-        logger.debug("notification=%d dispute=%s to=%s type=%s envelope=%s sent relays=%d", row.id,
-                     short(row.dispute_id), short(row.solver_pubkey), row.notif_type, row.envelope,
-                     len(outcome.accepted))
+        logger.debug(
+            "notification=%d dispute=%s to=%s type=%s envelope=%s sent relays=%d",
+            row.id,
+            short(row.dispute_id),
+            short(row.solver_pubkey),
+            row.notif_type,
+            row.envelope,
+            len(outcome.accepted),
+        )
     else:
         result.failed += 1
         result.count(row.envelope, "failed")
-        logger.warning("notification=%d dispute=%s to=%s type=%s envelope=%s failed attempt=%d: %s", row.id,
-                       short(row.dispute_id), short(row.solver_pubkey), row.notif_type, row.envelope,
-                       row.attempts + 1, for_log(outcome.error_message()))
+        logger.warning(
+            "notification=%d dispute=%s to=%s type=%s envelope=%s failed attempt=%d: %s",
+            row.id,
+            short(row.dispute_id),
+            short(row.solver_pubkey),
+            row.notif_type,
+            row.envelope,
+            row.attempts + 1,
+            for_log(outcome.error_message()),
+        )

@@ -40,22 +40,28 @@ def render_handoff_body(package: HandoffPackage) -> str:
     """The whole DM text joined with `\\n`, no trailing newline. WARN above 30 000 bytes."""
     session = package.session_id if package.session_id is not None else NO_SESSION
     first, second = escalation_opening(package.dispute_id, package.session_id, package.trigger)
-    body = "\n".join((
-        first,
-        second,
-        VERSION_LINE,
-        f"Dispute: {package.dispute_id}",
-        f"Session: {session}",
-        f"Trigger: {package.trigger}",
-        "",
-        summary_line(package),
-        "",
-        PAYLOAD_HEADER,
-        package.to_json(),
-    ))
+    body = "\n".join(
+        (
+            first,
+            second,
+            VERSION_LINE,
+            f"Dispute: {package.dispute_id}",
+            f"Session: {session}",
+            f"Trigger: {package.trigger}",
+            "",
+            summary_line(package),
+            "",
+            PAYLOAD_HEADER,
+            package.to_json(),
+        )
+    )
     size = len(body.encode("utf-8"))
     if size > WARN_BODY_BYTES:
         # Never truncated: a relay or NIP-44 limit shows up as an ordinary send failure.
-        logger.warning("dispute=%s handoff body is %d bytes (over %d); relays may reject it",
-                       package.dispute_id[:12], size, WARN_BODY_BYTES)
+        logger.warning(
+            "dispute=%s handoff body is %d bytes (over %d); relays may reject it",
+            package.dispute_id[:12],
+            size,
+            WARN_BODY_BYTES,
+        )
     return body

@@ -15,8 +15,17 @@ from serbero_cli.domain.dispatches import DispatchStatus, Route
 from serbero_cli.errors import ExitCode, worst_exit_code
 
 REPORT = "dispatch_once/v1"
-COUNT_KEYS = ("dispatched", "send_failed", "gave_up", "resends", "superseded", "unroutable", "parse_failed",
-              "deferred", "in_flight")
+COUNT_KEYS = (
+    "dispatched",
+    "send_failed",
+    "gave_up",
+    "resends",
+    "superseded",
+    "unroutable",
+    "parse_failed",
+    "deferred",
+    "in_flight",
+)
 
 
 class DispatchDecision(StrEnum):
@@ -60,15 +69,26 @@ class HandoffOutcome:
     status: DispatchStatus | None = None  # the dispatch row's status after this run
     attempt: int | None = None  # the dispatch row's attempts for this run's claim
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # one per recipient send
-    detail: str | None = None  # parse-failure text, or a short note (deferred: limit, audit on file, …)
+    detail: str | None = (
+        None  # parse-failure text, or a short note (deferred: limit, audit on file, …)
+    )
     trigger: str | None = None  # shown in the dry-run table, not in the JSON document
     body: str | None = None  # dry run only: the exact DM a real run would send
 
     def to_dict(self, dry_run: bool) -> dict[str, Any]:
-        out = {"handoff_event_id": self.handoff_event_id, "dispute_id": self.dispute_id,
-               "session_id": self.session_id, "decision": self.decision, "action": self.action,
-               "recipients": list(self.recipients), "dispatch_id": self.dispatch_id, "status": self.status,
-               "attempt": self.attempt, "deliveries": list(self.deliveries), "detail": self.detail}
+        out = {
+            "handoff_event_id": self.handoff_event_id,
+            "dispute_id": self.dispute_id,
+            "session_id": self.session_id,
+            "decision": self.decision,
+            "action": self.action,
+            "recipients": list(self.recipients),
+            "dispatch_id": self.dispatch_id,
+            "status": self.status,
+            "attempt": self.attempt,
+            "deliveries": list(self.deliveries),
+            "detail": self.detail,
+        }
         if dry_run and self.body is not None:
             out["body"] = self.body
         return out
@@ -76,8 +96,9 @@ class HandoffOutcome:
     @property
     def failed_sends(self) -> int:
         """Recipients the handoff did not reach, plus transcript parts that did not go out."""
-        return sum(1 for d in self.deliveries if not d.get("ok")) + sum(d.get("failed_parts", 0)
-                                                                         for d in self.deliveries)
+        return sum(1 for d in self.deliveries if not d.get("ok")) + sum(
+            d.get("failed_parts", 0) for d in self.deliveries
+        )
 
 
 @dataclass
@@ -131,7 +152,9 @@ class DispatchResult:
         }
 
 
-def error_report(exit_code: int, error: str, *, dry_run: bool, enabled: bool | None) -> dict[str, Any]:
+def error_report(
+    exit_code: int, error: str, *, dry_run: bool, enabled: bool | None
+) -> dict[str, Any]:
     """The one JSON document printed when a run ends early (exit 1, 2, 3 or 75): `error` set, no handoffs.
 
     `enabled` is None when the config could not be read.

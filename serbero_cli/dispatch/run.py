@@ -49,9 +49,14 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = dispatches.MAX_ATTEMPTS
 
 
-def run_dispatch_once(config: Config, *, dry_run: bool, limit: int | None = None,
-                      clock: Callable[[], float] = time.time,
-                      checkpoint: Callable[[str, object], None] | None = None) -> DispatchResult:
+def run_dispatch_once(
+    config: Config,
+    *,
+    dry_run: bool,
+    limit: int | None = None,
+    clock: Callable[[], float] = time.time,
+    checkpoint: Callable[[str, object], None] | None = None,
+) -> DispatchResult:
     """One dispatch-once run. Return the result; raise LockHeld (75) or DatabaseError (1) early.
 
     `checkpoint(name, handoff_id)` is called right after a claim and after the sends (tests stop a
@@ -76,11 +81,25 @@ def run_dispatch_once(config: Config, *, dry_run: bool, limit: int | None = None
             stop = StopRequested()
             with recorded_run(store, "dispatch_once", clock) as run, stop_on_signals(stop):
                 result = DispatchResult()
-                asyncio.run(_Walk(store, config, result, max_claims, clock, dry_run=False, stop=stop,
-                                  checkpoint=checkpoint).run())
+                asyncio.run(
+                    _Walk(
+                        store,
+                        config,
+                        result,
+                        max_claims,
+                        clock,
+                        dry_run=False,
+                        stop=stop,
+                        checkpoint=checkpoint,
+                    ).run()
+                )
                 if stop.is_set():
-                    result.warnings.append(f"stopped by {stop.name}: unclaimed handoffs are left for the next run")
-                    logger.warning("stopped by %s: unclaimed handoffs are left for the next run", stop.name)
+                    result.warnings.append(
+                        f"stopped by {stop.name}: unclaimed handoffs are left for the next run"
+                    )
+                    logger.warning(
+                        "stopped by %s: unclaimed handoffs are left for the next run", stop.name
+                    )
                 if result.exit_code in (0, 4):
                     sync.save_last_run(store, "dispatch_once", result.to_dict(), int(clock()))
                 run.finish(result)
@@ -103,7 +122,9 @@ def _open_for_dry_run(path: Path) -> Store:
         raise DatabaseError(f"dry run: cannot read database {path}: {exc}") from None
     if pending:
         store.close()
-        raise DatabaseError(f"dry run: database {path} is not migrated ({len(pending)} pending; {hint})")
+        raise DatabaseError(
+            f"dry run: database {path} is not migrated ({len(pending)} pending; {hint})"
+        )
     return store
 
 
@@ -114,10 +135,25 @@ def _id16(value: str | None) -> str:
 class _Walk:
     """One pass over the candidates; holds the counters, the lazy relay pool and the result."""
 
-    def __init__(self, store: Store, config: Config, result: DispatchResult, max_claims: int,
-                 clock: Callable[[], float], *, dry_run: bool, stop: StopRequested | None = None,
-                 checkpoint: Callable[[str, object], None] | None = None):
-        self.store, self.config, self.result, self.clock, self.dry_run = store, config, result, clock, dry_run
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        result: DispatchResult,
+        max_claims: int,
+        clock: Callable[[], float],
+        *,
+        dry_run: bool,
+        stop: StopRequested | None = None,
+        checkpoint: Callable[[str, object], None] | None = None,
+    ):
+        self.store, self.config, self.result, self.clock, self.dry_run = (
+            store,
+            config,
+            result,
+            clock,
+            dry_run,
+        )
         self.escalation = config.escalation
         self.max_claims = max_claims
         self.claims = 0
@@ -129,7 +165,9 @@ class _Walk:
         self.audience = Audience.from_config(config)
         self.stop = stop or StopRequested()
         self.checkpoint = checkpoint or (lambda name, detail: None)
-        self.inbox: dict[str, list[str]] = {}  # recipients' DM inbox relays, read once relays are up
+        self.inbox: dict[
+            str, list[str]
+        ] = {}  # recipients' DM inbox relays, read once relays are up
 
     async def run(self) -> None:
         now = int(self.clock())
@@ -154,7 +192,9 @@ class _Walk:
         try:
             await step
         except DbError as exc:
-            logger.error("database error: %s; the handoff stays as it was and is retried next run", exc)
+            logger.error(
+                "database error: %s; the handoff stays as it was and is retried next run", exc
+            )
             self.result.errors.append(f"database error: {exc}")
 
     # -- fresh handoffs (docs/delivery.md#dispatch-run-order) ------------------------------
@@ -168,30 +208,59 @@ class _Walk:
         try:
             dispute = disputes_store.get_dispute(self.store, package.dispute_id)
         except DbError as exc:  # a failed lookup writes nothing: the handoff is retried next run
-            logger.error("handoff=%d dispute=%s lookup failed: %s", handoff.id, _id16(package.dispute_id), exc)
+            logger.error(
+                "handoff=%d dispute=%s lookup failed: %s",
+                handoff.id,
+                _id16(package.dispute_id),
+                exc,
+            )
             self.result.errors.append(f"handoff {handoff.id}: dispute lookup failed: {exc}")
             return
         if dispute is None:
-            self._parse_failed(handoff, package.dispute_id, "orphan_dispute_reference", "dispute_id not found",
-                               package.trigger)
+            self._parse_failed(
+                handoff,
+                package.dispute_id,
+                "orphan_dispute_reference",
+                "dispute_id not found",
+                package.trigger,
+            )
             return
+
         def outcome_for(decision: DispatchDecision) -> HandoffOutcome:
             # the action is set by whichever step below settles the handoff
-            return HandoffOutcome(handoff.id, package.dispute_id, handoff.session_id, decision, DispatchAction.NONE,
-                                  trigger=package.trigger)
+            return HandoffOutcome(
+                handoff.id,
+                package.dispute_id,
+                handoff.session_id,
+                decision,
+                DispatchAction.NONE,
+                trigger=package.trigger,
+            )
 
         if dispute.lifecycle_state == LifecycleState.RESOLVED:
-            self._audit_once(outcome_for(DispatchDecision.SUPERSEDED), dispatches.SUPERSEDED in on_file,
-                             lambda: dispatches.record_superseded(self.store, handoff, dispute_id=package.dispute_id,
-                                                                  now=int(self.clock())))
+            self._audit_once(
+                outcome_for(DispatchDecision.SUPERSEDED),
+                dispatches.SUPERSEDED in on_file,
+                lambda: dispatches.record_superseded(
+                    self.store, handoff, dispute_id=package.dispute_id, now=int(self.clock())
+                ),
+            )
             return
-        decision = resolve_recipients(dispute.assigned_solver, self.config.solvers,
-                                      self.escalation.fallback_to_all_solvers)
+        decision = resolve_recipients(
+            dispute.assigned_solver, self.config.solvers, self.escalation.fallback_to_all_solvers
+        )
         if not decision.routable:
-            self._audit_once(outcome_for(DispatchDecision.UNROUTABLE), dispatches.UNROUTABLE in on_file,
-                             lambda: dispatches.record_unroutable(
-                                 self.store, handoff, dispute_id=package.dispute_id,
-                                 configured_solver_count=decision.configured_solver_count, now=int(self.clock())))
+            self._audit_once(
+                outcome_for(DispatchDecision.UNROUTABLE),
+                dispatches.UNROUTABLE in on_file,
+                lambda: dispatches.record_unroutable(
+                    self.store,
+                    handoff,
+                    dispute_id=package.dispute_id,
+                    configured_solver_count=decision.configured_solver_count,
+                    now=int(self.clock()),
+                ),
+            )
             return
         outcome = outcome_for(DispatchDecision.of(decision.route))
         outcome.recipients = list(decision.recipients)
@@ -204,45 +273,90 @@ class _Walk:
         now = int(self.clock())
         planned = self._plan(package, list(decision.recipients), body, handoff.session_id, now)
         dispatch_id, why = dispatches.claim_handoff(
-            self.store, handoff, dispute_id=package.dispute_id, route=decision.route,
-            recipients=list(decision.recipients), fallback_broadcast=decision.fallback_broadcast, now=now,
-            events_json=sends.dump(planned))
+            self.store,
+            handoff,
+            dispute_id=package.dispute_id,
+            route=decision.route,
+            recipients=list(decision.recipients),
+            fallback_broadcast=decision.fallback_broadcast,
+            now=now,
+            events_json=sends.dump(planned),
+        )
         if dispatch_id is None:
             self._not_claimed(outcome, why)
             return
         self.claims += 1
-        logger.info("handoff=%d dispute=%s claimed route=%s recipients=%d", handoff.id,
-                    _id16(package.dispute_id), decision.route, len(decision.recipients))
+        logger.info(
+            "handoff=%d dispute=%s claimed route=%s recipients=%d",
+            handoff.id,
+            _id16(package.dispute_id),
+            decision.route,
+            len(decision.recipients),
+        )
         await self._deliver(outcome, handoff, planned)
 
-    def _plan(self, package: HandoffPackage, recipients: list[str], body: str, session_id: str | None,
-              now: int) -> list[sends.PlannedSend]:
+    def _plan(
+        self,
+        package: HandoffPackage,
+        recipients: list[str],
+        body: str,
+        session_id: str | None,
+        now: int,
+    ) -> list[sends.PlannedSend]:
         """Build and sign every message of the delivery (before the claim commits)."""
         from serbero_cli.nostr.dm import build_dm
 
         transcript = self._transcript(package.dispute_id, session_id)
         return sends.plan_sends(
-            self.audience, recipients, package.dispute_id, body, transcript,
-            lambda envelope, recipient, dispute_id, text: build_dm(self.config.private_key, envelope, recipient,
-                                                                   dispute_id, text, now))
+            self.audience,
+            recipients,
+            package.dispute_id,
+            body,
+            transcript,
+            lambda envelope, recipient, dispute_id, text: build_dm(
+                self.config.private_key, envelope, recipient, dispute_id, text, now
+            ),
+        )
 
     def _transcript(self, dispute_id: str, session_id: str | None) -> list[str]:
         if session_id is None:
             return []
         return transcript_messages(dispute_id, sess.full_transcript(self.store.conn, session_id))
 
-    def _parse_failed(self, handoff: HandoffRow, dispute_id: str, reason: str, detail: str,
-                      trigger: str | None) -> None:
-        logger.error("handoff=%d dispute=%s parse failed (%s): %s%s", handoff.id, _id16(dispute_id), reason,
-                     ascii(detail), self.label)
-        outcome = HandoffOutcome(handoff.id, dispute_id, handoff.session_id, DispatchDecision.PARSE_FAILED,
-                                 DispatchAction.RECORD_AUDIT, detail=detail, trigger=trigger)
+    def _parse_failed(
+        self, handoff: HandoffRow, dispute_id: str, reason: str, detail: str, trigger: str | None
+    ) -> None:
+        logger.error(
+            "handoff=%d dispute=%s parse failed (%s): %s%s",
+            handoff.id,
+            _id16(dispute_id),
+            reason,
+            ascii(detail),
+            self.label,
+        )
+        outcome = HandoffOutcome(
+            handoff.id,
+            dispute_id,
+            handoff.session_id,
+            DispatchDecision.PARSE_FAILED,
+            DispatchAction.RECORD_AUDIT,
+            detail=detail,
+            trigger=trigger,
+        )
         if not self.dry_run and not dispatches.record_parse_failed(
-                self.store, handoff, dispute_id=dispute_id, reason=reason, detail=detail, now=int(self.clock())):
+            self.store,
+            handoff,
+            dispute_id=dispute_id,
+            reason=reason,
+            detail=detail,
+            now=int(self.clock()),
+        ):
             outcome.action = DispatchAction.NONE
         self.result.add(outcome, "parse_failed")
 
-    def _audit_once(self, outcome: HandoffOutcome, on_file: bool, write: Callable[[], bool]) -> None:
+    def _audit_once(
+        self, outcome: HandoffOutcome, on_file: bool, write: Callable[[], bool]
+    ) -> None:
         """Superseded / unroutable: one audit row per handoff id; the handoff stays a candidate
         (docs/delivery.md#dispatch-run-order)."""
         decision = outcome.decision
@@ -253,18 +367,32 @@ class _Walk:
         else:
             outcome.action = DispatchAction.RECORD_AUDIT if write() else DispatchAction.NONE
         level = logging.INFO if decision == DispatchDecision.SUPERSEDED else logging.WARNING
-        logger.log(level, "handoff=%d dispute=%s %s (%s)%s", outcome.handoff_event_id, _id16(outcome.dispute_id),
-                   decision, outcome.action, self.label)
+        logger.log(
+            level,
+            "handoff=%d dispute=%s %s (%s)%s",
+            outcome.handoff_event_id,
+            _id16(outcome.dispute_id),
+            decision,
+            outcome.action,
+            self.label,
+        )
         self.result.add(outcome, decision)
 
     # -- stale and in-flight claims (docs/delivery.md#re-sends) ----------------------------
 
     async def _sending(self, dispatch: DispatchRow, handoff: HandoffRow, stale_before: int) -> None:
         # the action is set by whichever step below settles the delivery
-        outcome = HandoffOutcome(handoff.id, dispatch.dispute_id, handoff.session_id,
-                                 DispatchDecision(dispatch.route or Route.BROADCAST), DispatchAction.NONE,
-                                 recipients=dispatch.recipients, dispatch_id=dispatch.dispatch_id,
-                                 status=DispatchStatus.SENDING, attempt=dispatch.attempts)
+        outcome = HandoffOutcome(
+            handoff.id,
+            dispatch.dispute_id,
+            handoff.session_id,
+            DispatchDecision(dispatch.route or Route.BROADCAST),
+            DispatchAction.NONE,
+            recipients=dispatch.recipients,
+            dispatch_id=dispatch.dispatch_id,
+            status=DispatchStatus.SENDING,
+            attempt=dispatch.attempts,
+        )
         stored = sends.load(dispatch.events_json)
         # A row with its events stored is republished at once: the same events cannot show anyone a
         # second copy. A row claimed without them waits until it is stale, as before.
@@ -291,28 +419,56 @@ class _Walk:
             self.result.counts["resends"] += 1
             return
         now = int(self.clock())
-        planned = stored if stored is not None else self._plan(package, dispatch.recipients, body,
-                                                               handoff.session_id, now)
-        if not dispatches.reclaim_dispatch(self.store, dispatch.dispatch_id, seen_attempts=dispatch.attempts,
-                                           now=now, events_json=None if stored else sends.dump(planned)):
+        planned = (
+            stored
+            if stored is not None
+            else self._plan(package, dispatch.recipients, body, handoff.session_id, now)
+        )
+        if not dispatches.reclaim_dispatch(
+            self.store,
+            dispatch.dispatch_id,
+            seen_attempts=dispatch.attempts,
+            now=now,
+            events_json=None if stored else sends.dump(planned),
+        ):
             self._not_claimed(outcome, "claimed by another run")
             return
         self.claims += 1
         self.result.counts["resends"] += 1
-        logger.warning("handoff=%d dispute=%s unfinished claim: republishing (attempt %d/%d)", handoff.id,
-                       _id16(dispatch.dispute_id), dispatch.attempts + 1, MAX_ATTEMPTS)
+        logger.warning(
+            "handoff=%d dispute=%s unfinished claim: republishing (attempt %d/%d)",
+            handoff.id,
+            _id16(dispatch.dispute_id),
+            dispatch.attempts + 1,
+            MAX_ATTEMPTS,
+        )
         await self._deliver(outcome, handoff, planned)
 
-    def _give_up(self, outcome: HandoffOutcome, dispatch: DispatchRow, handoff: HandoffRow, why: str) -> None:
+    def _give_up(
+        self, outcome: HandoffOutcome, dispatch: DispatchRow, handoff: HandoffRow, why: str
+    ) -> None:
         outcome.action, outcome.detail = DispatchAction.GIVE_UP, why
         outcome.status = DispatchStatus.SEND_FAILED
         if not self.dry_run:
-            if dispatches.finalize_dispatch(self.store, dispatch, handoff, status=DispatchStatus.SEND_FAILED,
-                                            now=int(self.clock())):
-                logger.error("handoff=%d dispute=%s %s: marked send_failed, nothing sent", handoff.id,
-                             _id16(dispatch.dispute_id), why)
+            if dispatches.finalize_dispatch(
+                self.store,
+                dispatch,
+                handoff,
+                status=DispatchStatus.SEND_FAILED,
+                now=int(self.clock()),
+            ):
+                logger.error(
+                    "handoff=%d dispute=%s %s: marked send_failed, nothing sent",
+                    handoff.id,
+                    _id16(dispatch.dispute_id),
+                    why,
+                )
             else:
-                outcome.action, outcome.status, outcome.detail = DispatchAction.NONE, None, "row moved on meanwhile"
+                outcome.action, outcome.status, outcome.detail = (
+                    DispatchAction.NONE,
+                    None,
+                    "row moved on meanwhile",
+                )
                 self.result.add(outcome)
                 return
         self.result.add(outcome, "gave_up")
@@ -349,19 +505,30 @@ class _Walk:
             for url, why in connected.failed.items():
                 logger.warning("relay=%s unreachable: %s", url, why)
                 self.result.relay_errors[url] = why
-            self.sender = DmSender(self.pool, self.config.private_key, self.config.delivery.send_timeout_seconds)
+            self.sender = DmSender(
+                self.pool, self.config.private_key, self.config.delivery.send_timeout_seconds
+            )
             up = bool(connected.connected)
             if up:
-                self.inbox = await inbox.for_audience(self.store, self.pool, self.audience, int(self.clock()),
-                                                      self.escalation.connect_timeout_seconds)
+                self.inbox = await inbox.for_audience(
+                    self.store,
+                    self.pool,
+                    self.audience,
+                    int(self.clock()),
+                    self.escalation.connect_timeout_seconds,
+                )
         else:
             up = await self.pool.connected_count() > 0
         if not up:
             self.relays_down = self.result.no_relay = True
-            logger.error("no relay reachable: no more claims this run; pending handoffs wait for the next run")
+            logger.error(
+                "no relay reachable: no more claims this run; pending handoffs wait for the next run"
+            )
         return up
 
-    def _plan_send(self, outcome: HandoffOutcome, action: DispatchAction, attempt: int, body: str) -> None:
+    def _plan_send(
+        self, outcome: HandoffOutcome, action: DispatchAction, attempt: int, body: str
+    ) -> None:
         outcome.action, outcome.attempt, outcome.body = action, attempt, body
         if attempt > 1:
             outcome.detail = f"attempt {attempt}/{MAX_ATTEMPTS}"
@@ -377,7 +544,9 @@ class _Walk:
             self.result.add(outcome)
         logger.info("handoff=%d not claimed: %s", outcome.handoff_event_id, why)
 
-    async def _deliver(self, outcome: HandoffOutcome, handoff: HandoffRow, planned: list[sends.PlannedSend]) -> None:
+    async def _deliver(
+        self, outcome: HandoffOutcome, handoff: HandoffRow, planned: list[sends.PlannedSend]
+    ) -> None:
         """Publish each stored event in order, record each send, then finalize in one transaction."""
         dispatch = dispatches.dispatch_for_handoff(self.store, handoff.id)
         if dispatch is None:  # this run just claimed it, so only a vanished row gets here
@@ -396,16 +565,36 @@ class _Walk:
             _merge(delivery, send, result)
         outcome.deliveries = [per_recipient[r] for r in dispatch.recipients if r in per_recipient]
         self.checkpoint("after_send", handoff.id)
-        status = DispatchStatus.DISPATCHED if any(d["ok"] for d in outcome.deliveries) else DispatchStatus.SEND_FAILED
-        if dispatches.finalize_dispatch(self.store, dispatch, handoff, status=status, now=int(self.clock())):
+        status = (
+            DispatchStatus.DISPATCHED
+            if any(d["ok"] for d in outcome.deliveries)
+            else DispatchStatus.SEND_FAILED
+        )
+        if dispatches.finalize_dispatch(
+            self.store, dispatch, handoff, status=status, now=int(self.clock())
+        ):
             outcome.status = status
             self.result.counts[status] += 1
-            log = logger.info if status == DispatchStatus.DISPATCHED and not outcome.failed_sends else logger.warning
-            log("handoff=%d dispute=%s %s: %d of %d recipients accepted", handoff.id, _id16(dispatch.dispute_id),
-                status, sum(1 for d in outcome.deliveries if d["ok"]), len(outcome.deliveries))
+            log = (
+                logger.info
+                if status == DispatchStatus.DISPATCHED and not outcome.failed_sends
+                else logger.warning
+            )
+            log(
+                "handoff=%d dispute=%s %s: %d of %d recipients accepted",
+                handoff.id,
+                _id16(dispatch.dispute_id),
+                status,
+                sum(1 for d in outcome.deliveries if d["ok"]),
+                len(outcome.deliveries),
+            )
         else:
             outcome.detail = "finalize found the row moved on"
-            logger.error("handoff=%d dispatch=%s finalize found the row moved on", handoff.id, dispatch.dispatch_id)
+            logger.error(
+                "handoff=%d dispatch=%s finalize found the row moved on",
+                handoff.id,
+                dispatch.dispatch_id,
+            )
 
     async def _send_one(self, dispatch: DispatchRow, send: sends.PlannedSend) -> dict[str, Any]:
         """Publish one stored event; record it; return what happened."""
@@ -414,8 +603,9 @@ class _Walk:
             if send.error:
                 raise _Unbuildable(send.error)
             extra = self.inbox.get(send.recipient, []) if send.envelope == Envelope.NIP17 else []
-            sent = await asyncio.wait_for(self.sender.publish(send.event_json, extra_relays=extra),
-                                          timeout=timeout + 10)
+            sent = await asyncio.wait_for(
+                self.sender.publish(send.event_json, extra_relays=extra), timeout=timeout + 10
+            )
             accepted, rejected, error = list(sent.accepted), dict(sent.rejected), sent.error
             message = None if sent.ok else sent.error_message()
         except _Unbuildable as exc:
@@ -425,27 +615,53 @@ class _Walk:
             message = "no relay accepted: " + "; ".join(f"{u}: timeout" for u in self.config.relays)
         ok = bool(accepted)
         try:
-            dispatches.record_send(self.store, dispute_id=dispatch.dispute_id, solver_pubkey=send.recipient, sent=ok,
-                                   attempts=dispatch.attempts, body=send.body, created_at=dispatch.dispatched_at,
-                                   relays_accepted=accepted, error_message=message, notif_type=send.notif_type,
-                                   envelope=send.envelope, event_id=send.event_id)
+            dispatches.record_send(
+                self.store,
+                dispute_id=dispatch.dispute_id,
+                solver_pubkey=send.recipient,
+                sent=ok,
+                attempts=dispatch.attempts,
+                body=send.body,
+                created_at=dispatch.dispatched_at,
+                relays_accepted=accepted,
+                error_message=message,
+                notif_type=send.notif_type,
+                envelope=send.envelope,
+                event_id=send.event_id,
+            )
         except DbError as exc:  # the record is best effort
-            logger.warning("dispatch=%s solver=%s send record not written: %s", dispatch.dispatch_id,
-                           send.recipient[:8], exc)
+            logger.warning(
+                "dispatch=%s solver=%s send record not written: %s",
+                dispatch.dispatch_id,
+                send.recipient[:8],
+                exc,
+            )
         if not ok:
-            logger.warning("dispatch=%s solver=%s %s %s send failed: %s", dispatch.dispatch_id, send.recipient[:8],
-                           send.notif_type, send.envelope, for_log(message))
+            logger.warning(
+                "dispatch=%s solver=%s %s %s send failed: %s",
+                dispatch.dispatch_id,
+                send.recipient[:8],
+                send.notif_type,
+                send.envelope,
+                for_log(message),
+            )
         return {"ok": ok, "accepted": accepted, "rejected": rejected, "error": error}
 
     def _log_summary(self) -> None:
         counts = self.result.counts
         if counts["unroutable"]:
-            logger.error("%d handoff(s) unroutable: configure a write solver, or enable fallback_to_all_solvers "
-                         "with at least one solver", counts["unroutable"])
+            logger.error(
+                "%d handoff(s) unroutable: configure a write solver, or enable fallback_to_all_solvers "
+                "with at least one solver",
+                counts["unroutable"],
+            )
         if self.pool is None and not self.dry_run:
             logger.info("relays not contacted: nothing to send")
-        logger.info("dispatch-once%s: %s", " (dry run)" if self.dry_run else "",
-                    " ".join(f"{k}={v}" for k, v in counts.items()))
+        logger.info(
+            "dispatch-once%s: %s",
+            " (dry run)" if self.dry_run else "",
+            " ".join(f"{k}={v}" for k, v in counts.items()),
+        )
 
 
 class _Unbuildable(Exception):
@@ -459,7 +675,9 @@ def _new_delivery(pubkey: str) -> dict[str, Any]:
 def _merge(delivery: dict[str, Any], send: sends.PlannedSend, result: dict[str, Any]) -> None:
     """Fold one send into the recipient's report line: `ok` once any envelope delivered the handoff
     itself; transcript parts that fail are failed sends too (exit 4) but do not undo `ok`."""
-    per = delivery["envelopes"].setdefault(send.envelope, {"ok": True, "accepted_by": [], "rejected": {}})
+    per = delivery["envelopes"].setdefault(
+        send.envelope, {"ok": True, "accepted_by": [], "rejected": {}}
+    )
     per["ok"] = per["ok"] and result["ok"]
     per["accepted_by"] = sorted(set(per["accepted_by"]) | set(result["accepted"]))
     per["rejected"].update(result["rejected"])

@@ -34,25 +34,35 @@ class PlannedSend:
     error: str | None = None  # the event could not be built (too long for NIP-44, …): a failed send
 
 
-def plan_sends(audience: Audience, recipients: list[str], dispute_id: str, handoff_body: str,
-               transcript: list[str],
-               build: Callable[[Envelope, str, str, str], SignedEvent]) -> list[PlannedSend]:
+def plan_sends(
+    audience: Audience,
+    recipients: list[str],
+    dispute_id: str,
+    handoff_body: str,
+    transcript: list[str],
+    build: Callable[[Envelope, str, str, str], SignedEvent],
+) -> list[PlannedSend]:
     """Build every event of a delivery, recipient by recipient: the handoff first, then the
     transcript parts, each in the recipient's envelopes. `build(envelope, recipient, dispute_id,
     text)` signs one event; an event that cannot be built becomes a send that fails, as a relay
     refusing it would."""
     planned = []
     for recipient in recipients:
-        texts = [(NotificationType.ESCALATION_HANDOFF, handoff_body)] + \
-            [(NotificationType.TRANSCRIPT, part) for part in transcript]
+        texts = [(NotificationType.ESCALATION_HANDOFF, handoff_body)] + [
+            (NotificationType.TRANSCRIPT, part) for part in transcript
+        ]
         for notif_type, text in texts:
             for envelope in audience.envelopes_of(recipient):
                 try:
                     event = build(envelope, recipient, dispute_id, text)
                 except Exception as exc:  # noqa: BLE001 - DmBuildError: recorded as a failed send
-                    planned.append(PlannedSend(recipient, envelope, notif_type, text, "", "", str(exc)[:200]))
+                    planned.append(
+                        PlannedSend(recipient, envelope, notif_type, text, "", "", str(exc)[:200])
+                    )
                     continue
-                planned.append(PlannedSend(recipient, envelope, notif_type, text, event.id, event.json))
+                planned.append(
+                    PlannedSend(recipient, envelope, notif_type, text, event.id, event.json)
+                )
     return planned
 
 

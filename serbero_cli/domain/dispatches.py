@@ -16,7 +16,9 @@ class Route(StrEnum):
     TARGETED = "targeted"  # the assigned solver, a write solver
     BROADCAST = "broadcast"  # every write solver
     FALLBACK = "fallback"  # every solver, write or read, when the operator allows it
-    UNROUTABLE = "unroutable"  # nobody: never stored on a dispatch row (the schema refuses it), only audited
+    UNROUTABLE = (
+        "unroutable"  # nobody: never stored on a dispatch row (the schema refuses it), only audited
+    )
 
 
 class DispatchStatus(StrEnum):

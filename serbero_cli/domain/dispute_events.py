@@ -43,7 +43,9 @@ class DisputeEvent:
     status: str
     initiator: str | None
     solver: str | None
-    event_timestamp: int  # when the dispute opened (created_at / published_at tag), else the event time
+    event_timestamp: (
+        int  # when the dispute opened (created_at / published_at tag), else the event time
+    )
     created_at: int  # the event's own created_at: ordering and the cursor
 
     @property
@@ -96,12 +98,18 @@ def _check_envelope(event: NostrEvent, mostro_pubkey: str, now: int) -> None:
         raise EventRejected(f"wrong kind {event.kind!r}")
     if not isinstance(event.pubkey, str) or event.pubkey.lower() != mostro_pubkey:
         raise EventRejected("wrong author")
-    if not isinstance(event.id, str) or not isinstance(event.created_at, int) or isinstance(event.created_at, bool):
+    if (
+        not isinstance(event.id, str)
+        or not isinstance(event.created_at, int)
+        or isinstance(event.created_at, bool)
+    ):
         raise EventRejected("malformed event")
     if not isinstance(event.size, int) or event.size > MAX_EVENT_JSON_BYTES:
         raise EventRejected(f"event larger than {MAX_EVENT_JSON_BYTES} bytes")
     if is_from_the_future(event.created_at, now):
-        raise EventRejected(f"from the future: created_at is more than {FUTURE_LIMIT_SECONDS}s ahead of the local clock")
+        raise EventRejected(
+            f"from the future: created_at is more than {FUTURE_LIMIT_SECONDS}s ahead of the local clock"
+        )
     if event.created_at < 0:
         raise EventRejected("created_at is negative")
 

@@ -19,8 +19,16 @@ UNKNOWN_DISPUTE = "unknown"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # The canonical field order; the DM's JSON line keeps it.
-FIELD_ORDER = ("dispute_id", "session_id", "trigger", "evidence_refs", "prompt_bundle_id", "policy_hash",
-               "rationale_refs", "assembled_at")
+FIELD_ORDER = (
+    "dispute_id",
+    "session_id",
+    "trigger",
+    "evidence_refs",
+    "prompt_bundle_id",
+    "policy_hash",
+    "rationale_refs",
+    "assembled_at",
+)
 _REQUIRED = tuple(k for k in FIELD_ORDER if k != "session_id")
 _HEADER_FIELDS = ("dispute_id", "session_id", "trigger")
 # Header fields must stay on one line: C0 controls, DEL and the two Unicode line separators.
@@ -56,9 +64,14 @@ class HandoffPackage:
         out: dict[str, Any] = {"dispute_id": self.dispute_id}
         if self.session_id is not None:
             out["session_id"] = self.session_id
-        out.update(trigger=self.trigger, evidence_refs=list(self.evidence_refs),
-                   prompt_bundle_id=self.prompt_bundle_id, policy_hash=self.policy_hash,
-                   rationale_refs=list(self.rationale_refs), assembled_at=self.assembled_at)
+        out.update(
+            trigger=self.trigger,
+            evidence_refs=list(self.evidence_refs),
+            prompt_bundle_id=self.prompt_bundle_id,
+            policy_hash=self.policy_hash,
+            rationale_refs=list(self.rationale_refs),
+            assembled_at=self.assembled_at,
+        )
         return out
 
     def to_json(self) -> str:
@@ -100,7 +113,10 @@ def _parse(payload: object) -> HandoffPackage:
     # Invalid UTF-8 read from SQLite arrives as surrogate escapes; count the original bytes.
     # surrogatepass: a lone surrogate outside the escape range (e.g. "\ud800") must be measured,
     # not raise here; it is rejected below as a lone surrogate.
-    if len(payload) > MAX_PAYLOAD_BYTES or len(payload.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
+    if (
+        len(payload) > MAX_PAYLOAD_BYTES
+        or len(payload.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES
+    ):
         raise HandoffParseError(f"payload_json exceeds {MAX_PAYLOAD_BYTES} bytes")
     try:
         value = json.loads(payload, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
@@ -131,8 +147,16 @@ def _parse(payload: object) -> HandoffPackage:
         raise HandoffParseError(f"assembled_at: expected an integer, got {_kind(assembled_at)}")
     if not INT64_MIN <= assembled_at <= INT64_MAX:
         raise HandoffParseError("assembled_at: outside the signed 64-bit range")
-    return HandoffPackage(value["dispute_id"], session_id, value["trigger"], refs["evidence_refs"],
-                          value["prompt_bundle_id"], value["policy_hash"], refs["rationale_refs"], assembled_at)
+    return HandoffPackage(
+        value["dispute_id"],
+        session_id,
+        value["trigger"],
+        refs["evidence_refs"],
+        value["prompt_bundle_id"],
+        value["policy_hash"],
+        refs["rationale_refs"],
+        assembled_at,
+    )
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -182,8 +206,15 @@ def _contains_surrogate(value: Any) -> bool:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
-            dict: "an object", bytes: "a BLOB"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+        bytes: "a BLOB",
+    }.get(type(value), type(value).__name__)
 
 
 def _show(text: str) -> str:

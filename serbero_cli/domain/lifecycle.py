@@ -102,13 +102,19 @@ class Decision:
 
 def is_older_revision(dispute: DisputeView, event: DisputeEvent) -> bool:
     """A replayed revision older than the newest one applied changes nothing."""
-    return dispute.revision_created_at is not None and event.created_at < dispute.revision_created_at
+    return (
+        dispute.revision_created_at is not None and event.created_at < dispute.revision_created_at
+    )
 
 
 def is_newer_revision(dispute: DisputeView, event: DisputeEvent) -> bool:
     """Newer than what made the dispute what it is (rows from before revisions were kept: newer
     than its last state change)."""
-    reference = dispute.revision_created_at if dispute.revision_created_at is not None else dispute.last_state_change
+    reference = (
+        dispute.revision_created_at
+        if dispute.revision_created_at is not None
+        else dispute.last_state_change
+    )
     return event.created_at > (reference or 0)
 
 
@@ -121,10 +127,21 @@ def decide(dispute: DisputeView | None, event: DisputeEvent) -> Decision:
     A, S, N = DecisionAction, LifecycleState, NotificationType
     if dispute is None:
         if event.status == "initiated":
-            return Decision(A.INSERT, to_state=S.NEW, trigger="detected", notify=N.INITIAL, new_status=event.status)
+            return Decision(
+                A.INSERT,
+                to_state=S.NEW,
+                trigger="detected",
+                notify=N.INITIAL,
+                new_status=event.status,
+            )
         if event.status == "in-progress":
-            return Decision(A.INSERT, to_state=S.TAKEN, trigger="detected", assigned_solver=event.solver,
-                            new_status=event.status)
+            return Decision(
+                A.INSERT,
+                to_state=S.TAKEN,
+                trigger="detected",
+                assigned_solver=event.solver,
+                new_status=event.status,
+            )
         return Decision(A.INSERT, to_state=S.RESOLVED, trigger="detected", new_status=event.status)
 
     state = dispute.lifecycle_state
@@ -132,14 +149,28 @@ def decide(dispute: DisputeView | None, event: DisputeEvent) -> Decision:
         return Decision(A.IGNORE, reason="older than the newest revision applied")
     if event.status == "initiated" and state == S.RESOLVED and is_newer_revision(dispute, event):
         # Mostro reopened it (its escrow-deadline guard): a fresh round, as for a new dispute.
-        return Decision(A.REOPEN, to_state=S.NEW, trigger="reopened", notify=N.INITIAL, new_status="initiated")
-    newer_status = event.status if status_rank(event.status) > status_rank(dispute.dispute_status) else None
+        return Decision(
+            A.REOPEN, to_state=S.NEW, trigger="reopened", notify=N.INITIAL, new_status="initiated"
+        )
+    newer_status = (
+        event.status if status_rank(event.status) > status_rank(dispute.dispute_status) else None
+    )
     if event.status == "in-progress" and state in UNTAKEN:
-        return Decision(A.MOVE, to_state=S.TAKEN, trigger=event.event_id, notify=N.ASSIGNMENT,
-                        assigned_solver=event.solver, new_status=newer_status)
+        return Decision(
+            A.MOVE,
+            to_state=S.TAKEN,
+            trigger=event.event_id,
+            notify=N.ASSIGNMENT,
+            assigned_solver=event.solver,
+            new_status=newer_status,
+        )
     if event.resolved and state != S.RESOLVED:
-        return Decision(A.MOVE, to_state=S.RESOLVED, trigger="dispute_resolved_externally",
-                        new_status=newer_status or event.status)
+        return Decision(
+            A.MOVE,
+            to_state=S.RESOLVED,
+            trigger="dispute_resolved_externally",
+            new_status=newer_status or event.status,
+        )
     if newer_status:
         return Decision(A.STATUS, new_status=newer_status, reason=f"status only in state {state}")
     return Decision(A.IGNORE, reason=f"{event.status} is no forward move from {state}")

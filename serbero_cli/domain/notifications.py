@@ -21,7 +21,9 @@ class NotificationType(StrEnum):
     MEDIATION_SUMMARY = "mediation_summary"
     ESCALATION_RECOMMENDED = "mediation_escalation_recommended"
     RESOLUTION_REPORT = "mediation_resolution_report"
-    ESCALATION_HANDOFF = "escalation_handoff"  # dispatch-once's record of a handoff send, never flushed
+    ESCALATION_HANDOFF = (
+        "escalation_handoff"  # dispatch-once's record of a handoff send, never flushed
+    )
     TRANSCRIPT = "transcript"  # a part of the chat transcript that follows an escalation
     OBSERVER = "observer"  # a one-line headline to an observer
 

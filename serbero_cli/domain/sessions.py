@@ -19,12 +19,17 @@ class SessionState(StrEnum):
     SUMMARY_DELIVERED = "summary_delivered"  # a summary row was sent; passed through to `closed`
     CLOSED = "closed"
     ESCALATION_RECOMMENDED = "escalation_recommended"  # escalated; final
-    SUPERSEDED_BY_HUMAN = "superseded_by_human"  # resolved or taken over; passed through to `closed`
+    SUPERSEDED_BY_HUMAN = (
+        "superseded_by_human"  # resolved or taken over; passed through to `closed`
+    )
 
 
 # The states in which Serbero still talks to the parties; every move out of them is a
 # compare-and-set on one of these.
-LIVE_STATES: tuple[SessionState, ...] = (SessionState.AWAITING_RESPONSE, SessionState.CLASSIFIED,
-                                         SessionState.SUMMARY_PENDING)
+LIVE_STATES: tuple[SessionState, ...] = (
+    SessionState.AWAITING_RESPONSE,
+    SessionState.CLASSIFIED,
+    SessionState.SUMMARY_PENDING,
+)
 # Reserved names that are never written; `audit sessions --state` accepts them as filters.
 RESERVED_STATES = ("opening", "follow_up_pending")

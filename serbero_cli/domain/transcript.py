@@ -59,8 +59,10 @@ def transcript_messages(dispute_id: str, rows: Iterable[dict[str, Any]]) -> list
         used += size
     if len(parts) == 1:
         return ["\n".join([headline.subject_line(dispute_id, subject(count)), *parts[0]])]
-    return ["\n".join([headline.subject_line(dispute_id, subject(count, i, len(parts))), *body])
-            for i, body in enumerate(parts, start=1)]
+    return [
+        "\n".join([headline.subject_line(dispute_id, subject(count, i, len(parts))), *body])
+        for i, body in enumerate(parts, start=1)
+    ]
 
 
 def _size(text: str) -> int:

@@ -61,7 +61,9 @@ class RelayWatch:
         for url, status in statuses.items():
             up, before = status == "connected", self.up.get(url)
             if before is True and not up:
-                logger.warning("relay=%s dropped (%s); events from it wait until it is back", url, status)
+                logger.warning(
+                    "relay=%s dropped (%s); events from it wait until it is back", url, status
+                )
             elif before is False and up:
                 logger.info("relay=%s is back", url)
             self.up[url] = up
@@ -110,8 +112,12 @@ async def follow(
                 raise
             delay = backoff.next_delay()
             retry_at = clock() + delay
-            logger.warning("database is locked by another process (%s); retrying in %.0fs with %d event(s) kept",
-                           exc, delay, len(received))
+            logger.warning(
+                "database is locked by another process (%s); retrying in %.0fs with %d event(s) kept",
+                exc,
+                delay,
+                len(received),
+            )
             continue
         if backoff.current:
             logger.info("database is writable again")

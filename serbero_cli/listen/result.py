@@ -55,14 +55,25 @@ class ListenResult:
             "dry_run": self.dry_run,
             "exit_code": self.exit_code,
             "error": self.error,
-            "events": {"fetched": self.events_fetched, "applied": self.events_applied,
-                       "rejected": self.events_rejected},
-            "disputes": {"new": self.disputes_new, "taken": self.disputes_taken,
-                         "resolved": self.disputes_resolved},
-            "notifications": {"queued": self.notifications_queued, "sent": self.notifications_sent,
-                              "failed": self.notifications_failed, "pending": self.notifications_pending,
-                              "by_envelope": {e: dict(self.by_envelope.get(e, {"sent": 0, "failed": 0}))
-                                              for e in ENVELOPES}},
+            "events": {
+                "fetched": self.events_fetched,
+                "applied": self.events_applied,
+                "rejected": self.events_rejected,
+            },
+            "disputes": {
+                "new": self.disputes_new,
+                "taken": self.disputes_taken,
+                "resolved": self.disputes_resolved,
+            },
+            "notifications": {
+                "queued": self.notifications_queued,
+                "sent": self.notifications_sent,
+                "failed": self.notifications_failed,
+                "pending": self.notifications_pending,
+                "by_envelope": {
+                    e: dict(self.by_envelope.get(e, {"sent": 0, "failed": 0})) for e in ENVELOPES
+                },
+            },
             "relays": {"connected": self.relays_connected, "failed": self.relays_failed},
             "stopped_by": self.stopped_by,
         }

@@ -74,8 +74,12 @@ def run_listen(
                 result = asyncio.run(_real_run(store, config, clock, follow, progress, stop, hooks))
                 if stop.is_set():
                     result.stopped_by = stop.name
-                    result.warnings.append(f"stopped by {stop.name}: unfinished deliveries are left for the next run")
-                    logger.warning("stopped by %s: unfinished deliveries are left for the next run", stop.name)
+                    result.warnings.append(
+                        f"stopped by {stop.name}: unfinished deliveries are left for the next run"
+                    )
+                    logger.warning(
+                        "stopped by %s: unfinished deliveries are left for the next run", stop.name
+                    )
                 _save_last_run(store, result, int(clock()))
                 run.finish(result)
             return result
@@ -95,7 +99,9 @@ def fetch_since(store: Store | None, config: Config, now: int) -> int:
     return cursor - CURSOR_OVERLAP_SECONDS
 
 
-def validate(events: list[NostrEvent], mostro_pubkey: str, now: int) -> tuple[list[DisputeEvent], int]:
+def validate(
+    events: list[NostrEvent], mostro_pubkey: str, now: int
+) -> tuple[list[DisputeEvent], int]:
     """Parse every event read at `now`; log and count the rejects. Return (valid events, rejected count).
 
     Never raises for an event: a parser bug becomes one more counted rejection, not a failed run.
@@ -109,8 +115,11 @@ def validate(events: list[NostrEvent], mostro_pubkey: str, now: int) -> tuple[li
             logger.warning("event=%s rejected: %s", for_log(short(str(event.id), 16)), for_log(exc))
         except Exception as exc:  # noqa: BLE001 - one hostile event must not fail the run
             rejected += 1
-            logger.warning("event=%s rejected: unparseable (%s)", for_log(short(str(event.id), 16)),
-                           exc.__class__.__name__)
+            logger.warning(
+                "event=%s rejected: unparseable (%s)",
+                for_log(short(str(event.id), 16)),
+                exc.__class__.__name__,
+            )
     return valid, rejected
 
 
@@ -122,14 +131,20 @@ async def _connect(pool: RelayPool, config: Config, result: ListenResult) -> lis
     result.relay_errors = dict(connected.failed)
     for url, why in connected.failed.items():
         logger.warning("relay=%s unreachable: %s", url, for_log(why))
-    _log_step("relays", connected=result.relays_connected, failed=result.relays_failed,
-              busy=bool(result.relays_failed))
+    _log_step(
+        "relays",
+        connected=result.relays_connected,
+        failed=result.relays_failed,
+        busy=bool(result.relays_failed),
+    )
     if not connected.connected:
         raise NoRelayReachable("; ".join(f"{u}: {w}" for u, w in connected.failed.items()))
     return connected.connected
 
 
-async def _fetch(pool: RelayPool, config: Config, since: int, connected: list[str], result: ListenResult) -> list[NostrEvent]:
+async def _fetch(
+    pool: RelayPool, config: Config, since: int, connected: list[str], result: ListenResult
+) -> list[NostrEvent]:
     """Fetch dispute events; a relay that connected but answered nothing in time counts as failed.
 
     Raise NoRelayReachable when no relay answered: "no new events" must never be claimed on the
@@ -149,8 +164,15 @@ async def _fetch(pool: RelayPool, config: Config, since: int, connected: list[st
     return fetched.events
 
 
-async def _real_run(store: Store, config: Config, clock: Callable[[], float], follow: bool, progress: Any,
-                    stop: StopRequested, hooks: _Hooks) -> ListenResult:
+async def _real_run(
+    store: Store,
+    config: Config,
+    clock: Callable[[], float],
+    follow: bool,
+    progress: Any,
+    stop: StopRequested,
+    hooks: _Hooks,
+) -> ListenResult:
     from serbero_cli.nostr.dm import DmSender
 
     result = ListenResult()
@@ -191,9 +213,24 @@ class _Hooks:
 class _Run:
     """What every pass of one listen run shares: the store, config, relays, sender and stop flag."""
 
-    def __init__(self, store: Store, config: Config, pool: Any, sender: Any, clock: Callable[[], float],
-                 stop: StopRequested, hooks: _Hooks):
-        self.store, self.config, self.pool, self.sender, self.clock, self.stop = store, config, pool, sender, clock, stop
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        pool: Any,
+        sender: Any,
+        clock: Callable[[], float],
+        stop: StopRequested,
+        hooks: _Hooks,
+    ):
+        self.store, self.config, self.pool, self.sender, self.clock, self.stop = (
+            store,
+            config,
+            pool,
+            sender,
+            clock,
+            stop,
+        )
         self.audience = Audience.from_config(config)
         self.hooks = hooks
 
@@ -211,17 +248,36 @@ class _Run:
             with store.immediate() as conn:
                 existing = disputes_store.load_disputes(store, [e.dispute_id for e in valid])
                 effects = apply.plan(existing, valid)
-                counts = apply.write(conn, effects, mostro_pubkey=config.mostro_pubkey, audience=self.audience,
-                                     now=now, on_resolved=self.hooks.on_resolved)
+                counts = apply.write(
+                    conn,
+                    effects,
+                    mostro_pubkey=config.mostro_pubkey,
+                    audience=self.audience,
+                    now=now,
+                    on_resolved=self.hooks.on_resolved,
+                )
             _add_counts(result, counts)
             self.hooks.checkpoint("listen_after_commit", len(valid))
             if counts.new and not self.audience.solvers:
-                result.warnings.append("no [[solvers]] configured: disputes are recorded but nobody is notified")
-                logger.warning("no solvers configured: %d new disputes recorded, nobody notified", counts.new)
+                result.warnings.append(
+                    "no [[solvers]] configured: disputes are recorded but nobody is notified"
+                )
+                logger.warning(
+                    "no solvers configured: %d new disputes recorded, nobody notified", counts.new
+                )
         result.events_fetched += len(events)
         result.events_rejected += rejected
-        _log_step("events", fetched=len(events), applied=counts.applied, rejected=rejected, new=counts.new,
-                      taken=counts.taken, resolved=counts.resolved, queued=counts.queued, busy=True)
+        _log_step(
+            "events",
+            fetched=len(events),
+            applied=counts.applied,
+            rejected=rejected,
+            new=counts.new,
+            taken=counts.taken,
+            resolved=counts.resolved,
+            queued=counts.queued,
+            busy=True,
+        )
 
     async def deliver(self, progress: Any, result: ListenResult, *, sweep_now: bool) -> None:
         """Queue due reminders (when `sweep_now`), flush the outbox; add the counts to `result`."""
@@ -229,24 +285,51 @@ class _Run:
         max_attempts = config.delivery.max_attempts
         if sweep_now:
             reminders = sweep.queue_renotifications(
-                store, audience=self.audience, now=int(clock()),
+                store,
+                audience=self.audience,
+                now=int(clock()),
                 renotification_seconds=config.timeouts.renotification_seconds,
-                max_interval_seconds=config.timeouts.renotification_max_interval_seconds, max_attempts=max_attempts)
+                max_interval_seconds=config.timeouts.renotification_max_interval_seconds,
+                max_attempts=max_attempts,
+            )
             result.notifications_queued += reminders
             _log_step("reminders", queued=reminders, busy=bool(reminders))
-        relays = await self.inbox_relays() if outbox.count_due(store, now=int(clock()), max_attempts=max_attempts) else {}
-        flushed = await flush_outbox(store, self.sender, clock=clock, max_attempts=max_attempts, progress=progress,
-                                     stop=self.stop, inbox_relays=lambda pubkey: relays.get(pubkey, []))
+        relays = (
+            await self.inbox_relays()
+            if outbox.count_due(store, now=int(clock()), max_attempts=max_attempts)
+            else {}
+        )
+        flushed = await flush_outbox(
+            store,
+            self.sender,
+            clock=clock,
+            max_attempts=max_attempts,
+            progress=progress,
+            stop=self.stop,
+            inbox_relays=lambda pubkey: relays.get(pubkey, []),
+        )
         result.add_flush(flushed)
-        result.notifications_pending = outbox.count_due(store, now=int(clock()), max_attempts=max_attempts)
-        _log_step("outbox", sent=flushed.sent, failed=flushed.failed, pending=result.notifications_pending,
-                  busy=bool(flushed.sent or flushed.failed))
+        result.notifications_pending = outbox.count_due(
+            store, now=int(clock()), max_attempts=max_attempts
+        )
+        _log_step(
+            "outbox",
+            sent=flushed.sent,
+            failed=flushed.failed,
+            pending=result.notifications_pending,
+            busy=bool(flushed.sent or flushed.failed),
+        )
 
     async def inbox_relays(self) -> dict[str, list[str]]:
         from serbero_cli.delivery import inbox
 
-        return await inbox.for_audience(self.store, self.pool, self.audience, int(self.clock()),
-                                        self.config.listen.fetch_timeout_seconds)
+        return await inbox.for_audience(
+            self.store,
+            self.pool,
+            self.audience,
+            int(self.clock()),
+            self.config.listen.fetch_timeout_seconds,
+        )
 
 
 def _log_step(step: str, *, busy: bool, **counts: int) -> None:
@@ -277,10 +360,17 @@ async def _follow(run: _Run, stream: Any, result: ListenResult) -> None:
         await run.deliver(None, result, sweep_now=sweep_now)
 
     config = run.config
-    await follow(run.pool, stream, filters=[dispute_filter(config, int(run.clock()) - CURSOR_OVERLAP_SECONDS)],
-                 kind=DISPUTE_KIND, apply_events=apply_events, deliver=deliver,
-                 interval_seconds=config.timeouts.renotification_check_interval_seconds, clock=run.clock,
-                 stop=run.stop)
+    await follow(
+        run.pool,
+        stream,
+        filters=[dispute_filter(config, int(run.clock()) - CURSOR_OVERLAP_SECONDS)],
+        kind=DISPUTE_KIND,
+        apply_events=apply_events,
+        deliver=deliver,
+        interval_seconds=config.timeouts.renotification_check_interval_seconds,
+        clock=run.clock,
+        stop=run.stop,
+    )
 
 
 def _repair_clock(store: Store, clock: Callable[[], float]) -> None:
@@ -322,39 +412,77 @@ async def _dry_run(config: Config, clock: Callable[[], float]) -> ListenResult:
     return result
 
 
-def _plan_dry(store: Store | None, config: Config, events: list[NostrEvent], now: int,
-              result: ListenResult) -> None:
+def _plan_dry(
+    store: Store | None, config: Config, events: list[NostrEvent], now: int, result: ListenResult
+) -> None:
     from serbero_cli.listen import apply
 
     result.events_fetched = len(events)
     valid, result.events_rejected = validate(events, config.mostro_pubkey, now)
     audience = Audience.from_config(config)
     solvers = list(audience.solvers)
-    existing = disputes_store.load_disputes(store, [e.dispute_id for e in valid]) if store and valid else {}
+    existing = (
+        disputes_store.load_disputes(store, [e.dispute_id for e in valid])
+        if store and valid
+        else {}
+    )
     effects = apply.plan(existing, valid)
     _add_counts(result, apply.count_effects(effects, audience.fanout()))
     for effect in effects:
         if effect.decision.notify and solvers:
-            result.planned_sends.append({"dispute_id": effect.event.dispute_id, "type": effect.decision.notify,
-                                         "recipients": solvers, "reason": "event"})
+            result.planned_sends.append(
+                {
+                    "dispute_id": effect.event.dispute_id,
+                    "type": effect.decision.notify,
+                    "recipients": solvers,
+                    "reason": "event",
+                }
+            )
     if store is None:
         result.notifications_pending = result.notifications_queued
         return
-    due = sweep.due_disputes(store, now=now, renotification_seconds=config.timeouts.renotification_seconds,
-                             max_interval_seconds=config.timeouts.renotification_max_interval_seconds,
-                             max_attempts=config.delivery.max_attempts) if solvers else []
+    due = (
+        sweep.due_disputes(
+            store,
+            now=now,
+            renotification_seconds=config.timeouts.renotification_seconds,
+            max_interval_seconds=config.timeouts.renotification_max_interval_seconds,
+            max_attempts=config.delivery.max_attempts,
+        )
+        if solvers
+        else []
+    )
     plan = sweep.plan_reminders(due, audience, now)
     for dispute in due:
-        result.planned_sends.append({"dispute_id": dispute.dispute_id, "type": "re-notification",
-                                     "recipients": sorted({d.recipient for d in plan.per_dispute[dispute.dispute_id]}),
-                                     "reason": "sweep"})
+        result.planned_sends.append(
+            {
+                "dispute_id": dispute.dispute_id,
+                "type": "re-notification",
+                "recipients": sorted({d.recipient for d in plan.per_dispute[dispute.dispute_id]}),
+                "reason": "sweep",
+            }
+        )
     for solver, disputes in plan.digests:
-        result.planned_sends.append({"dispute_id": disputes[0].dispute_id, "type": "re-notification-digest",
-                                     "recipients": [solver], "reason": f"sweep ({len(disputes)} disputes)"})
+        result.planned_sends.append(
+            {
+                "dispute_id": disputes[0].dispute_id,
+                "type": "re-notification-digest",
+                "recipients": [solver],
+                "reason": f"sweep ({len(disputes)} disputes)",
+            }
+        )
     result.notifications_queued += plan.size
     retries = outbox.due(store, now=now, max_attempts=config.delivery.max_attempts, limit=1_000_000)
     for row in retries:
-        result.planned_sends.append({"dispute_id": row.dispute_id, "type": row.notif_type,
-                                     "recipients": [row.solver_pubkey], "reason": f"outbox {row.status}"})
+        result.planned_sends.append(
+            {
+                "dispute_id": row.dispute_id,
+                "type": row.notif_type,
+                "recipients": [row.solver_pubkey],
+                "reason": f"outbox {row.status}",
+            }
+        )
     result.notifications_pending = result.notifications_queued + len(retries)
-    logger.info("dry run: %d sends planned, nothing written or published", len(result.planned_sends))
+    logger.info(
+        "dry run: %d sends planned, nothing written or published", len(result.planned_sends)
+    )

@@ -64,15 +64,31 @@ def _elapsed(dispute: DisputeView, now: int) -> int:
     return max(0, now - dispute.event_timestamp)
 
 
-def due_disputes(store: Store, *, now: int, renotification_seconds: int, max_interval_seconds: int,
-                 max_attempts: int) -> list[DisputeView]:
+def due_disputes(
+    store: Store,
+    *,
+    now: int,
+    renotification_seconds: int,
+    max_interval_seconds: int,
+    max_attempts: int,
+) -> list[DisputeView]:
     """Disputes that need a reminder now (read-only)."""
-    return disputes_store.disputes_due_reminder(store, now=now, base_seconds=renotification_seconds,
-                                                cap_seconds=max_interval_seconds, max_attempts=max_attempts)
+    return disputes_store.disputes_due_reminder(
+        store,
+        now=now,
+        base_seconds=renotification_seconds,
+        cap_seconds=max_interval_seconds,
+        max_attempts=max_attempts,
+    )
 
 
 def queue_renotifications(
-    store: Store, *, audience: Audience, now: int, renotification_seconds: int, max_interval_seconds: int,
+    store: Store,
+    *,
+    audience: Audience,
+    now: int,
+    renotification_seconds: int,
+    max_interval_seconds: int,
     max_attempts: int,
 ) -> int:
     """Queue this run's reminders (one transaction); return the rows queued."""
@@ -80,21 +96,42 @@ def queue_renotifications(
         return 0
     queued = 0
     with store.immediate() as conn:
-        due = due_disputes(store, now=now, renotification_seconds=renotification_seconds,
-                           max_interval_seconds=max_interval_seconds, max_attempts=max_attempts)
+        due = due_disputes(
+            store,
+            now=now,
+            renotification_seconds=renotification_seconds,
+            max_interval_seconds=max_interval_seconds,
+            max_attempts=max_attempts,
+        )
         if not due:
             return 0
         plan = plan_reminders(due, audience, now)
         from serbero_cli.domain import notices as messages
 
         for dispute_id, deliveries in plan.per_dispute.items():
-            queued += outbox.queue(conn, dispute_id, NotificationType.RE_NOTIFICATION, deliveries, now)
+            queued += outbox.queue(
+                conn, dispute_id, NotificationType.RE_NOTIFICATION, deliveries, now
+            )
         for solver, disputes in plan.digests:
-            body = messages.digest_body([(d.dispute_id, d.initiator_role, d.event_timestamp) for d in disputes], now)
-            queued += outbox.queue(conn, disputes[0].dispute_id, NotificationType.DIGEST,
-                                   [Delivery(solver, DIGEST_ENVELOPE, body)], now,
-                                   covers=[d.dispute_id for d in disputes])
-    logger.info("reminders queued: %d disputes, %d messages (%d digests)", len(due), queued, len(plan.digests))
+            body = messages.digest_body(
+                [(d.dispute_id, d.initiator_role, d.event_timestamp) for d in disputes], now
+            )
+            queued += outbox.queue(
+                conn,
+                disputes[0].dispute_id,
+                NotificationType.DIGEST,
+                [Delivery(solver, DIGEST_ENVELOPE, body)],
+                now,
+                covers=[d.dispute_id for d in disputes],
+            )
+    logger.info(
+        "reminders queued: %d disputes, %d messages (%d digests)",
+        len(due),
+        queued,
+        len(plan.digests),
+    )
     for dispute in due:
-        logger.debug("dispute=%s reminder %d queued", short(dispute.dispute_id), dispute.reminders_sent + 1)
+        logger.debug(
+            "dispute=%s reminder %d queued", short(dispute.dispute_id), dispute.reminders_sent + 1
+        )
     return queued

@@ -20,7 +20,12 @@ class AuthGate(StrEnum):
     TERMINATED = "terminated"  # escalate every eligible dispute instead
 
 
-OPEN, BACKOFF, PROBE, TERMINATED = AuthGate.OPEN, AuthGate.BACKOFF, AuthGate.PROBE, AuthGate.TERMINATED
+OPEN, BACKOFF, PROBE, TERMINATED = (
+    AuthGate.OPEN,
+    AuthGate.BACKOFF,
+    AuthGate.PROBE,
+    AuthGate.TERMINATED,
+)
 
 # How the run summary reports solver authorization (`solver_auth_status`).
 Summary = Literal["authorized", "unauthorized", "probing", "terminated"]
@@ -36,8 +41,10 @@ def summary_of(state: AuthState | None) -> Summary:
 def backoff_seconds(attempts: int, cfg: MediationConfig) -> int:
     """initial · 2^(attempts−1), capped at the max interval: 60 → 120 → … → 3600."""
     exponent = max(0, attempts - 1)
-    return min(cfg.solver_auth_retry_initial_seconds * (2 ** min(exponent, 40)),
-               cfg.solver_auth_retry_max_interval_seconds)
+    return min(
+        cfg.solver_auth_retry_initial_seconds * (2 ** min(exponent, 40)),
+        cfg.solver_auth_retry_max_interval_seconds,
+    )
 
 
 def gate(state: AuthState | None, now: int, cfg: MediationConfig) -> AuthGate:
@@ -46,22 +53,31 @@ def gate(state: AuthState | None, now: int, cfg: MediationConfig) -> AuthGate:
         return OPEN
     if state.status == AuthStatus.TERMINATED or should_terminate(state, now, cfg):
         return TERMINATED
-    if state.next_probe_at is not None and now < state.next_probe_at <= now + cfg.solver_auth_retry_max_interval_seconds:
+    if (
+        state.next_probe_at is not None
+        and now < state.next_probe_at <= now + cfg.solver_auth_retry_max_interval_seconds
+    ):
         return BACKOFF
     # a probe time further off than the longest back-off was set by a clock that ran ahead: probe now
     return PROBE
 
 
 def should_terminate(state: AuthState, now: int, cfg: MediationConfig) -> bool:
-    return (state.attempts >= cfg.solver_auth_retry_max_attempts
-            or now - clamp(state.first_failure_at, now) >= cfg.solver_auth_retry_max_total_seconds)
+    return (
+        state.attempts >= cfg.solver_auth_retry_max_attempts
+        or now - clamp(state.first_failure_at, now) >= cfg.solver_auth_retry_max_total_seconds
+    )
 
 
-def record_failure(state: AuthState | None, now: int, reason: str, cfg: MediationConfig) -> AuthState:
+def record_failure(
+    state: AuthState | None, now: int, reason: str, cfg: MediationConfig
+) -> AuthState:
     """The state after one more refusal counted as an authorization failure."""
     attempts = (state.attempts if state else 0) + 1
     first = state.first_failure_at if state else now
-    return AuthState(AuthStatus.UNAUTHORIZED, attempts, first, now, now + backoff_seconds(attempts, cfg), reason)
+    return AuthState(
+        AuthStatus.UNAUTHORIZED, attempts, first, now, now + backoff_seconds(attempts, cfg), reason
+    )
 
 
 def reschedule(state: AuthState, now: int, cfg: MediationConfig) -> AuthState:

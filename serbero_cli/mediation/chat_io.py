@@ -47,7 +47,11 @@ def derive_channels(secret: Secret, session: SessionRow) -> dict[str, ChannelKey
             "conv": getattr(session, f"{party}_chat_conv_pubkey"),
             "sign": getattr(session, f"{party}_chat_sign_pubkey"),
         }
-        derived = {"legacy": channel.legacy_pubkey, "conv": channel.conv_pubkey, "sign": channel.sign_pubkey}
+        derived = {
+            "legacy": channel.legacy_pubkey,
+            "conv": channel.conv_pubkey,
+            "sign": channel.sign_pubkey,
+        }
         for name, value in stored.items():
             if value is not None and value != derived[name]:
                 raise ChannelMismatch(f"{party} {name} pubkey differs from the stored one")
@@ -64,15 +68,32 @@ def legacy_required(conn: Connection, setting: str, session_id: str, party: str)
     return 0 if sess.has_fresh_kind14_from(conn, session_id, party) else 1
 
 
-def new_outbound_row(conn: Connection, *, secret: Secret, session_id: str, channel: ChannelKeys, text: str, now: int,
-                     bundle: tuple[str, str], copy_setting: str) -> dict[str, Any]:
+def new_outbound_row(
+    conn: Connection,
+    *,
+    secret: Secret,
+    session_id: str,
+    channel: ChannelKeys,
+    text: str,
+    now: int,
+    bundle: tuple[str, str],
+    copy_setting: str,
+) -> dict[str, Any]:
     """Build the signed inner now (its id is the dedup key) and insert the row unpublished."""
     inner = chat.build_inner(secret, text, now)
     row = {
-        "session_id": session_id, "direction": "outbound", "party": channel.party,
-        "shared_pubkey": channel.legacy_pubkey, "inner_event_id": inner.id, "inner_event_created_at": now,
-        "content": text, "prompt_bundle_id": bundle[0], "policy_hash": bundle[1], "persisted_at": now,
-        "stale": 0, "publish_attempts": 0,
+        "session_id": session_id,
+        "direction": "outbound",
+        "party": channel.party,
+        "shared_pubkey": channel.legacy_pubkey,
+        "inner_event_id": inner.id,
+        "inner_event_created_at": now,
+        "content": text,
+        "prompt_bundle_id": bundle[0],
+        "policy_hash": bundle[1],
+        "persisted_at": now,
+        "stale": 0,
+        "publish_attempts": 0,
         "legacy_required": legacy_required(conn, copy_setting, session_id, channel.party),
     }
     sess.insert_message(conn, row)
@@ -86,9 +107,17 @@ class PublishStats:
     published_sessions: set[str] = field(default_factory=set)
 
 
-async def publish_pending(store: Store, pool: Any, *, secret: Secret, channels: dict[str, dict[str, ChannelKeys]],
-                          send_timeout: float, now_fn: Callable[[], float], bundle: tuple[str, str],
-                          session_ids: set[str] | None = None) -> PublishStats:
+async def publish_pending(
+    store: Store,
+    pool: Any,
+    *,
+    secret: Secret,
+    channels: dict[str, dict[str, ChannelKeys]],
+    send_timeout: float,
+    now_fn: Callable[[], float],
+    bundle: tuple[str, str],
+    session_ids: set[str] | None = None,
+) -> PublishStats:
     """Publish (or republish) every unpublished outbound row of a live session with known channels."""
     stats = PublishStats()
     for row in sess.unpublished_outbound(store):
@@ -97,8 +126,16 @@ async def publish_pending(store: Store, pool: Any, *, secret: Secret, channels: 
         session_channels = channels.get(row["session_id"])
         if not session_channels:
             continue
-        ok = await _publish_row(store, pool, row, session_channels[row["party"]], secret=secret,
-                                send_timeout=send_timeout, now=int(now_fn()), bundle=bundle)
+        ok = await _publish_row(
+            store,
+            pool,
+            row,
+            session_channels[row["party"]],
+            secret=secret,
+            send_timeout=send_timeout,
+            now=int(now_fn()),
+            bundle=bundle,
+        )
         if ok:
             stats.published += 1
             stats.published_sessions.add(row["session_id"])
@@ -107,8 +144,17 @@ async def publish_pending(store: Store, pool: Any, *, secret: Secret, channels: 
     return stats
 
 
-async def _publish_row(store: Store, pool: Any, row: dict[str, Any], channel: ChannelKeys, *, secret: Secret,
-                       send_timeout: float, now: int, bundle: tuple[str, str]) -> bool:
+async def _publish_row(
+    store: Store,
+    pool: Any,
+    row: dict[str, Any],
+    channel: ChannelKeys,
+    *,
+    secret: Secret,
+    send_timeout: float,
+    now: int,
+    bundle: tuple[str, str],
+) -> bool:
     """Publish a row's envelopes, each built and stored before its first publish.
 
     The kind-14 envelope and the legacy 1059 copy are signed once and stored on the row; every
@@ -141,17 +187,32 @@ async def _publish_row(store: Store, pool: Any, row: dict[str, Any], channel: Ch
             updates["publish_attempts"] = current["publish_attempts"] + 1
         sess.update_message(conn, row["id"], **updates)
         if done:
-            med.insert_event(conn, "outbound_sent", {"inner_event_id": current["inner_event_id"],
-                                                     "shared_pubkey": row["shared_pubkey"]},
-                             now=now, session_id=row["session_id"], bundle=bundle)
+            med.insert_event(
+                conn,
+                "outbound_sent",
+                {
+                    "inner_event_id": current["inner_event_id"],
+                    "shared_pubkey": row["shared_pubkey"],
+                },
+                now=now,
+                session_id=row["session_id"],
+                bundle=bundle,
+            )
     level = logging.INFO if done else logging.WARNING
-    logger.log(level, "session=%s party=%s message=%d %s", short(row["session_id"]), row["party"], row["id"],
-               "published" if done else "publish failed; will retry")
+    logger.log(
+        level,
+        "session=%s party=%s message=%d %s",
+        short(row["session_id"]),
+        row["party"],
+        row["id"],
+        "published" if done else "publish failed; will retry",
+    )
     return done
 
 
-def _stored_or_built(store: Store, row: dict[str, Any], channel: ChannelKeys, *, secret: Secret,
-                     now: int) -> tuple[str, str | None] | None:
+def _stored_or_built(
+    store: Store, row: dict[str, Any], channel: ChannelKeys, *, secret: Secret, now: int
+) -> tuple[str, str | None] | None:
     """The row's stored (kind-14, legacy) events; build, sign and store the missing ones first.
 
     None when another process changed the row meanwhile (it will be seen again next time)."""
@@ -160,8 +221,14 @@ def _stored_or_built(store: Store, row: dict[str, Any], channel: ChannelKeys, *,
         return kind14_json, legacy_json
     updates: dict[str, Any] = {}
     inner_ts = row["inner_event_created_at"]
-    if kind14_json is None and row["kind14_event_id"] is None and chat.needs_fresh_inner(inner_ts, now):
-        inner_ts = now  # never built, so never seen: re-issue with a fresh time (mostro-v2 republish rule)
+    if (
+        kind14_json is None
+        and row["kind14_event_id"] is None
+        and chat.needs_fresh_inner(inner_ts, now)
+    ):
+        inner_ts = (
+            now  # never built, so never seen: re-issue with a fresh time (mostro-v2 republish rule)
+        )
     inner = chat.build_inner(secret, row["content"], inner_ts)
     if inner.id != row["inner_event_id"]:
         if kind14_json is not None:
@@ -174,8 +241,11 @@ def _stored_or_built(store: Store, row: dict[str, Any], channel: ChannelKeys, *,
         legacy_json = updates["legacy_event_json"] = chat.legacy_wrap(inner, channel, now).as_json()
     with store.immediate() as conn:
         current = sess.message_by_id(conn, row["id"])
-        if current is None or current["kind14_event_json"] != row.get("kind14_event_json") or \
-                current["legacy_event_json"] != row.get("legacy_event_json"):
+        if (
+            current is None
+            or current["kind14_event_json"] != row.get("kind14_event_json")
+            or current["legacy_event_json"] != row.get("legacy_event_json")
+        ):
             return None
         sess.update_message(conn, row["id"], **updates)
     row.update(updates)
@@ -201,9 +271,17 @@ class Inbound:
     reply: chat.PartyReply
 
 
-async def fetch_inbound(pool: Any, *, secret: Secret, serbero_pubkey: str, sessions: list[SessionRow],
-                        channels: dict[str, dict[str, ChannelKeys]], now: int, lookback_seconds: int,
-                        fetch_timeout: float) -> tuple[list[Inbound], int]:
+async def fetch_inbound(
+    pool: Any,
+    *,
+    secret: Secret,
+    serbero_pubkey: str,
+    sessions: list[SessionRow],
+    channels: dict[str, dict[str, ChannelKeys]],
+    now: int,
+    lookback_seconds: int,
+    fetch_timeout: float,
+) -> tuple[list[Inbound], int]:
     """Fetch both envelopes for every live channel in one request; return (opened messages, rejected count)."""
     by_channel: dict[str, tuple[SessionRow, ChannelKeys]] = {}
     cursors: dict[str, int] = {}
@@ -212,7 +290,9 @@ async def fetch_inbound(pool: Any, *, secret: Secret, serbero_pubkey: str, sessi
             by_channel[channel.trade_pubkey + channel.sign_pubkey] = (session, channel)
             cursors[channel.trade_pubkey] = session.last_seen(party) or session.started_at
     all_channels = [c for _, c in by_channel.values()]
-    filters = chat.chat_filters(all_channels, now=now, lookback_seconds=lookback_seconds, cursors=cursors)
+    filters = chat.chat_filters(
+        all_channels, now=now, lookback_seconds=lookback_seconds, cursors=cursors
+    )
     if not filters:
         return [], 0
     events = await pool.fetch_raw(filters, fetch_timeout)
@@ -234,7 +314,12 @@ async def fetch_inbound(pool: Any, *, secret: Secret, serbero_pubkey: str, sessi
         elif message.counts_as_rejected:
             rejected += 1
             log = logger.warning if message.status == "forgery" else logger.info
-            log("session=%s party=%s envelope %s rejected: %s", short(session.session_id), routed.party,
-                short(message.outer_id, 16), message.reason)
+            log(
+                "session=%s party=%s envelope %s rejected: %s",
+                short(session.session_id),
+                routed.party,
+                short(message.outer_id, 16),
+                message.reason,
+            )
     opened.sort(key=lambda item: item.reply.inner_created_at)
     return opened, rejected

@@ -30,8 +30,12 @@ class RunContext:
     provider: Any  # reasoning.providers.Provider
     clock: Callable[[], float]
     result: MediationResult
-    channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # session -> party -> ChannelKeys
-    round_limit_hits: dict[str, str] = field(default_factory=dict)  # session -> inner id that hit the limit
+    channels: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # session -> party -> ChannelKeys
+    round_limit_hits: dict[str, str] = field(
+        default_factory=dict
+    )  # session -> inner id that hit the limit
     take_transport: TakeTransport | None = None
     take_pow_bits: int = 0
     stop: StopRequested = field(default_factory=StopRequested)
@@ -64,20 +68,40 @@ class RunContext:
                 self._healthy = True
             except ProviderError as exc:
                 self._healthy = False
-                logger.error("reasoning provider health check failed: category=%s %s", exc.category, exc.detail)
+                logger.error(
+                    "reasoning provider health check failed: category=%s %s",
+                    exc.category,
+                    exc.detail,
+                )
             self.result.provider_healthy = self._healthy
         return bool(self._healthy)
 
-    def escalate(self, dispute_id: str, session_id: str | None, trigger: EscalationTrigger, *,
-                 evidence_refs: Iterable[str] = (), rationale_refs: Iterable[str | None] = (),
-                 reason: str | None = None) -> escalation.Outcome:
+    def escalate(
+        self,
+        dispute_id: str,
+        session_id: str | None,
+        trigger: EscalationTrigger,
+        *,
+        evidence_refs: Iterable[str] = (),
+        rationale_refs: Iterable[str | None] = (),
+        reason: str | None = None,
+    ) -> escalation.Outcome:
         """The one escalation path, counted in the run summary when it wrote something."""
         outcome = escalation.recommend(
             self.store,
-            escalation.Escalation(dispute_id, session_id, trigger, tuple(evidence_refs),
-                                  tuple(r for r in rationale_refs if r), reason),
-            bundle=self.loaded, now=self.now(), audience=self.audience,
-            alert_solvers=not self.config.escalation.enabled)
+            escalation.Escalation(
+                dispute_id,
+                session_id,
+                trigger,
+                tuple(evidence_refs),
+                tuple(r for r in rationale_refs if r),
+                reason,
+            ),
+            bundle=self.loaded,
+            now=self.now(),
+            audience=self.audience,
+            alert_solvers=not self.config.escalation.enabled,
+        )
         if outcome == "escalated":
             self.result.escalated(trigger)
         return outcome

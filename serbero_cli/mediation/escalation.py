@@ -50,8 +50,16 @@ class Escalation:
 def handoff_package(e: Escalation, bundle: tuple[str, str], now: int) -> str:
     """The handoff package as stored (docs/wire-formats.md#handoff-package): the one definition
     dispatch-once parses, in its fixed field order."""
-    return HandoffPackage(e.dispute_id, e.session_id, e.trigger, tuple(e.evidence_refs), bundle[0], bundle[1],
-                          tuple(e.rationale_refs), now).to_json()
+    return HandoffPackage(
+        e.dispute_id,
+        e.session_id,
+        e.trigger,
+        tuple(e.evidence_refs),
+        bundle[0],
+        bundle[1],
+        tuple(e.rationale_refs),
+        now,
+    ).to_json()
 
 
 def routed_recipients(assigned_solver: str | None, solvers: list[str]) -> list[str]:
@@ -60,24 +68,46 @@ def routed_recipients(assigned_solver: str | None, solvers: list[str]) -> list[s
     return [assigned] if assigned and assigned in solvers else list(solvers)
 
 
-def queue_handoff(conn: Connection, audience: Audience, *, dispute_id: str, session_id: str | None,
-                  notif_type: NotificationType, recipients: list[str], body: str, now: int) -> int:
+def queue_handoff(
+    conn: Connection,
+    audience: Audience,
+    *,
+    dispute_id: str,
+    session_id: str | None,
+    notif_type: NotificationType,
+    recipients: list[str],
+    body: str,
+    now: int,
+) -> int:
     """Queue a handoff-like message to `recipients`, followed (when a session was opened) by the
     chat transcript to the same recipients. Return the rows queued."""
     queued = outbox.queue(conn, dispute_id, notif_type, audience.deliveries(recipients, body), now)
     if session_id:
         for text in transcript_messages(dispute_id, sess.full_transcript(conn, session_id)):
-            queued += outbox.queue(conn, dispute_id, NotificationType.TRANSCRIPT, audience.deliveries(recipients, text),
-                                   now)
+            queued += outbox.queue(
+                conn,
+                dispute_id,
+                NotificationType.TRANSCRIPT,
+                audience.deliveries(recipients, text),
+                now,
+            )
     return queued
 
 
 def recommend(
-    store: Store, e: Escalation, *, bundle: tuple[str, str], now: int, audience: Audience, alert_solvers: bool
+    store: Store,
+    e: Escalation,
+    *,
+    bundle: tuple[str, str],
+    now: int,
+    audience: Audience,
+    alert_solvers: bool,
 ) -> Outcome:
     """Escalate once. Return "escalated", "already_terminal" (session) or "already_escalated" (dispute)."""
     try:
-        return _recommend(store, e, bundle=bundle, now=now, audience=audience, alert_solvers=alert_solvers)
+        return _recommend(
+            store, e, bundle=bundle, now=now, audience=audience, alert_solvers=alert_solvers
+        )
     except _AlreadyTerminal:
         return "already_terminal"
 
@@ -86,36 +116,82 @@ class _AlreadyTerminal(Exception):
     """Raised inside the transaction so it rolls back with nothing written."""
 
 
-def _recommend(store: Store, e: Escalation, *, bundle: tuple[str, str], now: int, audience: Audience,
-               alert_solvers: bool) -> Outcome:
+def _recommend(
+    store: Store,
+    e: Escalation,
+    *,
+    bundle: tuple[str, str],
+    now: int,
+    audience: Audience,
+    alert_solvers: bool,
+) -> Outcome:
     solvers = list(audience.solvers)
     with store.immediate() as conn:
         if e.session_id is not None:
             if sess.dispute_of(conn, e.session_id) != e.dispute_id:
                 raise ValueError("session does not belong to the dispute")
-            if not med.move_session(conn, e.session_id, LIVE_STATES, SessionState.ESCALATION_RECOMMENDED, now):
+            if not med.move_session(
+                conn, e.session_id, LIVE_STATES, SessionState.ESCALATION_RECOMMENDED, now
+            ):
                 raise _AlreadyTerminal
         elif med.has_dispute_scoped(conn, e.dispute_id, "escalation_recommended"):
             return "already_escalated"
-        payload: dict[str, object] = {"dispute_id": e.dispute_id, "evidence_refs": list(e.evidence_refs),
-                                      "rationale_refs": list(e.rationale_refs), "trigger": e.trigger}
+        payload: dict[str, object] = {
+            "dispute_id": e.dispute_id,
+            "evidence_refs": list(e.evidence_refs),
+            "rationale_refs": list(e.rationale_refs),
+            "trigger": e.trigger,
+        }
         if e.reason:
             payload["reason"] = e.reason
         rationale_id = e.rationale_refs[0] if e.rationale_refs else None
-        med.insert_event(conn, "escalation_recommended", payload, now=now, session_id=e.session_id,
-                         rationale_id=rationale_id, bundle=bundle)
-        med.insert_event(conn, "handoff_prepared", handoff_package(e, bundle, now), now=now,
-                         session_id=e.session_id, bundle=bundle)
+        med.insert_event(
+            conn,
+            "escalation_recommended",
+            payload,
+            now=now,
+            session_id=e.session_id,
+            rationale_id=rationale_id,
+            bundle=bundle,
+        )
+        med.insert_event(
+            conn,
+            "handoff_prepared",
+            handoff_package(e, bundle, now),
+            now=now,
+            session_id=e.session_id,
+            bundle=bundle,
+        )
         dispute = disputes_store.get_dispute(conn, e.dispute_id)
         if dispute and can_move(dispute.lifecycle_state, LifecycleState.ESCALATED):
-            disputes_store.move_dispute(conn, e.dispute_id, dispute.lifecycle_state, LifecycleState.ESCALATED, now,
-                                        f"mediation:{e.trigger}")
+            disputes_store.move_dispute(
+                conn,
+                e.dispute_id,
+                dispute.lifecycle_state,
+                LifecycleState.ESCALATED,
+                now,
+                f"mediation:{e.trigger}",
+            )
         if alert_solvers and solvers:
             assigned = dispute.assigned_solver if dispute else None
             recipients = routed_recipients(assigned, solvers) if e.session_id else solvers
-            queue_handoff(conn, audience, dispute_id=e.dispute_id, session_id=e.session_id,
-                          notif_type=NotificationType.ESCALATION_RECOMMENDED, recipients=recipients,
-                          body=messages.escalation_body(e.dispute_id, e.session_id, e.trigger), now=now)
-        queue_headline(conn, audience, e.dispute_id, headline.escalation_subject(e.session_id, e.trigger), now)
-    logger.info("dispute=%s session=%s escalated trigger=%s", short(e.dispute_id), short(e.session_id), e.trigger)
+            queue_handoff(
+                conn,
+                audience,
+                dispute_id=e.dispute_id,
+                session_id=e.session_id,
+                notif_type=NotificationType.ESCALATION_RECOMMENDED,
+                recipients=recipients,
+                body=messages.escalation_body(e.dispute_id, e.session_id, e.trigger),
+                now=now,
+            )
+        queue_headline(
+            conn, audience, e.dispute_id, headline.escalation_subject(e.session_id, e.trigger), now
+        )
+    logger.info(
+        "dispute=%s session=%s escalated trigger=%s",
+        short(e.dispute_id),
+        short(e.session_id),
+        e.trigger,
+    )
     return "escalated"

@@ -32,16 +32,37 @@ def transcript(ctx: RunContext, session_id: str) -> list[TranscriptEntry]:
     from serbero_cli.reasoning.request import TranscriptEntry
 
     rows = sess.transcript_rows(ctx.store.conn, session_id, ctx.config.chat.transcript_max_messages)
-    return [TranscriptEntry(r["inner_event_created_at"], "serbero" if r["direction"] == "outbound" else r["party"],
-                            r["content"]) for r in rows]
+    return [
+        TranscriptEntry(
+            r["inner_event_created_at"],
+            "serbero" if r["direction"] == "outbound" else r["party"],
+            r["content"],
+        )
+        for r in rows
+    ]
 
 
-def session_context(ctx: RunContext, session: SessionRow, initiator: str, followup_number: int,
-                    classification: str | None = None, confidence: float | None = None) -> SessionContext:
+def session_context(
+    ctx: RunContext,
+    session: SessionRow,
+    initiator: str,
+    followup_number: int,
+    classification: str | None = None,
+    confidence: float | None = None,
+) -> SessionContext:
     from serbero_cli.reasoning.request import SessionContext
 
-    return SessionContext(session.session_id, session.dispute_id, initiator, ctx.loaded[0], ctx.loaded[1],
-                          session.round_count, followup_number, classification, confidence)
+    return SessionContext(
+        session.session_id,
+        session.dispute_id,
+        initiator,
+        ctx.loaded[0],
+        ctx.loaded[1],
+        session.round_count,
+        followup_number,
+        classification,
+        confidence,
+    )
 
 
 def initiator_of(ctx: RunContext, dispute_id: str) -> str:
@@ -56,11 +77,20 @@ def note_bundle_change(ctx: RunContext, session: SessionRow) -> None:
     with ctx.store.immediate() as conn:
         if sess.count_events(conn, session.session_id, "policy_bundle_changed"):
             return
-        med.insert_event(conn, "policy_bundle_changed", {"loaded_hash": ctx.loaded[1],
-                                                         "pinned_hash": session.policy_hash},
-                         now=ctx.now(), session_id=session.session_id, bundle=ctx.loaded)
-    logger.warning("NOTICE session=%s prompt bundle changed since it opened: pinned=%s loaded=%s",
-                   short(session.session_id), short(session.policy_hash, 16), short(ctx.loaded[1], 16))
+        med.insert_event(
+            conn,
+            "policy_bundle_changed",
+            {"loaded_hash": ctx.loaded[1], "pinned_hash": session.policy_hash},
+            now=ctx.now(),
+            session_id=session.session_id,
+            bundle=ctx.loaded,
+        )
+    logger.warning(
+        "NOTICE session=%s prompt bundle changed since it opened: pinned=%s loaded=%s",
+        short(session.session_id),
+        short(session.policy_hash, 16),
+        short(ctx.loaded[1], 16),
+    )
 
 
 def record_failure(ctx: RunContext, session: SessionRow, category: str) -> None:
@@ -71,29 +101,63 @@ def record_failure(ctx: RunContext, session: SessionRow, category: str) -> None:
             return  # the session row is gone (pruned): nothing left to count against
         failures = current.consecutive_eval_failures + 1
         sess.update_session(conn, session.session_id, consecutive_eval_failures=failures)
-        med.insert_event(conn, "reasoning_call_failed", {
-            "attempt_count": failures, "dispute_id": session.dispute_id, "error_category": category,
-            "model": ctx.config.reasoning.model, "provider": ctx.config.reasoning.provider},
-            now=ctx.now(), session_id=session.session_id, bundle=ctx.loaded)
+        med.insert_event(
+            conn,
+            "reasoning_call_failed",
+            {
+                "attempt_count": failures,
+                "dispute_id": session.dispute_id,
+                "error_category": category,
+                "model": ctx.config.reasoning.model,
+                "provider": ctx.config.reasoning.provider,
+            },
+            now=ctx.now(),
+            session_id=session.session_id,
+            bundle=ctx.loaded,
+        )
     ctx.result.evaluation_failures += 1
-    logger.warning("session=%s reasoning failed category=%s consecutive=%d", short(session.session_id), category,
-                   failures)
+    logger.warning(
+        "session=%s reasoning failed category=%s consecutive=%d",
+        short(session.session_id),
+        category,
+        failures,
+    )
     if failures >= policy.MAX_CONSECUTIVE_FAILURES:
-        ctx.escalate(session.dispute_id, session.session_id, EscalationTrigger.REASONING_UNAVAILABLE)
+        ctx.escalate(
+            session.dispute_id, session.session_id, EscalationTrigger.REASONING_UNAVAILABLE
+        )
 
 
-def store_classification(ctx: RunContext, conn: Connection, session_id: str | None,
-                         c: Classification) -> str | None:
+def store_classification(
+    ctx: RunContext, conn: Connection, session_id: str | None, c: Classification
+) -> str | None:
     """Rationale (if any) and `classification_produced` for a session, in the caller's transaction."""
-    rid = rationales.store_rationale(conn, c.rationale, session_id=session_id, provider=ctx.config.reasoning.provider,
-                                     model=ctx.config.reasoning.model, bundle_id=ctx.loaded[0],
-                                     policy_hash=ctx.loaded[1], now=ctx.now())
+    rid = rationales.store_rationale(
+        conn,
+        c.rationale,
+        session_id=session_id,
+        provider=ctx.config.reasoning.provider,
+        model=ctx.config.reasoning.model,
+        bundle_id=ctx.loaded[0],
+        policy_hash=ctx.loaded[1],
+        now=ctx.now(),
+    )
     if session_id is not None:
-        med.insert_event(conn, "classification_produced", {"classification": c.classification,
-                                                           "confidence": c.confidence, "rationale_id": rid},
-                         now=ctx.now(), session_id=session_id, rationale_id=rid, bundle=ctx.loaded)
-        sess.update_session(conn, session_id, current_classification=c.classification,
-                            current_confidence=c.confidence)
+        med.insert_event(
+            conn,
+            "classification_produced",
+            {"classification": c.classification, "confidence": c.confidence, "rationale_id": rid},
+            now=ctx.now(),
+            session_id=session_id,
+            rationale_id=rid,
+            bundle=ctx.loaded,
+        )
+        sess.update_session(
+            conn,
+            session_id,
+            current_classification=c.classification,
+            current_confidence=c.confidence,
+        )
     return rid
 
 
@@ -106,15 +170,20 @@ async def evaluate_sessions(ctx: RunContext, sessions: list[SessionRow]) -> None
         counts = sess.fresh_inbound_counts(conn, session.session_id)
         followup_number = sess.count_events(conn, session.session_id, "classification_produced")
         total_fresh = counts["buyer"] + counts["seller"]
-        if current is None or current.state != SessionState.AWAITING_RESPONSE or \
-                total_fresh <= current.round_count_last_evaluated:
+        if (
+            current is None
+            or current.state != SessionState.AWAITING_RESPONSE
+            or total_fresh <= current.round_count_last_evaluated
+        ):
             continue
         if not await ctx.model_ready():
             return
         await _evaluate(ctx, current, total_fresh, followup_number)
 
 
-async def _evaluate(ctx: RunContext, session: SessionRow, total_fresh: int, followup_number: int) -> None:
+async def _evaluate(
+    ctx: RunContext, session: SessionRow, total_fresh: int, followup_number: int
+) -> None:
     from serbero_cli.reasoning.parsing import MalformedResponse
     from serbero_cli.reasoning.providers import ProviderError
 
@@ -135,23 +204,32 @@ async def _evaluate(ctx: RunContext, session: SessionRow, total_fresh: int, foll
     if decision.trigger is not None:  # the policy escalates
         ctx.escalate(session.dispute_id, session.session_id, decision.trigger, rationale_refs=[rid])
         return
-    marker = {"round_count_last_evaluated": total_fresh, "consecutive_eval_failures": 0,
-              "last_transition_at": ctx.now()}
+    marker = {
+        "round_count_last_evaluated": total_fresh,
+        "consecutive_eval_failures": 0,
+        "last_transition_at": ctx.now(),
+    }
     if decision.action == PolicyAction.SUMMARIZE:
         counts = sess.fresh_inbound_counts(ctx.store.conn, session.session_id)
         if not policy.both_parties_heard(counts):
             await _wait_for_other_party(ctx, session, counts, marker)
             return
         with ctx.store.immediate() as conn:
-            if med.move_session(conn, session.session_id, (SessionState.AWAITING_RESPONSE,), SessionState.CLASSIFIED,
-                                ctx.now()):
+            if med.move_session(
+                conn,
+                session.session_id,
+                (SessionState.AWAITING_RESPONSE,),
+                SessionState.CLASSIFIED,
+                ctx.now(),
+            ):
                 sess.update_session(conn, session.session_id, **marker)
         return
     await _ask_followup(ctx, session, decision, followup_number, marker)
 
 
-async def _wait_for_other_party(ctx: RunContext, session: SessionRow, counts: dict[str, int],
-                                marker: dict[str, int]) -> None:
+async def _wait_for_other_party(
+    ctx: RunContext, session: SessionRow, counts: dict[str, int], marker: dict[str, int]
+) -> None:
     """A summary waits until both parties have said something: a "facts gathered" handoff after
     one side only misleads the solver. The party who answered is thanked once; the silent party's
     timeout still escalates `party_unresponsive`."""
@@ -159,39 +237,80 @@ async def _wait_for_other_party(ctx: RunContext, session: SessionRow, counts: di
     note = messages.waiting_note()
     with ctx.store.immediate() as conn:
         current = sess.get_session(conn, session.session_id)
-        if current is None or current.state != SessionState.AWAITING_RESPONSE or \
-                disputes_store.lifecycle_state(conn, session.dispute_id) == LifecycleState.RESOLVED:
+        if (
+            current is None
+            or current.state != SessionState.AWAITING_RESPONSE
+            or disputes_store.lifecycle_state(conn, session.dispute_id) == LifecycleState.RESOLVED
+        ):
             return
         sess.update_session(conn, session.session_id, **marker)
         for party in ("buyer", "seller"):
             if counts[party] and not sess.has_outbound_text(conn, session.session_id, party, note):
-                chat_io.new_outbound_row(conn, secret=ctx.config.private_key, session_id=session.session_id,
-                                         channel=channels[party], text=note, now=ctx.now(), bundle=ctx.loaded,
-                                         copy_setting=ctx.config.chat.legacy_giftwrap_copy)
-    logger.info("session=%s summary waits: buyer answers=%d seller answers=%d", short(session.session_id),
-                counts["buyer"], counts["seller"])
-    stats = await chat_io.publish_pending(ctx.store, ctx.pool, secret=ctx.config.private_key, channels=ctx.channels,
-                                          send_timeout=ctx.config.delivery.send_timeout_seconds, now_fn=ctx.clock,
-                                          bundle=ctx.loaded, session_ids={session.session_id})
+                chat_io.new_outbound_row(
+                    conn,
+                    secret=ctx.config.private_key,
+                    session_id=session.session_id,
+                    channel=channels[party],
+                    text=note,
+                    now=ctx.now(),
+                    bundle=ctx.loaded,
+                    copy_setting=ctx.config.chat.legacy_giftwrap_copy,
+                )
+    logger.info(
+        "session=%s summary waits: buyer answers=%d seller answers=%d",
+        short(session.session_id),
+        counts["buyer"],
+        counts["seller"],
+    )
+    stats = await chat_io.publish_pending(
+        ctx.store,
+        ctx.pool,
+        secret=ctx.config.private_key,
+        channels=ctx.channels,
+        send_timeout=ctx.config.delivery.send_timeout_seconds,
+        now_fn=ctx.clock,
+        bundle=ctx.loaded,
+        session_ids={session.session_id},
+    )
     ctx.result.publish_failures += stats.failed
 
 
-async def _ask_followup(ctx: RunContext, session: SessionRow, decision: PolicyDecision, round_number: int,
-                        marker: dict[str, int]) -> None:
+async def _ask_followup(
+    ctx: RunContext,
+    session: SessionRow,
+    decision: PolicyDecision,
+    round_number: int,
+    marker: dict[str, int],
+) -> None:
     channels = ctx.channels[session.session_id]
     with ctx.store.immediate() as conn:
         current = sess.get_session(conn, session.session_id)
-        resolved = disputes_store.lifecycle_state(conn, session.dispute_id) == LifecycleState.RESOLVED
+        resolved = (
+            disputes_store.lifecycle_state(conn, session.dispute_id) == LifecycleState.RESOLVED
+        )
         if current is None or current.state != SessionState.AWAITING_RESPONSE or resolved:
             return  # listen resolved it or another actor moved it meanwhile: send nothing
         for party, text in zip(("buyer", "seller"), decision.questions, strict=True):
-            chat_io.new_outbound_row(conn, secret=ctx.config.private_key, session_id=session.session_id,
-                                     channel=channels[party], text=messages.party_question(party, text, round_number),
-                                     now=ctx.now(), bundle=ctx.loaded,
-                                     copy_setting=ctx.config.chat.legacy_giftwrap_copy)
+            chat_io.new_outbound_row(
+                conn,
+                secret=ctx.config.private_key,
+                session_id=session.session_id,
+                channel=channels[party],
+                text=messages.party_question(party, text, round_number),
+                now=ctx.now(),
+                bundle=ctx.loaded,
+                copy_setting=ctx.config.chat.legacy_giftwrap_copy,
+            )
         sess.update_session(conn, session.session_id, **marker)
-    stats = await chat_io.publish_pending(ctx.store, ctx.pool, secret=ctx.config.private_key, channels=ctx.channels,
-                                          send_timeout=ctx.config.delivery.send_timeout_seconds, now_fn=ctx.clock,
-                                          bundle=ctx.loaded, session_ids={session.session_id})
+    stats = await chat_io.publish_pending(
+        ctx.store,
+        ctx.pool,
+        secret=ctx.config.private_key,
+        channels=ctx.channels,
+        send_timeout=ctx.config.delivery.send_timeout_seconds,
+        now_fn=ctx.clock,
+        bundle=ctx.loaded,
+        session_ids={session.session_id},
+    )
     ctx.result.followups_sent += stats.published
     ctx.result.publish_failures += stats.failed

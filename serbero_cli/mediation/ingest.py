@@ -26,20 +26,38 @@ def load_channels(ctx: RunContext, sessions: list[SessionRow]) -> list[SessionRo
     usable = []
     for session in sessions:
         try:
-            ctx.channels[session.session_id] = chat_io.derive_channels(ctx.config.private_key, session)
+            ctx.channels[session.session_id] = chat_io.derive_channels(
+                ctx.config.private_key, session
+            )
             usable.append(session)
         except chat_io.ChannelMismatch as exc:
-            logger.error("session=%s chat keys unusable, chat steps skipped: %s", short(session.session_id), exc)
-            ctx.result.errors.append(f"session {short(session.session_id)}: chat keys do not match ({exc})")
+            logger.error(
+                "session=%s chat keys unusable, chat steps skipped: %s",
+                short(session.session_id),
+                exc,
+            )
+            ctx.result.errors.append(
+                f"session {short(session.session_id)}: chat keys do not match ({exc})"
+            )
     return usable
 
 
-async def newest_revisions(ctx: RunContext, dispute_ids: list[str]) -> dict[str, tuple[int, str, str]]:
+async def newest_revisions(
+    ctx: RunContext, dispute_ids: list[str]
+) -> dict[str, tuple[int, str, str]]:
     """The newest 38386 revision of each dispute as (created_at, event id, status), in one REQ."""
     if not dispute_ids:
         return {}
-    events = await ctx.pool.fetch([{"kinds": [DISPUTE_KIND], "authors": [ctx.config.mostro_pubkey],
-                                    "#d": sorted(set(dispute_ids))}], ctx.config.chat.fetch_timeout_seconds)
+    events = await ctx.pool.fetch(
+        [
+            {
+                "kinds": [DISPUTE_KIND],
+                "authors": [ctx.config.mostro_pubkey],
+                "#d": sorted(set(dispute_ids)),
+            }
+        ],
+        ctx.config.chat.fetch_timeout_seconds,
+    )
     newest: dict[str, tuple[int, str, str]] = {}
     now = ctx.now()
     for ev in events:
@@ -92,18 +110,43 @@ def _close_taken_over(ctx: RunContext, session: SessionRow, event_id: str) -> No
     now = ctx.now()
     pinned = (session.prompt_bundle_id, session.policy_hash)
     with ctx.store.immediate() as conn:
-        if not med.move_session(conn, session.session_id, LIVE_STATES, SessionState.SUPERSEDED_BY_HUMAN, now):
+        if not med.move_session(
+            conn, session.session_id, LIVE_STATES, SessionState.SUPERSEDED_BY_HUMAN, now
+        ):
             return
-        med.move_session(conn, session.session_id, (SessionState.SUPERSEDED_BY_HUMAN,), SessionState.CLOSED, now)
-        med.insert_event(conn, "superseded_by_human", {"dispute_id": session.dispute_id, "event_id": event_id,
-                                                       "reason": "taken_over"},
-                         now=now, session_id=session.session_id, bundle=pinned)
-        med.insert_event(conn, "session_closed", {"dispute_id": session.dispute_id, "reason": "taken_over"},
-                         now=now, session_id=session.session_id, bundle=pinned)
-        disputes_store.move_dispute(conn, session.dispute_id, LifecycleState.WAITING, LifecycleState.TAKEN, now,
-                                    "mediation:taken_over", assigned_solver=None)
-    logger.info("session=%s dispute=%s closed: a human solver took the dispute over", short(session.session_id),
-                short(session.dispute_id))
+        med.move_session(
+            conn, session.session_id, (SessionState.SUPERSEDED_BY_HUMAN,), SessionState.CLOSED, now
+        )
+        med.insert_event(
+            conn,
+            "superseded_by_human",
+            {"dispute_id": session.dispute_id, "event_id": event_id, "reason": "taken_over"},
+            now=now,
+            session_id=session.session_id,
+            bundle=pinned,
+        )
+        med.insert_event(
+            conn,
+            "session_closed",
+            {"dispute_id": session.dispute_id, "reason": "taken_over"},
+            now=now,
+            session_id=session.session_id,
+            bundle=pinned,
+        )
+        disputes_store.move_dispute(
+            conn,
+            session.dispute_id,
+            LifecycleState.WAITING,
+            LifecycleState.TAKEN,
+            now,
+            "mediation:taken_over",
+            assigned_solver=None,
+        )
+    logger.info(
+        "session=%s dispute=%s closed: a human solver took the dispute over",
+        short(session.session_id),
+        short(session.dispute_id),
+    )
 
 
 async def ingest_replies(ctx: RunContext, sessions: list[SessionRow]) -> None:
@@ -111,9 +154,15 @@ async def ingest_replies(ctx: RunContext, sessions: list[SessionRow]) -> None:
     if not sessions:
         return
     opened, rejected = await chat_io.fetch_inbound(
-        ctx.pool, secret=ctx.config.private_key, serbero_pubkey=ctx.config.public_key, sessions=sessions,
-        channels=ctx.channels, now=ctx.now(), lookback_seconds=ctx.config.chat.lookback_seconds,
-        fetch_timeout=ctx.config.chat.fetch_timeout_seconds)
+        ctx.pool,
+        secret=ctx.config.private_key,
+        serbero_pubkey=ctx.config.public_key,
+        sessions=sessions,
+        channels=ctx.channels,
+        now=ctx.now(),
+        lookback_seconds=ctx.config.chat.lookback_seconds,
+        fetch_timeout=ctx.config.chat.fetch_timeout_seconds,
+    )
     ctx.result.replies_rejected += rejected
     for item in opened:
         if item.session.session_id in ctx.round_limit_hits:
@@ -131,13 +180,24 @@ def _ingest_one(ctx: RunContext, item: chat_io.Inbound) -> None:
             return
         last_seen = session.last_seen(message.party)
         stale = last_seen is not None and message.inner_created_at < last_seen
-        inserted = sess.insert_message(conn, {
-            "session_id": sid, "direction": "inbound", "party": message.party,
-            "shared_pubkey": channel.legacy_pubkey, "inner_event_id": message.inner_id,
-            "inner_event_created_at": message.inner_created_at, "outer_event_id": message.outer_id,
-            "content": message.content, "prompt_bundle_id": ctx.loaded[0], "policy_hash": ctx.loaded[1],
-            "persisted_at": ctx.now(), "stale": int(stale), "envelope": message.envelope,
-        })
+        inserted = sess.insert_message(
+            conn,
+            {
+                "session_id": sid,
+                "direction": "inbound",
+                "party": message.party,
+                "shared_pubkey": channel.legacy_pubkey,
+                "inner_event_id": message.inner_id,
+                "inner_event_created_at": message.inner_created_at,
+                "outer_event_id": message.outer_id,
+                "content": message.content,
+                "prompt_bundle_id": ctx.loaded[0],
+                "policy_hash": ctx.loaded[1],
+                "persisted_at": ctx.now(),
+                "stale": int(stale),
+                "envelope": message.envelope,
+            },
+        )
         if not inserted:
             ctx.result.replies_duplicate += 1
             return
@@ -146,11 +206,22 @@ def _ingest_one(ctx: RunContext, item: chat_io.Inbound) -> None:
             return
         counts = sess.fresh_inbound_counts(conn, sid)
         round_count = min(counts["buyer"], counts["seller"])
-        sess.update_session(conn, sid, **{f"{message.party}_last_seen_inner_ts": message.inner_created_at,
-                                          "round_count": round_count})
+        sess.update_session(
+            conn,
+            sid,
+            **{
+                f"{message.party}_last_seen_inner_ts": message.inner_created_at,
+                "round_count": round_count,
+            },
+        )
     ctx.result.replies_fresh += 1
-    logger.info("session=%s party=%s reply stored envelope=%s round_count=%d", short(sid), message.party,
-                message.envelope, round_count)
+    logger.info(
+        "session=%s party=%s reply stored envelope=%s round_count=%d",
+        short(sid),
+        message.party,
+        message.envelope,
+        round_count,
+    )
     if round_count >= max_rounds:
         ctx.round_limit_hits[sid] = message.inner_id
 
@@ -160,4 +231,6 @@ def apply_round_limits(ctx: RunContext) -> None:
     for sid, inner_id in ctx.round_limit_hits.items():
         session = sess.get_session(ctx.store.conn, sid)
         if session is not None:
-            ctx.escalate(session.dispute_id, sid, EscalationTrigger.ROUND_LIMIT, evidence_refs=[inner_id])
+            ctx.escalate(
+                session.dispute_id, sid, EscalationTrigger.ROUND_LIMIT, evidence_refs=[inner_id]
+            )

@@ -16,12 +16,17 @@ from serbero_cli.safetext import body_text, header_value
 NO_SESSION = "<none \u2014 dispute-scoped handoff>"
 
 SUMMARY_HINT = "the facts look clear; a human solver should take it over and decide"
-ESCALATION_NOTE = ("This dispute needs human judgment: Serbero's mediation stopped here and a human solver "
-                   "should take it over on Mostro.")
-ESCALATION_NOTE_DISPUTE_SCOPE = (" No mediation session was opened with the parties, so there is no chat "
-                                 "transcript to review.")
-WAITING_FOR_OTHER_PARTY = ("Thank you, that is what I needed from you for now. I am waiting for the other "
-                           "party's answer before a human solver takes this over.")
+ESCALATION_NOTE = (
+    "This dispute needs human judgment: Serbero's mediation stopped here and a human solver "
+    "should take it over on Mostro."
+)
+ESCALATION_NOTE_DISPUTE_SCOPE = (
+    " No mediation session was opened with the parties, so there is no chat transcript to review."
+)
+WAITING_FOR_OTHER_PARTY = (
+    "Thank you, that is what I needed from you for now. I am waiting for the other "
+    "party's answer before a human solver takes this over."
+)
 
 
 def party_question(party: str, text: str, round_number: int | None = None) -> str:
@@ -36,24 +41,39 @@ def waiting_note() -> str:
     return f"{WAITING_FOR_OTHER_PARTY}\n\n{FOOTER}"
 
 
-def summary_body(dispute_id: str, session_id: str, label: str, confidence: float, next_step: str,
-                 summary_text: str) -> str:
+def summary_body(
+    dispute_id: str,
+    session_id: str,
+    label: str,
+    confidence: float,
+    next_step: str,
+    summary_text: str,
+) -> str:
     return headline.message(
-        headline.subject_line(dispute_id, headline.SUBJECT_FACTS_GATHERED), SUMMARY_HINT, [
+        headline.subject_line(dispute_id, headline.SUBJECT_FACTS_GATHERED),
+        SUMMARY_HINT,
+        [
             "mediation_summary/v2",
             f"Dispute: {dispute_id}",
             f"Session: {session_id}",
             f"Classification: {header_value(label)} (confidence {confidence:.2f})",
             f"Suggested next step: {header_value(next_step)}",
-        ], summary_text)
+        ],
+        summary_text,
+    )
 
 
 def escalation_body(dispute_id: str, session_id: str | None, trigger: str) -> str:
     first, second = headline.escalation_opening(dispute_id, session_id, trigger)
     note = ESCALATION_NOTE + ("" if session_id else ESCALATION_NOTE_DISPUTE_SCOPE)
-    return headline.message(first, second, [
-        "mediation_escalation/v2",
-        f"Dispute: {dispute_id}",
-        f"Session: {session_id or NO_SESSION}",
-        f"Trigger: {header_value(trigger)}",
-    ], note)
+    return headline.message(
+        first,
+        second,
+        [
+            "mediation_escalation/v2",
+            f"Dispute: {dispute_id}",
+            f"Session: {session_id or NO_SESSION}",
+            f"Trigger: {header_value(trigger)}",
+        ],
+        note,
+    )

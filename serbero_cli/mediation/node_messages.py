@@ -46,9 +46,17 @@ def closed_dispute(action: str, payload: Any) -> tuple[str, str] | None:
 def node_message_filters(serbero: str, mostro: str, oldest_start: int) -> list[dict[str, Any]]:
     """Both transports: kind 14 from the node (real timestamps), and gift wraps (backdated)."""
     return [
-        {"kinds": [14], "authors": [mostro], "#p": [serbero], "since": max(0, oldest_start - OVERLAP_SECONDS)},
-        {"kinds": [1059], "#p": [serbero],
-         "since": max(0, oldest_start - GIFTWRAP_BACKDATE_SECONDS - OVERLAP_SECONDS)},
+        {
+            "kinds": [14],
+            "authors": [mostro],
+            "#p": [serbero],
+            "since": max(0, oldest_start - OVERLAP_SECONDS),
+        },
+        {
+            "kinds": [1059],
+            "#p": [serbero],
+            "since": max(0, oldest_start - GIFTWRAP_BACKDATE_SECONDS - OVERLAP_SECONDS),
+        },
     ]
 
 
@@ -60,8 +68,10 @@ async def apply_node_closings(ctx: RunContext) -> int:
     if not held:
         return 0
     serbero, mostro = ctx.config.public_key, ctx.config.mostro_pubkey
-    events = await ctx.pool.fetch_raw(node_message_filters(serbero, mostro, min(held.values())),
-                                      ctx.config.chat.fetch_timeout_seconds)
+    events = await ctx.pool.fetch_raw(
+        node_message_filters(serbero, mostro, min(held.values())),
+        ctx.config.chat.fetch_timeout_seconds,
+    )
     closed = 0
     for event in events:
         kind = event.kind().as_u16()
@@ -71,7 +81,9 @@ async def apply_node_closings(ctx: RunContext) -> int:
             continue
         found = closed_dispute(reply.action, reply.payload)
         if found is None:
-            logger.debug("node message event=%s action=%s ignored", short(reply.event_id), reply.action)
+            logger.debug(
+                "node message event=%s action=%s ignored", short(reply.event_id), reply.action
+            )
             continue
         dispute_id, final = found
         if dispute_id in held and _close(ctx, dispute_id, final, reply):
@@ -83,13 +95,35 @@ def _close(ctx: RunContext, dispute_id: str, final: str, reply: Any) -> bool:
     now = ctx.now()
     with ctx.store.immediate() as conn:
         state = disputes_store.lifecycle_state(conn, dispute_id)
-        if state is None or state == LifecycleState.RESOLVED or \
-                reply.created_at < disputes_store.round_start(conn, dispute_id):
-            return False  # already settled, or a message about an earlier round of a reopened dispute
-        disputes_store.move_dispute(conn, dispute_id, state, LifecycleState.RESOLVED, now,
-                                    "dispute_resolved_externally", dispute_status=final)
-        on_dispute_resolved(conn, dispute_id=dispute_id, event_id=reply.event_id, final_status=final,
-                            audience=ctx.audience, now=now)
+        if (
+            state is None
+            or state == LifecycleState.RESOLVED
+            or reply.created_at < disputes_store.round_start(conn, dispute_id)
+        ):
+            return (
+                False  # already settled, or a message about an earlier round of a reopened dispute
+            )
+        disputes_store.move_dispute(
+            conn,
+            dispute_id,
+            state,
+            LifecycleState.RESOLVED,
+            now,
+            "dispute_resolved_externally",
+            dispute_status=final,
+        )
+        on_dispute_resolved(
+            conn,
+            dispute_id=dispute_id,
+            event_id=reply.event_id,
+            final_status=final,
+            audience=ctx.audience,
+            now=now,
+        )
     ctx.result.node_closings += 1
-    logger.info("dispute=%s closed by the users (%s): session closed, solvers told", short(dispute_id), reply.action)
+    logger.info(
+        "dispute=%s closed by the users (%s): session closed, solvers told",
+        short(dispute_id),
+        reply.action,
+    )
     return True

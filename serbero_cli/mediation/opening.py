@@ -77,9 +77,12 @@ class Start:
 def eligible(ctx: RunContext) -> list[dict[str, Any]]:
     """Eligible disputes, oldest `event_timestamp` first (the id and initiator rule is checked
     here, the others in SQL)."""
-    rows = sess.eligible_dispute_candidates(ctx.store, now=ctx.now(),
-                                            retry_interval=ctx.config.mediation.start_retry_interval_seconds)
-    return [r for r in rows if is_uuid(r["dispute_id"]) and r["initiator_role"] in ("buyer", "seller")]
+    rows = sess.eligible_dispute_candidates(
+        ctx.store, now=ctx.now(), retry_interval=ctx.config.mediation.start_retry_interval_seconds
+    )
+    return [
+        r for r in rows if is_uuid(r["dispute_id"]) and r["initiator_role"] in ("buyer", "seller")
+    ]
 
 
 async def start_sessions(ctx: RunContext, max_starts: int) -> None:
@@ -110,15 +113,28 @@ async def start_sessions(ctx: RunContext, max_starts: int) -> None:
     ctx.result.skipped("max_starts", len(candidates) - len(chosen))
     if not chosen or not await ctx.model_ready():
         return
-    starts = [Start(c["dispute_id"], c["initiator_role"], c["lifecycle_state"],
-                    trigger or ("retry" if c["last_start"] is not None else "first_attempt")) for c in chosen]
+    starts = [
+        Start(
+            c["dispute_id"],
+            c["initiator_role"],
+            c["lifecycle_state"],
+            trigger or ("retry" if c["last_start"] is not None else "first_attempt"),
+        )
+        for c in chosen
+    ]
     for start in starts:
         with ctx.store.immediate() as conn:
-            med.insert_event(conn, "start_attempt_started", {"dispute_id": start.dispute_id,
-                                                             "trigger": start.trigger}, now=ctx.now())
+            med.insert_event(
+                conn,
+                "start_attempt_started",
+                {"dispute_id": start.dispute_id, "trigger": start.trigger},
+                now=ctx.now(),
+            )
     ctx.result.starts_attempted += len(starts)
     await asyncio.gather(*(_classify_opening(ctx, s) for s in starts))
-    to_take = [s for s in starts if s.decision is not None and s.decision.action != PolicyAction.ESCALATE]
+    to_take = [
+        s for s in starts if s.decision is not None and s.decision.action != PolicyAction.ESCALATE
+    ]
     if to_take:
         await _take_all(ctx, to_take, transport)
         await _settle_takes(ctx, to_take, probing=gate == auth.PROBE)
@@ -129,11 +145,16 @@ def _terminate(ctx: RunContext, state: AuthState, candidates: list[dict[str, Any
     if state.status != AuthStatus.TERMINATED:
         with ctx.store.immediate() as conn:
             solver_auth.save_auth(conn, auth.terminate(state), now)
-            med.insert_event(conn, "auth_retry_terminated", {"attempt": state.attempts,
-                                                             "cumulative_secs": now - state.first_failure_at},
-                             now=now)
-        logger.error("solver authorization retries exhausted after %d refusals; escalating waiting disputes",
-                     state.attempts)
+            med.insert_event(
+                conn,
+                "auth_retry_terminated",
+                {"attempt": state.attempts, "cumulative_secs": now - state.first_failure_at},
+                now=now,
+            )
+        logger.error(
+            "solver authorization retries exhausted after %d refusals; escalating waiting disputes",
+            state.attempts,
+        )
     ctx.result.solver_auth_status = "terminated"
     for c in candidates:
         ctx.escalate(c["dispute_id"], None, EscalationTrigger.AUTHORIZATION_LOST)
@@ -144,7 +165,9 @@ async def _classify_opening(ctx: RunContext, start: Start) -> None:
     from serbero_cli.reasoning.providers import ProviderError
     from serbero_cli.reasoning.request import SessionContext
 
-    context = SessionContext(None, start.dispute_id, start.initiator, ctx.loaded[0], ctx.loaded[1], 0, 0)
+    context = SessionContext(
+        None, start.dispute_id, start.initiator, ctx.loaded[0], ctx.loaded[1], 0, 0
+    )
     try:
         c, _ = await ctx.reasoner.classify(context, [])
     except (ProviderError, MalformedResponse) as exc:
@@ -152,20 +175,37 @@ async def _classify_opening(ctx: RunContext, start: Start) -> None:
         return
     decision = policy.decide(c, opening=True, followup_number=0)
     start.classification, start.decision = c, decision
-    verdict = {"dispute_id": start.dispute_id, "decision": decision.action, "classification": c.classification,
-               "confidence": c.confidence}
+    verdict = {
+        "dispute_id": start.dispute_id,
+        "decision": decision.action,
+        "classification": c.classification,
+        "confidence": c.confidence,
+    }
     if decision.trigger:
         verdict["trigger"] = decision.trigger
     with ctx.store.immediate() as conn:
         start.rationale_id = store_classification(ctx, conn, None, c)
-        med.insert_event(conn, "reasoning_verdict", verdict, now=ctx.now(), rationale_id=start.rationale_id,
-                         bundle=ctx.loaded)
+        med.insert_event(
+            conn,
+            "reasoning_verdict",
+            verdict,
+            now=ctx.now(),
+            rationale_id=start.rationale_id,
+            bundle=ctx.loaded,
+        )
     if decision.trigger is not None:  # the policy escalates
         ctx.escalate(start.dispute_id, None, decision.trigger, rationale_refs=[start.rationale_id])
         with ctx.store.immediate() as conn:
-            med.insert_event(conn, "start_attempt_stopped", {"dispute_id": start.dispute_id,
-                                                             "stop_reason": "policy_escalate",
-                                                             "trigger": decision.trigger}, now=ctx.now())
+            med.insert_event(
+                conn,
+                "start_attempt_stopped",
+                {
+                    "dispute_id": start.dispute_id,
+                    "stop_reason": "policy_escalate",
+                    "trigger": decision.trigger,
+                },
+                now=ctx.now(),
+            )
 
 
 def _opening_failed(ctx: RunContext, start: Start, category: str) -> None:
@@ -173,15 +213,32 @@ def _opening_failed(ctx: RunContext, start: Start, category: str) -> None:
     ctx.result.evaluation_failures += 1
     with ctx.store.immediate() as conn:
         n = sess.count_dispute_events(conn, start.dispute_id, "reasoning_call_failed") + 1
-        med.insert_event(conn, "reasoning_call_failed", {
-            "attempt_count": n, "dispute_id": start.dispute_id, "error_category": category,
-            "model": ctx.config.reasoning.model, "provider": ctx.config.reasoning.provider},
-            now=ctx.now(), bundle=ctx.loaded)
+        med.insert_event(
+            conn,
+            "reasoning_call_failed",
+            {
+                "attempt_count": n,
+                "dispute_id": start.dispute_id,
+                "error_category": category,
+                "model": ctx.config.reasoning.model,
+                "provider": ctx.config.reasoning.provider,
+            },
+            now=ctx.now(),
+            bundle=ctx.loaded,
+        )
         if n < policy.MAX_CONSECUTIVE_FAILURES:
-            med.insert_event(conn, "start_attempt_stopped", {"dispute_id": start.dispute_id,
-                                                             "stop_reason": "reasoning_failed"}, now=ctx.now())
-    logger.warning("dispute=%s opening classification failed category=%s attempt=%d", short(start.dispute_id),
-                   category, n)
+            med.insert_event(
+                conn,
+                "start_attempt_stopped",
+                {"dispute_id": start.dispute_id, "stop_reason": "reasoning_failed"},
+                now=ctx.now(),
+            )
+    logger.warning(
+        "dispute=%s opening classification failed category=%s attempt=%d",
+        short(start.dispute_id),
+        category,
+        n,
+    )
     if n >= policy.MAX_CONSECUTIVE_FAILURES:
         ctx.escalate(start.dispute_id, None, EscalationTrigger.REASONING_UNAVAILABLE)
 
@@ -196,11 +253,23 @@ async def _take_all(ctx: RunContext, starts: list[Start], transport: TakeTranspo
         now = ctx.now()  # the node drops rumors older than 10 s: build right before publishing
         try:
             if transport == TakeTransport.NIP44:
-                event = proto.build_take_kind14(secret, ctx.config.mostro_pubkey, start.dispute_id, request_id,
-                                                pow_bits=ctx.take_pow_bits, now=now)
+                event = proto.build_take_kind14(
+                    secret,
+                    ctx.config.mostro_pubkey,
+                    start.dispute_id,
+                    request_id,
+                    pow_bits=ctx.take_pow_bits,
+                    now=now,
+                )
             else:
-                event = proto.build_take_giftwrap(secret, ctx.config.mostro_pubkey, start.dispute_id, request_id,
-                                                  pow_bits=ctx.take_pow_bits, now=now)
+                event = proto.build_take_giftwrap(
+                    secret,
+                    ctx.config.mostro_pubkey,
+                    start.dispute_id,
+                    request_id,
+                    pow_bits=ctx.take_pow_bits,
+                    now=now,
+                )
         except proto.TakeBuildError as exc:
             logger.error("dispute=%s take not sent: %s", short(start.dispute_id), exc.reason)
             start.outcome = TakeOutcome(TakeOutcomeKind.INVALID, exc.reason)
@@ -209,16 +278,27 @@ async def _take_all(ctx: RunContext, starts: list[Start], transport: TakeTranspo
         if not published.ok:
             ctx.result.publish_failures += 1
             start.outcome = TakeOutcome(TakeOutcomeKind.INVALID, "publish_failed")
-            logger.warning("dispute=%s take request not accepted by any relay: %s", short(start.dispute_id),
-                           published.error_message())
+            logger.warning(
+                "dispute=%s take request not accepted by any relay: %s",
+                short(start.dispute_id),
+                published.error_message(),
+            )
             continue
         start.pending = PendingTake(start.dispute_id, request_id, now, transport)
-        logger.info("dispute=%s take request sent transport=%s pow=%d", short(start.dispute_id), transport,
-                    ctx.take_pow_bits)
-    await _wait_for_replies(ctx, [(s, s.pending) for s in starts if s.pending is not None], transport)
+        logger.info(
+            "dispute=%s take request sent transport=%s pow=%d",
+            short(start.dispute_id),
+            transport,
+            ctx.take_pow_bits,
+        )
+    await _wait_for_replies(
+        ctx, [(s, s.pending) for s in starts if s.pending is not None], transport
+    )
 
 
-async def _wait_for_replies(ctx: RunContext, sent: list[tuple[Start, PendingTake]], transport: TakeTransport) -> None:
+async def _wait_for_replies(
+    ctx: RunContext, sent: list[tuple[Start, PendingTake]], transport: TakeTransport
+) -> None:
     from serbero_cli.mediation.take_match import match_reply
     from serbero_cli.nostr import mostro as proto
     from serbero_cli.nostr import mostro_messages as mm
@@ -227,17 +307,23 @@ async def _wait_for_replies(ctx: RunContext, sent: list[tuple[Start, PendingTake
         return
     first_send = min(take.sent_at for _, take in sent)
     if transport == TakeTransport.NIP44:
-        flt = mm.kind14_reply_filter(ctx.config.public_key, ctx.config.mostro_pubkey, first_send - 300)
+        flt = mm.kind14_reply_filter(
+            ctx.config.public_key, ctx.config.mostro_pubkey, first_send - 300
+        )
         read = proto.read_kind14_reply
     else:
-        flt = mm.giftwrap_reply_filter(ctx.config.public_key, ctx.now() - ctx.config.chat.lookback_seconds)
+        flt = mm.giftwrap_reply_filter(
+            ctx.config.public_key, ctx.now() - ctx.config.chat.lookback_seconds
+        )
         read = proto.read_giftwrap_reply
     pending = {start.dispute_id: (start, take) for start, take in sent}
     seen: set[str] = set()
     deadline = time.monotonic() + ctx.config.mediation.take_reply_wait_seconds
     while pending and time.monotonic() < deadline:
         remaining = max(0.5, deadline - time.monotonic())
-        for event in await ctx.pool.fetch_raw([flt], min(remaining, ctx.config.chat.fetch_timeout_seconds)):
+        for event in await ctx.pool.fetch_raw(
+            [flt], min(remaining, ctx.config.chat.fetch_timeout_seconds)
+        ):
             event_id = event.id().to_hex()
             if event_id in seen:
                 continue
@@ -245,8 +331,12 @@ async def _wait_for_replies(ctx: RunContext, sent: list[tuple[Start, PendingTake
             reply = read(event, ctx.config.private_key, ctx.config.mostro_pubkey, now=ctx.now())
             if reply is None:
                 continue
-            matched = match_reply([take for _, take in pending.values()], reply,
-                                  serbero_pubkey=ctx.config.public_key, serbero_secret=ctx.config.private_key)
+            matched = match_reply(
+                [take for _, take in pending.values()],
+                reply,
+                serbero_pubkey=ctx.config.public_key,
+                serbero_secret=ctx.config.private_key,
+            )
             if matched is not None:
                 dispute_id, outcome = matched
                 pending.pop(dispute_id)[0].outcome = outcome
@@ -260,8 +350,11 @@ async def _settle_takes(ctx: RunContext, starts: list[Start], *, probing: bool) 
     # every start that went this far has an outcome: a reply, a failure to send, or a timeout
     settled = [(s, s.outcome) for s in starts if s.outcome is not None]
     any_taken = any(outcome.kind == TakeOutcomeKind.TAKEN for _, outcome in settled)
-    auth_refusals = [s for s, outcome in settled
-                     if outcome.kind == TakeOutcomeKind.REFUSED and outcome.reason in AUTH_REASONS]
+    auth_refusals = [
+        s
+        for s, outcome in settled
+        if outcome.kind == TakeOutcomeKind.REFUSED and outcome.reason in AUTH_REASONS
+    ]
     revisions = await _newest_statuses(ctx, [s.dispute_id for s in auth_refusals])
     counted_failure = None
     for start, outcome in settled:
@@ -270,7 +363,11 @@ async def _settle_takes(ctx: RunContext, starts: list[Start], *, probing: bool) 
                 ctx.result.sessions_opened += 1
             continue
         ctx.result.take_failures += 1
-        reason = f"cant_do:{outcome.reason}" if outcome.kind == TakeOutcomeKind.REFUSED else str(outcome.reason)
+        reason = (
+            f"cant_do:{outcome.reason}"
+            if outcome.kind == TakeOutcomeKind.REFUSED
+            else str(outcome.reason)
+        )
         stop = None
         if start in auth_refusals:
             status = revisions.get(start.dispute_id)
@@ -281,13 +378,25 @@ async def _settle_takes(ctx: RunContext, starts: list[Start], *, probing: bool) 
             else:
                 counted_failure = counted_failure or reason
         with ctx.store.immediate() as conn:
-            med.insert_event(conn, "take_dispute_issued", {"dispute_id": start.dispute_id, "outcome": "failure",
-                                                           "reason": reason}, now=ctx.now())
+            med.insert_event(
+                conn,
+                "take_dispute_issued",
+                {"dispute_id": start.dispute_id, "outcome": "failure", "reason": reason},
+                now=ctx.now(),
+            )
             if stop:
-                med.insert_event(conn, "start_attempt_stopped", {"dispute_id": start.dispute_id,
-                                                                 "stop_reason": stop}, now=ctx.now())
-        logger.warning("dispute=%s take failed: %s%s", short(start.dispute_id), reason,
-                       f" ({stop})" if stop else "")
+                med.insert_event(
+                    conn,
+                    "start_attempt_stopped",
+                    {"dispute_id": start.dispute_id, "stop_reason": stop},
+                    now=ctx.now(),
+                )
+        logger.warning(
+            "dispute=%s take failed: %s%s",
+            short(start.dispute_id),
+            reason,
+            f" ({stop})" if stop else "",
+        )
     _update_auth(ctx, counted_failure, any_taken, probing)
 
 
@@ -299,23 +408,38 @@ async def _newest_statuses(ctx: RunContext, dispute_ids: list[str]) -> dict[str,
     return {d: rev[2] for d, rev in (await newest_revisions(ctx, dispute_ids)).items()}
 
 
-def _update_auth(ctx: RunContext, failure_reason: str | None, any_taken: bool, probing: bool) -> None:
+def _update_auth(
+    ctx: RunContext, failure_reason: str | None, any_taken: bool, probing: bool
+) -> None:
     cfg, now = ctx.config.mediation, ctx.now()
     with ctx.store.immediate() as conn:
         state = solver_auth.get_auth(conn)
         if failure_reason:
             new_state = auth.record_failure(state, now, failure_reason, cfg)
             solver_auth.save_auth(conn, new_state, now)
-            med.insert_event(conn, "auth_retry_attempt", {"attempt": new_state.attempts, "error": failure_reason},
-                             now=now)
+            med.insert_event(
+                conn,
+                "auth_retry_attempt",
+                {"attempt": new_state.attempts, "error": failure_reason},
+                now=now,
+            )
             ctx.result.solver_auth_status = "unauthorized"
-            logger.error("Mostro refused Serbero as a solver (%s); next probe in %ds", failure_reason,
-                         auth.backoff_seconds(new_state.attempts, cfg))
+            logger.error(
+                "Mostro refused Serbero as a solver (%s); next probe in %ds",
+                failure_reason,
+                auth.backoff_seconds(new_state.attempts, cfg),
+            )
             if auth.should_terminate(new_state, now, cfg):
                 solver_auth.save_auth(conn, auth.terminate(new_state), now)
-                med.insert_event(conn, "auth_retry_terminated", {"attempt": new_state.attempts,
-                                                                 "cumulative_secs": now - new_state.first_failure_at},
-                                 now=now)
+                med.insert_event(
+                    conn,
+                    "auth_retry_terminated",
+                    {
+                        "attempt": new_state.attempts,
+                        "cumulative_secs": now - new_state.first_failure_at,
+                    },
+                    now=now,
+                )
                 ctx.result.solver_auth_status = "terminated"
         elif state is not None and probing:
             if any_taken:
@@ -335,52 +459,124 @@ def _open_session(ctx: RunContext, start: Start, outcome: TakeOutcome) -> bool:
     c, decision = start.verdict
     buyer_pubkey, seller_pubkey = outcome.trade_pubkeys
     secret, now = ctx.config.private_key, ctx.now()
-    channels = {"buyer": derive_channel(secret, "buyer", buyer_pubkey),
-                "seller": derive_channel(secret, "seller", seller_pubkey)}
+    channels = {
+        "buyer": derive_channel(secret, "buyer", buyer_pubkey),
+        "seller": derive_channel(secret, "seller", seller_pubkey),
+    }
     session_id = str(uuid.uuid4())
     # Nobody has spoken yet when a session opens, so even a `summarize` verdict first asks both
     # parties (a summary waits until both were heard): the opening questions are ours then.
     state = SessionState.AWAITING_RESPONSE
-    questions = (decision.questions if decision.action == PolicyAction.ASK_CLARIFICATION
-                 else (policy.OPENING_BUYER_QUESTION, policy.OPENING_SELLER_QUESTION))
+    questions = (
+        decision.questions
+        if decision.action == PolicyAction.ASK_CLARIFICATION
+        else (policy.OPENING_BUYER_QUESTION, policy.OPENING_SELLER_QUESTION)
+    )
     with ctx.store.immediate() as conn:
         dispute = disputes_store.get_dispute(ctx.store, start.dispute_id)
-        allowed = dispute is not None and (dispute.lifecycle_state in UNTAKEN or (
-            dispute.lifecycle_state in (LifecycleState.TAKEN, LifecycleState.WAITING)
-            and med.has_dispute_scoped(conn, start.dispute_id, "start_attempt_started")))
-        if dispute is None or not allowed or med.has_any_session(conn, start.dispute_id) or \
-                med.has_dispute_scoped(conn, start.dispute_id, "escalation_recommended"):
-            logger.warning("dispute=%s no longer eligible after the take; no session opened", short(start.dispute_id))
+        allowed = dispute is not None and (
+            dispute.lifecycle_state in UNTAKEN
+            or (
+                dispute.lifecycle_state in (LifecycleState.TAKEN, LifecycleState.WAITING)
+                and med.has_dispute_scoped(conn, start.dispute_id, "start_attempt_started")
+            )
+        )
+        if (
+            dispute is None
+            or not allowed
+            or med.has_any_session(conn, start.dispute_id)
+            or med.has_dispute_scoped(conn, start.dispute_id, "escalation_recommended")
+        ):
+            logger.warning(
+                "dispute=%s no longer eligible after the take; no session opened",
+                short(start.dispute_id),
+            )
             return False
-        values = {"session_id": session_id, "dispute_id": start.dispute_id, "state": state, "round_count": 0,
-                  "prompt_bundle_id": ctx.loaded[0], "policy_hash": ctx.loaded[1], "started_at": now,
-                  "last_transition_at": now, "take_transport": ctx.take_transport}
+        values = {
+            "session_id": session_id,
+            "dispute_id": start.dispute_id,
+            "state": state,
+            "round_count": 0,
+            "prompt_bundle_id": ctx.loaded[0],
+            "policy_hash": ctx.loaded[1],
+            "started_at": now,
+            "last_transition_at": now,
+            "take_transport": ctx.take_transport,
+        }
         for party, ch in channels.items():
-            values.update({f"{party}_trade_pubkey": ch.trade_pubkey, f"{party}_shared_pubkey": ch.legacy_pubkey,
-                           f"{party}_chat_conv_pubkey": ch.conv_pubkey, f"{party}_chat_sign_pubkey": ch.sign_pubkey})
+            values.update(
+                {
+                    f"{party}_trade_pubkey": ch.trade_pubkey,
+                    f"{party}_shared_pubkey": ch.legacy_pubkey,
+                    f"{party}_chat_conv_pubkey": ch.conv_pubkey,
+                    f"{party}_chat_sign_pubkey": ch.sign_pubkey,
+                }
+            )
         sess.insert_session(conn, values)
-        med.insert_event(conn, "take_dispute_issued", {"dispute_id": start.dispute_id, "outcome": "success"},
-                         now=now)
-        med.insert_event(conn, "session_opened", {}, now=now, session_id=session_id, bundle=ctx.loaded)
+        med.insert_event(
+            conn,
+            "take_dispute_issued",
+            {"dispute_id": start.dispute_id, "outcome": "success"},
+            now=now,
+        )
+        med.insert_event(
+            conn, "session_opened", {}, now=now, session_id=session_id, bundle=ctx.loaded
+        )
         if start.rationale_id:
             rationales.rebind_rationale(conn, start.rationale_id, session_id)
-        med.insert_event(conn, "classification_produced", {"classification": c.classification,
-                                                           "confidence": c.confidence,
-                                                           "rationale_id": start.rationale_id},
-                         now=now, session_id=session_id, rationale_id=start.rationale_id, bundle=ctx.loaded)
-        sess.update_session(conn, session_id, current_classification=c.classification,
-                            current_confidence=c.confidence)
+        med.insert_event(
+            conn,
+            "classification_produced",
+            {
+                "classification": c.classification,
+                "confidence": c.confidence,
+                "rationale_id": start.rationale_id,
+            },
+            now=now,
+            session_id=session_id,
+            rationale_id=start.rationale_id,
+            bundle=ctx.loaded,
+        )
+        sess.update_session(
+            conn,
+            session_id,
+            current_classification=c.classification,
+            current_confidence=c.confidence,
+        )
         for party, text in zip(("buyer", "seller"), questions, strict=True):
-            chat_io.new_outbound_row(conn, secret=secret, session_id=session_id, channel=channels[party],
-                                     text=messages.party_question(party, text), now=now, bundle=ctx.loaded,
-                                     copy_setting=ctx.config.chat.legacy_giftwrap_copy)
+            chat_io.new_outbound_row(
+                conn,
+                secret=secret,
+                session_id=session_id,
+                channel=channels[party],
+                text=messages.party_question(party, text),
+                now=now,
+                bundle=ctx.loaded,
+                copy_setting=ctx.config.chat.legacy_giftwrap_copy,
+            )
         if dispute.lifecycle_state in UNTAKEN:
-            disputes_store.move_dispute(conn, start.dispute_id, dispute.lifecycle_state, LifecycleState.TAKEN, now,
-                                        "mediation:take", assigned_solver=ctx.config.public_key)
-            body = core_messages.assignment_body(start.dispute_id, ctx.config.public_key, by_serbero=True)
-            outbox.queue(conn, start.dispute_id, NotificationType.ASSIGNMENT,
-                         ctx.audience.deliveries(ctx.solvers, body), now)
+            disputes_store.move_dispute(
+                conn,
+                start.dispute_id,
+                dispute.lifecycle_state,
+                LifecycleState.TAKEN,
+                now,
+                "mediation:take",
+                assigned_solver=ctx.config.public_key,
+            )
+            body = core_messages.assignment_body(
+                start.dispute_id, ctx.config.public_key, by_serbero=True
+            )
+            outbox.queue(
+                conn,
+                start.dispute_id,
+                NotificationType.ASSIGNMENT,
+                ctx.audience.deliveries(ctx.solvers, body),
+                now,
+            )
         queue_headline(conn, ctx.audience, start.dispute_id, headline.SUBJECT_MEDIATING, now)
     ctx.channels[session_id] = channels
-    logger.info("dispute=%s session=%s opened state=%s", short(start.dispute_id), short(session_id), state)
+    logger.info(
+        "dispute=%s session=%s opened state=%s", short(start.dispute_id), short(session_id), state
+    )
     return True

@@ -14,7 +14,9 @@ from serbero_cli.reasoning.parsing import Classification, SummaryOutput
 
 LOW_CONFIDENCE = 0.5  # rule 4: below this, escalate (with the clarification bypass)
 BYPASS_MAX_FOLLOWUP = 3  # rule 4: ask_clarification is still sent up to this follow-up number
-MAX_CONSECUTIVE_FAILURES = 3  # the third failed opening, evaluation or summary in a row escalates reasoning_unavailable
+MAX_CONSECUTIVE_FAILURES = (
+    3  # the third failed opening, evaluation or summary in a row escalates reasoning_unavailable
+)
 
 
 class PolicyAction(StrEnum):
@@ -98,11 +100,15 @@ def decide(c: Classification, *, opening: bool, followup_number: int) -> PolicyD
             return _escalate(c, T.REASONING_UNAVAILABLE)
         if contains_authority_phrase(buyer) or contains_authority_phrase(seller):
             return _escalate(c, T.AUTHORITY_BOUNDARY_ATTEMPT)
-        return PolicyDecision(PolicyAction.ASK_CLARIFICATION, None, buyer, seller, c.classification, c.confidence)
+        return PolicyDecision(
+            PolicyAction.ASK_CLARIFICATION, None, buyer, seller, c.classification, c.confidence
+        )
     if c.suggested_action == PolicyAction.SUMMARIZE and c.classification != RESOLVABLE:
         return _escalate(c, T.INVALID_MODEL_OUTPUT)
     if c.suggested_action == PolicyAction.SUMMARIZE:
-        return PolicyDecision(PolicyAction.SUMMARIZE, None, None, None, c.classification, c.confidence)
+        return PolicyDecision(
+            PolicyAction.SUMMARIZE, None, None, None, c.classification, c.confidence
+        )
     # Unreachable with a parsed Classification; an unknown action must never be acted on.
     return _escalate(c, T.INVALID_MODEL_OUTPUT)
 
@@ -115,10 +121,14 @@ def both_parties_heard(fresh_inbound: dict[str, int]) -> bool:
 # The opening questions when the model would summarize before anyone spoke: both parties must be
 # heard first (the per-party rules of the packaged classification prompt: buyer = sent the fiat?
 # proof; seller = received?).
-OPENING_BUYER_QUESTION = ("Please tell me in a few words whether you sent the fiat payment for this trade, when "
-                          "you sent it, and what proof of payment you have.")
-OPENING_SELLER_QUESTION = ("Please tell me in a few words whether the fiat payment for this trade has reached "
-                           "you, and when.")
+OPENING_BUYER_QUESTION = (
+    "Please tell me in a few words whether you sent the fiat payment for this trade, when "
+    "you sent it, and what proof of payment you have."
+)
+OPENING_SELLER_QUESTION = (
+    "Please tell me in a few words whether the fiat payment for this trade has reached "
+    "you, and when."
+)
 
 
 def check_summary(summary: SummaryOutput) -> EscalationTrigger | None:
@@ -135,4 +145,6 @@ def check_summary(summary: SummaryOutput) -> EscalationTrigger | None:
 
 
 def _escalate(c: Classification, trigger: EscalationTrigger) -> PolicyDecision:
-    return PolicyDecision(PolicyAction.ESCALATE, trigger, None, None, c.classification, c.confidence)
+    return PolicyDecision(
+        PolicyAction.ESCALATE, trigger, None, None, c.classification, c.confidence
+    )

@@ -44,7 +44,9 @@ class MediationResult:
     transport: str | None = None
     transport_source: str | None = None
     take_pow_bits: int = 0
-    node_serbero: str | None = None  # the key the node announces as its Serbero, when it is not ours
+    node_serbero: str | None = (
+        None  # the key the node announces as its Serbero, when it is not ours
+    )
     stopped_by: str | None = None  # the signal that ended the run early (it then exits 0)
     errors: list[str] = field(default_factory=list)
     due: dict[str, Any] = field(default_factory=dict)  # dry run: the work the database shows as due
@@ -58,28 +60,56 @@ class MediationResult:
 
     @property
     def exit_code(self) -> int:
-        failed = (self.dms_failed or self.publish_failures or self.evaluation_failures
-                  or self.provider_healthy is False or self.errors or self.node_serbero)
-        return int(ExitCode.PARTIAL) if failed and not (self.disabled or self.stopped_by) else int(ExitCode.OK)
+        failed = (
+            self.dms_failed
+            or self.publish_failures
+            or self.evaluation_failures
+            or self.provider_healthy is False
+            or self.errors
+            or self.node_serbero
+        )
+        return (
+            int(ExitCode.PARTIAL)
+            if failed and not (self.disabled or self.stopped_by)
+            else int(ExitCode.OK)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         doc = {
-            "report": "mediate_once/v1", "dry_run": self.dry_run, "disabled": self.disabled,
-            "run_started_at": self.run_started_at, "run_finished_at": self.run_finished_at,
-            "exit_code": self.exit_code, "error": None,
-            "provider_checked": self.provider_checked, "provider_healthy": self.provider_healthy,
-            "bundle_id": self.bundle_id, "policy_hash": self.policy_hash, "live_sessions": self.live_sessions,
-            "replies_fresh": self.replies_fresh, "replies_stale": self.replies_stale,
-            "replies_duplicate": self.replies_duplicate, "replies_rejected": self.replies_rejected,
-            "evaluations": self.evaluations, "evaluation_failures": self.evaluation_failures,
-            "followups_sent": self.followups_sent, "summaries_generated": self.summaries_generated,
-            "dms_delivered": self.dms_delivered, "dms_failed": self.dms_failed,
-            "escalations": dict(sorted(self.escalations.items())), "starts_attempted": self.starts_attempted,
-            "sessions_opened": self.sessions_opened, "take_failures": self.take_failures,
+            "report": "mediate_once/v1",
+            "dry_run": self.dry_run,
+            "disabled": self.disabled,
+            "run_started_at": self.run_started_at,
+            "run_finished_at": self.run_finished_at,
+            "exit_code": self.exit_code,
+            "error": None,
+            "provider_checked": self.provider_checked,
+            "provider_healthy": self.provider_healthy,
+            "bundle_id": self.bundle_id,
+            "policy_hash": self.policy_hash,
+            "live_sessions": self.live_sessions,
+            "replies_fresh": self.replies_fresh,
+            "replies_stale": self.replies_stale,
+            "replies_duplicate": self.replies_duplicate,
+            "replies_rejected": self.replies_rejected,
+            "evaluations": self.evaluations,
+            "evaluation_failures": self.evaluation_failures,
+            "followups_sent": self.followups_sent,
+            "summaries_generated": self.summaries_generated,
+            "dms_delivered": self.dms_delivered,
+            "dms_failed": self.dms_failed,
+            "escalations": dict(sorted(self.escalations.items())),
+            "starts_attempted": self.starts_attempted,
+            "sessions_opened": self.sessions_opened,
+            "take_failures": self.take_failures,
             "starts_skipped": dict(sorted(self.starts_skipped.items())),
-            "solver_auth_status": self.solver_auth_status, "transport": self.transport,
-            "transport_source": self.transport_source, "take_pow_bits": self.take_pow_bits,
-            "node_closings": self.node_closings, "node_serbero": self.node_serbero, "stopped_by": self.stopped_by,
+            "solver_auth_status": self.solver_auth_status,
+            "transport": self.transport,
+            "transport_source": self.transport_source,
+            "take_pow_bits": self.take_pow_bits,
+            "node_closings": self.node_closings,
+            "node_serbero": self.node_serbero,
+            "stopped_by": self.stopped_by,
             "errors": list(self.errors),
         }
         if self.dry_run:

@@ -61,7 +61,9 @@ def run_mediate_once(
     result = MediationResult(run_started_at=int(clock()), dry_run=dry_run)
     if not config.mediation_active:
         result.disabled = True
-        logger.debug("mediation disabled ([mediation].enabled and [reasoning].enabled must both be true)")
+        logger.debug(
+            "mediation disabled ([mediation].enabled and [reasoning].enabled must both be true)"
+        )
         return result
     from serbero_cli.reasoning.bundle import load_bundle
 
@@ -79,14 +81,30 @@ def run_mediate_once(
         store = open_db(config.db_path, busy_timeout_seconds=config.busy_timeout_seconds)
         try:
             with recorded_run(store, "mediate_once", clock) as run, stop_on_signals(stop):
-                with store.immediate() as conn:  # stored times from a clock that ran ahead are read as now
+                with (
+                    store.immediate() as conn
+                ):  # stored times from a clock that ran ahead are read as now
                     repair_future_timestamps(conn, int(clock()))
-                asyncio.run(_run(config, store, bundle, api_key, result, clock, retry_pause,
-                                 max_starts or config.mediation.max_starts_per_run, reset_solver_auth, stop))
+                asyncio.run(
+                    _run(
+                        config,
+                        store,
+                        bundle,
+                        api_key,
+                        result,
+                        clock,
+                        retry_pause,
+                        max_starts or config.mediation.max_starts_per_run,
+                        reset_solver_auth,
+                        stop,
+                    )
+                )
                 result.run_finished_at = int(clock())
                 if stop.is_set():
                     result.stopped_by = stop.name
-                    logger.warning("stopped by %s: the remaining steps are left for the next run", stop.name)
+                    logger.warning(
+                        "stopped by %s: the remaining steps are left for the next run", stop.name
+                    )
                 sync.save_last_run(store, "mediate_once", result.to_dict(), int(clock()))
                 run.finish(result)
         finally:
@@ -94,9 +112,18 @@ def run_mediate_once(
     return result
 
 
-async def _run(config: Config, store: Store, bundle: PromptBundle, api_key: Secret, result: MediationResult,
-               clock: Callable[[], float], retry_pause: float, max_starts: int, reset_auth: bool,
-               stop: StopRequested) -> None:
+async def _run(
+    config: Config,
+    store: Store,
+    bundle: PromptBundle,
+    api_key: Secret,
+    result: MediationResult,
+    clock: Callable[[], float],
+    retry_pause: float,
+    max_starts: int,
+    reset_auth: bool,
+    stop: StopRequested,
+) -> None:
     from serbero_cli.nostr.dm import DmSender
     from serbero_cli.nostr.relays import RelayPool
     from serbero_cli.reasoning.providers import make_provider
@@ -108,12 +135,25 @@ async def _run(config: Config, store: Store, bundle: PromptBundle, api_key: Secr
         connected = await pool.connect(config.chat.fetch_timeout_seconds)
         if not connected.connected:
             raise NoRelayReachable("; ".join(f"{u}: {w}" for u, w in connected.failed.items()))
-        ctx = RunContext(config, store, pool, bundle, Reasoner(provider, bundle, config.chat.transcript_max_messages),
-                         provider, clock, result, stop=stop)
+        ctx = RunContext(
+            config,
+            store,
+            pool,
+            bundle,
+            Reasoner(provider, bundle, config.chat.transcript_max_messages),
+            provider,
+            clock,
+            result,
+            stop=stop,
+        )
         if reset_auth:
             _reset_solver_auth(ctx)
         await _resolve_transport(ctx)
-        await _steps(ctx, DmSender(pool, config.private_key, config.delivery.send_timeout_seconds), max_starts)
+        await _steps(
+            ctx,
+            DmSender(pool, config.private_key, config.delivery.send_timeout_seconds),
+            max_starts,
+        )
     finally:
         await provider.aclose()
         await pool.close()
@@ -135,9 +175,13 @@ async def _steps(ctx: RunContext, sender: DmSender, max_starts: int) -> None:
         lambda: _publish(ctx),  # step 8: deliver (party messages, summaries, outbox)
         lambda: summary.generate_summaries(ctx),
         lambda: summary.deliver_and_settle(ctx, sender),
-        lambda: None if ctx.result.node_serbero else opening.start_sessions(ctx, max_starts),  # step 9: start
+        lambda: (
+            None if ctx.result.node_serbero else opening.start_sessions(ctx, max_starts)
+        ),  # step 9: start
         lambda: _publish(ctx),  # the opening questions
-        lambda: summary.deliver_and_settle(ctx, sender),  # the assignment and observer messages of new sessions
+        lambda: summary.deliver_and_settle(
+            ctx, sender
+        ),  # the assignment and observer messages of new sessions
         # Our own take's revision, before a takeover can replace it on the relays.
         lambda: ingest.record_take_revisions(ctx) if ctx.result.sessions_opened else None,
     ]
@@ -151,16 +195,28 @@ async def _steps(ctx: RunContext, sender: DmSender, max_starts: int) -> None:
 
 
 async def _publish(ctx: RunContext) -> None:
-    stats = await chat_io.publish_pending(ctx.store, ctx.pool, secret=ctx.config.private_key, channels=ctx.channels,
-                                          send_timeout=ctx.config.delivery.send_timeout_seconds, now_fn=ctx.clock,
-                                          bundle=ctx.loaded)
+    stats = await chat_io.publish_pending(
+        ctx.store,
+        ctx.pool,
+        secret=ctx.config.private_key,
+        channels=ctx.channels,
+        send_timeout=ctx.config.delivery.send_timeout_seconds,
+        now_fn=ctx.clock,
+        bundle=ctx.loaded,
+    )
     ctx.result.publish_failures += stats.failed
     for session_id in stats.published_sessions:
         with ctx.store.immediate() as conn:
             session = sess.get_session(conn, session_id)
             if session and session.state == SessionState.AWAITING_RESPONSE:
-                disputes_store.move_dispute(conn, session.dispute_id, LifecycleState.TAKEN, LifecycleState.WAITING,
-                                            ctx.now(), "mediation:awaiting_parties")
+                disputes_store.move_dispute(
+                    conn,
+                    session.dispute_id,
+                    LifecycleState.TAKEN,
+                    LifecycleState.WAITING,
+                    ctx.now(),
+                    "mediation:awaiting_parties",
+                )
 
 
 def _reset_solver_auth(ctx: RunContext) -> None:
@@ -176,7 +232,9 @@ async def _resolve_transport(ctx: RunContext) -> None:
     from serbero_cli.mediation.transport import resolve_transport
     from serbero_cli.nostr import mostro_messages as mm
 
-    events = await ctx.pool.fetch([mm.info_filter(ctx.config.mostro_pubkey)], ctx.config.chat.fetch_timeout_seconds)
+    events = await ctx.pool.fetch(
+        [mm.info_filter(ctx.config.mostro_pubkey)], ctx.config.chat.fetch_timeout_seconds
+    )
     newest = mm.newest_info_event(events, ctx.config.mostro_pubkey, now=ctx.now())
     info = mm.parse_info_event(newest) if newest is not None else None
     cached = sync.get_value(ctx.store, TRANSPORT_CACHE_KEY)
@@ -192,14 +250,23 @@ async def _resolve_transport(ctx: RunContext) -> None:
         ctx.result.errors.append(choice.error)
     if choice.cache_value is not None:
         with ctx.store.immediate() as conn:
-            sync.set_value(conn, TRANSPORT_CACHE_KEY, json.dumps(choice.cache_value, separators=(",", ":")),
-                           ctx.now())
+            sync.set_value(
+                conn,
+                TRANSPORT_CACHE_KEY,
+                json.dumps(choice.cache_value, separators=(",", ":")),
+                ctx.now(),
+            )
     _check_node_serbero(ctx, newest, info)
     ctx.take_transport, ctx.take_pow_bits = choice.transport, choice.pow_bits
     ctx.result.transport, ctx.result.transport_source = choice.transport, choice.source
     ctx.result.take_pow_bits = choice.pow_bits
-    logger.info("take transport=%s source=%s pow=%d node=%s", choice.transport, choice.source, choice.pow_bits,
-                short(ctx.config.mostro_pubkey))
+    logger.info(
+        "take transport=%s source=%s pow=%d node=%s",
+        choice.transport,
+        choice.source,
+        choice.pow_bits,
+        short(ctx.config.mostro_pubkey),
+    )
 
 
 def _check_node_serbero(ctx: RunContext, event: NostrEvent | None, info: NodeInfo | None) -> None:
@@ -209,10 +276,18 @@ def _check_node_serbero(ctx: RunContext, event: NostrEvent | None, info: NodeInf
     if info is None or event is None:  # no info event from the node
         return
     if info.serbero_malformed:
-        logger.warning("node info event=%s has a malformed serbero tag; ignored", short(event.id, 16))
+        logger.warning(
+            "node info event=%s has a malformed serbero tag; ignored", short(event.id, 16)
+        )
         return
     own = ctx.config.public_key
     if info.serbero is not None and info.serbero != own:
         ctx.result.node_serbero = info.serbero
-        logger.error("the node announces another Serbero (%s, %s); this one is %s (%s): no new session is "
-                     "started", npub(info.serbero), info.serbero, npub(own), own)
+        logger.error(
+            "the node announces another Serbero (%s, %s); this one is %s (%s): no new session is "
+            "started",
+            npub(info.serbero),
+            info.serbero,
+            npub(own),
+            own,
+        )

@@ -28,7 +28,9 @@ class TakeOutcomeKind(StrEnum):
 
     TAKEN = "taken"  # the node gave Serbero the dispute and usable trade keys
     REFUSED = "refused"  # the node answered cant-do
-    INVALID = "invalid"  # no usable answer: bad keys in the reply, not published, or no reply in time
+    INVALID = (
+        "invalid"  # no usable answer: bad keys in the reply, not published, or no reply in time
+    )
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,14 @@ class TakeOutcome:
         return self.buyer_pubkey, self.seller_pubkey
 
 
-def match_reply(pending: list[PendingTake], reply: MostroReply, *, serbero_pubkey: str,
-                serbero_secret: Secret | None = None,
-                secrets_differ: Callable[[str, str], bool] | None = None,
-                ) -> tuple[str, TakeOutcome] | None:
+def match_reply(
+    pending: list[PendingTake],
+    reply: MostroReply,
+    *,
+    serbero_pubkey: str,
+    serbero_secret: Secret | None = None,
+    secrets_differ: Callable[[str, str], bool] | None = None,
+) -> tuple[str, TakeOutcome] | None:
     """(dispute id, outcome) for the pending take this reply settles, or None to skip it.
 
     `secrets_differ(buyer, seller)` defaults to comparing the ECDH secrets of `serbero_secret`;
@@ -86,16 +92,20 @@ def match_reply(pending: list[PendingTake], reply: MostroReply, *, serbero_pubke
     payload = reply.payload
     if isinstance(payload, dict) and "cant_do" in payload:  # a refusal
         reason = payload["cant_do"]
-        return request.dispute_id, TakeOutcome(TakeOutcomeKind.REFUSED,
-                                               reason if isinstance(reason, str) and reason else "unknown")
+        return request.dispute_id, TakeOutcome(
+            TakeOutcomeKind.REFUSED, reason if isinstance(reason, str) and reason else "unknown"
+        )
     info = _took_info(reply, request.dispute_id)  # else it must be the take itself
     if info is None:
         return None
-    return request.dispute_id, validate_taken(info, serbero_pubkey=serbero_pubkey, secrets_differ=secrets_differ)
+    return request.dispute_id, validate_taken(
+        info, serbero_pubkey=serbero_pubkey, secrets_differ=secrets_differ
+    )
 
 
-def validate_taken(info: dict[str, Any], *, serbero_pubkey: str,
-                   secrets_differ: Callable[[str, str], bool]) -> TakeOutcome:
+def validate_taken(
+    info: dict[str, Any], *, serbero_pubkey: str, secrets_differ: Callable[[str, str], bool]
+) -> TakeOutcome:
     """taken(info) when the trade pubkeys are usable chat peers, else invalid_reply:<code>."""
     buyer, seller = info.get("buyer_pubkey"), info.get("seller_pubkey")
     if not isinstance(buyer, str) or not isinstance(seller, str) or not buyer or not seller:
@@ -121,8 +131,12 @@ def _pending_for(pending: list[PendingTake], reply: MostroReply) -> PendingTake 
         if match is None or (reply.inner_id is not None and reply.inner_id != match.dispute_id):
             return None
         return match
-    fresh = [p for p in pending if p.dispute_id == reply.inner_id
-             and reply.created_at >= p.sent_at - FRESHNESS_GUARD_SECONDS]
+    fresh = [
+        p
+        for p in pending
+        if p.dispute_id == reply.inner_id
+        and reply.created_at >= p.sent_at - FRESHNESS_GUARD_SECONDS
+    ]
     return max(fresh, key=lambda p: p.sent_at) if fresh else None
 
 

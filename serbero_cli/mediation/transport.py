@@ -67,14 +67,20 @@ def transport_for_protocol(protocol_version: str | None) -> TakeTransport | None
     return None
 
 
-def pow_bits_for(transport: TakeTransport | None, pow_bits: int | None, pow_first_contact: int | None,
-                 warnings: list[str]) -> int:
+def pow_bits_for(
+    transport: TakeTransport | None,
+    pow_bits: int | None,
+    pow_first_contact: int | None,
+    warnings: list[str],
+) -> int:
     """v2: pow_first_contact, else pow (with a warning); v1: pow; unknown values count as 0."""
     if transport == TakeTransport.NIP44:
         if pow_first_contact is not None:
             return pow_first_contact
-        warnings.append("the node advertises no pow_first_contact; using pow, but an early v2 node "
-                        "may enforce more than it advertises")
+        warnings.append(
+            "the node advertises no pow_first_contact; using pow, but an early v2 node "
+            "may enforce more than it advertises"
+        )
         return pow_bits or 0
     if transport == TakeTransport.GIFTWRAP:
         return pow_bits or 0
@@ -83,14 +89,19 @@ def pow_bits_for(transport: TakeTransport | None, pow_bits: int | None, pow_firs
 
 def cache_value_for(info: NodeInfo) -> dict[str, Any]:
     """The compact cache row written whenever an info event is found (fixed key order)."""
-    return {"transport": transport_for_protocol(info.protocol_version),
-            "protocol_version": info.protocol_version, "pow": info.pow,
-            "pow_first_contact": info.pow_first_contact, "event_id": info.event_id,
-            "event_created_at": info.created_at}
+    return {
+        "transport": transport_for_protocol(info.protocol_version),
+        "protocol_version": info.protocol_version,
+        "pow": info.pow,
+        "pow_first_contact": info.pow_first_contact,
+        "event_id": info.event_id,
+        "event_created_at": info.created_at,
+    }
 
 
-def resolve_transport(configured: str, info: NodeInfo | None, cache: dict[str, Any] | None,
-                      now: int) -> TransportChoice:
+def resolve_transport(
+    configured: str, info: NodeInfo | None, cache: dict[str, Any] | None, now: int
+) -> TransportChoice:
     """Apply the table of docs/mediation.md#transport. `cache` is the parsed cache row, or None.
 
     Raise ValueError for an unknown configured value (config validation normally catches it).
@@ -101,8 +112,10 @@ def resolve_transport(configured: str, info: NodeInfo | None, cache: dict[str, A
     if configured != "auto":
         pinned = TakeTransport(configured)
         if info is not None and transport_for_protocol(info.protocol_version) != pinned:
-            warnings.append(f"[mostro].transport is {configured!r} but the node's info event says "
-                            f"protocol_version={info.protocol_version!r}; takes may time out")
+            warnings.append(
+                f"[mostro].transport is {configured!r} but the node's info event says "
+                f"protocol_version={info.protocol_version!r}; takes may time out"
+            )
         source = _pow_source(info, cache)
         bits = pow_bits_for(pinned, *source, warnings) if source else 0
         return TransportChoice(pinned, "config", bits, warnings, cache_value)
@@ -117,21 +130,29 @@ def resolve_transport(configured: str, info: NodeInfo | None, cache: dict[str, A
     if cached is not None:
         age = now - cached["event_created_at"]
         if age > CACHE_STALE_SECONDS:
-            warnings.append(f"no info event from the node this run; using a cached transport "
-                            f"{age // 3600} h old")
+            warnings.append(
+                f"no info event from the node this run; using a cached transport "
+                f"{age // 3600} h old"
+            )
         transport = TakeTransport(cached["transport"]) if cached["transport"] is not None else None
         if transport is None:
-            error = (f"the cached node protocol_version={cached['protocol_version']!r} is unsupported; "
-                     "no take this run")
+            error = (
+                f"the cached node protocol_version={cached['protocol_version']!r} is unsupported; "
+                "no take this run"
+            )
             return TransportChoice(None, "cache", 0, warnings, None, error)
         bits = pow_bits_for(transport, cached["pow"], cached["pow_first_contact"], warnings)
         return TransportChoice(transport, "cache", bits, warnings, None)
-    warnings.append("no info event from the node and no cached transport; using giftwrap. "
-                    "A Cashu-mode node publishes no info event: pin [mostro].transport for it")
+    warnings.append(
+        "no info event from the node and no cached transport; using giftwrap. "
+        "A Cashu-mode node publishes no info event: pin [mostro].transport for it"
+    )
     return TransportChoice(TakeTransport.GIFTWRAP, "fallback", 0, warnings, None)
 
 
-def _pow_source(info: NodeInfo | None, cache: dict[str, Any] | None) -> tuple[int | None, int | None] | None:
+def _pow_source(
+    info: NodeInfo | None, cache: dict[str, Any] | None
+) -> tuple[int | None, int | None] | None:
     """(pow, pow_first_contact) from the info event, else from the cache, else None."""
     if info is not None:
         return info.pow, info.pow_first_contact
@@ -149,10 +170,15 @@ def _usable_cache(cache: Any) -> dict[str, Any] | None:
         return None
     if transport is None and cache.get("protocol_version") in ("1", "2", None):
         return None  # a null transport is only meaningful for an unsupported version
-    return {"transport": transport, "protocol_version": cache.get("protocol_version"),
-            "pow": cache.get("pow") if _is_int(cache.get("pow")) else None,
-            "pow_first_contact": cache.get("pow_first_contact") if _is_int(cache.get("pow_first_contact")) else None,
-            "event_created_at": created_at}
+    return {
+        "transport": transport,
+        "protocol_version": cache.get("protocol_version"),
+        "pow": cache.get("pow") if _is_int(cache.get("pow")) else None,
+        "pow_first_contact": cache.get("pow_first_contact")
+        if _is_int(cache.get("pow_first_contact"))
+        else None,
+        "event_created_at": created_at,
+    }
 
 
 def _is_int(value: Any) -> bool:

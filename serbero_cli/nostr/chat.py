@@ -73,11 +73,22 @@ class InboundMessage:
 
     def accepted(self) -> PartyReply | None:
         """The party's reply when the envelope passed every check, else None."""
-        if self.status != "ok" or self.party is None or self.inner_id is None or self.inner_created_at is None \
-                or self.content is None:
+        if (
+            self.status != "ok"
+            or self.party is None
+            or self.inner_id is None
+            or self.inner_created_at is None
+            or self.content is None
+        ):
             return None
-        return PartyReply(self.party, self.envelope, self.outer_id, self.inner_id, self.inner_created_at,
-                          self.content)
+        return PartyReply(
+            self.party,
+            self.envelope,
+            self.outer_id,
+            self.inner_id,
+            self.inner_created_at,
+            self.content,
+        )
 
 
 @dataclass(frozen=True)
@@ -126,7 +137,9 @@ def legacy_wrap(inner: SignedInner, channel: ChannelKeys, now: int) -> ns.Event:
     """The legacy envelope: kind 1059 by a fresh ephemeral key to `pub(x)`, backdated."""
     ephemeral = ns.Keys.generate()
     receiver = ns.PublicKey.parse(channel.legacy_pubkey)
-    content = ns.nip44_encrypt(ephemeral.secret_key(), receiver, inner.event_json, ns.Nip44Version.V2)
+    content = ns.nip44_encrypt(
+        ephemeral.secret_key(), receiver, inner.event_json, ns.Nip44Version.V2
+    )
     created_at = now - secrets.randbelow(LEGACY_MAX_BACKDATE_SECONDS + 1)
     return (
         ns.EventBuilder(ns.Kind(1059), content)
@@ -142,7 +155,9 @@ def kind14_wrap(inner: SignedInner, channel: ChannelKeys) -> ns.Event:
     Tags are exactly [["p", pub(K_conv)]]; created_at equals the inner's (same second).
     """
     conv = keys_from_secret(channel.conv_secret)
-    content = ns.nip44_encrypt(conv.secret_key(), conv.public_key(), inner.event_json, ns.Nip44Version.V2)
+    content = ns.nip44_encrypt(
+        conv.secret_key(), conv.public_key(), inner.event_json, ns.Nip44Version.V2
+    )
     return (
         ns.EventBuilder(ns.Kind(14), content)
         .tags([ns.Tag.public_key(conv.public_key())])
@@ -151,7 +166,9 @@ def kind14_wrap(inner: SignedInner, channel: ChannelKeys) -> ns.Event:
     )
 
 
-def open_legacy(event: ns.Event, channel: ChannelKeys, serbero_pubkey: str, now: int) -> InboundMessage:
+def open_legacy(
+    event: ns.Event, channel: ChannelKeys, serbero_pubkey: str, now: int
+) -> InboundMessage:
     """Open a kind-1059 chat wrap addressed to `channel.legacy_pubkey`: decrypt, then check the inner event."""
     outer_id = event.id().to_hex()
 
@@ -168,12 +185,20 @@ def open_legacy(event: ns.Event, channel: ChannelKeys, serbero_pubkey: str, now:
         )
     except Exception:  # noqa: BLE001 - NostrSdkError: not for us or tampered
         return fail("rejected", "decrypt_failed")
-    return _check_inner(plaintext, channel, serbero_pubkey, fail, "giftwrap", outer_id,
-                        future_limit=now + LEGACY_FUTURE_LIMIT_SECONDS)
+    return _check_inner(
+        plaintext,
+        channel,
+        serbero_pubkey,
+        fail,
+        "giftwrap",
+        outer_id,
+        future_limit=now + LEGACY_FUTURE_LIMIT_SECONDS,
+    )
 
 
-def open_kind14(event: ns.Event, channel: ChannelKeys, serbero_pubkey: str, now: int,
-                run_state: Kind14RunState) -> InboundMessage:
+def open_kind14(
+    event: ns.Event, channel: ChannelKeys, serbero_pubkey: str, now: int, run_state: Kind14RunState
+) -> InboundMessage:
     """Open a kind-14 chat envelope with the checks of docs/wire-formats.md#party-chat, cheapest
     first (numbered below in that order).
 
@@ -211,17 +236,41 @@ def open_kind14(event: ns.Event, channel: ChannelKeys, serbero_pubkey: str, now:
         plaintext = ns.nip44_decrypt(conv.secret_key(), conv.public_key(), event.content())
     except Exception:  # noqa: BLE001 - NostrSdkError: tampered or not ours
         return fail("rejected", "decrypt_failed")
-    result = _check_inner(plaintext, channel, serbero_pubkey, fail, "kind14", outer_id,
-                          future_limit=None, kind_after_author=True)
-    if result.status == "ok" and abs(result.inner_created_at - outer_created_at) > KIND14_MAX_SKEW_SECONDS:
-        return fail("rejected", "time_skew", inner_id=result.inner_id,  # 13
-                    inner_created_at=result.inner_created_at, author=result.author)
+    result = _check_inner(
+        plaintext,
+        channel,
+        serbero_pubkey,
+        fail,
+        "kind14",
+        outer_id,
+        future_limit=None,
+        kind_after_author=True,
+    )
+    if (
+        result.status == "ok"
+        and abs(result.inner_created_at - outer_created_at) > KIND14_MAX_SKEW_SECONDS
+    ):
+        return fail(
+            "rejected",
+            "time_skew",
+            inner_id=result.inner_id,  # 13
+            inner_created_at=result.inner_created_at,
+            author=result.author,
+        )
     return result
 
 
-def _check_inner(plaintext: str, channel: ChannelKeys, serbero_pubkey: str, fail: Any,
-                 envelope: str, outer_id: str, *, future_limit: int | None,
-                 kind_after_author: bool = False) -> InboundMessage:
+def _check_inner(
+    plaintext: str,
+    channel: ChannelKeys,
+    serbero_pubkey: str,
+    fail: Any,
+    envelope: str,
+    outer_id: str,
+    *,
+    future_limit: int | None,
+    kind_after_author: bool = False,
+) -> InboundMessage:
     """Parse and authenticate the inner event. Legacy checks the kind before the signature; kind 14
     checks the signature, then the author, then the kind (checks 9–11)."""
     try:
@@ -233,24 +282,34 @@ def _check_inner(plaintext: str, channel: ChannelKeys, serbero_pubkey: str, fail
         return fail("rejected", "inner_not_kind1")
     if not inner.verify():
         return fail("rejected", "bad_inner_signature")
-    ident = {"inner_id": inner.id().to_hex(), "inner_created_at": inner.created_at().as_secs(),
-             "author": inner.author().to_hex()}
+    ident = {
+        "inner_id": inner.id().to_hex(),
+        "inner_created_at": inner.created_at().as_secs(),
+        "author": inner.author().to_hex(),
+    }
     if ident["author"] != channel.trade_pubkey:
         if ident["author"] == serbero_pubkey:
             return fail("echo", "own_message", **ident)
-        logger.warning("chat forgery dropped envelope=%s party=%s outer=%s author=%s", envelope,
-                       channel.party, outer_id[:8], ident["author"][:8])
+        logger.warning(
+            "chat forgery dropped envelope=%s party=%s outer=%s author=%s",
+            envelope,
+            channel.party,
+            outer_id[:8],
+            ident["author"][:8],
+        )
         return fail("forgery", "wrong_inner_author", **ident)
     if kind_after_author and inner_kind != 1:
         return fail("rejected", "inner_not_kind1", **ident)
     if future_limit is not None and ident["inner_created_at"] > future_limit:
         return fail("rejected", "future_inner", **ident)
-    return InboundMessage("ok", None, envelope, outer_id, content=inner.content(),
-                          party=channel.party, **ident)
+    return InboundMessage(
+        "ok", None, envelope, outer_id, content=inner.content(), party=channel.party, **ident
+    )
 
 
-def chat_filters(channels: list[ChannelKeys], *, now: int, lookback_seconds: int,
-                 cursors: dict[str, int]) -> list[dict[str, Any]]:
+def chat_filters(
+    channels: list[ChannelKeys], *, now: int, lookback_seconds: int, cursors: dict[str, int]
+) -> list[dict[str, Any]]:
     """The two inbound fetch filters: kind 14 by K_sign authors, and legacy 1059 by `#p`.
 
     `cursors` maps a channel's trade pubkey to its cursor (the party's `last_seen_inner_ts`, else
@@ -260,12 +319,17 @@ def chat_filters(channels: list[ChannelKeys], *, now: int, lookback_seconds: int
     if not channels:
         return []
     floor = now - lookback_seconds
-    cursor_floor = min(min(cursors.get(c.trade_pubkey, floor), now) - CURSOR_OVERLAP_SECONDS
-                       for c in channels)
+    cursor_floor = min(
+        min(cursors.get(c.trade_pubkey, floor), now) - CURSOR_OVERLAP_SECONDS for c in channels
+    )
     since = max(floor, cursor_floor)
     return [
-        {"kinds": [14], "authors": _unique(c.sign_pubkey for c in channels), "since": since,
-         "limit": KIND14_FETCH_LIMIT},
+        {
+            "kinds": [14],
+            "authors": _unique(c.sign_pubkey for c in channels),
+            "since": since,
+            "limit": KIND14_FETCH_LIMIT,
+        },
         {"kinds": [1059], "#p": _unique(c.legacy_pubkey for c in channels), "since": floor},
     ]
 
@@ -277,7 +341,9 @@ def route_event(event: ns.Event, channels: list[ChannelKeys]) -> ChannelKeys | N
         author = event.author().to_hex()
         return next((c for c in channels if c.sign_pubkey == author), None)
     if kind == 1059:
-        p_values = {t[1] for t in (tag.to_vec() for tag in event.tags()) if len(t) >= 2 and t[0] == "p"}
+        p_values = {
+            t[1] for t in (tag.to_vec() for tag in event.tags()) if len(t) >= 2 and t[0] == "p"
+        }
         return next((c for c in channels if c.legacy_pubkey in p_values), None)
     return None
 

@@ -18,7 +18,9 @@ from serbero_cli.keytext import CURVE_ORDER, Secret
 
 CONV_INFO = b"mostro:chat:conv:v1"
 SIGN_INFO = b"mostro:chat:sign:v1"
-_ZERO_SALT = b"\x00" * 32  # HKDF with an absent salt uses HashLen zero bytes (RFC 5869, section 2.2)
+_ZERO_SALT = (
+    b"\x00" * 32
+)  # HKDF with an absent salt uses HashLen zero bytes (RFC 5869, section 2.2)
 
 
 class ChannelKeyError(ValueError):
@@ -68,7 +70,9 @@ def hkdf_prk(x: bytes) -> bytes:
     return hmac.new(_ZERO_SALT, x, hashlib.sha256).digest()
 
 
-def hkdf_secret(x: bytes, info: bytes, is_valid: Callable[[bytes], bool] = is_valid_scalar) -> bytes:
+def hkdf_secret(
+    x: bytes, info: bytes, is_valid: Callable[[bytes], bool] = is_valid_scalar
+) -> bytes:
     """The first valid one-block HKDF-SHA256 output for `info`, then `info || c` for c = 1..255.
 
     Attempt 0 uses the bare info string; an output outside [1, n) moves on to the next suffix
@@ -119,4 +123,6 @@ def shared_secrets_differ(serbero_secret: Secret, buyer_pubkey: str, seller_pubk
 
     Raise ChannelKeyError when either pubkey is not a curve point.
     """
-    return shared_x(serbero_secret, buyer_pubkey.lower()) != shared_x(serbero_secret, seller_pubkey.lower())
+    return shared_x(serbero_secret, buyer_pubkey.lower()) != shared_x(
+        serbero_secret, seller_pubkey.lower()
+    )

@@ -26,8 +26,13 @@ import nostr_sdk as ns
 
 # `2024-05-01T12:00:00.123456Z DEBUG nostr_sdk::relay::inner: Connecting to 'ws://…'` (NO_COLOR layout)
 _LINE = re.compile(r"^\S+Z\s+(TRACE|DEBUG|INFO|WARN|ERROR)\s+([\w:]+): ?(.*)$")
-_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
-           "ERROR": logging.ERROR}
+_LEVELS = {
+    "TRACE": logging.DEBUG,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARN": logging.WARNING,
+    "ERROR": logging.ERROR,
+}
 _done = False
 
 
@@ -67,8 +72,13 @@ def _capture_fd1() -> None:
     os.dup2(write_fd, 1)
     os.close(write_fd)
     old = sys.stdout
-    sys.stdout = os.fdopen(saved, "w", buffering=1 if old.line_buffering else -1, encoding=old.encoding,
-                           errors=old.errors)
+    sys.stdout = os.fdopen(
+        saved,
+        "w",
+        buffering=1 if old.line_buffering else -1,
+        encoding=old.encoding,
+        errors=old.errors,
+    )
     pump = threading.Thread(target=_pump, args=(read_fd,), name="nostr-sdk-log", daemon=True)
     pump.start()
     atexit.register(_drain, pump)

@@ -54,8 +54,16 @@ def send_dm_message_json(dispute_id: str, text: str) -> str:
     control characters escaped (`\\n`, `\\t`, … else `\\u00xx`), everything else raw UTF-8.
     Python's json with ensure_ascii=False escapes exactly that set, the same way.
     """
-    message = {"dm": {"version": 2, "request_id": None, "trade_index": None, "id": dispute_id,
-                      "action": SEND_DM_ACTION, "payload": {"text_message": valid_unicode(text)}}}
+    message = {
+        "dm": {
+            "version": 2,
+            "request_id": None,
+            "trade_index": None,
+            "id": dispute_id,
+            "action": SEND_DM_ACTION,
+            "payload": {"text_message": valid_unicode(text)},
+        }
+    }
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -69,25 +77,33 @@ def send_dm_plaintext(secret: Secret, dispute_id: str, text: str) -> str:
     return "[" + message + ',"' + signature + '",null]'
 
 
-def build_mostro_dm(secret: Secret, recipient_hex: str, dispute_id: str, text: str, now: int) -> SignedEvent:
+def build_mostro_dm(
+    secret: Secret, recipient_hex: str, dispute_id: str, text: str, now: int
+) -> SignedEvent:
     keys = keys_from_secret(secret)
     receiver = public_key(recipient_hex)
-    content = ns.nip44_encrypt(keys.secret_key(), receiver, send_dm_plaintext(secret, dispute_id, text),
-                               ns.Nip44Version.V2)
-    event = (ns.EventBuilder(ns.Kind(14), content)
-             .tags([ns.Tag.public_key(receiver)])
-             .custom_created_at(ns.Timestamp.from_secs(now))
-             .finalize(keys))
+    content = ns.nip44_encrypt(
+        keys.secret_key(), receiver, send_dm_plaintext(secret, dispute_id, text), ns.Nip44Version.V2
+    )
+    event = (
+        ns.EventBuilder(ns.Kind(14), content)
+        .tags([ns.Tag.public_key(receiver)])
+        .custom_created_at(ns.Timestamp.from_secs(now))
+        .finalize(keys)
+    )
     return SignedEvent(event.id().to_hex(), event.as_json(), event)
 
 
 def build_nip17_dm(secret: Secret, recipient_hex: str, text: str) -> SignedEvent:
-    event = ns.nip17_make_private_msg(keys_from_secret(secret), public_key(recipient_hex), valid_unicode(text))
+    event = ns.nip17_make_private_msg(
+        keys_from_secret(secret), public_key(recipient_hex), valid_unicode(text)
+    )
     return SignedEvent(event.id().to_hex(), event.as_json(), event)
 
 
-def build_dm(secret: Secret, envelope: Envelope, recipient_hex: str, dispute_id: str, text: str,
-             now: int) -> SignedEvent:
+def build_dm(
+    secret: Secret, envelope: Envelope, recipient_hex: str, dispute_id: str, text: str, now: int
+) -> SignedEvent:
     """Build and sign one message in `envelope`. Raise DmBuildError when it cannot be built."""
     try:
         if envelope == Envelope.MOSTRO:
@@ -107,10 +123,14 @@ class DmSender:
         self.secret = secret
         self.timeout = send_timeout_seconds
 
-    def build(self, envelope: Envelope, recipient_hex: str, dispute_id: str, text: str, now: int) -> SignedEvent:
+    def build(
+        self, envelope: Envelope, recipient_hex: str, dispute_id: str, text: str, now: int
+    ) -> SignedEvent:
         return build_dm(self.secret, envelope, recipient_hex, dispute_id, text, now)
 
-    async def publish(self, event_json: str, extra_relays: Sequence[str] = (), *, event: Any = None) -> PublishOutcome:
+    async def publish(
+        self, event_json: str, extra_relays: Sequence[str] = (), *, event: Any = None
+    ) -> PublishOutcome:
         """Publish a stored event, byte for byte: `event` when this run built it (the same event as
         `event_json`), else the stored JSON. Only the configured relays' answers count."""
         if event is not None:

@@ -70,9 +70,17 @@ def default_miner(unsigned: ns.UnsignedEvent, bits: int) -> ns.UnsignedEvent:
     return unsigned.mine(ns.SingleThreadPow(), bits)
 
 
-def build_take_giftwrap(serbero_secret: Secret, mostro_pubkey: str, dispute_id: str, request_id: int,
-                        *, pow_bits: int = 0, now: int, miner: Miner | None = None,
-                        clock: Callable[[], float] = time.monotonic) -> ns.Event:
+def build_take_giftwrap(
+    serbero_secret: Secret,
+    mostro_pubkey: str,
+    dispute_id: str,
+    request_id: int,
+    *,
+    pow_bits: int = 0,
+    now: int,
+    miner: Miner | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> ns.Event:
     """The v1 take: a NIP-59 gift wrap around an unsigned kind-1 rumor `[M,"sig"]`.
 
     The rumor is stamped `now`, so call this right before publishing (the node drops rumors
@@ -86,9 +94,11 @@ def build_take_giftwrap(serbero_secret: Secret, mostro_pubkey: str, dispute_id: 
     content = _tuple_json(message, sign_message(serbero_secret, message), three=False)
 
     def rumor_at(created_at: int) -> ns.UnsignedEvent:
-        return (ns.EventBuilder(ns.Kind(1), content)
-                .custom_created_at(ns.Timestamp.from_secs(created_at))
-                .finalize_unsigned(keys.public_key()))
+        return (
+            ns.EventBuilder(ns.Kind(1), content)
+            .custom_created_at(ns.Timestamp.from_secs(created_at))
+            .finalize_unsigned(keys.public_key())
+        )
 
     if pow_bits <= 0:
         return ns.nip59_make_gift_wrap(keys, mostro, rumor_at(now))
@@ -96,20 +106,32 @@ def build_take_giftwrap(serbero_secret: Secret, mostro_pubkey: str, dispute_id: 
     def wrap_at(created_at: int) -> tuple[ns.UnsignedEvent, ns.Keys]:
         seal = ns.nip59_make_seal(keys, mostro, rumor_at(created_at))
         ephemeral = ns.Keys.generate()
-        sealed = ns.nip44_encrypt(ephemeral.secret_key(), mostro, seal.as_json(), ns.Nip44Version.V2)
+        sealed = ns.nip44_encrypt(
+            ephemeral.secret_key(), mostro, seal.as_json(), ns.Nip44Version.V2
+        )
         backdated = created_at - secrets.randbelow(GIFTWRAP_MAX_BACKDATE_SECONDS + 1)
-        unsigned = (ns.EventBuilder(ns.Kind(1059), sealed)
-                    .tags([ns.Tag.public_key(mostro)])
-                    .custom_created_at(ns.Timestamp.from_secs(backdated))
-                    .finalize_unsigned(ephemeral.public_key()))
+        unsigned = (
+            ns.EventBuilder(ns.Kind(1059), sealed)
+            .tags([ns.Tag.public_key(mostro)])
+            .custom_created_at(ns.Timestamp.from_secs(backdated))
+            .finalize_unsigned(ephemeral.public_key())
+        )
         return unsigned, ephemeral
 
     return _mine_in_time(wrap_at, pow_bits, now, miner or default_miner, clock)
 
 
-def build_take_kind14(serbero_secret: Secret, mostro_pubkey: str, dispute_id: str, request_id: int,
-                      *, pow_bits: int, now: int, miner: Miner | None = None,
-                      clock: Callable[[], float] = time.monotonic) -> ns.Event:
+def build_take_kind14(
+    serbero_secret: Secret,
+    mostro_pubkey: str,
+    dispute_id: str,
+    request_id: int,
+    *,
+    pow_bits: int,
+    now: int,
+    miner: Miner | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> ns.Event:
     """The v2 take: kind 14 by Serbero, content NIP-44 `[M,"S",null]`, tags p, expiration(+3600), nonce.
 
     created_at is `now` (no backdating). More than 24 bits is not
@@ -123,19 +145,30 @@ def build_take_kind14(serbero_secret: Secret, mostro_pubkey: str, dispute_id: st
 
     def event_at(created_at: int) -> ns.EventBuilder:
         content = ns.nip44_encrypt(keys.secret_key(), mostro, plaintext, ns.Nip44Version.V2)
-        tags = [ns.Tag.public_key(mostro),
-                ns.Tag.expiration(ns.Timestamp.from_secs(created_at + TAKE_EXPIRATION_SECONDS))]
-        return (ns.EventBuilder(ns.Kind(14), content).tags(tags)
-                .custom_created_at(ns.Timestamp.from_secs(created_at)))
+        tags = [
+            ns.Tag.public_key(mostro),
+            ns.Tag.expiration(ns.Timestamp.from_secs(created_at + TAKE_EXPIRATION_SECONDS)),
+        ]
+        return (
+            ns.EventBuilder(ns.Kind(14), content)
+            .tags(tags)
+            .custom_created_at(ns.Timestamp.from_secs(created_at))
+        )
 
     if pow_bits <= 0:
         return event_at(now).finalize(keys)
-    return _mine_in_time(lambda at: (event_at(at).finalize_unsigned(keys.public_key()), keys),
-                         pow_bits, now, miner or default_miner, clock)
+    return _mine_in_time(
+        lambda at: (event_at(at).finalize_unsigned(keys.public_key()), keys),
+        pow_bits,
+        now,
+        miner or default_miner,
+        clock,
+    )
 
 
-def read_giftwrap_reply(event: ns.Event, serbero_secret: Secret, mostro_pubkey: str,
-                        now: int | None = None) -> MostroReply | None:
+def read_giftwrap_reply(
+    event: ns.Event, serbero_secret: Secret, mostro_pubkey: str, now: int | None = None
+) -> MostroReply | None:
     """A v1 reply that passes the checks of docs/wire-formats.md#take-replies, or None when it must
     be skipped.
 
@@ -157,13 +190,20 @@ def read_giftwrap_reply(event: ns.Event, serbero_secret: Secret, mostro_pubkey: 
     if elements is None:
         return _skip(outer_id, "not_a_tuple")
     signature = elements[1] if len(elements) > 1 else None
-    return parse_message(elements[0], signature=signature, signer_pubkey=sender,
-                         created_at=rumor.created_at().as_secs(), event_id=outer_id,
-                         transport="giftwrap", now=now) or _skip(outer_id, "bad_message")
+    return parse_message(
+        elements[0],
+        signature=signature,
+        signer_pubkey=sender,
+        created_at=rumor.created_at().as_secs(),
+        event_id=outer_id,
+        transport="giftwrap",
+        now=now,
+    ) or _skip(outer_id, "bad_message")
 
 
-def read_kind14_reply(event: ns.Event, serbero_secret: Secret, mostro_pubkey: str,
-                      now: int | None = None) -> MostroReply | None:
+def read_kind14_reply(
+    event: ns.Event, serbero_secret: Secret, mostro_pubkey: str, now: int | None = None
+) -> MostroReply | None:
     """A v2 reply that passes the checks of docs/wire-formats.md#take-replies (in their order), or
     None when it must be skipped.
 
@@ -178,8 +218,10 @@ def read_kind14_reply(event: ns.Event, serbero_secret: Secret, mostro_pubkey: st
         return _skip(outer_id, "not_from_mostro")
     keys = keys_from_secret(serbero_secret)
     serbero_pubkey = keys.public_key().to_hex()
-    if not any(len(t) >= 2 and t[0] == "p" and t[1] == serbero_pubkey
-               for t in (tag.to_vec() for tag in event.tags())):
+    if not any(
+        len(t) >= 2 and t[0] == "p" and t[1] == serbero_pubkey
+        for t in (tag.to_vec() for tag in event.tags())
+    ):
         return _skip(outer_id, "not_tagged")
     try:
         plaintext = ns.nip44_decrypt(keys.secret_key(), event.author(), event.content())
@@ -190,9 +232,15 @@ def read_kind14_reply(event: ns.Event, serbero_secret: Secret, mostro_pubkey: st
         return _skip(outer_id, "not_a_3_tuple")
     if elements[2] is not None:
         return _skip(outer_id, "identity_proof")
-    return parse_message(elements[0], signature=elements[1], signer_pubkey=mostro_pubkey,
-                         created_at=event.created_at().as_secs(), event_id=outer_id,
-                         transport="nip44", now=now) or _skip(outer_id, "bad_message")
+    return parse_message(
+        elements[0],
+        signature=elements[1],
+        signer_pubkey=mostro_pubkey,
+        created_at=event.created_at().as_secs(),
+        event_id=outer_id,
+        transport="nip44",
+        now=now,
+    ) or _skip(outer_id, "bad_message")
 
 
 def _tuple_json(message: str, signature: str, *, three: bool) -> str:
@@ -200,11 +248,18 @@ def _tuple_json(message: str, signature: str, *, three: bool) -> str:
     return "[" + message + "," + '"' + signature + '"' + (",null]" if three else "]")
 
 
-def _mine_in_time(build: Callable[[int], tuple[ns.UnsignedEvent, ns.Keys]], pow_bits: int, now: int,
-                  miner: Miner, clock: Callable[[], float]) -> ns.Event:
+def _mine_in_time(
+    build: Callable[[int], tuple[ns.UnsignedEvent, ns.Keys]],
+    pow_bits: int,
+    now: int,
+    miner: Miner,
+    clock: Callable[[], float],
+) -> ns.Event:
     """Build at `now`, mine, sign; rebuild once with a later created_at when mining was slow."""
     if pow_bits > MAX_POW_BITS:
-        logger.error("take not attempted: pow bits=%d above the %d-bit limit", pow_bits, MAX_POW_BITS)
+        logger.error(
+            "take not attempted: pow bits=%d above the %d-bit limit", pow_bits, MAX_POW_BITS
+        )
         raise TakeBuildError("pow_too_high")
     began = clock()
     created_at = now

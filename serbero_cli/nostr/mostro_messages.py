@@ -89,8 +89,14 @@ def take_message_json(dispute_id: str, request_id: int, version: int) -> str:
         raise ValueError("dispute id must be a lowercase hyphenated uuid")
     if isinstance(request_id, bool) or not 1 <= request_id <= MAX_REQUEST_ID:
         raise ValueError("request id must be in 1..2^63-1")
-    inner = {"version": version, "request_id": request_id, "trade_index": None, "id": dispute_id,
-             "action": ACTION_TAKE, "payload": None}
+    inner = {
+        "version": version,
+        "request_id": request_id,
+        "trade_index": None,
+        "id": dispute_id,
+        "action": ACTION_TAKE,
+        "payload": None,
+    }
     return json.dumps({"dispute": inner}, separators=(",", ":"))
 
 
@@ -98,8 +104,11 @@ def canonical_message_json(variant: str, body: dict[str, Any]) -> str:
     """Re-serialize a message in the node's order: version, request_id, trade_index, id (left out
     when absent), action, payload. Unknown keys are dropped, as the node's parser drops them.
     Nested payload objects keep the order they arrived in, which is the node's own order."""
-    ordered: dict[str, Any] = {"version": body.get("version"), "request_id": body.get("request_id"),
-                               "trade_index": body.get("trade_index")}
+    ordered: dict[str, Any] = {
+        "version": body.get("version"),
+        "request_id": body.get("request_id"),
+        "trade_index": body.get("trade_index"),
+    }
     if body.get("id") is not None:
         ordered["id"] = body["id"]
     ordered["action"] = body.get("action")
@@ -115,13 +124,25 @@ def verify_message_signature(pubkey_hex: str, message_json: str, signature_hex: 
 
     digest = hashlib.sha256(message_json.encode("utf-8")).digest()
     try:
-        return bool(coincurve.PublicKeyXOnly(bytes.fromhex(pubkey_hex)).verify(bytes.fromhex(signature_hex), digest))
+        return bool(
+            coincurve.PublicKeyXOnly(bytes.fromhex(pubkey_hex)).verify(
+                bytes.fromhex(signature_hex), digest
+            )
+        )
     except ValueError:
         return False
 
 
-def parse_message(element: Any, *, signature: Any, signer_pubkey: str, created_at: int,
-                  event_id: str, transport: str, now: int | None = None) -> MostroReply | None:
+def parse_message(
+    element: Any,
+    *,
+    signature: Any,
+    signer_pubkey: str,
+    created_at: int,
+    event_id: str,
+    transport: str,
+    now: int | None = None,
+) -> MostroReply | None:
     """Element 0 of a reply tuple as a MostroReply, or None when it is malformed.
 
     A non-null `signature` must be a valid signature by `signer_pubkey` over the canonical
@@ -131,7 +152,9 @@ def parse_message(element: Any, *, signature: Any, signer_pubkey: str, created_a
     """
     if not isinstance(element, dict) or len(element) != 1:
         return None
-    if not _in_range(created_at, MAX_INT_TAG) or (now is not None and is_from_the_future(created_at, now)):
+    if not _in_range(created_at, MAX_INT_TAG) or (
+        now is not None and is_from_the_future(created_at, now)
+    ):
         return None
     variant, body = next(iter(element.items()))
     if not isinstance(body, dict) or not _short_text(body.get("action")):
@@ -144,15 +167,28 @@ def parse_message(element: Any, *, signature: Any, signer_pubkey: str, created_a
     if inner_id is not None and not _short_text(inner_id):
         return None
     payload = body.get("payload")
-    if isinstance(payload, dict) and "cant_do" in payload and payload["cant_do"] is not None \
-            and not _short_text(payload["cant_do"]):
+    if (
+        isinstance(payload, dict)
+        and "cant_do" in payload
+        and payload["cant_do"] is not None
+        and not _short_text(payload["cant_do"])
+    ):
         return None
     if signature is not None and not verify_message_signature(
-            signer_pubkey, canonical_message_json(variant, body), signature):
+        signer_pubkey, canonical_message_json(variant, body), signature
+    ):
         return None
-    return MostroReply(variant=variant, version=version, request_id=request_id, inner_id=inner_id,
-                       action=body["action"], payload=body.get("payload"), created_at=created_at,
-                       event_id=event_id, transport=transport)
+    return MostroReply(
+        variant=variant,
+        version=version,
+        request_id=request_id,
+        inner_id=inner_id,
+        action=body["action"],
+        payload=body.get("payload"),
+        created_at=created_at,
+        event_id=event_id,
+        transport=transport,
+    )
 
 
 def parse_tuple(plaintext: str) -> list[Any] | None:
@@ -179,7 +215,9 @@ def info_filter(mostro_pubkey: str) -> dict[str, Any]:
     return {"kinds": [KIND_INFO], "authors": [mostro_pubkey], "limit": 5}
 
 
-def newest_info_event(events: Iterable[NostrEvent], mostro_pubkey: str, *, now: int) -> NostrEvent | None:
+def newest_info_event(
+    events: Iterable[NostrEvent], mostro_pubkey: str, *, now: int
+) -> NostrEvent | None:
     """The newest acceptable 38385 by the node: highest created_at, ties broken by the lowest id.
 
     Events that fail `info_event_problem` are skipped (and logged), so a hostile or broken one

@@ -101,7 +101,9 @@ class RelayPool:
     async def fetch_raw(self, filters: list[dict[str, Any]], timeout_seconds: float) -> list[Any]:
         """nostr_sdk Events matching any of `filters` (NIP-01 JSON dicts), merged and de-duplicated."""
         sdk_filters = [ns.Filter.from_json(json.dumps(f)) for f in filters]
-        events = await self.client.fetch_events(ns.ReqTarget.auto(sdk_filters), timeout=timedelta(seconds=timeout_seconds))
+        events = await self.client.fetch_events(
+            ns.ReqTarget.auto(sdk_filters), timeout=timedelta(seconds=timeout_seconds)
+        )
         seen: set[str] = set()
         unique = []
         for ev in events:
@@ -111,12 +113,15 @@ class RelayPool:
                 unique.append(ev)
         return unique
 
-    async def fetch(self, filters: list[dict[str, Any]], timeout_seconds: float) -> list[NostrEvent]:
+    async def fetch(
+        self, filters: list[dict[str, Any]], timeout_seconds: float
+    ) -> list[NostrEvent]:
         """Like fetch_raw, as plain NostrEvent data."""
         return [from_sdk(ev) for ev in await self.fetch_raw(filters, timeout_seconds)]
 
-    async def fetch_answered(self, filters: list[dict[str, Any]], timeout_seconds: float,
-                             expected: list[str]) -> FetchResult:
+    async def fetch_answered(
+        self, filters: list[dict[str, Any]], timeout_seconds: float, expected: list[str]
+    ) -> FetchResult:
         """Like fetch, and tell which relays answered the request (an event or EOSE) in time.
 
         A relay can accept the connection and then never answer a REQ; the merged fetch cannot
@@ -133,10 +138,14 @@ class RelayPool:
         finally:
             tally.cancel()
             outcome = (await asyncio.gather(tally, return_exceptions=True))[0]
-        lost_track = isinstance(outcome, Exception)  # a cancelled tally ends with CancelledError, not this
+        lost_track = isinstance(
+            outcome, Exception
+        )  # a cancelled tally ends with CancelledError, not this
         if lost_track or (raw and not answered):
             # The tally lost track (a lagging notification channel): never call a relay silent on that.
-            logger.debug("relay answers unknown (%r); counting every connected relay as answered", outcome)
+            logger.debug(
+                "relay answers unknown (%r); counting every connected relay as answered", outcome
+            )
             answered.update(_url(u) for u in expected)
         return FetchResult([from_sdk(ev) for ev in raw], answered)
 
@@ -144,10 +153,15 @@ class RelayPool:
         """Each configured relay's connection status, lowercase (`connected`, `disconnected`, …).
         Recipients' inbox relays, added for publishing only, are not reported."""
         relays = await self.client.relays()
-        return {_url(url): _status_name(relay.status()) for url, relay in relays.items()
-                if _url(url) in self._configured}
+        return {
+            _url(url): _status_name(relay.status())
+            for url, relay in relays.items()
+            if _url(url) in self._configured
+        }
 
-    async def publish(self, event: Any, timeout_seconds: float, *, extra_relays: Sequence[str] = ()) -> PublishOutcome:
+    async def publish(
+        self, event: Any, timeout_seconds: float, *, extra_relays: Sequence[str] = ()
+    ) -> PublishOutcome:
         """Send a signed nostr_sdk Event to the configured relays and wait for their OKs.
 
         `extra_relays` (a recipient's DM inbox relays) get the same event, best effort: their
@@ -160,12 +174,15 @@ class RelayPool:
             return PublishOutcome(event_id, rejected={u: "invalid relay url" for u in self.urls})
         if not extra:
             return await self._send(event, self._usable, timeout_seconds)
-        outcome, _ = await asyncio.gather(self._send(event, self._usable, timeout_seconds),
-                                          self._send_extra(event, extra, timeout_seconds))
+        outcome, _ = await asyncio.gather(
+            self._send(event, self._usable, timeout_seconds),
+            self._send_extra(event, extra, timeout_seconds),
+        )
         return outcome
 
-    async def publish_json(self, event_json: str, timeout_seconds: float, *,
-                           extra_relays: Sequence[str] = ()) -> PublishOutcome:
+    async def publish_json(
+        self, event_json: str, timeout_seconds: float, *, extra_relays: Sequence[str] = ()
+    ) -> PublishOutcome:
         """Publish a stored, signed event again, byte for byte (see `publish`)."""
         try:
             event = ns.Event.from_json(event_json)
@@ -186,12 +203,16 @@ class RelayPool:
             self._targets[key] = ns.SendEventTarget.to([ns.RelayUrl.parse(u) for u in urls])
         return self._targets[key]
 
-    async def _send(self, event: Any, urls: Sequence[str], timeout_seconds: float) -> PublishOutcome:
+    async def _send(
+        self, event: Any, urls: Sequence[str], timeout_seconds: float
+    ) -> PublishOutcome:
         event_id = event.id().to_hex()
         try:
             target = self._target(urls)
             out = await asyncio.wait_for(
-                self.client.send_event(event, target=target, ok_timeout=timedelta(seconds=timeout_seconds)),
+                self.client.send_event(
+                    event, target=target, ok_timeout=timedelta(seconds=timeout_seconds)
+                ),
                 timeout=timeout_seconds + 5,
             )
         except TimeoutError:
@@ -211,10 +232,16 @@ class RelayPool:
     async def add_extra_relays(self, urls: Sequence[str]) -> None:
         """Start connecting to relays outside the configured set (recipients' inbox relays), in the
         background. They are write-only, so no fetch or subscription ever reads from them."""
-        new = [u for u in dict.fromkeys(urls) if u not in self._extra_added and _url(u) not in self._configured]
+        new = [
+            u
+            for u in dict.fromkeys(urls)
+            if u not in self._extra_added and _url(u) not in self._configured
+        ]
         for url in new:
             try:
-                await self.client.add_relay(ns.RelayUrl.parse(url), capabilities=ns.RelayCapabilities.write())
+                await self.client.add_relay(
+                    ns.RelayUrl.parse(url), capabilities=ns.RelayCapabilities.write()
+                )
             except Exception as exc:  # noqa: BLE001 - a bad inbox URL is skipped, never fatal
                 logger.debug("inbox relay=%s not added: %s", url, _short_error(exc))
                 continue
@@ -228,8 +255,14 @@ class RelayPool:
         await self.add_extra_relays(urls)
         try:
             relays = await self.client.relays()
-            up = [u for u in urls if any(_url(k) == _url(u) and r.status() == ns.RelayStatus.CONNECTED
-                                         for k, r in relays.items())]
+            up = [
+                u
+                for u in urls
+                if any(
+                    _url(k) == _url(u) and r.status() == ns.RelayStatus.CONNECTED
+                    for k, r in relays.items()
+                )
+            ]
             if not up:
                 return
             outcome = await self._send(event, up, timeout_seconds)
@@ -278,7 +311,9 @@ async def _tally_answers(stream: Any, answered: set[str], expected: set[str]) ->
             answered.add(_url(note.relay_url))
 
 
-async def _settle(answered: set[str], urls: list[str], tally: asyncio.Future, *, seconds: float = 0.2) -> None:
+async def _settle(
+    answered: set[str], urls: list[str], tally: asyncio.Future, *, seconds: float = 0.2
+) -> None:
     """Give the tally up to `seconds` to see the answers of relays not yet counted."""
     deadline = asyncio.get_running_loop().time() + seconds
     while not tally.done() and any(_url(u) not in answered for u in urls):

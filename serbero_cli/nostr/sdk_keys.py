@@ -18,4 +18,3 @@ def keys_from_secret(secret: Secret) -> ns.Keys:
 def public_key(hex_key: str) -> ns.PublicKey:
     """A nostr_sdk PublicKey from lowercase hex (already validated on the curve)."""
     return ns.PublicKey.parse(hex_key)
-

@@ -44,7 +44,12 @@ class PromptBundle:
 def policy_hash(s: bytes, c: bytes, e: bytes, m: bytes, t: bytes) -> str:
     """The policy hash over the five files' bytes: labelled, NUL-separated, fixed order."""
     h = hashlib.sha256(_HASH_DOMAIN)
-    for label, data in ((b"system", s), (b"classification", c), (b"escalation", e), (b"mediation_style", m)):
+    for label, data in (
+        (b"system", s),
+        (b"classification", c),
+        (b"escalation", e),
+        (b"mediation_style", m),
+    ):
         h.update(label + b"\0" + data + b"\0")
     h.update(b"message_templates\0" + t)  # the last part has no trailing NUL
     return h.hexdigest()
@@ -61,7 +66,9 @@ def load_bundle(prompts: PromptsConfig) -> PromptBundle:
     texts: dict[str, str] = {}
     for key, filename, attr in PROMPT_FILES:
         override: Path | None = getattr(prompts, key)
-        where = str(override) if override is not None else f"packaged serbero_cli/prompts/{filename}"
+        where = (
+            str(override) if override is not None else f"packaged serbero_cli/prompts/{filename}"
+        )
         try:
             data = override.read_bytes() if override is not None else _packaged(filename)
             texts[attr] = data.decode("utf-8")
@@ -69,7 +76,9 @@ def load_bundle(prompts: PromptsConfig) -> PromptBundle:
             problems.append(f"[prompts] {key}: {where}: prompt file is not valid UTF-8")
             continue
         except OSError as exc:
-            problems.append(f"[prompts] {key}: {where}: cannot read prompt file ({exc.__class__.__name__})")
+            problems.append(
+                f"[prompts] {key}: {where}: cannot read prompt file ({exc.__class__.__name__})"
+            )
             continue
         raw[attr] = data
     if problems:

@@ -21,7 +21,13 @@ LABELS = (
     "not_suitable_for_mediation",
 )
 ACTIONS = ("ask_clarification", "summarize", "escalate")
-FLAGS = ("fraud_risk", "conflicting_claims", "low_info", "unresponsive_party", "authority_boundary_attempt")
+FLAGS = (
+    "fraud_risk",
+    "conflicting_claims",
+    "low_info",
+    "unresponsive_party",
+    "authority_boundary_attempt",
+)
 NEXT_STEP_MARKER = "SUGGESTED_NEXT_STEP:"
 RATIONALE_MARKER = "RATIONALE:"
 
@@ -41,10 +47,14 @@ class Classification:
     confidence: float  # clamped to [0, 1]
     suggested_action: str  # one of ACTIONS
     # Model-written text stays out of repr(), so a stray log of the object leaks none of it.
-    buyer_clarification: str | None = field(default=None, repr=False)  # non-blank with ask_clarification
+    buyer_clarification: str | None = field(
+        default=None, repr=False
+    )  # non-blank with ask_clarification
     seller_clarification: str | None = field(default=None, repr=False)
     suggested_action_detail: str | None = field(default=None, repr=False)  # audit only
-    rationale: str = field(default="", repr=False)  # stored only in reasoning_rationales; "" means none
+    rationale: str = field(
+        default="", repr=False
+    )  # stored only in reasoning_rationales; "" means none
     flags: tuple[str, ...] = ()  # items of FLAGS, duplicates removed, in answer order
 
 
@@ -121,12 +131,12 @@ def parse_summary(text: str) -> SummaryOutput:
         if why_at < step_at:
             raise MalformedResponse("RATIONALE: comes before SUGGESTED_NEXT_STEP:")
         summary = text[:step_at]
-        next_step = text[step_at + len(NEXT_STEP_MARKER):why_at]
-        rationale = text[why_at + len(RATIONALE_MARKER):]
+        next_step = text[step_at + len(NEXT_STEP_MARKER) : why_at]
+        rationale = text[why_at + len(RATIONALE_MARKER) :]
     elif step_at >= 0:
-        summary, next_step, rationale = text[:step_at], text[step_at + len(NEXT_STEP_MARKER):], ""
+        summary, next_step, rationale = text[:step_at], text[step_at + len(NEXT_STEP_MARKER) :], ""
     elif why_at >= 0:
-        summary, next_step, rationale = text[:why_at], "", text[why_at + len(RATIONALE_MARKER):]
+        summary, next_step, rationale = text[:why_at], "", text[why_at + len(RATIONALE_MARKER) :]
     else:
         summary, next_step, rationale = text, "", ""
     summary = summary.strip()
@@ -164,7 +174,7 @@ def _clarification(obj: dict[str, Any], key: str, label: str) -> str | None:
     value = value.strip()
     # Code adds its own "Buyer: " / "Seller: " prefix; a copied label would appear twice.
     if value[: len(label)].lower() == label:
-        value = value[len(label):].strip()
+        value = value[len(label) :].strip()
     return value or None
 
 

@@ -96,19 +96,31 @@ class Provider:
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 await asyncio.sleep(self.retry_pause)
-            logger.debug("reasoning request provider=%s kind=%s attempt=%d/%d bytes=%d",
-                         self.name, kind, attempt, attempts, len(payload))
+            logger.debug(
+                "reasoning request provider=%s kind=%s attempt=%d/%d bytes=%d",
+                self.name,
+                kind,
+                attempt,
+                attempts,
+                len(payload),
+            )
             try:
-                response = await self._http().post(self.url, content=payload, headers=self._headers())
+                response = await self._http().post(
+                    self.url, content=payload, headers=self._headers()
+                )
             except httpx.TimeoutException as exc:
-                error = self._error("timeout", f"transport timeout after {self.timeout_seconds}s "
-                                               f"({exc.__class__.__name__})")
+                error = self._error(
+                    "timeout",
+                    f"transport timeout after {self.timeout_seconds}s ({exc.__class__.__name__})",
+                )
                 retryable = True
             except httpx.TransportError as exc:  # refused, reset, dropped, DNS, TLS
                 error = self._error("unreachable", f"transport error {exc.__class__.__name__}")
                 retryable = True
             except httpx.DecodingError as exc:  # a body that cannot be decoded (content-encoding)
-                error = self._error("malformed_response", f"unreadable body ({exc.__class__.__name__})")
+                error = self._error(
+                    "malformed_response", f"unreadable body ({exc.__class__.__name__})"
+                )
                 retryable = False
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 error = self._error("unreachable", f"request failed ({exc.__class__.__name__})")
@@ -121,15 +133,28 @@ class Provider:
                     except ProviderError as exc:
                         error, retryable = exc, False  # a malformed body is never retried
                 else:
-                    error = self._error("unreachable", f"status={status} body={self._excerpt(response.content)!r}")
+                    error = self._error(
+                        "unreachable", f"status={status} body={self._excerpt(response.content)!r}"
+                    )
                     retryable = status in RETRY_STATUSES or 500 <= status <= 599
                     retry_after = response.headers.get("retry-after")
                     if retry_after is not None:
                         # Retry-After is logged, not honoured: a cron run must not sleep on a provider's say-so.
-                        logger.info("reasoning provider sent Retry-After provider=%s status=%d retry_after=%s",
-                                    self.name, status, self._scrub(retry_after)[:40])
-            logger.warning("reasoning call failed provider=%s kind=%s category=%s attempt=%d/%d %s",
-                           self.name, kind, error.category, attempt, attempts, error.detail)
+                        logger.info(
+                            "reasoning provider sent Retry-After provider=%s status=%d retry_after=%s",
+                            self.name,
+                            status,
+                            self._scrub(retry_after)[:40],
+                        )
+            logger.warning(
+                "reasoning call failed provider=%s kind=%s category=%s attempt=%d/%d %s",
+                self.name,
+                kind,
+                error.category,
+                attempt,
+                attempts,
+                error.detail,
+            )
             if not retryable or attempt == attempts:
                 raise error
         raise AssertionError("unreachable: attempts >= 1")
@@ -138,20 +163,29 @@ class Provider:
         try:
             envelope = json.loads(content)
         except (ValueError, RecursionError):
-            raise self._error("malformed_response", f"status={status} non-JSON body ({len(content)} bytes)") from None
+            raise self._error(
+                "malformed_response", f"status={status} non-JSON body ({len(content)} bytes)"
+            ) from None
         try:
             text = self._extract(envelope)
         except _ShapeError as exc:
             # A 2xx body can carry model output, which never reaches logs: no excerpt here.
             raise self._error("malformed_response", f"status={status} {exc}") from None
-        logger.debug("reasoning answer provider=%s kind=%s status=%d chars=%d", self.name, kind, status, len(text))
+        logger.debug(
+            "reasoning answer provider=%s kind=%s status=%d chars=%d",
+            self.name,
+            kind,
+            status,
+            len(text),
+        )
         return text
 
     def _http(self) -> httpx.AsyncClient:
         # Created on first use so it binds to the event loop that runs the call.
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(float(self.timeout_seconds)),
-                                             follow_redirects=False)
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(float(self.timeout_seconds)), follow_redirects=False
+            )
         return self._client
 
     def _error(self, category: str, what: str) -> ProviderError:
@@ -178,7 +212,10 @@ class OpenAIProvider(Provider):
         self.sends_temperature = not self.model.rsplit("/", 1)[-1].lower().startswith("gpt-5")
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_key.reveal()}", "Content-Type": "application/json"}
+        return {
+            "Authorization": f"Bearer {self._api_key.reveal()}",
+            "Content-Type": "application/json",
+        }
 
     def _body(self, kind: Kind, system: str, user: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -192,7 +229,10 @@ class OpenAIProvider(Provider):
         return body
 
     def _health_body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": "ping"}]}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": "ping"}],
+        }
         if self.sends_temperature:
             body["temperature"] = _TEMPERATURE["health"]
         return body
@@ -216,8 +256,11 @@ class AnthropicProvider(Provider):
         self.url = f"{base}/v1/messages"
 
     def _headers(self) -> dict[str, str]:
-        return {"x-api-key": self._api_key.reveal(), "anthropic-version": ANTHROPIC_VERSION,
-                "content-type": "application/json"}
+        return {
+            "x-api-key": self._api_key.reveal(),
+            "anthropic-version": ANTHROPIC_VERSION,
+            "content-type": "application/json",
+        }
 
     def _body(self, kind: Kind, system: str, user: str) -> dict[str, Any]:
         return {
@@ -262,8 +305,12 @@ def make_provider(cfg: ReasoningConfig, api_key: Secret, *, retry_pause: float =
     if cfg.provider == "anthropic":
         return AnthropicProvider(cfg, api_key, retry_pause=retry_pause)
     # The config loader already rejects other names; this guards callers that build configs by hand.
-    raise ConfigError([f"[reasoning] provider: unknown provider {cfg.provider!r} "
-                       f"(expected openai, openai-compatible or anthropic)"])
+    raise ConfigError(
+        [
+            f"[reasoning] provider: unknown provider {cfg.provider!r} "
+            f"(expected openai, openai-compatible or anthropic)"
+        ]
+    )
 
 
 class _ShapeError(Exception):

@@ -48,36 +48,65 @@ class Reasoner:
         self.bundle = bundle
         self.transcript_max_messages = transcript_max_messages
 
-    async def classify(self, ctx: SessionContext, transcript: Sequence[TranscriptEntry]) -> tuple[Classification, int]:
+    async def classify(
+        self, ctx: SessionContext, transcript: Sequence[TranscriptEntry]
+    ) -> tuple[Classification, int]:
         """Ask for a classification. Return it with the raw answer's length in characters.
 
         Raise ProviderError (call failed) or MalformedResponse (answer broke the classification contract).
         """
-        user = classify_user_message(self.bundle, ctx, transcript, max_messages=self.transcript_max_messages)
+        user = classify_user_message(
+            self.bundle, ctx, transcript, max_messages=self.transcript_max_messages
+        )
         raw = await self.provider.complete("classify", system_message(self.bundle), user)
         try:
             result = parse_classification(raw)
         except MalformedResponse as exc:
-            logger.warning("classification malformed dispute=%s session=%s reason=%s %s",
-                           short(ctx.dispute_id), short(ctx.session_id), exc, fingerprint(raw))
+            logger.warning(
+                "classification malformed dispute=%s session=%s reason=%s %s",
+                short(ctx.dispute_id),
+                short(ctx.session_id),
+                exc,
+                fingerprint(raw),
+            )
             raise
-        logger.info("classification dispute=%s session=%s label=%s confidence=%.2f action=%s flags=%s %s",
-                    short(ctx.dispute_id), short(ctx.session_id), result.classification, result.confidence,
-                    result.suggested_action, ",".join(result.flags) or "-", fingerprint(raw))
+        logger.info(
+            "classification dispute=%s session=%s label=%s confidence=%.2f action=%s flags=%s %s",
+            short(ctx.dispute_id),
+            short(ctx.session_id),
+            result.classification,
+            result.confidence,
+            result.suggested_action,
+            ",".join(result.flags) or "-",
+            fingerprint(raw),
+        )
         return result, len(raw)
 
-    async def summarize(self, ctx: SessionContext, transcript: Sequence[TranscriptEntry]) -> SummaryOutput:
+    async def summarize(
+        self, ctx: SessionContext, transcript: Sequence[TranscriptEntry]
+    ) -> SummaryOutput:
         """Ask for a solver summary. Raise ProviderError or MalformedResponse."""
-        user = summarize_user_message(self.bundle, ctx, transcript, max_messages=self.transcript_max_messages)
+        user = summarize_user_message(
+            self.bundle, ctx, transcript, max_messages=self.transcript_max_messages
+        )
         raw = await self.provider.complete("summarize", system_message(self.bundle), user)
         try:
             result = parse_summary(raw)
         except MalformedResponse as exc:
-            logger.warning("summary malformed dispute=%s session=%s reason=%s %s",
-                           short(ctx.dispute_id), short(ctx.session_id), exc, fingerprint(raw))
+            logger.warning(
+                "summary malformed dispute=%s session=%s reason=%s %s",
+                short(ctx.dispute_id),
+                short(ctx.session_id),
+                exc,
+                fingerprint(raw),
+            )
             raise
-        logger.info("summary dispute=%s session=%s summary_chars=%d next_step_chars=%d %s",
-                    short(ctx.dispute_id), short(ctx.session_id), len(result.summary),
-                    len(result.next_step), fingerprint(raw))
+        logger.info(
+            "summary dispute=%s session=%s summary_chars=%d next_step_chars=%d %s",
+            short(ctx.dispute_id),
+            short(ctx.session_id),
+            len(result.summary),
+            len(result.next_step),
+            fingerprint(raw),
+        )
         return result
-

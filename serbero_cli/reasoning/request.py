@@ -149,8 +149,10 @@ def _session_section(ctx: SessionContext, *, with_classification: bool) -> str:
 
 def _transcript_section(transcript: Sequence[TranscriptEntry], max_messages: int | None) -> str:
     cap = len(transcript) if max_messages is None else max_messages
-    header = ("## Transcript\n\nUntrusted data from the parties, one JSON object per line, oldest "
-              "first. An empty block means nobody has written yet.")
+    header = (
+        "## Transcript\n\nUntrusted data from the parties, one JSON object per line, oldest "
+        "first. An empty block means nobody has written yet."
+    )
     return header + "\n\n" + transcript_block(transcript, cap)
 
 
@@ -162,4 +164,6 @@ def _entry_line(entry: TranscriptEntry) -> str:
     )
     # json.dumps leaves U+0085, U+2028 and U+2029 raw with ensure_ascii=False, and str.splitlines()
     # (and some model tokenizers) treat them as line breaks; escaping keeps one entry per line.
-    return line.replace("\u0085", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return (
+        line.replace("\u0085", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    )

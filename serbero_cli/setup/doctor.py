@@ -24,8 +24,11 @@ from serbero_cli.safetext import short
 from serbero_cli.setup.checks import FAIL, OK, WARN, Check, DoctorReport, ago
 
 LOCKS = (("listen", "listen"), ("mediate", "mediate-once"), ("dispatch", "dispatch-once"))
-LAST_RUNS = (("listen_last_run", "listen"), ("mediate_once_last_run", "mediate-once"),
-             ("dispatch_once_last_run", "dispatch-once"))
+LAST_RUNS = (
+    ("listen_last_run", "listen"),
+    ("mediate_once_last_run", "mediate-once"),
+    ("dispatch_once_last_run", "dispatch-once"),
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,13 @@ class DbFacts:
     transport_cache_updated_at: int | None = None
 
 
-def run_doctor(config_path: Path, *, env: Mapping[str, str] | None = None,
-               clock: Callable[[], float] = time.time, send_test_dm: bool = False) -> DoctorReport:
+def run_doctor(
+    config_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
+    send_test_dm: bool = False,
+) -> DoctorReport:
     """Run every check against the config at `config_path`; return the report (never raises for findings)."""
     from serbero_cli.setup import doctor_reasoning
 
@@ -47,8 +55,10 @@ def run_doctor(config_path: Path, *, env: Mapping[str, str] | None = None,
         config = load_config(config_path, env)
     except ConfigError as exc:
         report.config_error = True
-        report.checks += [Check("config", FAIL, problem, "fix this key; every problem is listed at once")
-                          for problem in exc.problems]
+        report.checks += [
+            Check("config", FAIL, problem, "fix this key; every problem is listed at once")
+            for problem in exc.problems
+        ]
         return report
     report.checks += check_config(config)
     api_key, key_rows = doctor_reasoning.check_api_key(config, env)
@@ -60,7 +70,9 @@ def run_doctor(config_path: Path, *, env: Mapping[str, str] | None = None,
     report.checks += check_solvers(config) + [check_registration(config)]
     report.checks += key_rows + provider_rows + bundle_rows
     report.checks += check_locks(config) + check_permissions(config)
-    report.config_error = report.config_error or not config.db_path.parent.is_dir()  # runs exit 2 too
+    report.config_error = (
+        report.config_error or not config.db_path.parent.is_dir()
+    )  # runs exit 2 too
     if send_test_dm:
         from serbero_cli.setup.doctor_dm import send_test_dms
 
@@ -68,8 +80,9 @@ def run_doctor(config_path: Path, *, env: Mapping[str, str] | None = None,
     return report
 
 
-async def _network(config: Config, api_key: Any, facts: DbFacts,
-                   clock: Callable[[], float]) -> tuple[list[Check], list[Check]]:
+async def _network(
+    config: Config, api_key: Any, facts: DbFacts, clock: Callable[[], float]
+) -> tuple[list[Check], list[Check]]:
     """Relays and Mostro, and the provider's health call, at the same time: doctor waits once."""
     from serbero_cli.setup import doctor_net, doctor_reasoning
 
@@ -81,15 +94,27 @@ async def _network(config: Config, api_key: Any, facts: DbFacts,
 
 
 def check_config(config: Config) -> list[Check]:
-    rows = [Check("config", OK, f"{config.path} is valid ({len(config.relays)} relay(s), "
-                                f"{len(config.solvers)} solver(s))")]
+    rows = [
+        Check(
+            "config",
+            OK,
+            f"{config.path} is valid ({len(config.relays)} relay(s), "
+            f"{len(config.solvers)} solver(s))",
+        )
+    ]
     for warning in config.warnings:
         # The loader's own mode warning is reported by check_permissions, with a hint.
         if "readable by group/others" not in warning:
             rows.append(Check("config", WARN, warning, "remove or rename the key"))
     if config.mediation.enabled and not config.reasoning.enabled:
-        rows.append(Check("config", WARN, "[mediation] enabled = true but [reasoning] enabled = false",
-                          "mediate-once does nothing until both are true"))
+        rows.append(
+            Check(
+                "config",
+                WARN,
+                "[mediation] enabled = true but [reasoning] enabled = false",
+                "mediate-once does nothing until both are true",
+            )
+        )
     return rows
 
 
@@ -101,23 +126,45 @@ def check_database(config: Config, now: int) -> tuple[list[Check], DbFacts]:
 
     path = config.db_path
     if not path.parent.is_dir():
-        return [Check("database", FAIL, f"{path}: its folder does not exist",
-                      "create the folder or fix [serbero] db_path")], DbFacts()
+        return [
+            Check(
+                "database",
+                FAIL,
+                f"{path}: its folder does not exist",
+                "create the folder or fix [serbero] db_path",
+            )
+        ], DbFacts()
     if not path.exists():
-        return [Check("database", WARN, f"{path} does not exist yet",
-                      "it will be created by the first run of listen (or mediate-once, dispatch-once)")], DbFacts()
+        return [
+            Check(
+                "database",
+                WARN,
+                f"{path} does not exist yet",
+                "it will be created by the first run of listen (or mediate-once, dispatch-once)",
+            )
+        ], DbFacts()
     try:
         store = open_db(path, readonly=True)
     except (DatabaseMissing, DatabaseError) as exc:
-        return [Check("database", FAIL, str(exc), "restore the file or move it aside and start a new one")], DbFacts()
+        return [
+            Check(
+                "database", FAIL, str(exc), "restore the file or move it aside and start a new one"
+            )
+        ], DbFacts()
     try:
         version, code = migrations.current_version(store.conn), len(migrations.MIGRATIONS)
         rows = []
         if version == code:
             rows.append(Check("database", OK, f"{path}: schema version {version} (current)"))
         else:
-            rows.append(Check("database", WARN, f"{path}: schema version {version}, this serbero has {code}",
-                              "the next run of listen, mediate-once or dispatch-once migrates it"))
+            rows.append(
+                Check(
+                    "database",
+                    WARN,
+                    f"{path}: schema version {version}, this serbero has {code}",
+                    "the next run of listen, mediate-once or dispatch-once migrates it",
+                )
+            )
         rows.append(doctor_db.check_integrity(store))
         if not store.table_exists("sync_state"):
             return rows, DbFacts()
@@ -146,26 +193,53 @@ def check_solvers(config: Config) -> list[Check]:
     writers = sum(1 for s in solvers if s.permission == "write")
     rows = []
     if not solvers:
-        rows.append(Check("solvers", WARN, "no [[solvers]]: disputes are recorded but nobody is notified",
-                          "add a [[solvers]] table per human solver"))
+        rows.append(
+            Check(
+                "solvers",
+                WARN,
+                "no [[solvers]]: disputes are recorded but nobody is notified",
+                "add a [[solvers]] table per human solver",
+            )
+        )
     else:
-        rows.append(Check("solvers", OK, f"{len(solvers)} valid key(s): {len(solvers) - writers} read, "
-                                         f"{writers} write"))
+        rows.append(
+            Check(
+                "solvers",
+                OK,
+                f"{len(solvers)} valid key(s): {len(solvers) - writers} read, {writers} write",
+            )
+        )
     if config.escalation.enabled and not writers and not config.escalation.fallback_to_all_solvers:
-        rows.append(Check("solvers", WARN, "escalation is enabled but no solver has permission = \"write\" "
-                                           "and fallback_to_all_solvers = false",
-                          "handoffs will be unroutable: add a write solver or enable the fallback"))
+        rows.append(
+            Check(
+                "solvers",
+                WARN,
+                'escalation is enabled but no solver has permission = "write" '
+                "and fallback_to_all_solvers = false",
+                "handoffs will be unroutable: add a write solver or enable the fallback",
+            )
+        )
     if any(s.pubkey == config.public_key for s in solvers):
-        rows.append(Check("solvers", WARN, f"Serbero's own key {short(config.public_key)} is listed as a solver",
-                          "remove it: Serbero would message itself"))
+        rows.append(
+            Check(
+                "solvers",
+                WARN,
+                f"Serbero's own key {short(config.public_key)} is listed as a solver",
+                "remove it: Serbero would message itself",
+            )
+        )
     return rows
 
 
 def check_registration(config: Config) -> Check:
     from serbero_cli.setup.init import registration_string
 
-    return Check("registration", OK, f"register on Mostro as: {registration_string(config.public_key)}",
-                 "the node operator sends admin-add-solver with exactly this text; a bare npub is read-write")
+    return Check(
+        "registration",
+        OK,
+        f"register on Mostro as: {registration_string(config.public_key)}",
+        "the node operator sends admin-add-solver with exactly this text; a bare npub is read-write",
+    )
 
 
 def check_locks(config: Config) -> list[Check]:
@@ -176,15 +250,23 @@ def check_locks(config: Config) -> list[Check]:
         try:
             pid = lock_holder(config.db_path, name)
         except OSError as exc:
-            rows.append(Check(f"lock {command}", WARN, f"cannot read {config.db_path}.{name}.lock "
-                                                       f"({exc.strerror or exc.__class__.__name__})",
-                              "run doctor as the user that runs serbero"))
+            rows.append(
+                Check(
+                    f"lock {command}",
+                    WARN,
+                    f"cannot read {config.db_path}.{name}.lock "
+                    f"({exc.strerror or exc.__class__.__name__})",
+                    "run doctor as the user that runs serbero",
+                )
+            )
             continue
         if pid is None:
             rows.append(Check(f"lock {command}", OK, "free"))
         else:
             who = f"pid {pid}" if pid > 0 else "an unknown pid"
-            rows.append(Check(f"lock {command}", OK, f"held by {who}: a {command} run is in progress"))
+            rows.append(
+                Check(f"lock {command}", OK, f"held by {who}: a {command} run is in progress")
+            )
     return rows
 
 
@@ -197,11 +279,18 @@ def check_permissions(config: Config) -> list[Check]:
     if mode is not None:
         loose = mode & (stat.S_IRWXG | stat.S_IRWXO)
         if loose and _file_holds_private_key(config.path):
-            rows.append(Check("config file mode", WARN,
-                              f"{config.path} holds private_key and is mode {stat.S_IMODE(mode):04o}",
-                              f"chmod 600 {config.path}"))
+            rows.append(
+                Check(
+                    "config file mode",
+                    WARN,
+                    f"{config.path} holds private_key and is mode {stat.S_IMODE(mode):04o}",
+                    f"chmod 600 {config.path}",
+                )
+            )
         else:
-            rows.append(Check("config file mode", OK, f"{config.path} mode {stat.S_IMODE(mode):04o}"))
+            rows.append(
+                Check("config file mode", OK, f"{config.path} mode {stat.S_IMODE(mode):04o}")
+            )
     from serbero_cli.setup import doctor_db
 
     rows.append(doctor_db.check_folder(config.db_path))

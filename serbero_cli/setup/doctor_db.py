@@ -25,14 +25,26 @@ def check_folder(db_path: Path) -> Check:
     """The folder must exist (only `serbero init` creates folders) and be writable."""
     folder = db_path.parent
     if not folder.is_dir():
-        return Check("database folder", FAIL, f"{folder} does not exist",
-                     f"create it (mkdir -m 700 {folder}) or fix [serbero] db_path; runs exit 2 until then")
+        return Check(
+            "database folder",
+            FAIL,
+            f"{folder} does not exist",
+            f"create it (mkdir -m 700 {folder}) or fix [serbero] db_path; runs exit 2 until then",
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
-        return Check("database folder", FAIL, f"{folder} is not writable by this user",
-                     "SQLite needs the folder writable for the -wal/-shm files and the lock files")
+        return Check(
+            "database folder",
+            FAIL,
+            f"{folder} is not writable by this user",
+            "SQLite needs the folder writable for the -wal/-shm files and the lock files",
+        )
     if db_path.exists() and not os.access(db_path, os.W_OK):
-        return Check("database folder", FAIL, f"{db_path} is not writable by this user",
-                     "run serbero as the owner of the database")
+        return Check(
+            "database folder",
+            FAIL,
+            f"{db_path} is not writable by this user",
+            "run serbero as the owner of the database",
+        )
     return Check("database folder", OK, f"{folder} is writable")
 
 
@@ -46,14 +58,28 @@ def check_file_modes(db_path: Path) -> list[Check]:
     rows = []
     if loose:
         shown = ", ".join(f"{p.name} {stat.S_IMODE(mode):04o}" for p, mode in loose)
-        rows.append(Check("database mode", FAIL, f"readable by group or others: {shown}",
-                          "chmod 600 " + " ".join(str(p) for p, _ in loose)))
+        rows.append(
+            Check(
+                "database mode",
+                FAIL,
+                f"readable by group or others: {shown}",
+                "chmod 600 " + " ".join(str(p) for p, _ in loose),
+            )
+        )
     else:
-        rows.append(Check("database mode", OK, f"{db_path.name} mode {stat.S_IMODE(present[0][1]):04o}"))
+        rows.append(
+            Check("database mode", OK, f"{db_path.name} mode {stat.S_IMODE(present[0][1]):04o}")
+        )
     for path, _ in present[1:]:
         if not os.access(path, os.W_OK):
-            rows.append(Check("database files", FAIL, f"{path} is not writable by this user (left by another user?)",
-                              f"stop every serbero run, then chown it to the database owner or remove {path}"))
+            rows.append(
+                Check(
+                    "database files",
+                    FAIL,
+                    f"{path} is not writable by this user (left by another user?)",
+                    f"stop every serbero run, then chown it to the database owner or remove {path}",
+                )
+            )
     return rows
 
 
@@ -70,5 +96,7 @@ def check_integrity(store: Store) -> Check:
     return Check("database integrity", FAIL, "quick_check: " + "; ".join(problems), _RESTORE_HINT)
 
 
-_RESTORE_HINT = ("the file is damaged: stop every serbero run, keep a copy, then restore a backup "
-                 "(or `sqlite3 serbero.db .recover`)")
+_RESTORE_HINT = (
+    "the file is damaged: stop every serbero run, keep a copy, then restore a backup "
+    "(or `sqlite3 serbero.db .recover`)"
+)

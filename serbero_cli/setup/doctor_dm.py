@@ -38,9 +38,13 @@ def inbox_row(config: Config, events: list[NostrEvent]) -> Check:
         parts.append(f"{short(solver)}: {', '.join(relays) if relays else 'none announced'}")
     if not parts:
         return Check("inbox relays", OK, "no solver takes the nip17 envelope")
-    return Check("inbox relays", OK, "; ".join(parts),
-                 "nip17 messages also go to announced inbox relays (wss only); the configured relays decide "
-                 "delivery")
+    return Check(
+        "inbox relays",
+        OK,
+        "; ".join(parts),
+        "nip17 messages also go to announced inbox relays (wss only); the configured relays decide "
+        "delivery",
+    )
 
 
 async def send_test_dms(config: Config) -> list[Check]:
@@ -54,20 +58,34 @@ async def send_test_dms(config: Config) -> list[Check]:
     try:
         connected = await pool.connect(config.delivery.send_timeout_seconds)
         if not connected.connected:
-            return [Check("test message", FAIL, "no relay reachable: nothing sent", "fix the relays first")]
+            return [
+                Check(
+                    "test message", FAIL, "no relay reachable: nothing sent", "fix the relays first"
+                )
+            ]
         for solver in audience.solvers:
             reports, delivered = [], True
             for envelope in audience.envelopes_of(solver):
-                marker = str(uuid.uuid4())  # a send-dm must name a dispute: this one names none that exists
+                marker = str(
+                    uuid.uuid4()
+                )  # a send-dm must name a dispute: this one names none that exists
                 text = headline.message(headline.subject_line(marker, TEST_SUBJECT), TEST_NOTE, [])
-                event = build_dm(config.private_key, envelope, solver, marker, text, int(time.time()))
+                event = build_dm(
+                    config.private_key, envelope, solver, marker, text, int(time.time())
+                )
                 outcome = await pool.publish_json(event.json, config.delivery.send_timeout_seconds)
                 delivered = delivered and outcome.ok
                 answers = [f"{url} ok" for url in outcome.accepted]
                 answers += [f"{url} {why}" for url, why in sorted(outcome.rejected.items())]
                 reports.append(f"{envelope}: {', '.join(answers) or outcome.error_message()}")
-            rows.append(Check(f"test message {short(solver)}", OK if delivered else FAIL, "; ".join(reports),
-                              "" if delivered else "no relay accepted it: check the relays' write policy"))
+            rows.append(
+                Check(
+                    f"test message {short(solver)}",
+                    OK if delivered else FAIL,
+                    "; ".join(reports),
+                    "" if delivered else "no relay accepted it: check the relays' write policy",
+                )
+            )
     finally:
         await pool.close()
     return rows or [Check("test message", WARN, "no [[solvers]] to send to")]

@@ -33,8 +33,12 @@ class RelayProbe:
     connect_ms: int | None = None
     error: str | None = None
     mostro_events: list[NostrEvent] = field(default_factory=list)
-    inbox_events: list[NostrEvent] = field(default_factory=list)  # solvers' kind-10050 DM relay lists
-    recent_events: list[NostrEvent] = field(default_factory=list)  # newest events of anyone, for the clock
+    inbox_events: list[NostrEvent] = field(
+        default_factory=list
+    )  # solvers' kind-10050 DM relay lists
+    recent_events: list[NostrEvent] = field(
+        default_factory=list
+    )  # newest events of anyone, for the clock
     fetch_error: str | None = None
 
     @property
@@ -50,15 +54,21 @@ async def check_network(config: Config, facts: Any, clock: Callable[[], float]) 
     pools = [RelayPool([url]) for url in config.relays]
     try:
         inbox = inbox_filter(config)
-        probes = await asyncio.gather(*(_probe(pool, url, timeout, config.mostro_pubkey, inbox)
-                                        for pool, url in zip(pools, config.relays, strict=True)))
+        probes = await asyncio.gather(
+            *(
+                _probe(pool, url, timeout, config.mostro_pubkey, inbox)
+                for pool, url in zip(pools, config.relays, strict=True)
+            )
+        )
     finally:
         await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
     now = int(clock())
     rows = [_relay_row(p) for p in probes]
     connected = [p for p in probes if p.connected]
     if not connected:
-        rows.append(Check("mostro", WARN, "not checked: no relay reachable", "fix the relays first"))
+        rows.append(
+            Check("mostro", WARN, "not checked: no relay reachable", "fix the relays first")
+        )
         rows.append(Check("clock", WARN, "not checked: no relay reachable", "fix the relays first"))
         return rows
     from serbero_cli.nostr.mostro_messages import newest_info_event, parse_info_event
@@ -75,8 +85,9 @@ async def check_network(config: Config, facts: Any, clock: Callable[[], float]) 
     return rows
 
 
-async def _probe(pool: Any, url: str, timeout: int, mostro_pubkey: str,
-                 inbox: dict[str, Any] | None = None) -> RelayProbe:
+async def _probe(
+    pool: Any, url: str, timeout: int, mostro_pubkey: str, inbox: dict[str, Any] | None = None
+) -> RelayProbe:
     probe = RelayProbe(url)
     started = time.monotonic()
     try:
@@ -91,13 +102,21 @@ async def _probe(pool: Any, url: str, timeout: int, mostro_pubkey: str,
     probe.connect_ms = int((time.monotonic() - started) * 1000)
     from serbero_cli.nostr.mostro_messages import info_filter
 
-    mostro_filters = [{"kinds": [DISPUTE_KIND], "authors": [mostro_pubkey], "limit": 1}, info_filter(mostro_pubkey)]
+    mostro_filters = [
+        {"kinds": [DISPUTE_KIND], "authors": [mostro_pubkey], "limit": 1},
+        info_filter(mostro_pubkey),
+    ]
+
     # Separate requests: a relay that refuses the broad clock query must not hide Mostro's events.
     async def fetch(filters: list[dict[str, Any]]) -> list[NostrEvent]:
         return await pool.fetch(filters, timeout) if filters else []
 
     mostro, recent, inboxes = await asyncio.gather(
-        fetch(mostro_filters), fetch([{"limit": 5}]), fetch([inbox] if inbox else []), return_exceptions=True)
+        fetch(mostro_filters),
+        fetch([{"limit": 5}]),
+        fetch([inbox] if inbox else []),
+        return_exceptions=True,
+    )
     if not isinstance(inboxes, BaseException):
         probe.inbox_events = list(inboxes)
     if isinstance(mostro, BaseException):
@@ -117,27 +136,46 @@ def newest(events: list[NostrEvent]) -> NostrEvent | None:
 def _relay_row(probe: RelayProbe) -> Check:
     name = f"relay {probe.url}"
     if not probe.connected:
-        return Check(name, FAIL, probe.error or "not connected",
-                     "check the URL, DNS and firewall; a run exits 3 when no relay connects")
+        return Check(
+            name,
+            FAIL,
+            probe.error or "not connected",
+            "check the URL, DNS and firewall; a run exits 3 when no relay connects",
+        )
     if probe.fetch_error:
-        return Check(name, WARN, f"connected in {probe.connect_ms} ms, but the query failed: {probe.fetch_error}",
-                     "the relay may restrict reads; listen needs kind 38386 from the Mostro key")
+        return Check(
+            name,
+            WARN,
+            f"connected in {probe.connect_ms} ms, but the query failed: {probe.fetch_error}",
+            "the relay may restrict reads; listen needs kind 38386 from the Mostro key",
+        )
     return Check(name, OK, f"connected in {probe.connect_ms} ms")
 
 
-def _dispute_row(events: list[NostrEvent], connected: list[RelayProbe], mostro: str, now: int) -> Check:
-    disputes = [ev for ev in events if ev.kind == DISPUTE_KIND and _acceptable_dispute(ev, mostro, now)]
+def _dispute_row(
+    events: list[NostrEvent], connected: list[RelayProbe], mostro: str, now: int
+) -> Check:
+    disputes = [
+        ev for ev in events if ev.kind == DISPUTE_KIND and _acceptable_dispute(ev, mostro, now)
+    ]
     latest = newest(disputes)
     if latest is None:
-        return Check("mostro disputes", WARN,
-                     f"no kind-38386 event from {short(mostro)} on {len(connected)} relay(s)",
-                     "normal for a node that never had a dispute; otherwise check [mostro] pubkey "
-                     "and that the node publishes to these relays")
+        return Check(
+            "mostro disputes",
+            WARN,
+            f"no kind-38386 event from {short(mostro)} on {len(connected)} relay(s)",
+            "normal for a node that never had a dispute; otherwise check [mostro] pubkey "
+            "and that the node publishes to these relays",
+        )
     seen_on = sum(1 for p in connected if any(ev.kind == DISPUTE_KIND for ev in p.mostro_events))
     status = latest.first_tag("s") or "?"
     dispute = short(latest.first_tag("d") or "", 12)
-    return Check("mostro disputes", OK, f"newest kind-38386 event {ago(now - latest.created_at)} "
-                                        f"(dispute {dispute}, status {status}), on {seen_on}/{len(connected)} relay(s)")
+    return Check(
+        "mostro disputes",
+        OK,
+        f"newest kind-38386 event {ago(now - latest.created_at)} "
+        f"(dispute {dispute}, status {status}), on {seen_on}/{len(connected)} relay(s)",
+    )
 
 
 def _acceptable_dispute(event: NostrEvent, mostro: str, now: int) -> bool:
@@ -154,16 +192,27 @@ def _acceptable_dispute(event: NostrEvent, mostro: str, now: int) -> bool:
 def _info_row(info: Any, now: int) -> Check:
     """The node's info event as parsed by nostr/mostro_messages.py (the values mediate-once uses)."""
     if info is None:
-        return Check("mostro info", WARN, "no kind-38385 info event from the Mostro key",
-                     "a Cashu-mode node publishes none; with transport = \"auto\" takes fall back to the "
-                     "cached transport or giftwrap, so pin [mostro] transport if you know the node's protocol")
+        return Check(
+            "mostro info",
+            WARN,
+            "no kind-38385 info event from the Mostro key",
+            'a Cashu-mode node publishes none; with transport = "auto" takes fall back to the '
+            "cached transport or giftwrap, so pin [mostro] transport if you know the node's protocol",
+        )
     age = now - info.created_at
     values = {name: getattr(info, name) for name in INFO_TAGS}
-    tags = ", ".join(f"{name}={'absent' if value is None else value}" for name, value in values.items())
+    tags = ", ".join(
+        f"{name}={'absent' if value is None else value}" for name, value in values.items()
+    )
     detail = f"kind-38385 from {ago(age)}: {tags}"
     if age > INFO_STALE_SECONDS:
-        return Check("mostro info", WARN, detail, "the node republishes it every few minutes: is it running? "
-                                                  "(or this machine's clock is ahead)")
+        return Check(
+            "mostro info",
+            WARN,
+            detail,
+            "the node republishes it every few minutes: is it running? "
+            "(or this machine's clock is ahead)",
+        )
     return Check("mostro info", OK, detail)
 
 
@@ -176,16 +225,27 @@ def node_serbero_row(info: Any, own: str) -> Check:
 
     name = "node announces serbero"
     if info is None or info.serbero_malformed or info.serbero is None:
-        why = "the serbero tag is malformed (not 64 hex); ignored" if info is not None and info.serbero_malformed \
+        why = (
+            "the serbero tag is malformed (not 64 hex); ignored"
+            if info is not None and info.serbero_malformed
             else "no serbero tag in the node's info event"
-        return Check(name, WARN, why,
-                     f'Mostro >= 0.19.2: set serbero_pubkey = "{npub(own)}" under [mostro] in mostrod\'s '
-                     "settings.toml and restart it; until then the Mostro app shows Serbero as an ordinary solver")
+        )
+        return Check(
+            name,
+            WARN,
+            why,
+            f'Mostro >= 0.19.2: set serbero_pubkey = "{npub(own)}" under [mostro] in mostrod\'s '
+            "settings.toml and restart it; until then the Mostro app shows Serbero as an ordinary solver",
+        )
     if info.serbero == own:
         return Check(name, OK, info.serbero)
-    return Check(name, FAIL, f"{info.serbero} ({npub(info.serbero)}) is another key",
-                 f"this Serbero is {npub(own)}: fix serbero_pubkey on the node, or run the Serbero it names; "
-                 "mediate-once starts no session meanwhile")
+    return Check(
+        name,
+        FAIL,
+        f"{info.serbero} ({npub(info.serbero)}) is another key",
+        f"this Serbero is {npub(own)}: fix serbero_pubkey on the node, or run the Serbero it names; "
+        "mediate-once starts no session meanwhile",
+    )
 
 
 def transport_row(config: Config, info: Any, facts: Any, now: int) -> Check:
@@ -199,34 +259,52 @@ def transport_row(config: Config, info: Any, facts: Any, now: int) -> Check:
     updated_at = getattr(facts, "transport_cache_updated_at", None)
     choice = resolve_transport(config.mostro_transport, info, cache, now)
     resolved = choice.transport or "none (no take possible)"
-    parts = [f"configured {config.mostro_transport}, resolves to {resolved} (from {choice.source}), "
-             f"pow {choice.pow_bits} bit(s) for takes"]
+    parts = [
+        f"configured {config.mostro_transport}, resolves to {resolved} (from {choice.source}), "
+        f"pow {choice.pow_bits} bit(s) for takes"
+    ]
     if cache:
-        parts.append(f"cached {cache.get('transport')} (protocol_version {cache.get('protocol_version')}, "
-                     f"pow {cache.get('pow')}, pow_first_contact {cache.get('pow_first_contact')}) "
-                     f"stored {ago(now - updated_at) if updated_at else 'at an unknown time'}")
+        parts.append(
+            f"cached {cache.get('transport')} (protocol_version {cache.get('protocol_version')}, "
+            f"pow {cache.get('pow')}, pow_first_contact {cache.get('pow_first_contact')}) "
+            f"stored {ago(now - updated_at) if updated_at else 'at an unknown time'}"
+        )
     else:
         parts.append("no cached transport yet (mediate-once stores it)")
     detail = "; ".join(parts)
     if choice.error:
         status = FAIL if config.mediation_active else WARN
-        return Check("mostro transport", status, f"{detail}; {choice.error}",
-                     "this Serbero cannot take disputes from this node; check the node's version")
+        return Check(
+            "mostro transport",
+            status,
+            f"{detail}; {choice.error}",
+            "this Serbero cannot take disputes from this node; check the node's version",
+        )
     if choice.warnings:
         return Check("mostro transport", WARN, detail, "; ".join(choice.warnings))
     return Check("mostro transport", OK, detail)
 
 
 def _clock_row(connected: list[RelayProbe], now: int) -> Check:
-    dated = [(ev.created_at - now, p.url) for p in connected for ev in p.recent_events + p.mostro_events]
+    dated = [
+        (ev.created_at - now, p.url) for p in connected for ev in p.recent_events + p.mostro_events
+    ]
     if not dated:
         return Check("clock", OK, "not compared: the relays returned no events")
     ahead, url = max(dated)
     if ahead > CLOCK_SKEW_WARN_SECONDS:
-        return Check("clock", WARN, f"an event on {url} is dated {ahead}s after this machine's clock",
-                     "this clock is probably behind: check NTP (timedatectl status)")
-    return Check("clock", OK, f"no relay event is dated more than {CLOCK_SKEW_WARN_SECONDS}s ahead "
-                              f"({len(dated)} event(s) compared)")
+        return Check(
+            "clock",
+            WARN,
+            f"an event on {url} is dated {ahead}s after this machine's clock",
+            "this clock is probably behind: check NTP (timedatectl status)",
+        )
+    return Check(
+        "clock",
+        OK,
+        f"no relay event is dated more than {CLOCK_SKEW_WARN_SECONDS}s ahead "
+        f"({len(dated)} event(s) compared)",
+    )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -21,13 +21,21 @@ def check_api_key(config: Config, env: Mapping[str, str]) -> tuple[Secret | None
     """Return (the key or None, rows). The key itself never enters a row."""
     reasoning = config.reasoning
     if not reasoning.enabled:
-        return None, [Check("reasoning", OK, "disabled ([reasoning] enabled = false): no provider is called")]
+        return None, [
+            Check("reasoning", OK, "disabled ([reasoning] enabled = false): no provider is called")
+        ]
     try:
         key = load_reasoning_api_key(config, env)
     except ConfigError as exc:
-        return None, [Check("reasoning key", FAIL, problem,
-                            f"export {reasoning.api_key_env}=… in the environment or the service's EnvironmentFile")
-                      for problem in exc.problems]
+        return None, [
+            Check(
+                "reasoning key",
+                FAIL,
+                problem,
+                f"export {reasoning.api_key_env}=… in the environment or the service's EnvironmentFile",
+            )
+            for problem in exc.problems
+        ]
     return key, [Check("reasoning key", OK, f"{reasoning.api_key_env} is set")]
 
 
@@ -39,15 +47,43 @@ def check_bundle(config: Config) -> tuple[list[Check], bool]:
         bundle = load_bundle(config.prompts)
     except ConfigError as exc:
         if config.reasoning.enabled:
-            return [Check("prompt bundle", FAIL, problem, "fix the [prompts] path or remove it to use the packaged file")
-                    for problem in exc.problems], True
-        return [Check("prompt bundle", WARN, problem, "mediate-once will refuse to start once reasoning is enabled")
-                for problem in exc.problems], False
-    overridden = sum(1 for name in ("system_instructions_path", "classification_policy_path",
-                                    "escalation_policy_path", "mediation_style_path", "message_templates_path")
-                     if getattr(config.prompts, name) is not None)
+            return [
+                Check(
+                    "prompt bundle",
+                    FAIL,
+                    problem,
+                    "fix the [prompts] path or remove it to use the packaged file",
+                )
+                for problem in exc.problems
+            ], True
+        return [
+            Check(
+                "prompt bundle",
+                WARN,
+                problem,
+                "mediate-once will refuse to start once reasoning is enabled",
+            )
+            for problem in exc.problems
+        ], False
+    overridden = sum(
+        1
+        for name in (
+            "system_instructions_path",
+            "classification_policy_path",
+            "escalation_policy_path",
+            "mediation_style_path",
+            "message_templates_path",
+        )
+        if getattr(config.prompts, name) is not None
+    )
     source = f"{overridden} file(s) from [prompts] paths" if overridden else "packaged files"
-    return [Check("prompt bundle", OK, f"{bundle.bundle_id}: policy hash {bundle.policy_hash[:16]}… ({source})")], False
+    return [
+        Check(
+            "prompt bundle",
+            OK,
+            f"{bundle.bundle_id}: policy hash {bundle.policy_hash[:16]}… ({source})",
+        )
+    ], False
 
 
 async def check_provider(config: Config, api_key: Secret | None) -> list[Check]:
@@ -63,9 +99,15 @@ async def check_provider(config: Config, api_key: Secret | None) -> list[Check]:
     try:
         await provider.health_check()
     except ProviderError as exc:
-        return [Check("reasoning provider", FAIL, f"{what}: health check failed, {exc.category}: {exc.detail[:240]}",
-                      "check api_base, model and the key; 401/403 means the key is refused, "
-                      "unreachable means no answer from that address")]
+        return [
+            Check(
+                "reasoning provider",
+                FAIL,
+                f"{what}: health check failed, {exc.category}: {exc.detail[:240]}",
+                "check api_base, model and the key; 401/403 means the key is refused, "
+                "unreachable means no answer from that address",
+            )
+        ]
     finally:
         await provider.aclose()
     elapsed_ms = int((time.monotonic() - started) * 1000)

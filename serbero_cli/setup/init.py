@@ -39,9 +39,11 @@ _HEADER = (
     "# Keys marked (required) must be set. Mediation and escalation are off by default.\n"
     "# Reference: README.md (Configuration) and `man serbero`.\n"
 )
-KEY_FROM_ENV_COMMENT = ("private_key is not stored in this file: set SERBERO_PRIVATE_KEY "
-                        "(for example in a systemd EnvironmentFile, mode 0600), SERBERO_PRIVATE_KEY_FILE, "
-                        "or the serbero-private-key systemd credential")
+KEY_FROM_ENV_COMMENT = (
+    "private_key is not stored in this file: set SERBERO_PRIVATE_KEY "
+    "(for example in a systemd EnvironmentFile, mode 0600), SERBERO_PRIVATE_KEY_FILE, "
+    "or the serbero-private-key systemd credential"
+)
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,10 @@ def parse_solver_option(value: str) -> tuple[str, str]:
         raise UsageError(f"--solver: {exc}") from None
     except KeyFormatError as exc:
         if bad_suffix is not None:
-            raise UsageError(f"--solver {_shown(value)}: the permission must be read or write, "
-                             f"got {bad_suffix!r}") from None
+            raise UsageError(
+                f"--solver {_shown(value)}: the permission must be read or write, "
+                f"got {bad_suffix!r}"
+            ) from None
         raise UsageError(f"--solver {_shown(value)}: not a valid public key ({exc})") from None
     return key, permission
 
@@ -93,7 +97,7 @@ def written_form(text: str, pubkey_hex: str) -> str:
     prefix), anything else becomes lowercase hex. `text` must already have parsed to `pubkey_hex`."""
     bare = text.strip()
     if bare.lower().startswith("nostr:"):
-        bare = bare[len("nostr:"):]
+        bare = bare[len("nostr:") :]
     return bare.lower() if bare.lower().startswith("npub1") else pubkey_hex
 
 
@@ -133,8 +137,13 @@ def run_init(
     db_text = _validate_db_path(db_path)
     secret = secret or generate_secret()
     key_elsewhere = key_to_env or env_file is not None
-    text, unfilled = build_config_text(secret=None if key_elsewhere else secret, mostro_pubkey=mostro_key,
-                                       relays=relay_urls, solvers=solver_list, db_path=db_text)
+    text, unfilled = build_config_text(
+        secret=None if key_elsewhere else secret,
+        mostro_pubkey=mostro_key,
+        relays=relay_urls,
+        solvers=solver_list,
+        db_path=db_text,
+    )
     for target in (path, env_file):
         if target is not None and not force and (target.exists() or target.is_symlink()):
             raise UsageError(f"{target} already exists; pass --force to replace it")
@@ -182,7 +191,7 @@ def build_config_text(
     import tomlkit
 
     sample = render_sample()
-    body = sample[sample.index("\n[") + 1:]  # our own header replaces the "generated from" lines
+    body = sample[sample.index("\n[") + 1 :]  # our own header replaces the "generated from" lines
     doc = tomlkit.parse(_HEADER + "\n" + body)
     unfilled: list[str] = []
     if secret is None:
@@ -303,7 +312,9 @@ def _validate_db_path(db_path: str | None) -> str | None:
         return None
     text = db_path.strip()
     if not text or text.endswith("/") or Path(text).name in ("", ".", ".."):
-        raise UsageError(f"--db-path {db_path!r}: give the path of a file, e.g. /var/lib/serbero/serbero.db")
+        raise UsageError(
+            f"--db-path {db_path!r}: give the path of a file, e.g. /var/lib/serbero/serbero.db"
+        )
     return text
 
 
@@ -315,7 +326,9 @@ def _make_db_folder(config_path: Path, db_text: str) -> None:
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"--db-path: cannot create {target.parent}: {exc.strerror or exc.__class__.__name__}") from None
+        raise UsageError(
+            f"--db-path: cannot create {target.parent}: {exc.strerror or exc.__class__.__name__}"
+        ) from None
 
 
 def _check_loads(text: str, path: Path, secret: Secret) -> None:

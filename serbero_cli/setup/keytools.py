@@ -37,7 +37,11 @@ class Identity:
     registration: str  # "npub1…:read"
 
     def to_dict(self) -> dict[str, str]:
-        return {"public_key_hex": self.public_key, "npub": self.npub, "registration": self.registration}
+        return {
+            "public_key_hex": self.public_key,
+            "npub": self.npub,
+            "registration": self.registration,
+        }
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,9 @@ def convert_key(value: str, as_kind: str | None = None) -> Conversion:
         return Conversion(_secret(text).reveal(), "secret", "hex", is_secret=True)
     if _HEX64.match(text):
         if as_kind is None:
-            raise UsageError("64 hex characters can be a public or a secret key: pass --as public or --as secret")
+            raise UsageError(
+                "64 hex characters can be a public or a secret key: pass --as public or --as secret"
+            )
         if as_kind == "public":
             return Conversion(npub(_public(text)), "public", "npub", is_secret=False)
         return Conversion(nsec(_secret(text)), "secret", "nsec", is_secret=True)
@@ -89,8 +95,10 @@ def secret_from_env(env: Mapping[str, str]) -> Secret:
     except SecretSourceError as exc:
         raise UsageError(str(exc)) from None
     if found is None:
-        raise UsageError(f"{ENV_PRIVATE_KEY} is unset or empty (and neither {ENV_PRIVATE_KEY}_FILE nor the "
-                         f"{PRIVATE_KEY_CREDENTIAL} credential is set)")
+        raise UsageError(
+            f"{ENV_PRIVATE_KEY} is unset or empty (and neither {ENV_PRIVATE_KEY}_FILE nor the "
+            f"{PRIVATE_KEY_CREDENTIAL} credential is set)"
+        )
     try:
         return parse_secret_key(found.text)
     except KeyFormatError as exc:
@@ -113,7 +121,9 @@ def configured_secret(path: Path, env: Mapping[str, str]) -> tuple[Secret, list[
         if secret is None:
             raise
         count = len(exc.problems)
-        return secret, [f"{path} has {count} other problem{'s' if count != 1 else ''}; run `serbero doctor`"]
+        return secret, [
+            f"{path} has {count} other problem{'s' if count != 1 else ''}; run `serbero doctor`"
+        ]
 
 
 def _private_key_only(path: Path, env: Mapping[str, str]) -> Secret | None:

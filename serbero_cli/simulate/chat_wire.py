@@ -72,12 +72,21 @@ class ChannelKeys:
 
 def build_inner(author: ns.Keys, text: str, created_at: int) -> ns.Event:
     """A signed kind-1 event with no tags: the message both envelopes carry."""
-    return (ns.EventBuilder(ns.Kind(1), text).custom_created_at(ns.Timestamp.from_secs(created_at))
-            .finalize(author))
+    return (
+        ns.EventBuilder(ns.Kind(1), text)
+        .custom_created_at(ns.Timestamp.from_secs(created_at))
+        .finalize(author)
+    )
 
 
-def wrap_legacy(inner_json: str, shared_pubkey_hex: str, *, created_at: int | None = None,
-                forge_outer_author: bool = False, extra_p: str | None = None) -> ns.Event:
+def wrap_legacy(
+    inner_json: str,
+    shared_pubkey_hex: str,
+    *,
+    created_at: int | None = None,
+    forge_outer_author: bool = False,
+    extra_p: str | None = None,
+) -> ns.Event:
     """A kind-1059 envelope by a fresh ephemeral key, `p` = the shared (legacy) pubkey.
 
     `forge_outer_author` signs with a different key than the one that encrypted, so the
@@ -92,20 +101,34 @@ def wrap_legacy(inner_json: str, shared_pubkey_hex: str, *, created_at: int | No
     if extra_p:
         tags.append(ns.Tag.public_key(ns.PublicKey.parse(extra_p)))
     signer = ns.Keys.generate() if forge_outer_author else ephemeral
-    return (ns.EventBuilder(ns.Kind(GIFT_WRAP_KIND), content).tags(tags)
-            .custom_created_at(ns.Timestamp.from_secs(created_at)).finalize(signer))
+    return (
+        ns.EventBuilder(ns.Kind(GIFT_WRAP_KIND), content)
+        .tags(tags)
+        .custom_created_at(ns.Timestamp.from_secs(created_at))
+        .finalize(signer)
+    )
 
 
-def wrap_kind14(inner_json: str, channel: ChannelKeys, *, created_at: int,
-                signer: ns.Keys | None = None, extra_p: str | None = None) -> ns.Event:
+def wrap_kind14(
+    inner_json: str,
+    channel: ChannelKeys,
+    *,
+    created_at: int,
+    signer: ns.Keys | None = None,
+    extra_p: str | None = None,
+) -> ns.Event:
     """A kind-14 envelope: signed by K_sign (or `signer`, a forgery), tags exactly [p, pub(K_conv)]."""
     conv_pub = channel.conv.public_key()
     content = ns.nip44_encrypt(channel.conv.secret_key(), conv_pub, inner_json, ns.Nip44Version.V2)
     tags = [ns.Tag.public_key(conv_pub)]
     if extra_p:
         tags.append(ns.Tag.public_key(ns.PublicKey.parse(extra_p)))
-    return (ns.EventBuilder(ns.Kind(CHAT_KIND), content).tags(tags)
-            .custom_created_at(ns.Timestamp.from_secs(created_at)).finalize(signer or channel.sign))
+    return (
+        ns.EventBuilder(ns.Kind(CHAT_KIND), content)
+        .tags(tags)
+        .custom_created_at(ns.Timestamp.from_secs(created_at))
+        .finalize(signer or channel.sign)
+    )
 
 
 def _parse_inner(plaintext: str) -> ns.Event:
@@ -137,7 +160,11 @@ def open_kind14(event: ns.Event, channel: ChannelKeys, *, now: int) -> ns.Event:
     if event.author().to_hex() != channel.sign_pubkey:
         raise ChatRejected("outer_author")
     p_tags = [t.to_vec() for t in event.tags() if t.to_vec()[:1] == ["p"]]
-    if event.kind().as_u16() != CHAT_KIND or len(p_tags) != 1 or p_tags[0][1:2] != [channel.conv_pubkey]:
+    if (
+        event.kind().as_u16() != CHAT_KIND
+        or len(p_tags) != 1
+        or p_tags[0][1:2] != [channel.conv_pubkey]
+    ):
         raise ChatRejected("p_tag")
     outer_at = event.created_at().as_secs()
     if outer_at > now + MAX_OUTER_FUTURE_SECONDS:
@@ -147,7 +174,9 @@ def open_kind14(event: ns.Event, channel: ChannelKeys, *, now: int) -> ns.Event:
     if not event.verify():
         raise ChatRejected("outer_signature")
     try:
-        plaintext = ns.nip44_decrypt(channel.conv.secret_key(), channel.conv.public_key(), event.content())
+        plaintext = ns.nip44_decrypt(
+            channel.conv.secret_key(), channel.conv.public_key(), event.content()
+        )
     except Exception as exc:  # noqa: BLE001
         raise ChatRejected("decrypt") from exc
     inner = _parse_inner(plaintext)

@@ -32,7 +32,9 @@ class SimClient:
     async def fetch(self, filters: list[dict[str, Any]], timeout: float = 3.0) -> list[ns.Event]:
         client = await self.ensure()
         sdk_filters = [ns.Filter.from_json(json.dumps(f)) for f in filters]
-        events = await client.fetch_events(ns.ReqTarget.auto(sdk_filters), timeout=timedelta(seconds=timeout))
+        events = await client.fetch_events(
+            ns.ReqTarget.auto(sdk_filters), timeout=timedelta(seconds=timeout)
+        )
         seen, unique = set(), []
         for ev in events:
             if ev.id().to_hex() not in seen:

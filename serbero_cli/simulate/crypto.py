@@ -67,8 +67,9 @@ def hkdf_expand_32(prk: bytes, info: bytes) -> bytes:
     return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
 
 
-def derive_chat_secret(prk: bytes, info: bytes,
-                       is_valid: Callable[[bytes], bool] = _valid_secret) -> bytes:
+def derive_chat_secret(
+    prk: bytes, info: bytes, is_valid: Callable[[bytes], bool] = _valid_secret
+) -> bytes:
     """The first valid expand(info [+ byte c]) for c = 0..255 (attempt 0 uses the bare info).
 
     Raises DerivationError when every attempt is out of range.
@@ -81,11 +82,14 @@ def derive_chat_secret(prk: bytes, info: bytes,
     raise DerivationError(f"no valid key for {info!r}")
 
 
-def chat_secrets(shared_x: bytes,
-                 is_valid: Callable[[bytes], bool] = _valid_secret) -> tuple[bytes, bytes]:
+def chat_secrets(
+    shared_x: bytes, is_valid: Callable[[bytes], bool] = _valid_secret
+) -> tuple[bytes, bytes]:
     """(K_conv secret, K_sign secret) of one chat channel, from the ECDH x."""
     prk = hkdf_prk(shared_x)
-    return derive_chat_secret(prk, CONV_INFO, is_valid), derive_chat_secret(prk, SIGN_INFO, is_valid)
+    return derive_chat_secret(prk, CONV_INFO, is_valid), derive_chat_secret(
+        prk, SIGN_INFO, is_valid
+    )
 
 
 def nip44_conversation_key(secret: bytes, xonly_pubkey: bytes) -> bytes:
@@ -113,7 +117,7 @@ def canonical_message_json(message: dict[str, Any]) -> str:
     """
     if not isinstance(message, dict) or len(message) != 1:
         raise ValueError("a Mostro message has exactly one variant key")
-    (variant, inner), = message.items()
+    ((variant, inner),) = message.items()
     if not isinstance(inner, dict):
         raise ValueError("the message variant must hold an object")
     return json.dumps({variant: canonical_inner(inner)}, separators=(",", ":"), ensure_ascii=False)
@@ -135,7 +139,9 @@ def verify_message(pubkey_hex: str, message: dict[str, Any], signature_hex: str)
         sig = bytes.fromhex(signature_hex)
         if len(sig) != 64:
             return False
-        return coincurve.PublicKeyXOnly(bytes.fromhex(pubkey_hex)).verify(sig, message_digest(message))
+        return coincurve.PublicKeyXOnly(bytes.fromhex(pubkey_hex)).verify(
+            sig, message_digest(message)
+        )
     except (ValueError, TypeError):
         return False
 

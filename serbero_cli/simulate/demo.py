@@ -76,28 +76,53 @@ class DemoModel:
         scenario = self.plans.get(match.group(1)) if match else None
         if match is None or scenario is None:
             return Reply(status=400, body={"error": "unknown dispute"})
-        if isinstance(body, dict) and "response_format" not in body:  # OpenAI JSON mode marks classify calls
-            return Reply(content=summary_text(
-                "The buyer paid by SEPA with reference MOSTRO-4411 and the seller now confirms it arrived; "
-                "the delay was on the banking side.",
-                "Confirm with the seller that the payment is final, then close the trade as usual on Mostro.",
-                "Both parties now agree on amount, reference and arrival."))
+        if (
+            isinstance(body, dict) and "response_format" not in body
+        ):  # OpenAI JSON mode marks classify calls
+            return Reply(
+                content=summary_text(
+                    "The buyer paid by SEPA with reference MOSTRO-4411 and the seller now confirms it arrived; "
+                    "the delay was on the banking side.",
+                    "Confirm with the seller that the payment is final, then close the trade as usual on Mostro.",
+                    "Both parties now agree on amount, reference and arrival.",
+                )
+            )
         found = re.search(r"followup_number: (\d+)", text)
         followup = int(found.group(1)) if found else 0  # every classify request states it
         if followup == 0:
-            return Reply(content=classification_json(
-                "coordination_failure_resolvable" if scenario == "cooperative" else "unclear", 0.7,
-                "ask_clarification", buyer="Did you send the payment? Please give the amount and the reference.",
-                seller="Has the payment reached your account? Please check for the amount and reference.",
-                rationale=f"demo opening rationale for {match.group(1)}"))
+            return Reply(
+                content=classification_json(
+                    "coordination_failure_resolvable" if scenario == "cooperative" else "unclear",
+                    0.7,
+                    "ask_clarification",
+                    buyer="Did you send the payment? Please give the amount and the reference.",
+                    seller="Has the payment reached your account? Please check for the amount and reference.",
+                    rationale=f"demo opening rationale for {match.group(1)}",
+                )
+            )
         if scenario == "cooperative":
-            return Reply(content=classification_json("coordination_failure_resolvable", 0.92, "summarize",
-                                                     rationale=f"demo: both sides agree ({match.group(1)})"))
-        return Reply(content=classification_json("conflicting_claims", 0.85, "escalate", flags=["conflicting_claims"],
-                                                 rationale=f"demo: the accounts contradict ({match.group(1)})"))
+            return Reply(
+                content=classification_json(
+                    "coordination_failure_resolvable",
+                    0.92,
+                    "summarize",
+                    rationale=f"demo: both sides agree ({match.group(1)})",
+                )
+            )
+        return Reply(
+            content=classification_json(
+                "conflicting_claims",
+                0.85,
+                "escalate",
+                flags=["conflicting_claims"],
+                rationale=f"demo: the accounts contradict ({match.group(1)})",
+            )
+        )
 
 
-def run_demo(scenarios: tuple[str, ...], *, directory: Path | None = None, narrate: Narrate) -> DemoReport:
+def run_demo(
+    scenarios: tuple[str, ...], *, directory: Path | None = None, narrate: Narrate
+) -> DemoReport:
     """Run the scenarios end to end and return which expected messages were really received."""
     from serbero_cli.config import load_config
 
@@ -114,10 +139,20 @@ def run_demo(scenarios: tuple[str, ...], *, directory: Path | None = None, narra
     watchdog = WatchdogObserver(relay.url, serbero=serbero.public_key().to_hex())
     try:
         node.start()
-        config_path = _write_config(work, relay.url, serbero, node.pubkey, [reader, writer], llm.openai_base,
-                                    observer=watchdog.pubkey)
-        narrate("setup", f"relay {relay.url}, Mostro {node.pubkey[:12]}…, Serbero {serbero.public_key().to_hex()[:12]}…, "
-                         f"reasoning at {llm.base_url}, files in {work}")
+        config_path = _write_config(
+            work,
+            relay.url,
+            serbero,
+            node.pubkey,
+            [reader, writer],
+            llm.openai_base,
+            observer=watchdog.pubkey,
+        )
+        narrate(
+            "setup",
+            f"relay {relay.url}, Mostro {node.pubkey[:12]}…, Serbero {serbero.public_key().to_hex()[:12]}…, "
+            f"reasoning at {llm.base_url}, files in {work}",
+        )
         env = {**os.environ, API_KEY_ENV: "demo-key-not-secret"}
         config = load_config(config_path, env=env)
         disputes = {}
@@ -125,20 +160,33 @@ def run_demo(scenarios: tuple[str, ...], *, directory: Path | None = None, narra
             dispute_id = node.open_dispute(initiator="buyer")
             model.plans[dispute_id] = scenario
             disputes[scenario] = dispute_id
-            narrate("mostro", f"{scenario}: Mostro publishes dispute {dispute_id} (initiated by the buyer)")
+            narrate(
+                "mostro",
+                f"{scenario}: Mostro publishes dispute {dispute_id} (initiated by the buyer)",
+            )
         _step(narrate, "listen", lambda: _listen(config))
         for scenario, dispute_id in disputes.items():
             for solver in (reader, writer):
                 got = _shows(solver, serbero, dispute_id, "new")
-                report.expectations.append(Expectation(solver.name, f"new-dispute message for {scenario}", got))
+                report.expectations.append(
+                    Expectation(solver.name, f"new-dispute message for {scenario}", got)
+                )
                 narrate(solver.name, f"Mostrix shows dispute {dispute_id[:8]} as new: {_yes(got)}")
         _step(narrate, "mediate-once", lambda: _mediate(config, env))
-        parties = {(s, role): node.party(d, role) for s, d in disputes.items() for role in ("buyer", "seller")}
+        parties = {
+            (s, role): node.party(d, role)
+            for s, d in disputes.items()
+            for role in ("buyer", "seller")
+        }
         for (scenario, role), party in parties.items():
             questions = party.messages()
-            report.expectations.append(Expectation(f"{scenario} {role}", "Serbero's question", bool(questions)))
+            report.expectations.append(
+                Expectation(f"{scenario} {role}", "Serbero's question", bool(questions))
+            )
             for q in questions:
-                narrate(f"{scenario} {role}", f"decrypted from the relay: {q.content.splitlines()[0]!r}")
+                narrate(
+                    f"{scenario} {role}", f"decrypted from the relay: {q.content.splitlines()[0]!r}"
+                )
             answers = COOPERATIVE_ANSWERS if scenario == "cooperative" else ESCALATION_ANSWERS
             party.reply(answers[role], created_at=int(time.time()) - 1)
             narrate(f"{scenario} {role}", f"answers: {answers[role]!r}")
@@ -147,37 +195,63 @@ def run_demo(scenarios: tuple[str, ...], *, directory: Path | None = None, narra
             for solver in (reader, writer):
                 got = _shows(solver, serbero, disputes["cooperative"], "handed off: facts_gathered")
                 report.expectations.append(Expectation(solver.name, "mediation summary", got))
-                narrate(solver.name, f"received the mediation summary (handed off: facts_gathered): {_yes(got)}")
+                narrate(
+                    solver.name,
+                    f"received the mediation summary (handed off: facts_gathered): {_yes(got)}",
+                )
         if "escalation" in disputes:
             _step(narrate, "dispatch-once", lambda: _dispatch(config))
             got = _shows(writer, serbero, disputes["escalation"], "handed off: conflicting_claims")
             report.expectations.append(Expectation(writer.name, "escalation handoff", got))
             narrate(writer.name, f"received the escalation handoff: {_yes(got)}")
             leaked = _shows(reader, serbero, disputes["escalation"], "handed off")
-            report.expectations.append(Expectation(reader.name, "no handoff (read solvers cannot take over)",
-                                                   not leaked))
+            report.expectations.append(
+                Expectation(reader.name, "no handoff (read solvers cannot take over)", not leaked)
+            )
         for dispute_id in disputes.values():
             for line in _mostrix_view(writer, serbero, dispute_id):
                 narrate(f"{writer.name} Mostrix", line)
         headlines = watchdog.poll()
-        report.expectations.append(Expectation("watchdog", "one headline per mediation step",
-                                               bool(headlines) and all(h.one_line for h in headlines)))
+        report.expectations.append(
+            Expectation(
+                "watchdog",
+                "one headline per mediation step",
+                bool(headlines) and all(h.one_line for h in headlines),
+            )
+        )
         for headline in headlines:
             reason = f" ({headline.reason})" if headline.reason else ""
             flag = " · NEEDS A SOLVER" if headline.needs_a_solver else ""
-            narrate("watchdog", f"Telegram: dispute {headline.dispute_id[:8]} {headline.kind}{reason}{flag}")
+            narrate(
+                "watchdog",
+                f"Telegram: dispute {headline.dispute_id[:8]} {headline.kind}{reason}{flag}",
+            )
         narrate("audit", str(config_path))
         return report
     finally:
-        for closer in (node.stop, reader.close, writer.close, watchdog.close, llm.stop, relay.shutdown):
+        for closer in (
+            node.stop,
+            reader.close,
+            writer.close,
+            watchdog.close,
+            llm.stop,
+            relay.shutdown,
+        ):
             try:
                 closer()
             except Exception:  # noqa: BLE001 - teardown must not hide the report
                 pass
 
 
-def _write_config(work: Path, relay_url: str, serbero: ns.Keys, mostro: str, solvers: list[SimSolver], api_base: str,
-                  observer: str) -> Path:
+def _write_config(
+    work: Path,
+    relay_url: str,
+    serbero: ns.Keys,
+    mostro: str,
+    solvers: list[SimSolver],
+    api_base: str,
+    observer: str,
+) -> Path:
     import tomlkit
 
     from serbero_cli.config import render_sample
@@ -200,8 +274,15 @@ def _write_config(work: Path, relay_url: str, serbero: ns.Keys, mostro: str, sol
     doc["observers"] = observers
     doc["mediation"]["enabled"] = True
     doc["mediation"]["take_reply_wait_seconds"] = 5
-    doc["reasoning"].update({"enabled": True, "provider": "openai-compatible", "api_base": api_base,
-                             "model": "demo-model", "api_key_env": API_KEY_ENV})
+    doc["reasoning"].update(
+        {
+            "enabled": True,
+            "provider": "openai-compatible",
+            "api_base": api_base,
+            "model": "demo-model",
+            "api_key_env": API_KEY_ENV,
+        }
+    )
     doc["escalation"]["enabled"] = True
     path = work / "config.toml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -220,16 +301,20 @@ def _listen(config: Config) -> str:
     from serbero_cli.mediation.resolution import make_resolution_hook
 
     d = run_listen(config, on_resolved=make_resolution_hook(config)).to_dict()
-    return (f"listen: {d['disputes']['new']} new disputes, {d['notifications']['sent']} solver DMs sent, "
-            f"exit {d['exit_code']}")
+    return (
+        f"listen: {d['disputes']['new']} new disputes, {d['notifications']['sent']} solver DMs sent, "
+        f"exit {d['exit_code']}"
+    )
 
 
 def _mediate(config: Config, env: Mapping[str, str]) -> str:
     from serbero_cli.mediation.run import run_mediate_once
 
     r = run_mediate_once(config, env=env, retry_pause=0)
-    return (f"mediate-once: {r.sessions_opened} sessions opened, {r.replies_fresh} replies, "
-            f"{r.summaries_generated} summaries, escalations {r.escalations or '{}'}, exit {r.exit_code}")
+    return (
+        f"mediate-once: {r.sessions_opened} sessions opened, {r.replies_fresh} replies, "
+        f"{r.summaries_generated} summaries, escalations {r.escalations or '{}'}, exit {r.exit_code}"
+    )
 
 
 def _dispatch(config: Config) -> str:
@@ -242,8 +327,10 @@ def _dispatch(config: Config) -> str:
 
 def _shows(solver: SimSolver, serbero: ns.Keys, dispute_id: str, subject: str) -> bool:
     """Whether the solver's Mostrix lists a message of the dispute whose subject starts so."""
-    return any(m.dispute_id == dispute_id and m.subject.startswith(subject)
-               for m in solver.mostrix(serbero.public_key().to_hex()))
+    return any(
+        m.dispute_id == dispute_id and m.subject.startswith(subject)
+        for m in solver.mostrix(serbero.public_key().to_hex())
+    )
 
 
 def _mostrix_view(solver: SimSolver, serbero: ns.Keys, dispute_id: str) -> list[str]:

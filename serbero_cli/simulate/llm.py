@@ -60,8 +60,14 @@ Responder = Callable[[str, Any], Reply | None]
 class LLMServer:
     """A ThreadingHTTPServer on 127.0.0.1:<free port> serving the three provider paths."""
 
-    def __init__(self, *, auto_health: bool = True, health_failures: int = 0, health_status: int = 200,
-                 responder: Responder | None = None):
+    def __init__(
+        self,
+        *,
+        auto_health: bool = True,
+        health_failures: int = 0,
+        health_status: int = 200,
+        responder: Responder | None = None,
+    ):
         self.auto_health = auto_health
         self.health_failures = health_failures  # the next n health pings get 503 (or health_status)
         self.health_status = health_status  # status of every other health answer
@@ -84,8 +90,12 @@ class LLMServer:
         # client hang-ups are expected; this one server instance stays quiet about them
         server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="serbero-sim-llm", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="serbero-sim-llm",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -131,7 +141,9 @@ class LLMServer:
     def model_requests(self, path: str | None = None) -> list[RecordedRequest]:
         """Recorded requests that are not health pings, optionally only those to `path`."""
         with self._lock:
-            return [r for r in self.requests if not r.is_health and (path is None or r.path == path)]
+            return [
+                r for r in self.requests if not r.is_health and (path is None or r.path == path)
+            ]
 
     def health_requests(self) -> list[RecordedRequest]:
         with self._lock:
@@ -146,8 +158,9 @@ class LLMServer:
         except ValueError:
             body = None
         path = handler.path.split("?", 1)[0]
-        record = RecordedRequest(path, {k.lower(): v for k, v in handler.headers.items()}, body, raw,
-                                 time.monotonic())
+        record = RecordedRequest(
+            path, {k.lower(): v for k, v in handler.headers.items()}, body, raw, time.monotonic()
+        )
         with self._lock:
             self.requests.append(record)
         reply = self._choose(path, record)
@@ -182,14 +195,19 @@ class LLMServer:
                 status = self.health_status if self.health_status != 200 else 503
                 return Reply(status=status, body={"error": {"message": "simulated health failure"}})
             if self.health_status != 200:
-                return Reply(status=self.health_status, body={"error": {"message": "simulated health failure"}})
+                return Reply(
+                    status=self.health_status,
+                    body={"error": {"message": "simulated health failure"}},
+                )
             return Reply(content="pong")
         with self._lock:
             reply = self._queue.popleft() if self._queue else None
         if reply is None and self.responder is not None:
             reply = self.responder(path, record.body)
         if reply is None:
-            return Reply(status=500, body={"error": {"message": "LLMServer: no scripted reply left"}})
+            return Reply(
+                status=500, body={"error": {"message": "LLMServer: no scripted reply left"}}
+            )
         return reply
 
     def _payload(self, path: str, request_body: Any, reply: Reply) -> tuple[bytes, str]:
@@ -204,17 +222,34 @@ class LLMServer:
             return json.dumps(error).encode("utf-8"), "application/json"
         model = request_body.get("model", "sim") if isinstance(request_body, dict) else "sim"
         if path == ANTHROPIC_PATH:
-            blocks = reply.blocks if reply.blocks is not None else [{"type": "text", "text": reply.content or ""}]
+            blocks = (
+                reply.blocks
+                if reply.blocks is not None
+                else [{"type": "text", "text": reply.content or ""}]
+            )
             envelope: dict[str, Any] = {
-                "id": "msg_sim", "type": "message", "role": "assistant", "model": model,
-                "content": blocks, "stop_reason": "end_turn", "stop_sequence": None,
+                "id": "msg_sim",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": blocks,
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
                 "usage": {"input_tokens": 1, "output_tokens": 1},
             }
         else:
             envelope = {
-                "id": "chatcmpl-sim", "object": "chat.completion", "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.content or ""},
-                             "finish_reason": "stop"}],
+                "id": "chatcmpl-sim",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply.content or ""},
+                        "finish_reason": "stop",
+                    }
+                ],
                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
             }
         return json.dumps(envelope, ensure_ascii=False).encode("utf-8"), "application/json"
@@ -249,7 +284,11 @@ def classification_json(
     detail: str | None = None,
 ) -> str:
     """A classification answer as the model would write it. Each call gets a distinct rationale by default."""
-    obj: dict[str, Any] = {"classification": label, "confidence": confidence, "suggested_action": action}
+    obj: dict[str, Any] = {
+        "classification": label,
+        "confidence": confidence,
+        "suggested_action": action,
+    }
     if buyer is not None:
         obj["buyer_clarification"] = buyer
     if seller is not None:
@@ -257,7 +296,11 @@ def classification_json(
     if detail is not None:
         obj["suggested_action_detail"] = detail
     obj["flags"] = list(flags)
-    obj["rationale"] = rationale if rationale is not None else f"scripted rationale #{next(_rationale_counter)}: {label}"
+    obj["rationale"] = (
+        rationale
+        if rationale is not None
+        else f"scripted rationale #{next(_rationale_counter)}: {label}"
+    )
     return json.dumps(obj, ensure_ascii=False)
 
 

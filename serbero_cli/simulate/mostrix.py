@@ -44,7 +44,15 @@ def serde_string(text: str) -> str:
     """A JSON string the way serde_json writes it: `"` and `\\` escaped, \\b \\f \\n \\r \\t short,
     other control characters as \\u00xx with lowercase hex, everything else (DEL, U+2028, emoji)
     as raw UTF-8."""
-    short = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    short = {
+        '"': '\\"',
+        "\\": "\\\\",
+        "\b": "\\b",
+        "\f": "\\f",
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+    }
     out = ['"']
     for char in text:
         if char in short:
@@ -72,7 +80,9 @@ def serde_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ",".join(serde_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ",".join(serde_string(k) + ":" + serde_value(v) for k, v in value.items()) + "}"
+        return (
+            "{" + ",".join(serde_string(k) + ":" + serde_value(v) for k, v in value.items()) + "}"
+        )
     raise Rejected(f"unexpected value type {type(value).__name__}")
 
 
@@ -114,7 +124,7 @@ def split_first_line(text: str) -> tuple[str | None, str]:
     first = text.split("\n", 1)[0].rstrip("\r").strip()
     head, sep, rest = first.partition(HEADER_SEPARATOR)
     if sep and head.startswith("Dispute "):
-        return head[len("Dispute "):].strip(), rest.strip()
+        return head[len("Dispute ") :].strip(), rest.strip()
     return None, first
 
 
@@ -144,12 +154,18 @@ def open_message(event: ns.Event, solver_keys: ns.Keys, trusted: set[str]) -> So
     if not isinstance(body, dict) or body.get("action") != "send-dm":
         raise Rejected("not a send-dm")
     payload = body.get("payload")
-    if not isinstance(payload, dict) or set(payload) != {"text_message"} or not isinstance(payload["text_message"], str):
+    if (
+        not isinstance(payload, dict)
+        or set(payload) != {"text_message"}
+        or not isinstance(payload["text_message"], str)
+    ):
         raise Rejected("payload is not a text_message")
     if signature is not None:
         digest = hashlib.sha256(serde_message(variant, body).encode("utf-8")).digest()
         try:
-            valid = coincurve.PublicKeyXOnly(bytes.fromhex(author)).verify(bytes.fromhex(signature), digest)
+            valid = coincurve.PublicKeyXOnly(bytes.fromhex(author)).verify(
+                bytes.fromhex(signature), digest
+            )
         except (ValueError, TypeError):
             valid = False
         if not valid:
@@ -161,8 +177,15 @@ def open_message(event: ns.Event, solver_keys: ns.Keys, trusted: set[str]) -> So
         raise Rejected("no dispute id")
     text = payload["text_message"]
     header_dispute, subject = split_first_line(text)
-    return SolverMessage(event.id().to_hex(), author, event.created_at().as_secs(), dispute_id, text, subject,
-                         header_dispute)
+    return SolverMessage(
+        event.id().to_hex(),
+        author,
+        event.created_at().as_secs(),
+        dispute_id,
+        text,
+        subject,
+        header_dispute,
+    )
 
 
 class MostrixReader:
@@ -176,8 +199,16 @@ class MostrixReader:
 
     async def messages_async(self) -> list[SolverMessage]:
         since = int(time.time()) - HISTORY_WINDOW_SECONDS
-        events = await self.client.fetch([{"kinds": [14], "authors": sorted(self.trusted),
-                                           "#p": [self.keys.public_key().to_hex()], "since": since}])
+        events = await self.client.fetch(
+            [
+                {
+                    "kinds": [14],
+                    "authors": sorted(self.trusted),
+                    "#p": [self.keys.public_key().to_hex()],
+                    "since": since,
+                }
+            ]
+        )
         out, self.rejected = [], []
         for event in events:
             try:

@@ -58,20 +58,48 @@ class SimMostro:
     def publish(self, event: ns.Event) -> Any:
         return aio.run(self.publish_async(event))
 
-    def open_dispute(self, dispute_id: str | None = None, *, initiator: str = "buyer",
-                     created_at: int | None = None) -> str:
+    def open_dispute(
+        self,
+        dispute_id: str | None = None,
+        *,
+        initiator: str = "buyer",
+        created_at: int | None = None,
+    ) -> str:
         """Publish an `initiated` dispute; return its id."""
         dispute_id = dispute_id or str(uuid.uuid4())
         now = created_at or int(time.time())
-        self.publish(build_dispute_event(self.keys, dispute_id, "initiated", initiator=initiator,
-                                         created_at=now, opened_at=now))
+        self.publish(
+            build_dispute_event(
+                self.keys,
+                dispute_id,
+                "initiated",
+                initiator=initiator,
+                created_at=now,
+                opened_at=now,
+            )
+        )
         return dispute_id
 
-    def set_status(self, dispute_id: str, status: str, *, created_at: int | None = None,
-                   solver: str | None = None, initiator: str | None = "buyer") -> None:
+    def set_status(
+        self,
+        dispute_id: str,
+        status: str,
+        *,
+        created_at: int | None = None,
+        solver: str | None = None,
+        initiator: str | None = "buyer",
+    ) -> None:
         """Publish a newer revision of the dispute with `status`."""
-        self.publish(build_dispute_event(self.keys, dispute_id, status, initiator=initiator,
-                                         created_at=created_at or int(time.time()), solver=solver))
+        self.publish(
+            build_dispute_event(
+                self.keys,
+                dispute_id,
+                status,
+                initiator=initiator,
+                created_at=created_at or int(time.time()),
+                solver=solver,
+            )
+        )
 
     def close(self) -> None:
         aio.run(self.client.close())

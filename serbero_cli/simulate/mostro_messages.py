@@ -20,8 +20,15 @@ class MessageError(ValueError):
     """A payload that is not a well-formed Mostro tuple or message."""
 
 
-def _message(variant: str, *, version: int, request_id: int | None, message_id: str | None,
-             action: str, payload: Any) -> dict[str, Any]:
+def _message(
+    variant: str,
+    *,
+    version: int,
+    request_id: int | None,
+    message_id: str | None,
+    action: str,
+    payload: Any,
+) -> dict[str, Any]:
     inner: dict[str, Any] = {"version": version, "request_id": request_id, "trade_index": None}
     if message_id is not None:
         inner["id"] = message_id
@@ -32,33 +39,68 @@ def _message(variant: str, *, version: int, request_id: int | None, message_id: 
 
 def take_request(dispute_id: str, request_id: int | None, version: int) -> dict[str, Any]:
     """`{"dispute":{…,"action":"admin-take-dispute","payload":null}}`."""
-    return _message("dispute", version=version, request_id=request_id, message_id=dispute_id,
-                    action=TAKE_ACTION, payload=None)
+    return _message(
+        "dispute",
+        version=version,
+        request_id=request_id,
+        message_id=dispute_id,
+        action=TAKE_ACTION,
+        payload=None,
+    )
 
 
-def took_reply(dispute_id: str, request_id: int | None, version: int,
-               info: dict[str, Any]) -> dict[str, Any]:
+def took_reply(
+    dispute_id: str, request_id: int | None, version: int, info: dict[str, Any]
+) -> dict[str, Any]:
     """The node's `admin-took-dispute` answer carrying SolverDisputeInfo."""
-    return _message("dispute", version=version, request_id=request_id, message_id=dispute_id,
-                    action=TOOK_ACTION, payload={"dispute": [dispute_id, info]})
+    return _message(
+        "dispute",
+        version=version,
+        request_id=request_id,
+        message_id=dispute_id,
+        action=TOOK_ACTION,
+        payload={"dispute": [dispute_id, info]},
+    )
 
 
-def cant_do_reply(dispute_id: str | None, request_id: int | None, version: int,
-                  reason: str | None) -> dict[str, Any]:
+def cant_do_reply(
+    dispute_id: str | None, request_id: int | None, version: int, reason: str | None
+) -> dict[str, Any]:
     """The node's refusal: variant and action `cant-do`, payload `{"cant_do": reason}`."""
-    return _message("cant-do", version=version, request_id=request_id, message_id=dispute_id,
-                    action=CANT_DO_ACTION, payload={"cant_do": reason})
+    return _message(
+        "cant-do",
+        version=version,
+        request_id=request_id,
+        message_id=dispute_id,
+        action=CANT_DO_ACTION,
+        payload={"cant_do": reason},
+    )
 
 
-def peer_notice(order_id: str, request_id: int | None, version: int, admin_pubkey: str) -> dict[str, Any]:
+def peer_notice(
+    order_id: str, request_id: int | None, version: int, admin_pubkey: str
+) -> dict[str, Any]:
     """The order message each party gets after a take: who the admin (chat peer) is."""
-    return _message("order", version=version, request_id=request_id, message_id=order_id,
-                    action=TOOK_ACTION, payload={"peer": {"pubkey": admin_pubkey, "reputation": None}})
+    return _message(
+        "order",
+        version=version,
+        request_id=request_id,
+        message_id=order_id,
+        action=TOOK_ACTION,
+        payload={"peer": {"pubkey": admin_pubkey, "reputation": None}},
+    )
 
 
-def solver_dispute_info(*, order_id: str, initiator: str, buyer_pubkey: str | None,
-                        seller_pubkey: str | None, order_created_at: int, taken_at: int,
-                        omit_trade_keys: bool = False) -> dict[str, Any]:
+def solver_dispute_info(
+    *,
+    order_id: str,
+    initiator: str,
+    buyer_pubkey: str | None,
+    seller_pubkey: str | None,
+    order_created_at: int,
+    taken_at: int,
+    omit_trade_keys: bool = False,
+) -> dict[str, Any]:
     """A plausible SolverDisputeInfo (the fields mostrod sends); `id` is the ORDER id.
 
     `omit_trade_keys` drops buyer_pubkey/seller_pubkey entirely (a broken node).
@@ -95,8 +137,9 @@ def solver_dispute_info(*, order_id: str, initiator: str, buyer_pubkey: str | No
     return info
 
 
-def encode_tuple(message: dict[str, Any], *, signer_secret: bytes | None = None,
-                 elements: int = 2) -> str:
+def encode_tuple(
+    message: dict[str, Any], *, signer_secret: bytes | None = None, elements: int = 2
+) -> str:
     """`[msg, sig|null]` (v1) or `[msg, sig|null, null]` (v2), compact, message in canonical order."""
     sig = json.dumps(sign_message(signer_secret, message)) if signer_secret is not None else "null"
     parts = [canonical_message_json(message), sig] + ["null"] * (elements - 2)
@@ -118,7 +161,7 @@ def split_message(message: Any) -> tuple[str, dict[str, Any]]:
     """(variant, inner) of `{variant: inner}`; raises MessageError on any other shape."""
     if not isinstance(message, dict) or len(message) != 1:
         raise MessageError("message must have exactly one variant key")
-    (variant, inner), = message.items()
+    ((variant, inner),) = message.items()
     if not isinstance(inner, dict) or not isinstance(inner.get("action"), str):
         raise MessageError("message inner must be an object with an action")
     return variant, inner

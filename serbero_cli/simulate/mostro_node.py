@@ -62,11 +62,21 @@ V1_SINCE_SECONDS = 7 * 86400
 class MostroNodeSim(ScriptedTraffic, SimMostro):
     """A Mostro node on the relay. Use `start()`, `open_dispute()`, then read `.requests`."""
 
-    def __init__(self, relay_urls: list[str] | str, keys: ns.Keys | None = None, *, protocol: int | None = 2,
-                 pow: int = 0, pow_first_contact: int = 0, publish_info: bool = True,
-                 info_tags: dict[str, str | None] | None = None, mostro_version: str = "0.18.5",
-                 solvers: dict[str, str] | None = None, modes: NodeModes | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        relay_urls: list[str] | str,
+        keys: ns.Keys | None = None,
+        *,
+        protocol: int | None = 2,
+        pow: int = 0,
+        pow_first_contact: int = 0,
+        publish_info: bool = True,
+        info_tags: dict[str, str | None] | None = None,
+        mostro_version: str = "0.18.5",
+        solvers: dict[str, str] | None = None,
+        modes: NodeModes | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         super().__init__(relay_urls, keys)
         if protocol not in (1, 2, None):
             raise ValueError("protocol must be 1, 2 or None")
@@ -129,8 +139,13 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
         values: dict[str, str | None] = {
             "protocol_version": str(self.protocol) if self.protocol else None,
             "pow": str(self.pow),
-            "pow_first_contact": (str(max(self.pow, self.pow_first_contact)) if self.protocol == 2
-                                  else str(self.pow) if self.protocol == 1 else None),
+            "pow_first_contact": (
+                str(max(self.pow, self.pow_first_contact))
+                if self.protocol == 2
+                else str(self.pow)
+                if self.protocol == 1
+                else None
+            ),
             "mostro_version": self.mostro_version,
         }
         values.update(self.info_overrides)
@@ -141,8 +156,12 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
         """Publish a fresh 38385 (created_at strictly after the previous one)."""
         at = created_at if created_at is not None else max(self.now(), self._last_info_at + 1)
         self._last_info_at = at
-        event = (ns.EventBuilder(ns.Kind(INFO_KIND), "").tags([ns.Tag.parse(t) for t in self.info_tags()])
-                 .custom_created_at(ns.Timestamp.from_secs(at)).finalize(self.keys))
+        event = (
+            ns.EventBuilder(ns.Kind(INFO_KIND), "")
+            .tags([ns.Tag.parse(t) for t in self.info_tags()])
+            .custom_created_at(ns.Timestamp.from_secs(at))
+            .finalize(self.keys)
+        )
         await self.client.publish(event)
         return event
 
@@ -166,8 +185,10 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
         now = self.now()
         # Both kinds, so a protocol switch needs no resubscription; the kind gate drops the other.
         # Kind 14 is live only (limit 0, like mostrod); `since` would hide stale events from the gates.
-        filters = [{"kinds": [GIFT_WRAP_KIND], "#p": [self.pubkey], "since": now - V1_SINCE_SECONDS},
-                   {"kinds": [PRIVATE_KIND], "#p": [self.pubkey], "limit": 0}]
+        filters = [
+            {"kinds": [GIFT_WRAP_KIND], "#p": [self.pubkey], "since": now - V1_SINCE_SECONDS},
+            {"kinds": [PRIVATE_KIND], "#p": [self.pubkey], "limit": 0},
+        ]
         sdk_filters = [ns.Filter.from_json(json.dumps(f)) for f in filters]
         output = await client.subscribe(ns.ReqTarget.auto(sdk_filters))
         self._task = asyncio.ensure_future(self._listen(stream, output.id))
@@ -212,18 +233,38 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
     async def _publish_revision(self, record: DisputeRecord, created_at: int | None = None) -> int:
         at = created_at if created_at is not None else self._next_revision_at(record)
         record.last_revision_at = max(record.last_revision_at, at)
-        await self.client.publish(build_dispute_event(self.keys, record.dispute_id, record.status,
-                                                      initiator=record.initiator, created_at=at,
-                                                      opened_at=record.opened_at))
+        await self.client.publish(
+            build_dispute_event(
+                self.keys,
+                record.dispute_id,
+                record.status,
+                initiator=record.initiator,
+                created_at=at,
+                opened_at=record.opened_at,
+            )
+        )
         return at
 
-    async def open_dispute_async(self, dispute_id: str | None = None, *, initiator: str = "buyer",
-                                 created_at: int | None = None, order_id: str | None = None,
-                                 holder: str | None = None) -> str:
+    async def open_dispute_async(
+        self,
+        dispute_id: str | None = None,
+        *,
+        initiator: str = "buyer",
+        created_at: int | None = None,
+        order_id: str | None = None,
+        holder: str | None = None,
+    ) -> str:
         dispute_id = dispute_id or str(uuid.uuid4())
         opened_at = created_at or self.now()
-        record = DisputeRecord(dispute_id, order_id or str(uuid.uuid4()), "initiated", initiator,
-                               ns.Keys.generate(), ns.Keys.generate(), opened_at)
+        record = DisputeRecord(
+            dispute_id,
+            order_id or str(uuid.uuid4()),
+            "initiated",
+            initiator,
+            ns.Keys.generate(),
+            ns.Keys.generate(),
+            opened_at,
+        )
         self.disputes[dispute_id] = record
         await self._publish_revision(record, opened_at)
         if holder is not None:
@@ -231,33 +272,56 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
             await self._publish_revision(record)
         return dispute_id
 
-    def open_dispute(self, dispute_id: str | None = None, *, initiator: str = "buyer",
-                     created_at: int | None = None, order_id: str | None = None,
-                     holder: str | None = None) -> str:
+    def open_dispute(
+        self,
+        dispute_id: str | None = None,
+        *,
+        initiator: str = "buyer",
+        created_at: int | None = None,
+        order_id: str | None = None,
+        holder: str | None = None,
+    ) -> str:
         """Create a dispute (fresh order id and buyer/seller trade keys), publish its 38386; return its id.
 
         `holder` starts it `in-progress` held by that solver (a second revision).
         """
-        return aio.run(self.open_dispute_async(dispute_id, initiator=initiator, created_at=created_at,
-                                               order_id=order_id, holder=holder))
+        return aio.run(
+            self.open_dispute_async(
+                dispute_id,
+                initiator=initiator,
+                created_at=created_at,
+                order_id=order_id,
+                holder=holder,
+            )
+        )
 
     def dispute(self, dispute_id: str) -> DisputeRecord:
         return self.disputes[dispute_id]
 
-    async def _change_status(self, record: DisputeRecord, status: str, holder: str | None,
-                             created_at: int | None) -> int:
+    async def _change_status(
+        self, record: DisputeRecord, status: str, holder: str | None, created_at: int | None
+    ) -> int:
         # Runs on the simulator loop, so a take being decided there never sees a half-made change.
         record.status = status
         if holder is not None:
             record.holder = holder
         return await self._publish_revision(record, created_at)
 
-    def set_status(self, dispute_id: str, status: str, *, created_at: int | None = None,
-                   solver: str | None = None, initiator: str | None = "buyer") -> None:
+    def set_status(
+        self,
+        dispute_id: str,
+        status: str,
+        *,
+        created_at: int | None = None,
+        solver: str | None = None,
+        initiator: str | None = "buyer",
+    ) -> None:
         """Publish a revision; for a dispute this node knows, the record follows (and time only moves on)."""
         record = self.disputes.get(dispute_id)
         if record is None:
-            super().set_status(dispute_id, status, created_at=created_at, solver=solver, initiator=initiator)
+            super().set_status(
+                dispute_id, status, created_at=created_at, solver=solver, initiator=initiator
+            )
             return
         aio.run(self._change_status(record, status, solver, created_at))
 
@@ -270,8 +334,13 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
             raise ValueError("auto-close yields settled or seller-refunded")
         return aio.run(self._change_status(self.disputes[dispute_id], status, None, None))
 
-    def users_closed(self, dispute_id: str, action: str = "cooperative-cancel-accepted", *,
-                     publish_revision: bool = False) -> None:
+    def users_closed(
+        self,
+        dispute_id: str,
+        action: str = "cooperative-cancel-accepted",
+        *,
+        publish_revision: bool = False,
+    ) -> None:
         """The parties closed it themselves while a solver holds it (mostrod ≥ 0.19.2): the node
         tells the holder with `cooperative-cancel-accepted` or `released`, an `order` message whose
         `id` is the order id and whose payload names the dispute. Optionally also publish the
@@ -279,9 +348,16 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
         record = self.disputes[dispute_id]
         if not record.holder:
             raise ValueError("nobody holds this dispute: the node sends no message")
-        message = {"order": {"version": 2 if self.protocol == 2 else 1, "request_id": None, "trade_index": None,
-                             "id": record.order_id, "action": action,
-                             "payload": {"dispute": [dispute_id, None]}}}
+        message = {
+            "order": {
+                "version": 2 if self.protocol == 2 else 1,
+                "request_id": None,
+                "trade_index": None,
+                "id": record.order_id,
+                "action": action,
+                "payload": {"dispute": [dispute_id, None]},
+            }
+        }
         aio.run(self._send(record.holder, message, self.modes))
         if publish_revision:
             status = "released" if action == "released" else "cooperatively-canceled"
@@ -289,14 +365,21 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
 
     def takes(self, dispute_id: str | None = None, author: str | None = None) -> list[TakeRequest]:
         """The accepted takes, optionally for one dispute and/or one requester."""
-        return [r for r in self.requests if r.outcome == "taken"
-                and dispute_id in (None, r.dispute_id) and author in (None, r.author)]
+        return [
+            r
+            for r in self.requests
+            if r.outcome == "taken"
+            and dispute_id in (None, r.dispute_id)
+            and author in (None, r.author)
+        ]
 
     def party(self, dispute_id: str, role: str, chat: str = "kind14") -> Any:
         """A PartySim holding this dispute's `role` trade keys."""
         from serbero_cli.simulate.party import PartySim
 
-        return PartySim(role, self.disputes[dispute_id].trade_keys(role), self.client.urls, chat, self.pubkey)
+        return PartySim(
+            role, self.disputes[dispute_id].trade_keys(role), self.client.urls, chat, self.pubkey
+        )
 
     # -- inbound -------------------------------------------------------------------------------
     async def process_event(self, event: ns.Event) -> None:
@@ -311,9 +394,14 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
             if kind != (PRIVATE_KIND if self.transport == NIP44 else GIFT_WRAP_KIND):
                 raise Dropped("wrong_kind")
             if self.transport == NIP44:
-                request = open_v2_request(event, self.keys, now=now, first_contact_bits=self.pow_first_contact,
-                                          is_active=event.author().to_hex() in self.active_keys(),
-                                          replay=self._replay)
+                request = open_v2_request(
+                    event,
+                    self.keys,
+                    now=now,
+                    first_contact_bits=self.pow_first_contact,
+                    is_active=event.author().to_hex() in self.active_keys(),
+                    replay=self._replay,
+                )
             else:
                 request = open_v1_request(event, self.keys, now=now)
             if request.variant != "dispute" or request.inner.get("action") != TAKE_ACTION:
@@ -323,8 +411,11 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
             return
         modes = self.modes_for(request.inner.get("id"))
         if modes.attacker_on_request:
-            await self.attacker_reply_async(request.inner.get("id"), to=request.author,
-                                            request_id=request.inner.get("request_id"))
+            await self.attacker_reply_async(
+                request.inner.get("id"),
+                to=request.author,
+                request_id=request.inner.get("request_id"),
+            )
         if modes.delay_seconds > 0:
             task = asyncio.ensure_future(self._answer_later(request, modes, now))
             self._pending.add(task)
@@ -339,22 +430,53 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
         """Feed one event straight to the gates, as if the subscription delivered it (again)."""
         aio.run(self.process_event(event))
 
-    async def _answer_later(self, request: InboundRequest, modes: NodeModes, received_at: int) -> None:
+    async def _answer_later(
+        self, request: InboundRequest, modes: NodeModes, received_at: int
+    ) -> None:
         await asyncio.sleep(modes.delay_seconds)
         await self._answer(request, modes, received_at)
 
     def _record(self, request: InboundRequest, outcome: str, received_at: int) -> None:
-        entry = TakeRequest(request.transport, request.author, request.inner.get("id"),
-                            request.inner.get("request_id"), outcome)
-        self.request_log.append(TakeDetail(entry, request.event_id, request.inner.get("version"),
-                                           request.pow_bits, request.created_at, received_at, request.message))
+        entry = TakeRequest(
+            request.transport,
+            request.author,
+            request.inner.get("id"),
+            request.inner.get("request_id"),
+            outcome,
+        )
+        self.request_log.append(
+            TakeDetail(
+                entry,
+                request.event_id,
+                request.inner.get("version"),
+                request.pow_bits,
+                request.created_at,
+                received_at,
+                request.message,
+            )
+        )
         self.requests.append(entry)
 
-    async def _send(self, receiver: str, message: dict[str, Any], modes: NodeModes, *, copies: int = 1,
-                    at: int | None = None) -> None:
+    async def _send(
+        self,
+        receiver: str,
+        message: dict[str, Any],
+        modes: NodeModes,
+        *,
+        copies: int = 1,
+        at: int | None = None,
+    ) -> None:
         for _ in range(copies):
-            await self.client.publish(build_node_reply(self.keys, receiver, message, transport=self.transport,
-                                                       rumor_kind=modes.rumor_kind, now=at or self.now()))
+            await self.client.publish(
+                build_node_reply(
+                    self.keys,
+                    receiver,
+                    message,
+                    transport=self.transport,
+                    rumor_kind=modes.rumor_kind,
+                    now=at or self.now(),
+                )
+            )
 
     async def _answer(self, request: InboundRequest, modes: NodeModes, received_at: int) -> None:
         dispute_id, request_id = request.inner.get("id"), request.inner.get("request_id")
@@ -366,26 +488,37 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
             return self._record(request, "no_reply:unknown_dispute", received_at)
         if modes.silent:
             return self._record(request, "no_reply:silent", received_at)
-        reason = modes.refuse_with or decide_take(record.status, record.holder, request.author,
-                                                  self.solvers, self.pubkey)
+        reason = modes.refuse_with or decide_take(
+            record.status, record.holder, request.author, self.solvers, self.pubkey
+        )
         copies = 2 if modes.duplicate_reply else 1
         if modes.reply_for_other_dispute:
             other = modes.other_dispute_id or str(uuid.uuid4())
-            wrong = (cant_do_reply(other, request_id, version, reason) if reason
-                     else took_reply(other, request_id, version, self._info(record, modes)))
+            wrong = (
+                cant_do_reply(other, request_id, version, reason)
+                if reason
+                else took_reply(other, request_id, version, self._info(record, modes))
+            )
             await self._send(request.author, wrong, modes, copies=copies)
             if modes.reply_for_other_dispute != "then_real":
                 return self._record(request, "no_reply:other_dispute", received_at)
         if reason:
             if not modes.drop_reply:
-                await self._send(request.author, cant_do_reply(dispute_id, request_id, version, reason), modes,
-                                 copies=copies)
+                await self._send(
+                    request.author,
+                    cant_do_reply(dispute_id, request_id, version, reason),
+                    modes,
+                    copies=copies,
+                )
             return self._record(request, f"cant_do:{reason}", received_at)
         record.status, record.holder, record.taken_at = "in-progress", request.author, self.now()
         if not modes.drop_reply:
-            await self._send(request.author,
-                             took_reply(record.dispute_id, request_id, version, self._info(record, modes)),
-                             modes, copies=copies)
+            await self._send(
+                request.author,
+                took_reply(record.dispute_id, request_id, version, self._info(record, modes)),
+                modes,
+                copies=copies,
+            )
         notice = peer_notice(record.order_id, request_id, version, request.author)
         # Successive notices of one dispute get strictly increasing times, so a party that reads
         # several at once (a takeover within the same second) can still tell which is newest.
@@ -393,11 +526,18 @@ class MostroNodeSim(ScriptedTraffic, SimMostro):
         for trade_pubkey in (record.buyer_pubkey, record.seller_pubkey):
             await self._send(trade_pubkey, notice, modes, at=record.last_notice_at)
         await self._publish_revision(record)
-        self._record(request, "taken", received_at)  # last, so a test that sees it sees every effect
+        self._record(
+            request, "taken", received_at
+        )  # last, so a test that sees it sees every effect
 
     def _info(self, record: DisputeRecord, modes: NodeModes) -> dict[str, Any]:
         seller = record.buyer_pubkey if modes.identical_trade_keys else record.seller_pubkey
-        return solver_dispute_info(order_id=record.order_id, initiator=record.initiator,
-                                   buyer_pubkey=record.buyer_pubkey, seller_pubkey=seller,
-                                   order_created_at=record.opened_at - 3600, taken_at=record.taken_at,
-                                   omit_trade_keys=modes.missing_trade_keys)
+        return solver_dispute_info(
+            order_id=record.order_id,
+            initiator=record.initiator,
+            buyer_pubkey=record.buyer_pubkey,
+            seller_pubkey=seller,
+            order_created_at=record.opened_at - 3600,
+            taken_at=record.taken_at,
+            omit_trade_keys=modes.missing_trade_keys,
+        )

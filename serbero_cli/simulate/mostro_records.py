@@ -22,13 +22,19 @@ class NodeModes:
     drop_reply: bool = False  # the take happens, but the requester's reply is never sent
     delay_seconds: float = 0.0  # handle the request this long after it arrives
     duplicate_reply: bool = False  # the requester's reply goes out twice (two events)
-    reply_for_other_dispute: bool | str = False  # True: only a reply naming another dispute; "then_real"
+    reply_for_other_dispute: bool | str = (
+        False  # True: only a reply naming another dispute; "then_real"
+    )
     other_dispute_id: str | None = None  # the dispute those replies name (default: a fresh uuid)
     refuse_with: str | None = None  # always answer cant-do with this reason
     identical_trade_keys: bool = False  # SolverDisputeInfo names the buyer's key twice
     missing_trade_keys: bool = False  # SolverDisputeInfo lacks buyer_pubkey / seller_pubkey
-    attacker_on_request: bool = False  # a non-Mostro key answers each request first (request_id echoed)
-    null_request_id: bool = False  # answer with "request_id": null instead of echoing it (older nodes)
+    attacker_on_request: bool = (
+        False  # a non-Mostro key answers each request first (request_id echoed)
+    )
+    null_request_id: bool = (
+        False  # answer with "request_id": null instead of echoing it (older nodes)
+    )
     rumor_kind: int = 1  # v1 replies: the rumor kind (mostrod sends 1; some simulators 14)
 
 
@@ -104,8 +110,9 @@ class AttackerReply:
     event_ids: list[str]
 
 
-def decide_take(status: str, holder: str | None, author: str, solvers: dict[str, str],
-                mostro_pubkey: str) -> str | None:
+def decide_take(
+    status: str, holder: str | None, author: str, solvers: dict[str, str], mostro_pubkey: str
+) -> str | None:
     """None when `author` may take the dispute, else the cant-do reason mostrod would give."""
     if author == mostro_pubkey and status in OPEN_STATUSES:
         return None

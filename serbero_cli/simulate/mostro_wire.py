@@ -62,7 +62,9 @@ def secret_bytes(keys: ns.Keys) -> bytes:
     return bytes.fromhex(keys.secret_key().to_hex())
 
 
-def _message_of(payload: list[Any], author: str, elements: int) -> tuple[dict[str, Any], str, dict[str, Any]]:
+def _message_of(
+    payload: list[Any], author: str, elements: int
+) -> tuple[dict[str, Any], str, dict[str, Any]]:
     if len(payload) != elements:
         raise Dropped("tuple_length")
     message, sig = payload[0], payload[1]
@@ -97,8 +99,16 @@ def open_v1_request(wrap: ns.Event, mostro_keys: ns.Keys, *, now: int) -> Inboun
     except MessageError as exc:
         raise Dropped("bad_payload") from exc
     message, variant, inner = _message_of(payload, author, 2)
-    return InboundRequest(GIFTWRAP, wrap.id().to_hex(), author, message, variant, inner, created_at,
-                          leading_zero_bits(wrap.id().to_hex()))
+    return InboundRequest(
+        GIFTWRAP,
+        wrap.id().to_hex(),
+        author,
+        message,
+        variant,
+        inner,
+        created_at,
+        leading_zero_bits(wrap.id().to_hex()),
+    )
 
 
 class ReplayCache:
@@ -117,8 +127,15 @@ class ReplayCache:
         return True
 
 
-def open_v2_request(event: ns.Event, mostro_keys: ns.Keys, *, now: int, first_contact_bits: int,
-                    is_active: bool, replay: ReplayCache) -> InboundRequest:
+def open_v2_request(
+    event: ns.Event,
+    mostro_keys: ns.Keys,
+    *,
+    now: int,
+    first_contact_bits: int,
+    is_active: bool,
+    replay: ReplayCache,
+) -> InboundRequest:
     """Apply the v2 gates after PoW/kind, in mostrod's order; raise Dropped(reason).
 
     signature, 60 s replay, first-contact PoW for inactive authors, NIP-44 decrypt,
@@ -148,11 +165,20 @@ def open_v2_request(event: ns.Event, mostro_keys: ns.Keys, *, now: int, first_co
     message, variant, inner = _message_of(payload, author.to_hex(), 3)
     if payload[2] is not None:
         raise Dropped("identity_proof")
-    return InboundRequest(NIP44, event_id, author.to_hex(), message, variant, inner, created_at, bits)
+    return InboundRequest(
+        NIP44, event_id, author.to_hex(), message, variant, inner, created_at, bits
+    )
 
 
-def build_node_reply(sender_keys: ns.Keys, receiver_hex: str, message: dict[str, Any], *, transport: str,
-                     rumor_kind: int = 1, now: int | None = None) -> ns.Event:
+def build_node_reply(
+    sender_keys: ns.Keys,
+    receiver_hex: str,
+    message: dict[str, Any],
+    *,
+    transport: str,
+    rumor_kind: int = 1,
+    now: int | None = None,
+) -> ns.Event:
     """A message from the node (or from someone posing as it) in the node's transport.
 
     giftwrap: NIP-59 wrap of an unsigned rumor `[msg, null]` (kind 1 like mostrod; 14 for some sims).
@@ -161,46 +187,84 @@ def build_node_reply(sender_keys: ns.Keys, receiver_hex: str, message: dict[str,
     now = int(time.time()) if now is None else now
     receiver = ns.PublicKey.parse(receiver_hex)
     if transport == GIFTWRAP:
-        rumor = (ns.EventBuilder(ns.Kind(rumor_kind), encode_tuple(message, elements=2))
-                 .custom_created_at(ns.Timestamp.from_secs(now)).finalize_unsigned(sender_keys.public_key()))
+        rumor = (
+            ns.EventBuilder(ns.Kind(rumor_kind), encode_tuple(message, elements=2))
+            .custom_created_at(ns.Timestamp.from_secs(now))
+            .finalize_unsigned(sender_keys.public_key())
+        )
         return ns.nip59_make_gift_wrap(sender_keys, receiver, rumor)
-    content = ns.nip44_encrypt(sender_keys.secret_key(), receiver, encode_tuple(message, elements=3),
-                               ns.Nip44Version.V2)
-    tags = [ns.Tag.public_key(receiver),
-            ns.Tag.expiration(ns.Timestamp.from_secs(now + V2_REPLY_EXPIRATION_SECONDS))]
-    return (ns.EventBuilder(ns.Kind(PRIVATE_KIND), content).tags(tags)
-            .custom_created_at(ns.Timestamp.from_secs(now)).finalize(sender_keys))
+    content = ns.nip44_encrypt(
+        sender_keys.secret_key(), receiver, encode_tuple(message, elements=3), ns.Nip44Version.V2
+    )
+    tags = [
+        ns.Tag.public_key(receiver),
+        ns.Tag.expiration(ns.Timestamp.from_secs(now + V2_REPLY_EXPIRATION_SECONDS)),
+    ]
+    return (
+        ns.EventBuilder(ns.Kind(PRIVATE_KIND), content)
+        .tags(tags)
+        .custom_created_at(ns.Timestamp.from_secs(now))
+        .finalize(sender_keys)
+    )
 
 
-def build_take_request(keys: ns.Keys, mostro_hex: str, dispute_id: str, *, transport: str,
-                       request_id: int | None, pow_bits: int = 0, now: int | None = None) -> ns.Event:
+def build_take_request(
+    keys: ns.Keys,
+    mostro_hex: str,
+    dispute_id: str,
+    *,
+    transport: str,
+    request_id: int | None,
+    pow_bits: int = 0,
+    now: int | None = None,
+) -> ns.Event:
     """A signed `admin-take-dispute` in either transport, mined to `pow_bits` (a solver client's side)."""
     now = int(time.time()) if now is None else now
     mostro = ns.PublicKey.parse(mostro_hex)
     version = 2 if transport == NIP44 else 1
     message = take_request(dispute_id, request_id, version)
     if transport == NIP44:
-        content = ns.nip44_encrypt(keys.secret_key(), mostro,
-                                   encode_tuple(message, signer_secret=secret_bytes(keys), elements=3),
-                                   ns.Nip44Version.V2)
-        tags = [ns.Tag.public_key(mostro),
-                ns.Tag.expiration(ns.Timestamp.from_secs(now + V2_REQUEST_EXPIRATION_SECONDS))]
-        builder = ns.EventBuilder(ns.Kind(PRIVATE_KIND), content).tags(tags).custom_created_at(
-            ns.Timestamp.from_secs(now))
+        content = ns.nip44_encrypt(
+            keys.secret_key(),
+            mostro,
+            encode_tuple(message, signer_secret=secret_bytes(keys), elements=3),
+            ns.Nip44Version.V2,
+        )
+        tags = [
+            ns.Tag.public_key(mostro),
+            ns.Tag.expiration(ns.Timestamp.from_secs(now + V2_REQUEST_EXPIRATION_SECONDS)),
+        ]
+        builder = (
+            ns.EventBuilder(ns.Kind(PRIVATE_KIND), content)
+            .tags(tags)
+            .custom_created_at(ns.Timestamp.from_secs(now))
+        )
         if pow_bits <= 0:
             return builder.finalize(keys)
-        return builder.finalize_unsigned(keys.public_key()).mine(ns.SingleThreadPow(), pow_bits).sign(keys)
-    rumor = (ns.EventBuilder(ns.Kind(1), encode_tuple(message, signer_secret=secret_bytes(keys)))
-             .custom_created_at(ns.Timestamp.from_secs(now)).finalize_unsigned(keys.public_key()))
+        return (
+            builder.finalize_unsigned(keys.public_key())
+            .mine(ns.SingleThreadPow(), pow_bits)
+            .sign(keys)
+        )
+    rumor = (
+        ns.EventBuilder(ns.Kind(1), encode_tuple(message, signer_secret=secret_bytes(keys)))
+        .custom_created_at(ns.Timestamp.from_secs(now))
+        .finalize_unsigned(keys.public_key())
+    )
     if pow_bits <= 0:
         return ns.nip59_make_gift_wrap(keys, mostro, rumor)
     # nip59_make_gift_wrap cannot mine: build the outer layer by hand.
     seal = ns.nip59_make_seal(keys, mostro, rumor)
     ephemeral = ns.Keys.generate()
     content = ns.nip44_encrypt(ephemeral.secret_key(), mostro, seal.as_json(), ns.Nip44Version.V2)
-    return (ns.EventBuilder(ns.Kind(GIFT_WRAP_KIND), content).tags([ns.Tag.public_key(mostro)])
-            .custom_created_at(ns.Timestamp.from_secs(now - 60)).finalize_unsigned(ephemeral.public_key())
-            .mine(ns.SingleThreadPow(), pow_bits).sign(ephemeral))
+    return (
+        ns.EventBuilder(ns.Kind(GIFT_WRAP_KIND), content)
+        .tags([ns.Tag.public_key(mostro)])
+        .custom_created_at(ns.Timestamp.from_secs(now - 60))
+        .finalize_unsigned(ephemeral.public_key())
+        .mine(ns.SingleThreadPow(), pow_bits)
+        .sign(ephemeral)
+    )
 
 
 @dataclass(frozen=True)
@@ -215,7 +279,9 @@ class NodeMessage:
     inner: dict[str, Any]
 
 
-def read_node_messages(events: list[ns.Event], receiver_keys: ns.Keys, mostro_hex: str) -> list[NodeMessage]:
+def read_node_messages(
+    events: list[ns.Event], receiver_keys: ns.Keys, mostro_hex: str
+) -> list[NodeMessage]:
     """Every well-formed message that Mostro itself sent to `receiver_keys`, in either transport.
 
     Anything not provably from Mostro (other seal signer, other author) is skipped.
@@ -228,7 +294,11 @@ def read_node_messages(events: list[ns.Event], receiver_keys: ns.Keys, mostro_he
                 gift = ns.UnwrappedGift.from_gift_wrap(receiver_keys, ev)
                 if gift.sender().to_hex() != mostro_hex:
                     continue
-                transport, text, created_at = GIFTWRAP, gift.rumor().content(), gift.rumor().created_at().as_secs()
+                transport, text, created_at = (
+                    GIFTWRAP,
+                    gift.rumor().content(),
+                    gift.rumor().created_at().as_secs(),
+                )
             elif ev.kind().as_u16() == PRIVATE_KIND:
                 if ev.author().to_hex() != mostro_hex or not ev.verify():
                     continue

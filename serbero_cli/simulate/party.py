@@ -71,8 +71,16 @@ class Rejection:
 class PartySim:
     """A trade party. Sync methods wrap the `*_async` ones on the shared background loop."""
 
-    def __init__(self, role: str, trade_keys: ns.Keys, relay_url: str | list[str], chat: str = "kind14",
-                 mostro_pubkey: str | None = None, *, lookback_seconds: int = LOOKBACK_SECONDS):
+    def __init__(
+        self,
+        role: str,
+        trade_keys: ns.Keys,
+        relay_url: str | list[str],
+        chat: str = "kind14",
+        mostro_pubkey: str | None = None,
+        *,
+        lookback_seconds: int = LOOKBACK_SECONDS,
+    ):
         if role not in ("buyer", "seller"):
             raise ValueError(f"role must be buyer or seller, not {role!r}")
         if chat not in CHAT_MODES:
@@ -109,18 +117,24 @@ class PartySim:
         """
         since = int(time.time()) - self.lookback_seconds
         me = self.trade_pubkey
-        events = await self.client.fetch([
-            {"kinds": [1059], "#p": [me], "since": since},
-            {"kinds": [14], "authors": [self.mostro_pubkey], "#p": [me], "since": since},
-        ])
+        events = await self.client.fetch(
+            [
+                {"kinds": [1059], "#p": [me], "since": since},
+                {"kinds": [14], "authors": [self.mostro_pubkey], "#p": [me], "since": since},
+            ]
+        )
         for msg in read_node_messages(events, self.keys, self.mostro_pubkey):  # oldest first
             if msg.event_id in self._seen_notices:
                 continue
             self._seen_notices.add(msg.event_id)
             payload = msg.inner.get("payload")
             peer = payload.get("peer") if isinstance(payload, dict) else None
-            if (msg.variant == "order" and msg.inner.get("action") == TOOK_ACTION and isinstance(peer, dict)
-                    and isinstance(peer.get("pubkey"), str)):
+            if (
+                msg.variant == "order"
+                and msg.inner.get("action") == TOOK_ACTION
+                and isinstance(peer, dict)
+                and isinstance(peer.get("pubkey"), str)
+            ):
                 self.admin_pubkey = peer["pubkey"]
         return self.admin_pubkey
 
@@ -149,8 +163,11 @@ class PartySim:
         for ev in await self.client.fetch(filters):
             envelope = GIFTWRAP if ev.kind().as_u16() == 1059 else KIND14
             try:
-                inner = (open_legacy(ev, channel, now=now) if envelope == GIFTWRAP
-                         else open_kind14(ev, channel, now=now))
+                inner = (
+                    open_legacy(ev, channel, now=now)
+                    if envelope == GIFTWRAP
+                    else open_kind14(ev, channel, now=now)
+                )
             except ChatRejected as exc:
                 self.rejected.append(Rejection(envelope, ev.id().to_hex(), exc.reason))
                 continue
@@ -161,17 +178,31 @@ class PartySim:
                 continue
             inner_id = inner.id().to_hex()
             if inner_id not in seen:  # dual: the same inner in both envelopes shows once
-                seen[inner_id] = ChatMessage(inner_id, inner.created_at().as_secs(), inner.content(),
-                                             envelope, author, ev.id().to_hex())
+                seen[inner_id] = ChatMessage(
+                    inner_id,
+                    inner.created_at().as_secs(),
+                    inner.content(),
+                    envelope,
+                    author,
+                    ev.id().to_hex(),
+                )
         return sorted(seen.values(), key=lambda m: (m.created_at, m.inner_id))
 
     def messages(self, *, include_own: bool = False) -> list[ChatMessage]:
         return aio.run(self.messages_async(include_own=include_own))
 
     # -- writing -----------------------------------------------------------------------------
-    async def reply_async(self, text: str, created_at: int | None = None, *, envelope: str | None = None,
-                          forge_outer_author: bool = False, extra_p_tag: str | bool | None = None,
-                          skew_seconds: int = 0, future_seconds: int = 0) -> SentMessage:
+    async def reply_async(
+        self,
+        text: str,
+        created_at: int | None = None,
+        *,
+        envelope: str | None = None,
+        forge_outer_author: bool = False,
+        extra_p_tag: str | bool | None = None,
+        skew_seconds: int = 0,
+        future_seconds: int = 0,
+    ) -> SentMessage:
         """Send `text` as a kind-1 inner signed by the trade key, in this party's envelope.
 
         envelope: None = by chat mode (legacy → giftwrap; kind14/dual → kind14), or "giftwrap",
@@ -182,37 +213,68 @@ class PartySim:
         await self.learn_admin_async()
         when = (int(time.time()) if created_at is None else created_at) + future_seconds
         inner = build_inner(self.keys, text, when)
-        return await self._send_inner(inner.as_json(), inner.id().to_hex(), when, envelope,
-                                      forge_outer_author=forge_outer_author,
-                                      extra_p_tag=extra_p_tag, skew_seconds=skew_seconds)
+        return await self._send_inner(
+            inner.as_json(),
+            inner.id().to_hex(),
+            when,
+            envelope,
+            forge_outer_author=forge_outer_author,
+            extra_p_tag=extra_p_tag,
+            skew_seconds=skew_seconds,
+        )
 
     def reply(self, text: str, created_at: int | None = None, **kwargs: Any) -> SentMessage:
         return aio.run(self.reply_async(text, created_at, **kwargs))
 
-    async def rewrap_old_inner_async(self, inner_json: str, *, envelope: str | None = None) -> SentMessage:
+    async def rewrap_old_inner_async(
+        self, inner_json: str, *, envelope: str | None = None
+    ) -> SentMessage:
         """Publish an already-sent inner event again (same inner id) in a fresh outer envelope."""
         await self.learn_admin_async()
         inner = ns.Event.from_json(inner_json)
-        return await self._send_inner(inner_json, inner.id().to_hex(), inner.created_at().as_secs(), envelope)
+        return await self._send_inner(
+            inner_json, inner.id().to_hex(), inner.created_at().as_secs(), envelope
+        )
 
     def rewrap_old_inner(self, inner_json: str, **kwargs: Any) -> SentMessage:
         return aio.run(self.rewrap_old_inner_async(inner_json, **kwargs))
 
-    async def _send_inner(self, inner_json: str, inner_id: str, created_at: int, envelope: str | None, *,
-                          forge_outer_author: bool = False, extra_p_tag: str | bool | None = None,
-                          skew_seconds: int = 0) -> SentMessage:
+    async def _send_inner(
+        self,
+        inner_json: str,
+        inner_id: str,
+        created_at: int,
+        envelope: str | None,
+        *,
+        forge_outer_author: bool = False,
+        extra_p_tag: str | bool | None = None,
+        skew_seconds: int = 0,
+    ) -> SentMessage:
         channel = self.channel()
         envelope = envelope or (GIFTWRAP if self.chat == "legacy" else KIND14)
         envelopes = [GIFTWRAP, KIND14] if envelope == "both" else [envelope]
-        extra_p = ns.Keys.generate().public_key().to_hex() if extra_p_tag is True else (extra_p_tag or None)
+        extra_p = (
+            ns.Keys.generate().public_key().to_hex()
+            if extra_p_tag is True
+            else (extra_p_tag or None)
+        )
         sent = SentMessage(inner_id, inner_json, created_at)
         for kind in envelopes:
             if kind == GIFTWRAP:
-                outer = wrap_legacy(inner_json, channel.shared_pubkey,
-                                    forge_outer_author=forge_outer_author, extra_p=extra_p)
+                outer = wrap_legacy(
+                    inner_json,
+                    channel.shared_pubkey,
+                    forge_outer_author=forge_outer_author,
+                    extra_p=extra_p,
+                )
             elif kind == KIND14:
-                outer = wrap_kind14(inner_json, channel, created_at=created_at + skew_seconds,
-                                    signer=ns.Keys.generate() if forge_outer_author else None, extra_p=extra_p)
+                outer = wrap_kind14(
+                    inner_json,
+                    channel,
+                    created_at=created_at + skew_seconds,
+                    signer=ns.Keys.generate() if forge_outer_author else None,
+                    extra_p=extra_p,
+                )
             else:
                 raise ValueError(f"unknown envelope {kind!r}")
             output = await self.client.publish(outer)
@@ -253,9 +315,15 @@ class ThirdParty:
         now = int(time.time())
         inner = build_inner(self.keys, text, now)
         target = ns.PublicKey.parse(conv_pubkey)
-        content = ns.nip44_encrypt(self.keys.secret_key(), target, inner.as_json(), ns.Nip44Version.V2)
-        outer = (ns.EventBuilder(ns.Kind(14), content).tags([ns.Tag.public_key(target)])
-                 .custom_created_at(ns.Timestamp.from_secs(now)).finalize(self.keys))
+        content = ns.nip44_encrypt(
+            self.keys.secret_key(), target, inner.as_json(), ns.Nip44Version.V2
+        )
+        outer = (
+            ns.EventBuilder(ns.Kind(14), content)
+            .tags([ns.Tag.public_key(target)])
+            .custom_created_at(ns.Timestamp.from_secs(now))
+            .finalize(self.keys)
+        )
         return await self._publish(inner, KIND14, outer)
 
     def send_kind14(self, conv_pubkey: str, text: str) -> SentMessage:
@@ -263,8 +331,14 @@ class ThirdParty:
 
     async def _publish(self, inner: ns.Event, envelope: str, outer: ns.Event) -> SentMessage:
         output = await self.client.publish(outer)
-        return SentMessage(inner.id().to_hex(), inner.as_json(), inner.created_at().as_secs(),
-                           {envelope: outer.id().to_hex()}, {envelope: bool(output.success)}, {envelope: outer})
+        return SentMessage(
+            inner.id().to_hex(),
+            inner.as_json(),
+            inner.created_at().as_secs(),
+            {envelope: outer.id().to_hex()},
+            {envelope: bool(output.success)},
+            {envelope: outer},
+        )
 
     def close(self) -> None:
         aio.run(self.client.close())

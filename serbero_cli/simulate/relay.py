@@ -24,10 +24,14 @@ class RelayHandle:
             pass
 
 
-async def start_relay_async(*, min_pow: int | None = None, max_reqs: int = 10_000,
-                            notes_per_minute: int = 1_000_000) -> RelayHandle:
-    builder = ns.LocalRelayBuilder().addr("127.0.0.1").rate_limit(
-        ns.RateLimit(max_reqs=max_reqs, notes_per_minute=notes_per_minute))
+async def start_relay_async(
+    *, min_pow: int | None = None, max_reqs: int = 10_000, notes_per_minute: int = 1_000_000
+) -> RelayHandle:
+    builder = (
+        ns.LocalRelayBuilder()
+        .addr("127.0.0.1")
+        .rate_limit(ns.RateLimit(max_reqs=max_reqs, notes_per_minute=notes_per_minute))
+    )
     if min_pow:
         builder = builder.min_pow(min_pow)
     relay = builder.build()

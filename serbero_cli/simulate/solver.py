@@ -36,8 +36,13 @@ class ReceivedDm:
 class SimSolver:
     """A solver with its own keys; `inbox()` returns every DM addressed to it, de-duplicated by wrap id."""
 
-    def __init__(self, relay_urls: list[str] | str, keys: ns.Keys | None = None, permission: str = "read",
-                 name: str = "solver"):
+    def __init__(
+        self,
+        relay_urls: list[str] | str,
+        keys: ns.Keys | None = None,
+        permission: str = "read",
+        name: str = "solver",
+    ):
         self.keys = keys or ns.Keys.generate()
         self.permission = permission
         self.name = name
@@ -57,8 +62,13 @@ class SimSolver:
             except Exception:  # noqa: BLE001 - not for us / garbage
                 continue
             rumor = gift.rumor()
-            dm = ReceivedDm(ev.id().to_hex(), gift.sender().to_hex(), rumor.kind().as_u16(), rumor.content(),
-                            rumor.created_at().as_secs())
+            dm = ReceivedDm(
+                ev.id().to_hex(),
+                gift.sender().to_hex(),
+                rumor.kind().as_u16(),
+                rumor.content(),
+                rumor.created_at().as_secs(),
+            )
             if sender is None or dm.sender == sender:
                 out.append(dm)
         return sorted(out, key=lambda d: (d.rumor_created_at, d.wrap_id))

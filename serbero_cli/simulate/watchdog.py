@@ -41,7 +41,7 @@ def classify(subject: str) -> tuple[str, str | None] | None:
     for kind in HEADLINES:
         if subject == kind or (subject.startswith(kind) and subject[len(kind)] in " :("):
             reason = None
-            rest = subject[len(kind):]
+            rest = subject[len(kind) :]
             if rest.startswith(":"):
                 words = rest[1:].split()
                 reason = words[0] if words and REASON.match(words[0]) else None

@@ -40,9 +40,16 @@ class BackupResult:
         return self.check == "ok"
 
     def to_dict(self) -> dict[str, object]:
-        return {"report": "backup/v1", "path": str(self.path), "size_bytes": self.size_bytes, "pages": self.pages,
-                "quick_check": self.check, "seconds": round(self.seconds, 3), "replaced": self.replaced,
-                "exit_code": 0 if self.ok else 4}
+        return {
+            "report": "backup/v1",
+            "path": str(self.path),
+            "size_bytes": self.size_bytes,
+            "pages": self.pages,
+            "quick_check": self.check,
+            "seconds": round(self.seconds, 3),
+            "replaced": self.replaced,
+            "exit_code": 0 if self.ok else 4,
+        }
 
 
 def backup_database(source: Path, target: Path, *, force: bool = False) -> BackupResult:
@@ -68,7 +75,9 @@ def backup_database(source: Path, target: Path, *, force: bool = False) -> Backu
         _fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
-    return BackupResult(target, target.stat().st_size, pages, check, time.monotonic() - started, replaced)
+    return BackupResult(
+        target, target.stat().st_size, pages, check, time.monotonic() - started, replaced
+    )
 
 
 def _check_target(source: Path, target: Path, force: bool) -> None:
@@ -98,7 +107,9 @@ def _copy_and_check(source: Path, tmp: Path) -> tuple[int, str]:
             dst.execute("PRAGMA journal_mode=DELETE")
             pages = dst.execute("PRAGMA page_count").fetchone()[0]
             try:
-                rows = [r[0] for r in dst.execute("PRAGMA quick_check").fetchmany(QUICK_CHECK_LINES)]
+                rows = [
+                    r[0] for r in dst.execute("PRAGMA quick_check").fetchmany(QUICK_CHECK_LINES)
+                ]
             except sqlite3.DatabaseError as exc:  # damage bad enough that the check itself stops
                 rows = [str(exc)]
         finally:

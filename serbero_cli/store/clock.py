@@ -53,14 +53,20 @@ def repair_future_timestamps(conn: sqlite3.Connection, now: int) -> int:
     changed = 0
     for table, column in REPAIRABLE:
         try:
-            cur = conn.execute(f"UPDATE {table} SET {column}=? WHERE {column} > ?",
-                               (now, now + FUTURE_LIMIT_SECONDS))
+            cur = conn.execute(
+                f"UPDATE {table} SET {column}=? WHERE {column} > ?",
+                (now, now + FUTURE_LIMIT_SECONDS),
+            )
         except sqlite3.OperationalError as exc:
             if "no such" in str(exc):  # a table or column this database does not have yet
                 continue
             raise
         if cur.rowcount:
-            logger.warning("%d %s.%s value(s) were in the future (the clock was wrong?); read as now",
-                           cur.rowcount, table, column)
+            logger.warning(
+                "%d %s.%s value(s) were in the future (the clock was wrong?); read as now",
+                cur.rowcount,
+                table,
+                column,
+            )
             changed += cur.rowcount
     return changed

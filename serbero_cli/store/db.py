@@ -80,11 +80,18 @@ class Store:
             self.conn.execute("COMMIT")
 
     def table_exists(self, name: str) -> bool:
-        return self.scalar("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)) == 1
+        return (
+            self.scalar("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)) == 1
+        )
 
 
-def open_db(path: Path | str, *, readonly: bool = False, migrate: bool = True,
-            busy_timeout_seconds: float = BUSY_TIMEOUT_MS / 1000) -> Store:
+def open_db(
+    path: Path | str,
+    *,
+    readonly: bool = False,
+    migrate: bool = True,
+    busy_timeout_seconds: float = BUSY_TIMEOUT_MS / 1000,
+) -> Store:
     """Open `path`. Writers: WAL, busy_timeout, foreign keys, pending migrations applied.
 
     Writers create a missing file with mode 0600 (SQLite gives its -wal and -shm files the same
@@ -138,17 +145,27 @@ def open_db(path: Path | str, *, readonly: bool = False, migrate: bool = True,
 
 def quick_check(store: Store, max_lines: int = 5) -> list[str]:
     """SQLite's `PRAGMA quick_check`: the problems it finds (at most `max_lines`), [] when the file is sound."""
-    rows = [str(row[0]) for row in store.conn.execute(f"PRAGMA quick_check({int(max_lines)})").fetchall()]
+    rows = [
+        str(row[0])
+        for row in store.conn.execute(f"PRAGMA quick_check({int(max_lines)})").fetchall()
+    ]
     if rows == ["ok"]:
         return []
-    lines = [line for row in rows for line in row.splitlines() if line and not line.startswith("*** in database")]
+    lines = [
+        line
+        for row in rows
+        for line in row.splitlines()
+        if line and not line.startswith("*** in database")
+    ]
     return lines[:max_lines]
 
 
 def is_busy(exc: BaseException) -> bool:
     """True for SQLite's "database is locked/busy": another process held the lock past busy_timeout."""
     return isinstance(exc, sqlite3.OperationalError) and any(
-        word in str(exc).lower() for word in ("database is locked", "database is busy", "database table is locked"))
+        word in str(exc).lower()
+        for word in ("database is locked", "database is busy", "database table is locked")
+    )
 
 
 def _create_private(path: Path) -> None:
@@ -160,7 +177,9 @@ def _create_private(path: Path) -> None:
     except FileExistsError:
         return
     except OSError as exc:
-        raise DatabaseUnreadable(f"cannot create database {path}: {exc.strerror or exc.__class__.__name__}") from None
+        raise DatabaseUnreadable(
+            f"cannot create database {path}: {exc.strerror or exc.__class__.__name__}"
+        ) from None
     os.close(fd)
 
 

@@ -73,8 +73,10 @@ class DispatchRow:
         return [k for k in self.target_solver.split(",") if k]
 
 
-_DISPATCH_COLS = ("dispatch_id, dispute_id, session_id, handoff_event_id, target_solver, dispatched_at, "
-                  "created_at, status, fallback_broadcast, route, attempts, finished_at, events_json")
+_DISPATCH_COLS = (
+    "dispatch_id, dispute_id, session_id, handoff_event_id, target_solver, dispatched_at, "
+    "created_at, status, fallback_broadcast, route, attempts, finished_at, events_json"
+)
 _HANDOFF_COLS = "h.id, h.session_id, h.prompt_bundle_id, h.policy_hash, h.occurred_at"
 
 
@@ -132,8 +134,10 @@ def sending_dispatches(store: Store) -> list[tuple[DispatchRow, HandoffRow]]:
 def dispatch_for_handoff(store: Store | sqlite3.Connection, handoff_id: int) -> DispatchRow | None:
     """The dispatch row of a handoff, or None. Raises on a missing table (never reads as "none")."""
     conn = store.conn if isinstance(store, Store) else store
-    row = conn.execute(f"SELECT {_DISPATCH_COLS} FROM escalation_dispatches WHERE handoff_event_id = ?",
-                       (handoff_id,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_DISPATCH_COLS} FROM escalation_dispatches WHERE handoff_event_id = ?",
+        (handoff_id,),
+    ).fetchone()
     return DispatchRow(*row) if row else None
 
 
@@ -157,51 +161,100 @@ def audit_kinds_for(store: Store, handoff_ids: Iterable[int]) -> dict[int, set[s
 
 def has_audit(conn: sqlite3.Connection, kind: str, handoff_id: int) -> bool:
     """True when an audit row of `kind` names this handoff id (as a JSON integer)."""
-    return conn.execute(
-        f"SELECT 1 FROM mediation_events a WHERE a.kind = ? AND {_handoff_ref('a', (kind,))} = ? LIMIT 1",
-        (kind, handoff_id),
-    ).fetchone() is not None
+    return (
+        conn.execute(
+            f"SELECT 1 FROM mediation_events a WHERE a.kind = ? AND {_handoff_ref('a', (kind,))} = ? LIMIT 1",
+            (kind, handoff_id),
+        ).fetchone()
+        is not None
+    )
 
 
-def record_parse_failed(store: Store, handoff: HandoffRow, *, dispute_id: str, reason: str, detail: str,
-                        now: int) -> bool:
+def record_parse_failed(
+    store: Store, handoff: HandoffRow, *, dispute_id: str, reason: str, detail: str, now: int
+) -> bool:
     """Write the parse-failed row unless the handoff is claimed or already recorded. True if written."""
     with store.immediate() as conn:
         if dispatch_for_handoff(conn, handoff.id) or has_audit(conn, PARSE_FAILED, handoff.id):
             return False
-        _audit(conn, PARSE_FAILED, handoff, now, {"detail": detail, "dispute_id": dispute_id,
-                                                  "handoff_event_id": int(handoff.id), "reason": reason})
+        _audit(
+            conn,
+            PARSE_FAILED,
+            handoff,
+            now,
+            {
+                "detail": detail,
+                "dispute_id": dispute_id,
+                "handoff_event_id": int(handoff.id),
+                "reason": reason,
+            },
+        )
     return True
 
 
 def record_superseded(store: Store, handoff: HandoffRow, *, dispute_id: str, now: int) -> bool:
     """Write `escalation_superseded` once per handoff, if still unclaimed and the dispute still resolved."""
     with store.immediate() as conn:
-        if (dispatch_for_handoff(conn, handoff.id) or has_audit(conn, SUPERSEDED, handoff.id)
-                or _lifecycle(conn, dispute_id) != LifecycleState.RESOLVED):
+        if (
+            dispatch_for_handoff(conn, handoff.id)
+            or has_audit(conn, SUPERSEDED, handoff.id)
+            or _lifecycle(conn, dispute_id) != LifecycleState.RESOLVED
+        ):
             return False
-        _audit(conn, SUPERSEDED, handoff, now, {"dispute_id": dispute_id, "handoff_event_id": int(handoff.id),
-                                                "reason": "dispute_already_resolved"})
+        _audit(
+            conn,
+            SUPERSEDED,
+            handoff,
+            now,
+            {
+                "dispute_id": dispute_id,
+                "handoff_event_id": int(handoff.id),
+                "reason": "dispute_already_resolved",
+            },
+        )
     return True
 
 
-def record_unroutable(store: Store, handoff: HandoffRow, *, dispute_id: str, configured_solver_count: int,
-                      now: int) -> bool:
+def record_unroutable(
+    store: Store, handoff: HandoffRow, *, dispute_id: str, configured_solver_count: int, now: int
+) -> bool:
     """Write `escalation_dispatch_unroutable` once per handoff, if still unclaimed and its dispute unresolved."""
     with store.immediate() as conn:
         state = _lifecycle(conn, dispute_id)
-        if (dispatch_for_handoff(conn, handoff.id) or has_audit(conn, UNROUTABLE, handoff.id)
-                or state is None or state == LifecycleState.RESOLVED):
+        if (
+            dispatch_for_handoff(conn, handoff.id)
+            or has_audit(conn, UNROUTABLE, handoff.id)
+            or state is None
+            or state == LifecycleState.RESOLVED
+        ):
             return False
         # `fallback_to_all_solvers` is true only when routing fell back to every solver: never here.
-        _audit(conn, UNROUTABLE, handoff, now, {"configured_solver_count": int(configured_solver_count),
-                                                "dispute_id": dispute_id, "fallback_to_all_solvers": False,
-                                                "handoff_event_id": int(handoff.id)})
+        _audit(
+            conn,
+            UNROUTABLE,
+            handoff,
+            now,
+            {
+                "configured_solver_count": int(configured_solver_count),
+                "dispute_id": dispute_id,
+                "fallback_to_all_solvers": False,
+                "handoff_event_id": int(handoff.id),
+            },
+        )
     return True
 
 
-def claim_handoff(store: Store, handoff: HandoffRow, *, dispute_id: str, route: Route, recipients: list[str],
-                  fallback_broadcast: bool, now: int, events_json: str | None = None) -> tuple[str | None, str]:
+def claim_handoff(
+    store: Store,
+    handoff: HandoffRow,
+    *,
+    dispute_id: str,
+    route: Route,
+    recipients: list[str],
+    fallback_broadcast: bool,
+    now: int,
+    events_json: str | None = None,
+) -> tuple[str | None, str]:
     """Insert the `sending` row with the delivery's signed events. Return (dispatch_id, "claimed")
     or (None, why not). A concurrent claim of the same handoff loses on the UNIQUE index on
     handoff_event_id.
@@ -216,8 +269,21 @@ def claim_handoff(store: Store, handoff: HandoffRow, *, dispute_id: str, route: 
                 return None, "dispute changed since the scan"
             conn.execute(
                 f"INSERT INTO escalation_dispatches ({_DISPATCH_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (dispatch_id, dispute_id, handoff.session_id, handoff.id, ",".join(recipients), now, now,
-                 DispatchStatus.SENDING, 1 if fallback_broadcast else 0, route, 1, None, events_json),
+                (
+                    dispatch_id,
+                    dispute_id,
+                    handoff.session_id,
+                    handoff.id,
+                    ",".join(recipients),
+                    now,
+                    now,
+                    DispatchStatus.SENDING,
+                    1 if fallback_broadcast else 0,
+                    route,
+                    1,
+                    None,
+                    events_json,
+                ),
             )
     except sqlite3.IntegrityError as exc:
         if "UNIQUE" not in str(exc):
@@ -226,8 +292,9 @@ def claim_handoff(store: Store, handoff: HandoffRow, *, dispute_id: str, route: 
     return dispatch_id, "claimed"
 
 
-def reclaim_dispatch(store: Store, dispatch_id: str, *, seen_attempts: int, now: int,
-                     events_json: str | None = None) -> bool:
+def reclaim_dispatch(
+    store: Store, dispatch_id: str, *, seen_attempts: int, now: int, events_json: str | None = None
+) -> bool:
     """Compare-and-set: attempts + 1 and a new dispatched_at, only if nobody else moved the row.
     A row claimed before events were stored gets them now (`events_json`)."""
     with store.immediate() as conn:
@@ -239,8 +306,9 @@ def reclaim_dispatch(store: Store, dispatch_id: str, *, seen_attempts: int, now:
         return cur.rowcount == 1
 
 
-def finalize_dispatch(store: Store, dispatch: DispatchRow, handoff: HandoffRow, *, status: DispatchStatus,
-                      now: int) -> bool:
+def finalize_dispatch(
+    store: Store, dispatch: DispatchRow, handoff: HandoffRow, *, status: DispatchStatus, now: int
+) -> bool:
     """The terminal status plus the `escalation_dispatched` row, in one transaction
     (docs/delivery.md#claim-send-finalize).
 
@@ -254,24 +322,54 @@ def finalize_dispatch(store: Store, dispatch: DispatchRow, handoff: HandoffRow, 
         )
         if cur.rowcount != 1:
             return False
-        _audit(conn, DISPATCHED, handoff, now, {
-            "dispatch_id": dispatch.dispatch_id, "dispute_id": dispatch.dispute_id,
-            "fallback_broadcast": bool(dispatch.fallback_broadcast), "handoff_event_id": int(handoff.id),
-            "status": status, "target_solver": dispatch.target_solver})
+        _audit(
+            conn,
+            DISPATCHED,
+            handoff,
+            now,
+            {
+                "dispatch_id": dispatch.dispatch_id,
+                "dispute_id": dispatch.dispute_id,
+                "fallback_broadcast": bool(dispatch.fallback_broadcast),
+                "handoff_event_id": int(handoff.id),
+                "status": status,
+                "target_solver": dispatch.target_solver,
+            },
+        )
     return True
 
 
-def record_send(store: Store, *, dispute_id: str, solver_pubkey: str, sent: bool, attempts: int, body: str,
-                created_at: int, relays_accepted: list[str], error_message: str | None,
-                notif_type: NotificationType = NotificationType.ESCALATION_HANDOFF,
-                envelope: Envelope = Envelope.NIP17,
-                event_id: str | None = None) -> None:
+def record_send(
+    store: Store,
+    *,
+    dispute_id: str,
+    solver_pubkey: str,
+    sent: bool,
+    attempts: int,
+    body: str,
+    created_at: int,
+    relays_accepted: list[str],
+    error_message: str | None,
+    notif_type: NotificationType = NotificationType.ESCALATION_HANDOFF,
+    envelope: Envelope = Envelope.NIP17,
+    event_id: str | None = None,
+) -> None:
     """One notification record per recipient send, per envelope (never claimed, never retried)."""
     with store.immediate() as conn:
         notifications.insert_send_record(
-            conn, dispute_id=dispute_id, solver_pubkey=solver_pubkey, notif_type=notif_type,
-            sent=sent, attempts=attempts, body=body, created_at=created_at, relays_accepted=relays_accepted,
-            error_message=error_message, envelope=envelope, event_id=event_id)
+            conn,
+            dispute_id=dispute_id,
+            solver_pubkey=solver_pubkey,
+            notif_type=notif_type,
+            sent=sent,
+            attempts=attempts,
+            body=body,
+            created_at=created_at,
+            relays_accepted=relays_accepted,
+            error_message=error_message,
+            envelope=envelope,
+            event_id=event_id,
+        )
 
 
 def schema_pending(store: Store) -> list[str]:
@@ -282,12 +380,22 @@ def schema_pending(store: Store) -> list[str]:
 
 
 def _lifecycle(conn: sqlite3.Connection, dispute_id: str) -> LifecycleState | None:
-    row = conn.execute("SELECT lifecycle_state FROM disputes WHERE dispute_id = ?", (dispute_id,)).fetchone()
+    row = conn.execute(
+        "SELECT lifecycle_state FROM disputes WHERE dispute_id = ?", (dispute_id,)
+    ).fetchone()
     return row[0] if row else None
 
 
-def _audit(conn: sqlite3.Connection, kind: str, handoff: HandoffRow, now: int, payload: dict[str, Any]) -> None:
+def _audit(
+    conn: sqlite3.Connection, kind: str, handoff: HandoffRow, now: int, payload: dict[str, Any]
+) -> None:
     # session_id and the bundle pins come from the handoff ROW, not from its payload
     # (docs/delivery.md#dispatch-audit-rows).
-    insert_event(conn, kind, payload, now=now, session_id=handoff.session_id,
-                 bundle=(handoff.prompt_bundle_id, handoff.policy_hash))
+    insert_event(
+        conn,
+        kind,
+        payload,
+        now=now,
+        session_id=handoff.session_id,
+        bundle=(handoff.prompt_bundle_id, handoff.policy_hash),
+    )

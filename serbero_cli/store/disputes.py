@@ -8,9 +8,11 @@ from serbero_cli.domain.lifecycle import DisputeView, LifecycleState
 from serbero_cli.store.clock import clamped
 from serbero_cli.store.db import Store
 
-_VIEW_COLUMNS = ("dispute_id, lifecycle_state, dispute_status, assigned_solver, initiator_role, "
-                 "event_timestamp, last_notified_at, revision_created_at, last_state_change, reminders_sent, "
-                 "round_started_at")
+_VIEW_COLUMNS = (
+    "dispute_id, lifecycle_state, dispute_status, assigned_solver, initiator_role, "
+    "event_timestamp, last_notified_at, revision_created_at, last_state_change, reminders_sent, "
+    "round_started_at"
+)
 
 
 def load_disputes(store: Store, dispute_ids: list[str]) -> dict[str, DisputeView]:
@@ -18,7 +20,7 @@ def load_disputes(store: Store, dispute_ids: list[str]) -> dict[str, DisputeView
     found: dict[str, DisputeView] = {}
     ids = list(dict.fromkeys(dispute_ids))
     for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+        chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
         for row in store.conn.execute(
             f"SELECT {_VIEW_COLUMNS} FROM disputes WHERE dispute_id IN ({marks})", chunk
@@ -30,29 +32,56 @@ def load_disputes(store: Store, dispute_ids: list[str]) -> dict[str, DisputeView
 def get_dispute(source: Store | sqlite3.Connection, dispute_id: str) -> DisputeView | None:
     """One dispute (from a Store, or inside a transaction from its connection), or None."""
     conn = source.conn if isinstance(source, Store) else source
-    row = conn.execute(f"SELECT {_VIEW_COLUMNS} FROM disputes WHERE dispute_id=?", (dispute_id,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_VIEW_COLUMNS} FROM disputes WHERE dispute_id=?", (dispute_id,)
+    ).fetchone()
     return DisputeView(*row) if row else None
 
 
 def insert_dispute(
-    conn: sqlite3.Connection, *, dispute_id: str, event_id: str, mostro_pubkey: str,
-    initiator_role: str | None, dispute_status: str, event_timestamp: int, now: int,
-    lifecycle_state: LifecycleState, assigned_solver: str | None, revision_created_at: int | None = None,
+    conn: sqlite3.Connection,
+    *,
+    dispute_id: str,
+    event_id: str,
+    mostro_pubkey: str,
+    initiator_role: str | None,
+    dispute_status: str,
+    event_timestamp: int,
+    now: int,
+    lifecycle_state: LifecycleState,
+    assigned_solver: str | None,
+    revision_created_at: int | None = None,
 ) -> None:
     """Insert a new dispute and its `NULL → state` transition (trigger `detected`)."""
     conn.execute(
         "INSERT INTO disputes (dispute_id, event_id, mostro_pubkey, initiator_role, dispute_status, "
         "event_timestamp, detected_at, lifecycle_state, assigned_solver, last_state_change, revision_created_at) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (dispute_id, event_id, mostro_pubkey, initiator_role, dispute_status, event_timestamp, now,
-         lifecycle_state, assigned_solver, now, revision_created_at),
+        (
+            dispute_id,
+            event_id,
+            mostro_pubkey,
+            initiator_role,
+            dispute_status,
+            event_timestamp,
+            now,
+            lifecycle_state,
+            assigned_solver,
+            now,
+            revision_created_at,
+        ),
     )
     record_transition(conn, dispute_id, None, lifecycle_state, now, "detected")
 
 
 def move_dispute(
-    conn: sqlite3.Connection, dispute_id: str, from_state: LifecycleState, to_state: LifecycleState, now: int,
-    trigger: str, **columns: object,
+    conn: sqlite3.Connection,
+    dispute_id: str,
+    from_state: LifecycleState,
+    to_state: LifecycleState,
+    now: int,
+    trigger: str,
+    **columns: object,
 ) -> bool:
     """Compare-and-set the lifecycle state (plus extra columns) and record the transition.
 
@@ -78,8 +107,12 @@ def update_dispute(conn: sqlite3.Connection, dispute_id: str, **columns: object)
 
 
 def record_transition(
-    conn: sqlite3.Connection, dispute_id: str, from_state: LifecycleState | None, to_state: LifecycleState,
-    now: int, trigger: str,
+    conn: sqlite3.Connection,
+    dispute_id: str,
+    from_state: LifecycleState | None,
+    to_state: LifecycleState,
+    now: int,
+    trigger: str,
 ) -> None:
     conn.execute(
         "INSERT INTO dispute_state_transitions (dispute_id, from_state, to_state, transitioned_at, trigger) "
@@ -90,15 +123,19 @@ def record_transition(
 
 def note_revision(conn: sqlite3.Connection, dispute_id: str, created_at: int) -> None:
     """Remember the newest applied revision of a dispute (replays of older ones are ignored)."""
-    conn.execute("UPDATE disputes SET revision_created_at=MAX(COALESCE(revision_created_at, 0), ?) "
-                 "WHERE dispute_id=?", (created_at, dispute_id))
+    conn.execute(
+        "UPDATE disputes SET revision_created_at=MAX(COALESCE(revision_created_at, 0), ?) "
+        "WHERE dispute_id=?",
+        (created_at, dispute_id),
+    )
 
 
 _UNFINISHED = "(n.status IN ('pending','sending') OR (n.status='failed' AND n.attempts < :max))"
 
 
-def disputes_due_reminder(store: Store, *, now: int, base_seconds: int, cap_seconds: int,
-                          max_attempts: int) -> list[DisputeView]:
+def disputes_due_reminder(
+    store: Store, *, now: int, base_seconds: int, cap_seconds: int, max_attempts: int
+) -> list[DisputeView]:
     """Notified disputes whose next reminder is due, oldest first.
 
     Reminder k (k = reminders_sent + 1) is due `base × 2^(k−1)` after the previous message, at most
@@ -121,10 +158,14 @@ def disputes_due_reminder(store: Store, *, now: int, base_seconds: int, cap_seco
 
 def round_start(conn: sqlite3.Connection, dispute_id: str) -> int:
     """When the dispute's current round began: 0 for the first round, the reopening time after."""
-    row = conn.execute("SELECT round_started_at FROM disputes WHERE dispute_id=?", (dispute_id,)).fetchone()
+    row = conn.execute(
+        "SELECT round_started_at FROM disputes WHERE dispute_id=?", (dispute_id,)
+    ).fetchone()
     return (row[0] or 0) if row else 0
 
 
 def lifecycle_state(conn: sqlite3.Connection, dispute_id: str) -> LifecycleState | None:
-    row = conn.execute("SELECT lifecycle_state FROM disputes WHERE dispute_id=?", (dispute_id,)).fetchone()
+    row = conn.execute(
+        "SELECT lifecycle_state FROM disputes WHERE dispute_id=?", (dispute_id,)
+    ).fetchone()
     return row[0] if row else None

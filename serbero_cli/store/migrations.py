@@ -26,7 +26,9 @@ def _run(conn: sqlite3.Connection, script: str) -> None:
 
 def create_core_tables(conn: sqlite3.Connection) -> None:
     """Disputes, the notifications outbox, transitions, sync_state."""
-    _run(conn, """
+    _run(
+        conn,
+        """
 CREATE TABLE disputes (
     dispute_id TEXT PRIMARY KEY,
     event_id TEXT NOT NULL,
@@ -71,12 +73,15 @@ CREATE INDEX idx_notifications_dispute ON notifications(dispute_id);
 CREATE INDEX idx_notifications_status ON notifications(status);
 CREATE INDEX idx_disputes_lifecycle ON disputes(lifecycle_state);
 CREATE INDEX idx_transitions_dispute ON dispute_state_transitions(dispute_id)
-""")
+""",
+    )
 
 
 def add_mediation_tables(conn: sqlite3.Connection) -> None:
     """Mediation sessions, their messages, audit events, rationales, summaries and solver auth."""
-    _run(conn, """
+    _run(
+        conn,
+        """
 CREATE TABLE mediation_sessions (
     session_id TEXT PRIMARY KEY,
     dispute_id TEXT NOT NULL REFERENCES disputes(dispute_id),
@@ -170,12 +175,15 @@ CREATE TABLE mediation_solver_auth (
     last_reason TEXT,
     updated_at INTEGER NOT NULL
 )
-""")
+""",
+    )
 
 
 def add_escalation_dispatches(conn: sqlite3.Connection) -> None:
     """The dispatch claims of dispatch-once."""
-    _run(conn, """
+    _run(
+        conn,
+        """
 CREATE TABLE escalation_dispatches (
     dispatch_id TEXT PRIMARY KEY,
     dispute_id TEXT NOT NULL,
@@ -197,12 +205,15 @@ CREATE TABLE escalation_dispatches (
 CREATE INDEX IF NOT EXISTS idx_escalation_dispatches_dispute ON escalation_dispatches(dispute_id);
 CREATE UNIQUE INDEX IF NOT EXISTS idx_escalation_dispatches_handoff ON escalation_dispatches(handoff_event_id);
 CREATE INDEX IF NOT EXISTS idx_escalation_dispatches_sending ON escalation_dispatches(status, dispatched_at)
-""")
+""",
+    )
 
 
 def add_kind14_chat_columns(conn: sqlite3.Connection) -> None:
     """Kind-14 chat: chat keys, take transport, takeover cursor, per-envelope outbound state."""
-    _run(conn, """
+    _run(
+        conn,
+        """
 ALTER TABLE mediation_sessions ADD COLUMN buyer_chat_conv_pubkey TEXT;
 ALTER TABLE mediation_sessions ADD COLUMN buyer_chat_sign_pubkey TEXT;
 ALTER TABLE mediation_sessions ADD COLUMN seller_chat_conv_pubkey TEXT;
@@ -213,7 +224,8 @@ ALTER TABLE mediation_messages ADD COLUMN envelope TEXT;
 ALTER TABLE mediation_messages ADD COLUMN kind14_event_id TEXT;
 ALTER TABLE mediation_messages ADD COLUMN legacy_required INTEGER NOT NULL DEFAULT 1;
 UPDATE mediation_messages SET envelope = 'giftwrap' WHERE direction = 'inbound'
-""")
+""",
+    )
 
 
 def add_audit_indexes(conn: sqlite3.Connection) -> None:
@@ -225,7 +237,9 @@ def add_audit_indexes(conn: sqlite3.Connection) -> None:
     expression is `store/mediation.py` handoff_ref() (a test compares them), and is guarded
     like the dispute index so a malformed payload can never make an INSERT fail.
     """
-    _run(conn, """
+    _run(
+        conn,
+        """
 CREATE INDEX IF NOT EXISTS idx_disputes_event_timestamp ON disputes(event_timestamp);
 CREATE INDEX IF NOT EXISTS idx_disputes_state_timestamp ON disputes(lifecycle_state, event_timestamp);
 CREATE INDEX IF NOT EXISTS idx_notifications_created ON notifications(created_at);
@@ -241,7 +255,8 @@ CREATE INDEX IF NOT EXISTS idx_mediation_events_handoff_audit ON mediation_event
                        'escalation_dispatch_parse_failed')
               AND typeof(payload_json) = 'text' AND json_valid(payload_json)
          THEN json_extract(payload_json, '$.handoff_event_id') END)
-""")
+""",
+    )
 
 
 def add_envelopes_and_rounds(conn: sqlite3.Connection) -> None:
@@ -256,7 +271,9 @@ def add_envelopes_and_rounds(conn: sqlite3.Connection) -> None:
       round began (NULL for the first); `reminders_sent`: reminders delivered this round.
     * The signed events of handoff DMs and of party chat wraps, for the same republish rule.
     """
-    _run(conn, """
+    _run(
+        conn,
+        """
 ALTER TABLE notifications ADD COLUMN envelope TEXT NOT NULL DEFAULT 'nip17';
 ALTER TABLE notifications ADD COLUMN event_id TEXT;
 ALTER TABLE notifications ADD COLUMN event_json TEXT;
@@ -268,7 +285,8 @@ ALTER TABLE escalation_dispatches ADD COLUMN events_json TEXT;
 ALTER TABLE mediation_messages ADD COLUMN kind14_event_json TEXT;
 ALTER TABLE mediation_messages ADD COLUMN legacy_event_json TEXT;
 CREATE INDEX IF NOT EXISTS idx_notifications_dispute_type ON notifications(dispute_id, notif_type)
-""")
+""",
+    )
 
 
 def add_foreign_key_indexes(conn: sqlite3.Connection) -> None:
@@ -279,7 +297,9 @@ def add_foreign_key_indexes(conn: sqlite3.Connection) -> None:
     minutes on a few thousand disputes. The rationale columns are mostly NULL, so their indexes are
     partial (an equality lookup implies IS NOT NULL, so SQLite still uses them).
     """
-    _run(conn, """
+    _run(
+        conn,
+        """
 CREATE INDEX IF NOT EXISTS idx_reasoning_rationales_session ON reasoning_rationales(session_id);
 CREATE INDEX IF NOT EXISTS idx_mediation_summaries_session ON mediation_summaries(session_id);
 CREATE INDEX IF NOT EXISTS idx_mediation_summaries_rationale ON mediation_summaries(rationale_id)
@@ -287,7 +307,8 @@ CREATE INDEX IF NOT EXISTS idx_mediation_summaries_rationale ON mediation_summar
 CREATE INDEX IF NOT EXISTS idx_mediation_events_rationale ON mediation_events(rationale_id)
     WHERE rationale_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS idx_escalation_dispatches_session ON escalation_dispatches(session_id)
-""")
+""",
+    )
 
 
 def widen_outcome_index(conn: sqlite3.Connection) -> None:
@@ -297,10 +318,13 @@ def widen_outcome_index(conn: sqlite3.Connection) -> None:
     the index that count reads the index alone (no table row per failed message), which took it
     from 0.40 s to 0.15 s on 75 000 failed rows.
     """
-    _run(conn, """
+    _run(
+        conn,
+        """
 DROP INDEX IF EXISTS idx_notifications_outcome;
 CREATE INDEX idx_notifications_outcome ON notifications(status, notif_type, attempts, claimed_at, dispute_id)
-""")
+""",
+    )
 
 
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
@@ -317,7 +341,9 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
 
 def current_version(conn: sqlite3.Connection) -> int:
     """The schema version on file; 0 for a database without `schema_version`."""
-    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'"
+    ).fetchone()
     if not exists:
         return 0
     return conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
@@ -326,16 +352,20 @@ def current_version(conn: sqlite3.Connection) -> int:
 def too_new(path: object, version: int, known: int | None = None) -> DatabaseTooNew:
     """The error for a database whose schema is newer than this code (exit 2)."""
     known = len(MIGRATIONS) if known is None else known
-    return DatabaseTooNew(f"database {path} was written by a newer serbero (schema {version}; this one "
-                          f"knows {known}); upgrade serbero")
+    return DatabaseTooNew(
+        f"database {path} was written by a newer serbero (schema {version}; this one "
+        f"knows {known}); upgrade serbero"
+    )
 
 
 def pending(conn: sqlite3.Connection) -> list[str]:
     """Names of the migrations not applied yet (read-only)."""
-    return [m.__name__ for m in MIGRATIONS[current_version(conn):]]
+    return [m.__name__ for m in MIGRATIONS[current_version(conn) :]]
 
 
-def apply(store: Store, migrations: tuple[Callable[[sqlite3.Connection], None], ...] | None = None) -> list[str]:
+def apply(
+    store: Store, migrations: tuple[Callable[[sqlite3.Connection], None], ...] | None = None
+) -> list[str]:
     """Apply every pending migration, each in its own BEGIN IMMEDIATE. Return the names applied."""
     conn = store.conn
     chain = MIGRATIONS if migrations is None else migrations
@@ -349,7 +379,9 @@ def apply(store: Store, migrations: tuple[Callable[[sqlite3.Connection], None], 
     for number, migration in enumerate(chain, start=1):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            on_file = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+            on_file = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_version"
+            ).fetchone()[0]
             if on_file >= number:
                 conn.execute("COMMIT")
                 continue

@@ -59,18 +59,37 @@ class Delivery:
     body: str
 
 
-_ROW_COLUMNS = ("id, dispute_id, solver_pubkey, notif_type, status, attempts, claimed_at, body, envelope, "
-                "event_json, created_at, covers")
+_ROW_COLUMNS = (
+    "id, dispute_id, solver_pubkey, notif_type, status, attempts, claimed_at, body, envelope, "
+    "event_json, created_at, covers"
+)
 
 
 def queue(
-    conn: sqlite3.Connection, dispute_id: str, notif_type: NotificationType, deliveries: Iterable[Delivery],
-    now: int, *, covers: list[str] | None = None,
+    conn: sqlite3.Connection,
+    dispute_id: str,
+    notif_type: NotificationType,
+    deliveries: Iterable[Delivery],
+    now: int,
+    *,
+    covers: list[str] | None = None,
 ) -> int:
     """Insert one `pending` row per delivery; return how many. Call inside the deciding transaction."""
     covers_json = json.dumps(covers, separators=(",", ":")) if covers else None
-    rows = [(dispute_id, d.recipient, notif_type, NotificationStatus.PENDING, 0, now, d.body, d.envelope, covers_json)
-            for d in deliveries]
+    rows = [
+        (
+            dispute_id,
+            d.recipient,
+            notif_type,
+            NotificationStatus.PENDING,
+            0,
+            now,
+            d.body,
+            d.envelope,
+            covers_json,
+        )
+        for d in deliveries
+    ]
     conn.executemany(
         "INSERT INTO notifications (dispute_id, solver_pubkey, notif_type, status, attempts, created_at, body, "
         "envelope, covers) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -79,7 +98,9 @@ def queue(
     return len(rows)
 
 
-def _due_where(now: int, max_attempts: int, types: Iterable[str] | None) -> tuple[str, list[object]]:
+def _due_where(
+    now: int, max_attempts: int, types: Iterable[str] | None
+) -> tuple[str, list[object]]:
     """The WHERE clause of every due-row query, with its parameters.
 
     Pending rows; retryable failed rows (an observer row's back-off is decided in Python, its 24 h
@@ -87,15 +108,22 @@ def _due_where(now: int, max_attempts: int, types: Iterable[str] | None) -> tupl
     once); `sending` rows without one only once stale. Dispatch records never match: they are
     inserted with `claimed_at` NULL and have their own type.
     """
-    params: list[object] = [NotificationType.OBSERVER, max_attempts, NotificationType.OBSERVER,
-                            now - OBSERVER_EXPIRY_SECONDS, now - STALE_SENDING_SECONDS,
-                            NotificationType.ESCALATION_HANDOFF]
-    where = ("(status='pending'"
-             " OR (status='failed' AND claimed_at IS NOT NULL AND notif_type != ? AND attempts < ?)"
-             " OR (status='failed' AND claimed_at IS NOT NULL AND notif_type = ? AND created_at > ?)"
-             " OR (status='sending' AND event_json IS NOT NULL)"
-             " OR (status='sending' AND claimed_at < ?)"
-             ") AND notif_type != ?")
+    params: list[object] = [
+        NotificationType.OBSERVER,
+        max_attempts,
+        NotificationType.OBSERVER,
+        now - OBSERVER_EXPIRY_SECONDS,
+        now - STALE_SENDING_SECONDS,
+        NotificationType.ESCALATION_HANDOFF,
+    ]
+    where = (
+        "(status='pending'"
+        " OR (status='failed' AND claimed_at IS NOT NULL AND notif_type != ? AND attempts < ?)"
+        " OR (status='failed' AND claimed_at IS NOT NULL AND notif_type = ? AND created_at > ?)"
+        " OR (status='sending' AND event_json IS NOT NULL)"
+        " OR (status='sending' AND claimed_at < ?)"
+        ") AND notif_type != ?"
+    )
     if types is not None:
         types = list(types)
         where += f" AND notif_type IN ({','.join('?' * len(types))})"
@@ -104,7 +132,12 @@ def _due_where(now: int, max_attempts: int, types: Iterable[str] | None) -> tupl
 
 
 def due(
-    store: Store, *, now: int, max_attempts: int, types: Iterable[str] | None = None, limit: int = 500,
+    store: Store,
+    *,
+    now: int,
+    max_attempts: int,
+    types: Iterable[str] | None = None,
+    limit: int = 500,
     after_id: int = 0,
 ) -> list[OutboxRow]:
     """Candidate rows for a flush, oldest first (see `_due_where`)."""
@@ -116,10 +149,14 @@ def due(
     return [OutboxRow(*r) for r in rows]
 
 
-def count_due(store: Store, *, now: int, max_attempts: int, types: Iterable[str] | None = None) -> int:
+def count_due(
+    store: Store, *, now: int, max_attempts: int, types: Iterable[str] | None = None
+) -> int:
     """How many rows `due()` would return, counted in SQL (no bodies loaded)."""
     where, params = _due_where(now, max_attempts, types)
-    return store.conn.execute(f"SELECT COUNT(*) FROM notifications WHERE {where}", params).fetchone()[0]
+    return store.conn.execute(
+        f"SELECT COUNT(*) FROM notifications WHERE {where}", params
+    ).fetchone()[0]
 
 
 def expire_observer_rows(conn: sqlite3.Connection, now: int) -> int:
@@ -133,22 +170,31 @@ def expire_observer_rows(conn: sqlite3.Connection, now: int) -> int:
     return cur.rowcount
 
 
-def claim(conn: sqlite3.Connection, row: OutboxRow, now: int, event_id: str | None, event_json: str | None) -> bool:
+def claim(
+    conn: sqlite3.Connection, row: OutboxRow, now: int, event_id: str | None, event_json: str | None
+) -> bool:
     """Compare-and-set the row to `sending` (attempts + 1), storing its signed event if it has none.
 
     True only if this process won the row. A row that already holds an event keeps it: every
     attempt publishes the same event.
     """
-    sets = ("status='sending', claimed_at=?, attempts=attempts+1, "
-            "event_id=COALESCE(event_id, ?), event_json=COALESCE(event_json, ?)")
+    sets = (
+        "status='sending', claimed_at=?, attempts=attempts+1, "
+        "event_id=COALESCE(event_id, ?), event_json=COALESCE(event_json, ?)"
+    )
     if row.status == NotificationStatus.SENDING and row.event_json is not None:
         where, extra = "status='sending' AND attempts=?", []
     elif row.status == NotificationStatus.SENDING:
-        where, extra = "status='sending' AND claimed_at < ? AND attempts=?", [now - STALE_SENDING_SECONDS]
+        where, extra = (
+            "status='sending' AND claimed_at < ? AND attempts=?",
+            [now - STALE_SENDING_SECONDS],
+        )
     else:
         where, extra = "status IN ('pending','failed') AND attempts=?", []
-    cur = conn.execute(f"UPDATE notifications SET {sets} WHERE id=? AND {where}",
-                       [now, event_id, event_json, row.id, *extra, row.attempts])
+    cur = conn.execute(
+        f"UPDATE notifications SET {sets} WHERE id=? AND {where}",
+        [now, event_id, event_json, row.id, *extra, row.attempts],
+    )
     return cur.rowcount == 1
 
 
@@ -179,41 +225,77 @@ def mark_failed(conn: sqlite3.Connection, notification_id: int, error_message: s
 
 
 def insert_send_record(
-    conn: sqlite3.Connection, *, dispute_id: str, solver_pubkey: str, notif_type: NotificationType, sent: bool,
-    attempts: int, body: str, created_at: int, relays_accepted: list[str], error_message: str | None,
-    envelope: Envelope = Envelope.NIP17, event_id: str | None = None,
+    conn: sqlite3.Connection,
+    *,
+    dispute_id: str,
+    solver_pubkey: str,
+    notif_type: NotificationType,
+    sent: bool,
+    attempts: int,
+    body: str,
+    created_at: int,
+    relays_accepted: list[str],
+    error_message: str | None,
+    envelope: Envelope = Envelope.NIP17,
+    event_id: str | None = None,
 ) -> None:
     """dispatch-once's record of one recipient send: inserted already `sent`/`failed`, never claimed."""
     conn.execute(
         "INSERT INTO notifications (dispute_id, solver_pubkey, notif_type, status, attempts, claimed_at, "
         "created_at, sent_at, error_message, body, relays_accepted, envelope, event_id) "
         "VALUES (?,?,?,?,?,NULL,?,?,?,?,?,?,?)",
-        (dispute_id, solver_pubkey, notif_type, NotificationStatus.SENT if sent else NotificationStatus.FAILED,
-         attempts, created_at, created_at if sent else None, None if sent else error_message, body,
-         json.dumps(sorted(relays_accepted)), envelope, event_id),
+        (
+            dispute_id,
+            solver_pubkey,
+            notif_type,
+            NotificationStatus.SENT if sent else NotificationStatus.FAILED,
+            attempts,
+            created_at,
+            created_at if sent else None,
+            None if sent else error_message,
+            body,
+            json.dumps(sorted(relays_accepted)),
+            envelope,
+            event_id,
+        ),
     )
 
 
-def statuses_for(store: Store, dispute_id: str,
-                 notif_type: NotificationType) -> list[tuple[NotificationStatus, int]]:
+def statuses_for(
+    store: Store, dispute_id: str, notif_type: NotificationType
+) -> list[tuple[NotificationStatus, int]]:
     """(status, attempts) of every row of a type for a dispute."""
-    return [(r[0], r[1]) for r in store.conn.execute(
-        "SELECT status, attempts FROM notifications WHERE dispute_id=? AND notif_type=? ORDER BY id",
-        (dispute_id, notif_type),
-    )]
+    return [
+        (r[0], r[1])
+        for r in store.conn.execute(
+            "SELECT status, attempts FROM notifications WHERE dispute_id=? AND notif_type=? ORDER BY id",
+            (dispute_id, notif_type),
+        )
+    ]
 
 
-def already_queued(conn: sqlite3.Connection, dispute_id: str, recipient: str, notif_type: NotificationType,
-                   body: str, since: int) -> bool:
+def already_queued(
+    conn: sqlite3.Connection,
+    dispute_id: str,
+    recipient: str,
+    notif_type: NotificationType,
+    body: str,
+    since: int,
+) -> bool:
     """True if the same text was queued for this recipient and dispute since `since` (any status)."""
-    return conn.execute(
-        "SELECT 1 FROM notifications WHERE dispute_id=? AND notif_type=? AND solver_pubkey=? AND body=? "
-        "AND created_at >= ? LIMIT 1",
-        (dispute_id, notif_type, recipient, body, since),
-    ).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM notifications WHERE dispute_id=? AND notif_type=? AND solver_pubkey=? AND body=? "
+            "AND created_at >= ? LIMIT 1",
+            (dispute_id, notif_type, recipient, body, since),
+        ).fetchone()
+        is not None
+    )
 
 
-def note_reminded(conn: sqlite3.Connection, dispute_ids: list[str], queued_at: int, now: int) -> None:
+def note_reminded(
+    conn: sqlite3.Connection, dispute_ids: list[str], queued_at: int, now: int
+) -> None:
     """A reminder round reached someone: count it once per dispute (the first delivered row wins)."""
     conn.executemany(
         "UPDATE disputes SET last_notified_at=?, reminders_sent=reminders_sent+1 "

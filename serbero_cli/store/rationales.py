@@ -52,15 +52,28 @@ def store_rationale(
     )
     stored = conn.execute(
         "SELECT session_id, provider, model, prompt_bundle_id, policy_hash FROM reasoning_rationales "
-        "WHERE rationale_id=?", (rid,),
+        "WHERE rationale_id=?",
+        (rid,),
     ).fetchone()
     wanted = (session_id, provider, model, bundle_id, policy_hash)
     if tuple(stored) != wanted:
-        differing = [name for name, have, want in zip(
-            ("session", "provider", "model", "bundle", "policy_hash"), stored, wanted, strict=True) if have != want]
-        logger.warning("rationale provenance conflict rationale=%s session=%s differs=%s; "
-                       "events will carry no rationale reference",
-                       rid[:16], (session_id or "-")[:8], ",".join(differing))
+        differing = [
+            name
+            for name, have, want in zip(
+                ("session", "provider", "model", "bundle", "policy_hash"),
+                stored,
+                wanted,
+                strict=True,
+            )
+            if have != want
+        ]
+        logger.warning(
+            "rationale provenance conflict rationale=%s session=%s differs=%s; "
+            "events will carry no rationale reference",
+            rid[:16],
+            (session_id or "-")[:8],
+            ",".join(differing),
+        )
         return None
     return rid
 
@@ -92,5 +105,7 @@ def get_rationale(store: Any, prefix: str) -> dict[str, Any] | None:
         (wanted + "*",),
     )
     if len(rows) > 1:
-        raise UsageError(f"rationale id prefix {wanted} matches more than one rationale; give more characters")
+        raise UsageError(
+            f"rationale id prefix {wanted} matches more than one rationale; give more characters"
+        )
     return rows[0] if rows else None

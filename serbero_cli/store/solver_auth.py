@@ -31,8 +31,10 @@ class AuthState:
 
 def get_auth(conn: sqlite3.Connection | Store) -> AuthState | None:
     conn = conn.conn if isinstance(conn, Store) else conn
-    row = conn.execute("SELECT status, attempts, first_failure_at, last_failure_at, next_probe_at, last_reason "
-                       "FROM mediation_solver_auth WHERE id=1").fetchone()
+    row = conn.execute(
+        "SELECT status, attempts, first_failure_at, last_failure_at, next_probe_at, last_reason "
+        "FROM mediation_solver_auth WHERE id=1"
+    ).fetchone()
     return AuthState(*row) if row else None
 
 
@@ -43,8 +45,16 @@ def save_auth(conn: sqlite3.Connection, state: AuthState, now: int) -> None:
         "attempts=excluded.attempts, first_failure_at=excluded.first_failure_at, "
         "last_failure_at=excluded.last_failure_at, next_probe_at=excluded.next_probe_at, "
         "last_reason=excluded.last_reason, updated_at=excluded.updated_at",
-        (state.status, state.attempts, state.first_failure_at, state.last_failure_at, state.next_probe_at,
-         state.last_reason, now))
+        (
+            state.status,
+            state.attempts,
+            state.first_failure_at,
+            state.last_failure_at,
+            state.next_probe_at,
+            state.last_reason,
+            now,
+        ),
+    )
 
 
 def clear_auth(conn: sqlite3.Connection) -> bool:

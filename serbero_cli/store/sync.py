@@ -20,7 +20,9 @@ def get_value(store: Store, key: str) -> str | None:
 
 
 def get_row(store: Store, key: str) -> tuple[str, int] | None:
-    row = store.conn.execute("SELECT value, updated_at FROM sync_state WHERE key=?", (key,)).fetchone()
+    row = store.conn.execute(
+        "SELECT value, updated_at FROM sync_state WHERE key=?", (key,)
+    ).fetchone()
     return (row[0], row[1]) if row else None
 
 
@@ -69,7 +71,12 @@ def advance_cursor(conn: sqlite3.Connection, mostro_pubkey: str, created_at: int
 def save_last_run(store: Store, command_key: str, summary: dict[str, Any], now: int) -> None:
     """Upsert `<command>_last_run` with the run's summary JSON."""
     with store.immediate() as conn:
-        set_value(conn, f"{command_key}_last_run", json.dumps(summary, sort_keys=True, separators=(",", ":")), now)
+        set_value(
+            conn,
+            f"{command_key}_last_run",
+            json.dumps(summary, sort_keys=True, separators=(",", ":")),
+            now,
+        )
 
 
 RUN_RECORD_SUFFIX = "_run_record"
@@ -85,8 +92,12 @@ def save_run_record(store: Store, command_key: str, record: dict[str, Any], now:
         if store.conn.in_transaction:
             store.conn.execute("ROLLBACK")
         with store.immediate() as conn:
-            set_value(conn, command_key + RUN_RECORD_SUFFIX,
-                      json.dumps(record, sort_keys=True, separators=(",", ":")), now)
+            set_value(
+                conn,
+                command_key + RUN_RECORD_SUFFIX,
+                json.dumps(record, sort_keys=True, separators=(",", ":")),
+                now,
+            )
         return True
     except sqlite3.Error as exc:
         logger.warning("run record for %s not written: %s", command_key, exc)

@@ -56,9 +56,16 @@ class PruneResult:
             self.counts[table] += n
 
     def to_dict(self) -> dict[str, Any]:
-        return {"report": "prune/v1", "dry_run": self.dry_run, "exit_code": self.exit_code, "error": None,
-                "resolved_before_seconds": self.older_than_seconds, "cutoff": self.cutoff,
-                "batches": self.batches, "counts": dict(self.counts)}
+        return {
+            "report": "prune/v1",
+            "dry_run": self.dry_run,
+            "exit_code": self.exit_code,
+            "error": None,
+            "resolved_before_seconds": self.older_than_seconds,
+            "cutoff": self.cutoff,
+            "batches": self.batches,
+            "counts": dict(self.counts),
+        }
 
 
 def parse_age(text: str) -> int:
@@ -67,46 +74,68 @@ def parse_age(text: str) -> int:
 
     seconds = parse_duration(text, "--resolved-before")
     if seconds < MIN_AGE_SECONDS:
-        raise UsageError(f"--resolved-before: {text.strip()} is under the minimum of 7 days (7d); "
-                         "recently resolved disputes are kept so a late question can still be answered")
+        raise UsageError(
+            f"--resolved-before: {text.strip()} is under the minimum of 7 days (7d); "
+            "recently resolved disputes are kept so a late question can still be answered"
+        )
     return seconds
 
 
-def run_prune(config: Config, *, older_than_seconds: int, dry_run: bool, now: int,
-              lock_wait_seconds: float = LOCK_WAIT_SECONDS, batch_size: int = prune_store.BATCH_SIZE) -> PruneResult:
+def run_prune(
+    config: Config,
+    *,
+    older_than_seconds: int,
+    dry_run: bool,
+    now: int,
+    lock_wait_seconds: float = LOCK_WAIT_SECONDS,
+    batch_size: int = prune_store.BATCH_SIZE,
+) -> PruneResult:
     """Prune (or count, with `dry_run`) disputes resolved before `now - older_than_seconds`, up to
     `batch_size` disputes per transaction.
 
     Raise DatabaseMissing (2) when there is no database, LockHeld (75) when a phase keeps its lock
     past `lock_wait_seconds`, DatabaseError (1) when SQLite fails.
     """
-    result = PruneResult(dry_run=dry_run, older_than_seconds=older_than_seconds, cutoff=now - older_than_seconds)
+    result = PruneResult(
+        dry_run=dry_run, older_than_seconds=older_than_seconds, cutoff=now - older_than_seconds
+    )
     if not Path(config.db_path).exists():
         raise DatabaseMissing(f"database not found: {config.db_path}")
     if dry_run:
         with open_db(config.db_path, readonly=True) as store:
             for chunk in _chunks(prune_store.resolved_before(store, result.cutoff), batch_size):
                 result.add(prune_store.count_batch(store, chunk))
-        logger.info("dry run: %d disputes resolved before %d would be deleted; nothing written",
-                    result.counts["disputes"], result.cutoff)
+        logger.info(
+            "dry run: %d disputes resolved before %d would be deleted; nothing written",
+            result.counts["disputes"],
+            result.cutoff,
+        )
         return result
-    with holding_phase_locks(config.db_path, wait_seconds=lock_wait_seconds), open_db(config.db_path, busy_timeout_seconds=config.busy_timeout_seconds) as store:
+    with (
+        holding_phase_locks(config.db_path, wait_seconds=lock_wait_seconds),
+        open_db(config.db_path, busy_timeout_seconds=config.busy_timeout_seconds) as store,
+    ):
         for chunk in _chunks(prune_store.resolved_before(store, result.cutoff), batch_size):
             with store.immediate() as conn:
-                batch = prune_store.delete_batch(conn, prune_store.still_resolved_before(conn, result.cutoff, chunk))
+                batch = prune_store.delete_batch(
+                    conn, prune_store.still_resolved_before(conn, result.cutoff, chunk)
+                )
             result.add(batch)
-            logger.info("batch=%d %s", result.batches, " ".join(f"{t}={n}" for t, n in batch.items()))
+            logger.info(
+                "batch=%d %s", result.batches, " ".join(f"{t}={n}" for t, n in batch.items())
+            )
     return result
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 @contextlib.contextmanager
-def holding_phase_locks(db_path: Path, *, wait_seconds: float,
-                        clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
+def holding_phase_locks(
+    db_path: Path, *, wait_seconds: float, clock: Callable[[], float] = time.monotonic
+) -> Iterator[None]:
     """Hold every lock in PHASE_LOCKS; retry while one is held, for up to `wait_seconds`.
 
     A phase pass takes seconds, so a short wait nearly always finds the gap between two runs;

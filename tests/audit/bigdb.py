@@ -37,46 +37,100 @@ def build(path, disputes: int) -> None:
     try:
         # In time order, as a real node records them.
         opened = sorted(NOW - rng.randrange(365 * 86400) for _ in range(disputes))
-        store.db["disputes"].insert_all((
-            {"dispute_id": dispute_id(i), "event_id": f"{i:064x}", "mostro_pubkey": "dd" * 32,
-             "initiator_role": "buyer" if i % 2 else "seller", "dispute_status": "initiated",
-             "event_timestamp": opened[i], "detected_at": opened[i] + 5, "lifecycle_state": rng.choice(states),
-             "last_notified_at": opened[i] + 6, "last_state_change": opened[i] + 6}
-            for i in range(disputes)), batch_size=10_000)
+        store.db["disputes"].insert_all(
+            (
+                {
+                    "dispute_id": dispute_id(i),
+                    "event_id": f"{i:064x}",
+                    "mostro_pubkey": "dd" * 32,
+                    "initiator_role": "buyer" if i % 2 else "seller",
+                    "dispute_status": "initiated",
+                    "event_timestamp": opened[i],
+                    "detected_at": opened[i] + 5,
+                    "lifecycle_state": rng.choice(states),
+                    "last_notified_at": opened[i] + 6,
+                    "last_state_change": opened[i] + 6,
+                }
+                for i in range(disputes)
+            ),
+            batch_size=10_000,
+        )
 
         def notification(n: int) -> dict:
             i, k = divmod(n, NOTIFICATIONS_PER_DISPUTE)
             roll = rng.random()
             status = "sent" if roll < 0.95 else ("failed" if roll < 0.98 else "pending")
             attempts = rng.randint(1, 5) if status == "failed" else (1 if status == "sent" else 0)
-            return {"dispute_id": dispute_id(i), "solver_pubkey": SOLVERS[k],
-                    "notif_type": ("initial", "re-notification", "assignment")[rng.randrange(3)], "status": status,
-                    "attempts": attempts, "claimed_at": opened[i] + 7 if attempts else None,
-                    "created_at": opened[i] + 6 + k, "sent_at": opened[i] + 8 if status == "sent" else None,
-                    "error_message": "no relay accepted: timeout" if status == "failed" else None,
-                    "body": f"New Mostro dispute: a solver is needed.\ndispute_id: {dispute_id(i)}\n"
-                            f"initiator: buyer\nevent_timestamp: {opened[i]}\nstatus: initiated",
-                    "relays_accepted": '["wss://relay.example"]' if status == "sent" else None}
+            return {
+                "dispute_id": dispute_id(i),
+                "solver_pubkey": SOLVERS[k],
+                "notif_type": ("initial", "re-notification", "assignment")[rng.randrange(3)],
+                "status": status,
+                "attempts": attempts,
+                "claimed_at": opened[i] + 7 if attempts else None,
+                "created_at": opened[i] + 6 + k,
+                "sent_at": opened[i] + 8 if status == "sent" else None,
+                "error_message": "no relay accepted: timeout" if status == "failed" else None,
+                "body": f"New Mostro dispute: a solver is needed.\ndispute_id: {dispute_id(i)}\n"
+                f"initiator: buyer\nevent_timestamp: {opened[i]}\nstatus: initiated",
+                "relays_accepted": '["wss://relay.example"]' if status == "sent" else None,
+            }
 
-        store.db["notifications"].insert_all((notification(n) for n in range(disputes * NOTIFICATIONS_PER_DISPUTE)),
-                                             batch_size=10_000)
+        store.db["notifications"].insert_all(
+            (notification(n) for n in range(disputes * NOTIFICATIONS_PER_DISPUTE)),
+            batch_size=10_000,
+        )
         # A realistic mediation share: a session per 50 disputes, handoffs, dispatches and their audit rows.
-        sessions = [(f"5e55{i:04x}-0000-4000-8000-{i:012x}", dispute_id(i * 50)) for i in range(disputes // 50)]
+        sessions = [
+            (f"5e55{i:04x}-0000-4000-8000-{i:012x}", dispute_id(i * 50))
+            for i in range(disputes // 50)
+        ]
         store.db["mediation_sessions"].insert_all(
-            ({"session_id": s, "dispute_id": d, "state": rng.choice(["closed", "escalation_recommended",
-                                                                     "awaiting_response"]),
-              "prompt_bundle_id": "b", "policy_hash": "h" * 64, "started_at": opened[i * 50] + 60,
-              "last_transition_at": opened[i * 50] + 600} for i, (s, d) in enumerate(sessions)), batch_size=2000)
+            (
+                {
+                    "session_id": s,
+                    "dispute_id": d,
+                    "state": rng.choice(["closed", "escalation_recommended", "awaiting_response"]),
+                    "prompt_bundle_id": "b",
+                    "policy_hash": "h" * 64,
+                    "started_at": opened[i * 50] + 60,
+                    "last_transition_at": opened[i * 50] + 600,
+                }
+                for i, (s, d) in enumerate(sessions)
+            ),
+            batch_size=2000,
+        )
         store.db["mediation_events"].insert_all(
-            ({"session_id": s, "kind": "handoff_prepared", "occurred_at": opened[i * 50] + 900,
-              "payload_json": f'{{"dispute_id":"{d}","session_id":"{s}","trigger":"round_limit"}}'}
-             for i, (s, d) in enumerate(sessions)), batch_size=2000)
+            (
+                {
+                    "session_id": s,
+                    "kind": "handoff_prepared",
+                    "occurred_at": opened[i * 50] + 900,
+                    "payload_json": f'{{"dispute_id":"{d}","session_id":"{s}","trigger":"round_limit"}}',
+                }
+                for i, (s, d) in enumerate(sessions)
+            ),
+            batch_size=2000,
+        )
         store.db["escalation_dispatches"].insert_all(
-            ({"dispatch_id": f"d15{i:05x}-0000-4000-8000-{i:012x}", "dispute_id": d, "session_id": s,
-              "handoff_event_id": i + 1, "target_solver": SOLVERS[0], "dispatched_at": opened[i * 50] + 910,
-              "created_at": opened[i * 50] + 910, "status": "dispatched", "route": "targeted", "attempts": 1,
-              "finished_at": opened[i * 50] + 911} for i, (s, d) in enumerate(sessions[:len(sessions) * 3 // 4])),
-            batch_size=2000)
+            (
+                {
+                    "dispatch_id": f"d15{i:05x}-0000-4000-8000-{i:012x}",
+                    "dispute_id": d,
+                    "session_id": s,
+                    "handoff_event_id": i + 1,
+                    "target_solver": SOLVERS[0],
+                    "dispatched_at": opened[i * 50] + 910,
+                    "created_at": opened[i * 50] + 910,
+                    "status": "dispatched",
+                    "route": "targeted",
+                    "attempts": 1,
+                    "finished_at": opened[i * 50] + 911,
+                }
+                for i, (s, d) in enumerate(sessions[: len(sessions) * 3 // 4])
+            ),
+            batch_size=2000,
+        )
         store.conn.execute("PRAGMA journal_mode=WAL")
     finally:
         store.close()
@@ -88,10 +142,22 @@ DEFAULT_VIEWS = [
     ("disputes --state", lambda s: views.run_disputes(s, now=NOW, state="notified")),
     ("disputes --since", lambda s: views.run_disputes(s, now=NOW, since="2h")),
     ("notifications", lambda s: views.run_notifications(s, now=NOW)),
-    ("notifications --status failed", lambda s: views.run_notifications(s, now=NOW, status="failed")),
-    ("notifications --status failed_final", lambda s: views.run_notifications(s, now=NOW, status="failed_final")),
-    ("notifications --type", lambda s: views.run_notifications(s, now=NOW, notif_type="assignment")),
-    ("notifications --dispute", lambda s: views.run_notifications(s, now=NOW, dispute=dispute_id(1242))),
+    (
+        "notifications --status failed",
+        lambda s: views.run_notifications(s, now=NOW, status="failed"),
+    ),
+    (
+        "notifications --status failed_final",
+        lambda s: views.run_notifications(s, now=NOW, status="failed_final"),
+    ),
+    (
+        "notifications --type",
+        lambda s: views.run_notifications(s, now=NOW, notif_type="assignment"),
+    ),
+    (
+        "notifications --dispute",
+        lambda s: views.run_notifications(s, now=NOW, dispute=dispute_id(1242)),
+    ),
     ("notifications --since", lambda s: views.run_notifications(s, now=NOW, since="7d")),
     ("sessions", lambda s: views.run_sessions(s, now=NOW)),
     ("sessions --state live", lambda s: views.run_sessions(s, now=NOW, state="live")),
@@ -120,5 +186,3 @@ def plan_problems(conn, sql: str) -> tuple[list[str], list[str]]:
     if scans_big and any("TEMP B-TREE FOR ORDER BY" in line for line in plan):
         problems.append("a big table is read through an index in the wrong order and then sorted")
     return plan, problems
-
-

@@ -38,23 +38,69 @@ def plant_hostile_rows(db: Path) -> None:
     with open_db(db) as store:
         with store.immediate() as conn:
             disputes_store.insert_dispute(
-                conn, dispute_id=HOSTILE_ID, event_id="e" * 64, mostro_pubkey="f" * 64,
-                initiator_role=f"buyer{BIDI}", dispute_status=FORMULA, event_timestamp=now - 100, now=now,
-                lifecycle_state="notified", assigned_solver=None)
-            disputes_store.move_dispute(conn, HOSTILE_ID, "notified", "taken", now, f"by {MARKUP}",
-                                        assigned_solver=f"@solver{ESCAPE}")
-            outbox.queue(conn, HOSTILE_ID, f"type{MARKUP}", [outbox.Delivery("ab" * 32, "nip17", f"body {ESCAPE}")], now - 50)
-            conn.execute("INSERT INTO mediation_sessions (session_id, dispute_id, state, prompt_bundle_id, "
-                         "policy_hash, current_classification, started_at, last_transition_at) "
-                         "VALUES (?,?,?,?,?,?,?,?)", (SESSION, HOSTILE_ID, "classified", f"bundle{MARKUP}",
-                                                      "-1+2", f"+class{BIDI}", now - 40, now - 40))
-            conn.execute("INSERT INTO mediation_messages (session_id, direction, party, shared_pubkey, "
-                         "inner_event_id, inner_event_created_at, content, persisted_at) "
-                         "VALUES (?, 'inbound', 'buyer', 'b1', 'x1', ?, ?, ?)",
-                         (SESSION, now - 30, f"{FORMULA}\nsecond line {MARKUP} {ESCAPE} {BIDI}\ttab", now - 30))
-            insert_event(conn, "session_opened", {"note": f"{MARKUP}{ESCAPE}", "dispute_id": HOSTILE_ID},
-                         now=now - 20, session_id=SESSION)
-        (row,) = [r for r in outbox.due(store, now=now, max_attempts=5) if r.dispute_id == HOSTILE_ID]
+                conn,
+                dispute_id=HOSTILE_ID,
+                event_id="e" * 64,
+                mostro_pubkey="f" * 64,
+                initiator_role=f"buyer{BIDI}",
+                dispute_status=FORMULA,
+                event_timestamp=now - 100,
+                now=now,
+                lifecycle_state="notified",
+                assigned_solver=None,
+            )
+            disputes_store.move_dispute(
+                conn,
+                HOSTILE_ID,
+                "notified",
+                "taken",
+                now,
+                f"by {MARKUP}",
+                assigned_solver=f"@solver{ESCAPE}",
+            )
+            outbox.queue(
+                conn,
+                HOSTILE_ID,
+                f"type{MARKUP}",
+                [outbox.Delivery("ab" * 32, "nip17", f"body {ESCAPE}")],
+                now - 50,
+            )
+            conn.execute(
+                "INSERT INTO mediation_sessions (session_id, dispute_id, state, prompt_bundle_id, "
+                "policy_hash, current_classification, started_at, last_transition_at) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    SESSION,
+                    HOSTILE_ID,
+                    "classified",
+                    f"bundle{MARKUP}",
+                    "-1+2",
+                    f"+class{BIDI}",
+                    now - 40,
+                    now - 40,
+                ),
+            )
+            conn.execute(
+                "INSERT INTO mediation_messages (session_id, direction, party, shared_pubkey, "
+                "inner_event_id, inner_event_created_at, content, persisted_at) "
+                "VALUES (?, 'inbound', 'buyer', 'b1', 'x1', ?, ?, ?)",
+                (
+                    SESSION,
+                    now - 30,
+                    f"{FORMULA}\nsecond line {MARKUP} {ESCAPE} {BIDI}\ttab",
+                    now - 30,
+                ),
+            )
+            insert_event(
+                conn,
+                "session_opened",
+                {"note": f"{MARKUP}{ESCAPE}", "dispute_id": HOSTILE_ID},
+                now=now - 20,
+                session_id=SESSION,
+            )
+        (row,) = [
+            r for r in outbox.due(store, now=now, max_attempts=5) if r.dispute_id == HOSTILE_ID
+        ]
         with store.immediate() as conn:
             outbox.claim(conn, row, now - 10, None, None)
             outbox.mark_failed(conn, row.id, f"relay said {MARKUP} {ESCAPE} {BIDI} @{FORMULA}")
@@ -69,16 +115,28 @@ def hostile(audit_db):
     def invoke(*args: str, code: int = 0) -> str:
         from serbero_cli.cli.app import app
 
-        result = runner.invoke(app, ["--config", str(config), "audit", *args], env={"COLUMNS": "100"},
-                               catch_exceptions=False)
+        result = runner.invoke(
+            app,
+            ["--config", str(config), "audit", *args],
+            env={"COLUMNS": "100"},
+            catch_exceptions=False,
+        )
         assert result.exit_code == code, result.stderr
         return result.stdout
 
     return invoke
 
 
-VIEWS = [[], ["disputes"], ["dispute", "dead"], ["notifications"], ["sessions"], ["transcript", SESSION],
-         ["events"], ["events", "--kind", "session_opened", "--utc"]]
+VIEWS = [
+    [],
+    ["disputes"],
+    ["dispute", "dead"],
+    ["notifications"],
+    ["sessions"],
+    ["transcript", SESSION],
+    ["events"],
+    ["events", "--kind", "session_opened", "--utc"],
+]
 
 
 @pytest.mark.parametrize("args", VIEWS, ids=[" ".join(a) or "dashboard" for a in VIEWS])
@@ -98,12 +156,23 @@ def test_the_dispute_view_through_the_real_command_prints_markup_literally(audit
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "MarkupError" not in proc.stderr
     assert "dispute deadbeef" not in proc.stdout  # the tags were not applied and eaten
-    assert f"dead{MARKUP}beef-\ufffd[2J\ufffd]8;;http://evil.example\ufffdlink\ufffd[0m" in proc.stdout
+    assert (
+        f"dead{MARKUP}beef-\ufffd[2J\ufffd]8;;http://evil.example\ufffdlink\ufffd[0m" in proc.stdout
+    )
     assert CONTROLS.search(proc.stdout.replace("\n", "")) is None
 
 
-@pytest.mark.parametrize("args", [["disputes"], ["notifications"], ["transcript", SESSION], ["sessions"],
-                                  ["dispute", "dead"], ["events"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["disputes"],
+        ["notifications"],
+        ["transcript", SESSION],
+        ["sessions"],
+        ["dispute", "dead"],
+        ["events"],
+    ],
+)
 def test_csv_cells_never_start_a_formula_and_hold_no_controls(hostile, args):
     table = list(csv.reader(io.StringIO(hostile(*args, "--csv"))))
     header, rows = table[0], table[1:]
@@ -116,17 +185,25 @@ def test_csv_cells_never_start_a_formula_and_hold_no_controls(hostile, args):
         mine = next(r for r in by_column if r["dispute_id"].startswith("dead"))
         assert mine["dispute_status"] == "'" + FORMULA
         assert re.fullmatch(r"\d+", mine["event_timestamp"])  # numbers are written as they are
-        assert FORMULA in [r["dispute_status"] for r in doc["rows"]]  # JSON keeps the value as stored
+        assert FORMULA in [
+            r["dispute_status"] for r in doc["rows"]
+        ]  # JSON keeps the value as stored
     if args[0] == "transcript":
         (message,) = by_column
-        assert message["content"].startswith("'" + FORMULA + "\nsecond line")  # still one multi-line cell
+        assert message["content"].startswith(
+            "'" + FORMULA + "\nsecond line"
+        )  # still one multi-line cell
     if args == ["sessions"]:
         session = next(r for r in by_column if r["session_id"] == SESSION)
-        assert session["policy_hash"] == "'-1+2" and session["current_classification"].startswith("'+class")
+        assert session["policy_hash"] == "'-1+2" and session["current_classification"].startswith(
+            "'+class"
+        )
 
 
 def test_a_negative_number_is_not_mistaken_for_a_formula():
     from serbero_cli.audit.export import cell
 
-    assert cell(-5) == "-5" and cell(-0.5) == "-0.5" and cell("-5") == "'-5" and cell(True) == "true"
+    assert (
+        cell(-5) == "-5" and cell(-0.5) == "-0.5" and cell("-5") == "'-5" and cell(True) == "true"
+    )
     assert cell({"k": "=1"}) == '{"k":"=1"}'

@@ -14,9 +14,16 @@ from serbero_cli import __version__
 from tests.audit.conftest import D, plant
 from tests.helpers import invoke, invoke_json
 
-FAMILIES = ("serbero_disputes", "serbero_notifications", "serbero_sessions", "serbero_handoffs",
-            "serbero_oldest_untaken_dispute_age_seconds", "serbero_last_run_timestamp_seconds",
-            "serbero_last_run_exit_code", "serbero_build_info")
+FAMILIES = (
+    "serbero_disputes",
+    "serbero_notifications",
+    "serbero_sessions",
+    "serbero_handoffs",
+    "serbero_oldest_untaken_dispute_age_seconds",
+    "serbero_last_run_timestamp_seconds",
+    "serbero_last_run_exit_code",
+    "serbero_build_info",
+)
 
 
 def parse(text: str) -> dict[str, dict[tuple, float]]:
@@ -35,7 +42,9 @@ def by(label: str, samples: dict[tuple, float]) -> dict[str, int]:
 def test_metrics_match_the_dashboard(audit, audit_db):
     config, _ = audit_db
     dashboard = json.loads(audit("--json").stdout)
-    opened = next(r for r in json.loads(audit("disputes", "--json").stdout)["rows"] if r["dispute_id"] == D)
+    opened = next(
+        r for r in json.loads(audit("disputes", "--json").stdout)["rows"] if r["dispute_id"] == D
+    )
     before = int(time.time())
     proc = invoke(config, "audit", "metrics")
     after = int(time.time())
@@ -55,8 +64,12 @@ def test_metrics_match_the_dashboard(audit, audit_db):
     (age,) = m["serbero_oldest_untaken_dispute_age_seconds"].values()
     assert before - opened["event_timestamp"] <= age <= after - opened["event_timestamp"]
     runs = dashboard["last_runs"]
-    assert by("phase", m["serbero_last_run_timestamp_seconds"]) == {p: r["finished_at"] for p, r in runs.items()}
-    assert by("phase", m["serbero_last_run_exit_code"]) == {p: r["exit_code"] for p, r in runs.items()}
+    assert by("phase", m["serbero_last_run_timestamp_seconds"]) == {
+        p: r["finished_at"] for p, r in runs.items()
+    }
+    assert by("phase", m["serbero_last_run_exit_code"]) == {
+        p: r["exit_code"] for p, r in runs.items()
+    }
     assert m["serbero_build_info"] == {(("version", __version__),): 1.0}
 
 
@@ -66,9 +79,15 @@ def test_every_family_is_present_with_zeros_when_features_are_off(make_config, d
     proc = invoke(cfg, "audit", "metrics")
     m = parse(proc.stdout)
     assert tuple(m) == FAMILIES
-    assert set(by("state", m["serbero_disputes"]).values()) == {0} and len(m["serbero_disputes"]) == 6
-    assert set(by("state", m["serbero_sessions"]).values()) == {0} and len(m["serbero_sessions"]) == 7
-    assert set(by("state", m["serbero_handoffs"]).values()) == {0} and len(m["serbero_handoffs"]) == 7
+    assert (
+        set(by("state", m["serbero_disputes"]).values()) == {0} and len(m["serbero_disputes"]) == 6
+    )
+    assert (
+        set(by("state", m["serbero_sessions"]).values()) == {0} and len(m["serbero_sessions"]) == 7
+    )
+    assert (
+        set(by("state", m["serbero_handoffs"]).values()) == {0} and len(m["serbero_handoffs"]) == 7
+    )
     assert set(m["serbero_notifications"].values()) == {0} and len(m["serbero_notifications"]) == 10
     assert list(m["serbero_oldest_untaken_dispute_age_seconds"].values()) == [0]
     stamps = by("phase", m["serbero_last_run_timestamp_seconds"])

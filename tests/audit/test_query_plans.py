@@ -60,7 +60,9 @@ def test_a_query_without_an_index_is_caught(small_db):
     """The plan check itself: a filter on a column no index holds is reported as a full scan."""
     store = open_db(small_db, readonly=True)
     try:
-        _, problems = plan_problems(store.conn, "SELECT COUNT(*) FROM notifications WHERE body LIKE '%x%'")
+        _, problems = plan_problems(
+            store.conn, "SELECT COUNT(*) FROM notifications WHERE body LIKE '%x%'"
+        )
     finally:
         store.close()
     assert problems and problems[0].startswith("full table scan: SCAN notifications")
@@ -72,6 +74,9 @@ def test_dashboard_and_metrics_count_every_row(small_db):
     assert result.document["disputes_total"] == DISPUTES
     assert sum(result.document["notifications"].values()) == DISPUTES * NOTIFICATIONS_PER_DISPUTE
     text = metrics.run_metrics(settings, now=NOW)
-    notified = sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("serbero_notifications{"))
+    notified = sum(
+        int(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("serbero_notifications{")
+    )
     assert notified == DISPUTES * NOTIFICATIONS_PER_DISPUTE

@@ -17,10 +17,23 @@ from tests.audit.conftest import SESSION, A, plant
 from tests.helpers import db_checksum, run_serbero
 
 EVERY_COMMAND = [
-    [], ["disputes"], ["disputes", "--state", "notified", "--since", "7d"], ["dispute", A], ["notifications"],
-    ["notifications", "--status", "failed_final"], ["sessions"], ["transcript", SESSION], ["events"],
-    ["events", "--dispute", A], ["handoffs"], ["handoffs", "--stuck"], ["dispatches"],
-    ["dispatches", "--id", "{dispatch}"], ["dispatches", "--check"], ["authority"], ["rationale", "{rationale}"],
+    [],
+    ["disputes"],
+    ["disputes", "--state", "notified", "--since", "7d"],
+    ["dispute", A],
+    ["notifications"],
+    ["notifications", "--status", "failed_final"],
+    ["sessions"],
+    ["transcript", SESSION],
+    ["events"],
+    ["events", "--dispute", A],
+    ["handoffs"],
+    ["handoffs", "--stuck"],
+    ["dispatches"],
+    ["dispatches", "--id", "{dispatch}"],
+    ["dispatches", "--check"],
+    ["authority"],
+    ["rationale", "{rationale}"],
 ]
 
 
@@ -50,12 +63,17 @@ def test_missing_database_is_one_line_and_exit_2_and_creates_nothing(make_config
     proc = run_serbero(config, "audit", "disputes")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"error: database not found: {db_path} (check [serbero].db_path, or pass --db PATH)"]
+        f"error: database not found: {db_path} (check [serbero].db_path, or pass --db PATH)"
+    ]
     assert not db_path.exists()
     proc = run_serbero(config, "audit", "--json")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["exit_code"] == 2 and "database not found" in doc["error"] and doc["report"] == "audit.dashboard/v1"
+    assert (
+        doc["exit_code"] == 2
+        and "database not found" in doc["error"]
+        and doc["report"] == "audit.dashboard/v1"
+    )
 
 
 def test_older_schema_asks_for_a_phase_run_and_is_not_migrated(tmp_path):
@@ -67,8 +85,10 @@ def test_older_schema_asks_for_a_phase_run_and_is_not_migrated(tmp_path):
     proc = run_serbero(None, "audit", "--db", str(db))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     (line,) = proc.stderr.strip().splitlines()
-    assert line == (f"error: database {db} has schema version 3, this serbero needs {len(migrations.MIGRATIONS)}: "
-                    "run `serbero listen` (or any phase) once to upgrade")
+    assert line == (
+        f"error: database {db} has schema version 3, this serbero needs {len(migrations.MIGRATIONS)}: "
+        "run `serbero listen` (or any phase) once to upgrade"
+    )
     assert db_checksum(db) == before
     assert migrations.current_version(sqlite3.connect(str(db))) == 3
 
@@ -80,7 +100,9 @@ def test_file_without_serbero_tables_or_not_sqlite_exits_2(tmp_path):
     empty = tmp_path / "empty.db"
     sqlite3.connect(str(empty)).close()
     result = runner.invoke(app, ["audit", "--db", str(empty)])
-    assert result.exit_code == 2 and "has no serbero tables yet: run `serbero listen`" in result.stderr
+    assert (
+        result.exit_code == 2 and "has no serbero tables yet: run `serbero listen`" in result.stderr
+    )
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database" * 100)
     result = runner.invoke(app, ["audit", "disputes", "--db", str(junk)])
@@ -135,7 +157,9 @@ def test_audit_runs_while_a_phase_holds_its_lock_and_a_write_transaction(audit_d
     finally:
         writer.close()
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["disputes"]["resolved"] == 1  # the uncommitted change is not seen
+    assert (
+        json.loads(proc.stdout)["disputes"]["resolved"] == 1
+    )  # the uncommitted change is not seen
 
 
 @pytest.mark.parametrize("args", [["disputes", "--db", "{db}"], ["--db", "{db}", "disputes"]])

@@ -22,8 +22,11 @@ from tests.audit.test_views import PROBLEM_ROWS, VIEW_COMMANDS, args_for
 
 BOX = "│╭╮╰╯─┬┴┼├┤"
 SPLIT = re.compile(f"[\\s{BOX}]+")
-UTC_VIEWS = [("dispute", ["dispute", A, "--utc"]), ("transcript", ["transcript", SESSION, "--utc"]),
-             ("events", ["events", "--utc"])]
+UTC_VIEWS = [
+    ("dispute", ["dispute", A, "--utc"]),
+    ("transcript", ["transcript", SESSION, "--utc"]),
+    ("events", ["events", "--utc"]),
+]
 LONG_URL = "https://example.org/a/very/long/path/that/does/not/fit/in/any/column/at/eighty/characters/at/all"
 
 
@@ -38,8 +41,12 @@ def render_at(audit_db, monkeypatch):
     def invoke(width: int, *args: str) -> str:
         from serbero_cli.cli.app import app
 
-        result = runner.invoke(app, ["--config", str(config), "audit", *args, "--no-color"],
-                               env={"COLUMNS": str(width)}, catch_exceptions=False)
+        result = runner.invoke(
+            app,
+            ["--config", str(config), "audit", *args, "--no-color"],
+            env={"COLUMNS": str(width)},
+            catch_exceptions=False,
+        )
         assert result.exit_code in (0, 4), result.stderr
         return result.stdout
 
@@ -64,18 +71,33 @@ def broken_words(narrow: str, wide: str) -> list[str]:
 
 
 def plant_long_words(db) -> None:
-    plant(db, "INSERT INTO mediation_messages (session_id, direction, party, shared_pubkey, inner_event_id, "
-              "inner_event_created_at, content, persisted_at) VALUES (?, 'inbound', 'buyer', 'b1', 'long-words', "
-              "?, ?, 1)", (SESSION, int(time.time()) - 100,
-                           f"proof is at {LONG_URL} and the reference is {'9' * 70} thanks"))
-    plant(db, "UPDATE notifications SET error_message = ? WHERE status = 'failed'",
-          (f"relay said: rate-limited by {LONG_URL}",))
+    plant(
+        db,
+        "INSERT INTO mediation_messages (session_id, direction, party, shared_pubkey, inner_event_id, "
+        "inner_event_created_at, content, persisted_at) VALUES (?, 'inbound', 'buyer', 'b1', 'long-words', "
+        "?, ?, 1)",
+        (
+            SESSION,
+            int(time.time()) - 100,
+            f"proof is at {LONG_URL} and the reference is {'9' * 70} thanks",
+        ),
+    )
+    plant(
+        db,
+        "UPDATE notifications SET error_message = ? WHERE status = 'failed'",
+        (f"relay said: rate-limited by {LONG_URL}",),
+    )
 
 
 @pytest.mark.parametrize("borders", [False, True], ids=["plain", "borders"])
-@pytest.mark.parametrize("view,args", VIEW_COMMANDS + UTC_VIEWS,
-                         ids=[v for v, _ in VIEW_COMMANDS] + [f"{v}-utc" for v, _ in UTC_VIEWS])
-def test_no_word_is_broken_at_80_or_120_columns(render_at, audit, audit_db, story, view, args, borders):
+@pytest.mark.parametrize(
+    "view,args",
+    VIEW_COMMANDS + UTC_VIEWS,
+    ids=[v for v, _ in VIEW_COMMANDS] + [f"{v}-utc" for v, _ in UTC_VIEWS],
+)
+def test_no_word_is_broken_at_80_or_120_columns(
+    render_at, audit, audit_db, story, view, args, borders
+):
     _, db = audit_db
     plant_long_words(db)
     if view in PROBLEM_ROWS:
@@ -100,12 +122,17 @@ def test_dropped_columns_go_before_words_break(render_at):
 
 def test_count_tables_are_vertical_and_timelines_take_utc(render_at):
     dashboard = render_at(80)
-    assert re.search(r"^notified\s+1\b", dashboard, re.M) and re.search(r"^escalated\s+1\b", dashboard, re.M)
+    assert re.search(r"^notified\s+1\b", dashboard, re.M) and re.search(
+        r"^escalated\s+1\b", dashboard, re.M
+    )
     timeline = render_at(80, "dispute", A, "--utc")
     assert "time (UTC)" in timeline and re.search(r"\b20\d\d-\d\d-\d\d \d\d:\d\d:\d\d\b", timeline)
     assert "time (UTC)" not in render_at(80, "dispute", A)
 
 
 def test_the_word_check_catches_a_broken_word():
-    assert broken_words("abcd1234-00\n00-4000 ok", "abcd1234-0000-4000 ok") == ["abcd1234-00", "00-4000"]
+    assert broken_words("abcd1234-00\n00-4000 ok", "abcd1234-0000-4000 ok") == [
+        "abcd1234-00",
+        "00-4000",
+    ]
     assert broken_words("ws://127.0.0… ok", "ws://127.0.0.1:1: ok") == []

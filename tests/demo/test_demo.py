@@ -10,14 +10,19 @@ from serbero_cli.simulate.demo import DemoReport, Expectation
 from tests.helpers import run_serbero
 
 
-@pytest.mark.parametrize("scenario,expected", [
-    pytest.param("both", ["mediation summary", "escalation handoff", "no handoff"], id="both"),
-    pytest.param("cooperative", ["mediation summary"], id="cooperative"),
-    pytest.param("escalation", ["escalation handoff"], id="escalation"),
-])
+@pytest.mark.parametrize(
+    "scenario,expected",
+    [
+        pytest.param("both", ["mediation summary", "escalation handoff", "no handoff"], id="both"),
+        pytest.param("cooperative", ["mediation summary"], id="cooperative"),
+        pytest.param("escalation", ["escalation handoff"], id="escalation"),
+    ],
+)
 def test_demo_runs_every_phase_and_exits_0(tmp_path, scenario, expected):
     started = time.monotonic()
-    proc = run_serbero(None, "demo", "--scenario", scenario, "--dir", str(tmp_path / "demo"), timeout=120)
+    proc = run_serbero(
+        None, "demo", "--scenario", scenario, "--dir", str(tmp_path / "demo"), timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert time.monotonic() - started < 60
     out = proc.stdout

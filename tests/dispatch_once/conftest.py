@@ -21,16 +21,28 @@ from tests.helpers import db_rows
 BUNDLE = ("bundle-a", "ab12" * 16)
 
 
-def package_json(dispute_id: str, *, session_id: str | None = None, trigger: str = "conflicting_claims",
-                 evidence_refs: list[str] | None = None, rationale_refs: list[str] | None = None,
-                 assembled_at: int = 1_760_000_000, extra: dict[str, Any] | None = None) -> str:
+def package_json(
+    dispute_id: str,
+    *,
+    session_id: str | None = None,
+    trigger: str = "conflicting_claims",
+    evidence_refs: list[str] | None = None,
+    rationale_refs: list[str] | None = None,
+    assembled_at: int = 1_760_000_000,
+    extra: dict[str, Any] | None = None,
+) -> str:
     """A handoff package as mediate-once writes it: field order, compact, raw UTF-8, no session key if None."""
     doc: dict[str, Any] = {"dispute_id": dispute_id}
     if session_id is not None:
         doc["session_id"] = session_id
-    doc.update(trigger=trigger, evidence_refs=evidence_refs or [], prompt_bundle_id=BUNDLE[0],
-               policy_hash=BUNDLE[1], rationale_refs=rationale_refs if rationale_refs is not None else ["c0ffee"],
-               assembled_at=assembled_at)
+    doc.update(
+        trigger=trigger,
+        evidence_refs=evidence_refs or [],
+        prompt_bundle_id=BUNDLE[0],
+        policy_hash=BUNDLE[1],
+        rationale_refs=rationale_refs if rationale_refs is not None else ["c0ffee"],
+        assembled_at=assembled_at,
+    )
     doc.update(extra or {})
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
@@ -41,14 +53,24 @@ class Seeder:
     def __init__(self, db_path: Path):
         self.db_path = db_path
 
-    def dispute(self, dispute_id: str | None = None, *, state: str = "notified", assigned: str | None = None) -> str:
+    def dispute(
+        self, dispute_id: str | None = None, *, state: str = "notified", assigned: str | None = None
+    ) -> str:
         dispute_id = dispute_id or str(uuid.uuid4())
         now = int(time.time())
         with open_db(self.db_path) as store, store.immediate() as conn:
             disputes_store.insert_dispute(
-                conn, dispute_id=dispute_id, event_id="e" * 64, mostro_pubkey="f" * 64, initiator_role="buyer",
-                dispute_status="initiated" if state != "resolved" else "settled", event_timestamp=now - 600,
-                now=now, lifecycle_state=state, assigned_solver=assigned)
+                conn,
+                dispute_id=dispute_id,
+                event_id="e" * 64,
+                mostro_pubkey="f" * 64,
+                initiator_role="buyer",
+                dispute_status="initiated" if state != "resolved" else "settled",
+                event_timestamp=now - 600,
+                now=now,
+                lifecycle_state=state,
+                assigned_solver=assigned,
+            )
         return dispute_id
 
     def session(self, dispute_id: str) -> str:
@@ -58,15 +80,32 @@ class Seeder:
             conn.execute(
                 "INSERT INTO mediation_sessions (session_id, dispute_id, state, prompt_bundle_id, policy_hash, "
                 "started_at, last_transition_at) VALUES (?,?,?,?,?,?,?)",
-                (session_id, dispute_id, "escalation_recommended", BUNDLE[0], BUNDLE[1], now, now))
+                (session_id, dispute_id, "escalation_recommended", BUNDLE[0], BUNDLE[1], now, now),
+            )
         return session_id
 
-    def handoff(self, dispute_id: str | None = None, *, session_id: str | None = None, payload: str | None = None,
-                **package: Any) -> int:
-        text = payload if payload is not None else package_json(dispute_id, session_id=session_id, **package)
+    def handoff(
+        self,
+        dispute_id: str | None = None,
+        *,
+        session_id: str | None = None,
+        payload: str | None = None,
+        **package: Any,
+    ) -> int:
+        text = (
+            payload
+            if payload is not None
+            else package_json(dispute_id, session_id=session_id, **package)
+        )
         with open_db(self.db_path) as store, store.immediate() as conn:
-            return mediation_store.insert_event(conn, "handoff_prepared", text, now=int(time.time()),
-                                                session_id=session_id, bundle=BUNDLE)
+            return mediation_store.insert_event(
+                conn,
+                "handoff_prepared",
+                text,
+                now=int(time.time()),
+                session_id=session_id,
+                bundle=BUNDLE,
+            )
 
     def set_state(self, dispute_id: str, state: str) -> None:
         with open_db(self.db_path) as store, store.immediate() as conn:
@@ -75,8 +114,10 @@ class Seeder:
     def age_sending(self, seconds: int = 10_000) -> None:
         """Make every `sending` claim look abandoned (as if the stale window had passed)."""
         with open_db(self.db_path) as store, store.immediate() as conn:
-            conn.execute("UPDATE escalation_dispatches SET dispatched_at = dispatched_at - ? WHERE status='sending'",
-                         (seconds,))
+            conn.execute(
+                "UPDATE escalation_dispatches SET dispatched_at = dispatched_at - ? WHERE status='sending'",
+                (seconds,),
+            )
 
     def rows(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
         return db_rows(self.db_path, sql, params)
@@ -86,8 +127,11 @@ class Seeder:
             conn.execute(sql, params)
 
     def audit(self, kind: str) -> list[dict[str, Any]]:
-        rows = self.rows("SELECT id, session_id, payload_json, prompt_bundle_id, policy_hash, rationale_id "
-                         "FROM mediation_events WHERE kind=? ORDER BY id", (kind,))
+        rows = self.rows(
+            "SELECT id, session_id, payload_json, prompt_bundle_id, policy_hash, rationale_id "
+            "FROM mediation_events WHERE kind=? ORDER BY id",
+            (kind,),
+        )
         for row in rows:
             row["payload"] = json.loads(row["payload_json"])
         return rows
@@ -105,8 +149,12 @@ def seed(db_path) -> Seeder:
 def esc_config(make_config):
     """make_config with [escalation] enabled; `escalation=` adds keys, other kwargs go to make_config."""
 
-    def build(*, escalation: dict[str, Any] | None = None, sections: dict[str, dict[str, Any]] | None = None,
-              **kwargs: Any) -> Path:
+    def build(
+        *,
+        escalation: dict[str, Any] | None = None,
+        sections: dict[str, dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> Path:
         all_sections = dict(sections or {})
         all_sections["escalation"] = {"enabled": True, **(escalation or {})}
         return make_config(sections=all_sections, **kwargs)
@@ -183,7 +231,11 @@ def policy_relay(monkeypatch):
 
         async def admit_event(self, event, socket_addr):
             try:
-                tagged = {t.to_vec()[1] for t in event.tags() if len(t.to_vec()) > 1 and t.to_vec()[0] == "p"}
+                tagged = {
+                    t.to_vec()[1]
+                    for t in event.tags()
+                    if len(t.to_vec()) > 1 and t.to_vec()[0] == "p"
+                }
                 if tagged & self.rejected:
                     return ns.WritePolicyResult.REJECT("recipient refused by test policy")
             except Exception:  # noqa: BLE001 - an exception here would abort the whole process
@@ -194,9 +246,13 @@ def policy_relay(monkeypatch):
 
     def start(rejected: set[str]) -> RelayHandle:
         async def go():
-            relay = (ns.LocalRelayBuilder().addr("127.0.0.1")
-                     .rate_limit(ns.RateLimit(max_reqs=10_000, notes_per_minute=1_000_000))
-                     .write_policy(RejectRecipients(set(rejected))).build())
+            relay = (
+                ns.LocalRelayBuilder()
+                .addr("127.0.0.1")
+                .rate_limit(ns.RateLimit(max_reqs=10_000, notes_per_minute=1_000_000))
+                .write_policy(RejectRecipients(set(rejected)))
+                .build()
+            )
             await relay.run()
             return RelayHandle(str(await relay.url()), relay)
 

@@ -32,18 +32,35 @@ def relay_event_count(url: str) -> int:
     return aio.run(go())
 
 
-def claim(db_path: Path, handoff_id: int, dispute: str, *, route: str, recipients: list[str], age: int,
-          attempts: int = 1) -> None:
+def claim(
+    db_path: Path,
+    handoff_id: int,
+    dispute: str,
+    *,
+    route: str,
+    recipients: list[str],
+    age: int,
+    attempts: int = 1,
+) -> None:
     with open_db(db_path) as store:
-        dispatch_id, _ = dispatches.claim_handoff(store, HandoffRow(handoff_id, None, *BUNDLE, 0), dispute_id=dispute,
-                                                  route=route, recipients=recipients,
-                                                  fallback_broadcast=route == "fallback", now=int(time.time()) - age)
+        dispatch_id, _ = dispatches.claim_handoff(
+            store,
+            HandoffRow(handoff_id, None, *BUNDLE, 0),
+            dispute_id=dispute,
+            route=route,
+            recipients=recipients,
+            fallback_broadcast=route == "fallback",
+            now=int(time.time()) - age,
+        )
         for seen in range(1, attempts):
-            dispatches.reclaim_dispatch(store, dispatch_id, seen_attempts=seen, now=int(time.time()) - age)
+            dispatches.reclaim_dispatch(
+                store, dispatch_id, seen_attempts=seen, now=int(time.time()) - age
+            )
 
 
-def test_dispatch_dry_run_names_every_decision_and_touches_nothing(esc_config, make_config, seed, solvers, serbero_pub,
-                                                               relay, db_path):
+def test_dispatch_dry_run_names_every_decision_and_touches_nothing(
+    esc_config, make_config, seed, solvers, serbero_pub, relay, db_path
+):
     reader, writer = solvers
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -54,44 +71,85 @@ def test_dispatch_dry_run_names_every_decision_and_touches_nothing(esc_config, m
     seed.handoff(targeted)
     seed.handoff(seed.dispute())  # broadcast
     stale = seed.dispute()
-    claim(db_path, seed.handoff(stale), stale, route="fallback", recipients=[reader.pubkey], age=10_000)
+    claim(
+        db_path,
+        seed.handoff(stale),
+        stale,
+        route="fallback",
+        recipients=[reader.pubkey],
+        age=10_000,
+    )
     resolved = seed.dispute(state="resolved")
     seed.handoff(resolved)
     on_file = seed.handoff(resolved)
     with open_db(db_path) as store:
-        dispatches.record_superseded(store, HandoffRow(on_file, None, *BUNDLE, 0), dispute_id=resolved, now=1)
+        dispatches.record_superseded(
+            store, HandoffRow(on_file, None, *BUNDLE, 0), dispute_id=resolved, now=1
+        )
     seed.handoff(payload="{not json")
     seed.handoff("no-such-dispute")
     young = seed.dispute()
     claim(db_path, seed.handoff(young), young, route="broadcast", recipients=[writer.pubkey], age=0)
     spent = seed.dispute()
-    claim(db_path, seed.handoff(spent), spent, route="broadcast", recipients=[writer.pubkey], age=10_000, attempts=3)
+    claim(
+        db_path,
+        seed.handoff(spent),
+        spent,
+        route="broadcast",
+        recipients=[writer.pubkey],
+        age=10_000,
+        attempts=3,
+    )
     lock_file = Path(f"{db_path}.dispatch.lock")
     before, events_before = db_checksum(db_path), relay_event_count(relay.url)
 
     writers_cfg = esc_config(relays=[offline], name="dry-writers.toml")
     code, doc, stderr = run_json(writers_cfg, "dispatch-once", "--dry-run")
-    assert doc["dry_run"] is True and doc["enabled"] is True and code == doc["exit_code"] == 4, stderr
+    assert doc["dry_run"] is True and doc["enabled"] is True and code == doc["exit_code"] == 4, (
+        stderr
+    )
     plan = {(h["decision"], h["action"]) for h in doc["handoffs"]}
-    assert plan == {("targeted", "send"), ("broadcast", "send"), ("fallback", "resend"), ("superseded", "record_audit"),
-                    ("superseded", "none"), ("parse-failed", "record_audit"), ("broadcast", "skip_in_flight"),
-                    ("broadcast", "give_up")}
+    assert plan == {
+        ("targeted", "send"),
+        ("broadcast", "send"),
+        ("fallback", "resend"),
+        ("superseded", "record_audit"),
+        ("superseded", "none"),
+        ("parse-failed", "record_audit"),
+        ("broadcast", "skip_in_flight"),
+        ("broadcast", "give_up"),
+    }
     assert [h["attempt"] for h in doc["handoffs"] if h["action"] == "resend"] == [2]
     assert all("body" in h for h in doc["handoffs"] if h["action"] in ("send", "resend"))
     assert not any("body" in h for h in doc["handoffs"] if h["action"] not in ("send", "resend"))
     assert not lock_file.exists()
-    readers_cfg = esc_config(relays=[offline], solver_list=[(reader.pubkey, "read")], name="dry-readers.toml")
+    readers_cfg = esc_config(
+        relays=[offline], solver_list=[(reader.pubkey, "read")], name="dry-readers.toml"
+    )
     code, readers_doc, _ = run_json(readers_cfg, "dispatch-once", "--dry-run")
-    assert {h["decision"] for h in readers_doc["handoffs"]} >= {"unroutable", "fallback"} and code == 4
-    fallback_cfg = esc_config(relays=[offline], solver_list=[(reader.pubkey, "read")],
-                              escalation={"fallback_to_all_solvers": True}, name="dry-fallback.toml")
+    assert {h["decision"] for h in readers_doc["handoffs"]} >= {
+        "unroutable",
+        "fallback",
+    } and code == 4
+    fallback_cfg = esc_config(
+        relays=[offline],
+        solver_list=[(reader.pubkey, "read")],
+        escalation={"fallback_to_all_solvers": True},
+        name="dry-fallback.toml",
+    )
     fallback_doc = run_json(fallback_cfg, "dispatch-once", "--dry-run")[1]
-    assert [h["recipients"] for h in fallback_doc["handoffs"] if h["action"] == "send"] == [[reader.pubkey]] * 2
+    assert [h["recipients"] for h in fallback_doc["handoffs"] if h["action"] == "send"] == [
+        [reader.pubkey]
+    ] * 2
     disabled = make_config(relays=[offline], name="dry-disabled.toml")
     with RunLock(db_path, "dispatch", "test"):
         code, off_doc, stderr = run_json(disabled, "dispatch-once", "--dry-run")
-        assert code == 4 and off_doc["enabled"] is False and off_doc["handoffs"] == doc["handoffs"], stderr
-        _, text, _ = run_serbero_tty(disabled, "dispatch-once", "--dry-run")  # tables are for terminals
+        assert (
+            code == 4 and off_doc["enabled"] is False and off_doc["handoffs"] == doc["handoffs"]
+        ), stderr
+        _, text, _ = run_serbero_tty(
+            disabled, "dispatch-once", "--dry-run"
+        )  # tables are for terminals
         assert "DISABLED" in text and "Pending handoffs" in text
         assert "Dispute: [bold]t[/bold]" in text and "recipient (hex)" in text
         assert writer.pubkey in text
@@ -108,10 +166,13 @@ def test_dispatch_dry_run_names_every_decision_and_touches_nothing(esc_config, m
     code, real, stderr = run_json(esc_config(name="real.toml"), "dispatch-once")
     assert code == 4, stderr  # the spent claim gives up
     bodies = sorted(h["body"] for h in doc["handoffs"] if "body" in h)
-    delivered = sorted(dm.content for dm in handoff_dms(writer, serbero_pub) + handoff_dms(reader, serbero_pub))
+    delivered = sorted(
+        dm.content for dm in handoff_dms(writer, serbero_pub) + handoff_dms(reader, serbero_pub)
+    )
     assert bodies == delivered and len(bodies) == 3
     assert [(h["decision"], h["action"]) for h in real["handoffs"]] == [
-        (h["decision"], h["action"]) for h in doc["handoffs"]]
+        (h["decision"], h["action"]) for h in doc["handoffs"]
+    ]
 
 
 def test_dry_run_on_a_missing_or_unmigrated_database_exits_1(esc_config, db_path):
@@ -126,14 +187,24 @@ def test_dry_run_on_a_missing_or_unmigrated_database_exits_1(esc_config, db_path
     assert proc.returncode == 1 and "not migrated" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_dispatch_json_is_one_document_for_every_exit_code(esc_config, make_config, seed, db_path, relay):
+def test_dispatch_json_is_one_document_for_every_exit_code(
+    esc_config, make_config, seed, db_path, relay
+):
     def one_document(code_expected: int, config, *args: str) -> dict:
         proc = run_serbero(config, "dispatch-once", "--json", *args)
         assert proc.returncode == code_expected, proc.stderr
         assert proc.stdout.endswith("\n") and proc.stdout.count("\n") == 1
         doc = json.loads(proc.stdout)
         assert doc["report"] == "dispatch_once/v1" and doc["exit_code"] == code_expected
-        assert set(doc) == {"report", "dry_run", "enabled", "exit_code", "error", "counts", "handoffs"}
+        assert set(doc) == {
+            "report",
+            "dry_run",
+            "enabled",
+            "exit_code",
+            "error",
+            "counts",
+            "handoffs",
+        }
         assert " INFO " not in proc.stdout and " ERROR " not in proc.stdout
         return doc
 
@@ -167,6 +238,11 @@ def test_rich_output_and_disabled_real_run(esc_config, make_config, seed, solver
     code, stdout, stderr = run_serbero_tty(esc_config(), "dispatch-once")
     assert code == 0, stderr
     assert "dispatch-once" in stdout and "dispatched 1" in stdout and "broadcast" in stdout
-    (row,) = seed.rows("SELECT key, value FROM sync_state WHERE key LIKE 'dispatch_once_%' AND key != "
-                       "'dispatch_once_run_record'")
-    assert row["key"] == "dispatch_once_last_run" and json.loads(row["value"])["counts"]["dispatched"] == 1
+    (row,) = seed.rows(
+        "SELECT key, value FROM sync_state WHERE key LIKE 'dispatch_once_%' AND key != "
+        "'dispatch_once_run_record'"
+    )
+    assert (
+        row["key"] == "dispatch_once_last_run"
+        and json.loads(row["value"])["counts"]["dispatched"] == 1
+    )

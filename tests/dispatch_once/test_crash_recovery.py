@@ -21,9 +21,23 @@ from tests.helpers import ROOT, run_json
 def kill_at_hook(config, hook: str) -> int:
     """Run dispatch-once stopping at checkpoint `hook` (tests/launcher.py), SIGKILL it there; return the handoff id."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.launcher", "--config", str(config), "--stop-at", hook,
-                             "dispatch-once"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.launcher",
+            "--config",
+            str(config),
+            "--stop-at",
+            hook,
+            "dispatch-once",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(ROOT),
+    )
     seen = []
     try:
         for line in proc.stderr:
@@ -40,7 +54,9 @@ def kill_at_hook(config, hook: str) -> int:
         proc.stderr.close()
 
 
-def test_kill_after_claim_is_republished_at_once_by_the_next_run(esc_config, seed, solvers, serbero_pub):
+def test_kill_after_claim_is_republished_at_once_by_the_next_run(
+    esc_config, seed, solvers, serbero_pub
+):
     writer = solvers[1]
     cfg = esc_config()
     dispute = seed.dispute()
@@ -52,13 +68,19 @@ def test_kill_after_claim_is_republished_at_once_by_the_next_run(esc_config, see
     assert handoff_dms(writer, serbero_pub) == [] and seed.audit("escalation_dispatched") == []
     code, doc, _ = run_json(cfg, "dispatch-once")
     assert code == 0 and doc["counts"]["resends"] == 1 and doc["counts"]["dispatched"] == 1
-    assert [(h["action"], h["attempt"], h["status"]) for h in doc["handoffs"]] == [("resend", 2, "dispatched")]
+    assert [(h["action"], h["attempt"], h["status"]) for h in doc["handoffs"]] == [
+        ("resend", 2, "dispatched")
+    ]
     assert len(handoff_dms(writer, serbero_pub)) == 1
     (row,) = seed.dispatches()
     assert (row["status"], row["attempts"]) == ("dispatched", 2)
     assert len(seed.audit("escalation_dispatched")) == 1
     (note,) = seed.rows("SELECT attempts, status, created_at FROM notifications")
-    assert note["attempts"] == 2 and note["status"] == "sent" and note["created_at"] == row["dispatched_at"]
+    assert (
+        note["attempts"] == 2
+        and note["status"] == "sent"
+        and note["created_at"] == row["dispatched_at"]
+    )
 
 
 def test_a_claim_without_stored_events_waits_until_stale(esc_config, seed, solvers, serbero_pub):
@@ -66,15 +88,25 @@ def test_a_claim_without_stored_events_waits_until_stale(esc_config, seed, solve
     cfg = esc_config()
     handoff_id = seed.handoff(seed.dispute())
     assert kill_at_hook(cfg, "after_claim") == handoff_id
-    seed.execute("UPDATE escalation_dispatches SET events_json = NULL")  # as an older serbero claimed it
+    seed.execute(
+        "UPDATE escalation_dispatches SET events_json = NULL"
+    )  # as an older serbero claimed it
     code, doc, _ = run_json(cfg, "dispatch-once")
-    assert code == 0 and [(h["action"], h["attempt"]) for h in doc["handoffs"]] == [("skip_in_flight", 1)]
+    assert code == 0 and [(h["action"], h["attempt"]) for h in doc["handoffs"]] == [
+        ("skip_in_flight", 1)
+    ]
     seed.age_sending()
     code, doc, _ = run_json(cfg, "dispatch-once")
-    assert code == 0 and doc["counts"]["dispatched"] == 1 and len(handoff_dms(writer, serbero_pub)) == 1
+    assert (
+        code == 0
+        and doc["counts"]["dispatched"] == 1
+        and len(handoff_dms(writer, serbero_pub)) == 1
+    )
 
 
-def test_kill_after_send_republishes_the_same_event_so_the_solver_sees_one(esc_config, seed, solvers, serbero_pub):
+def test_kill_after_send_republishes_the_same_event_so_the_solver_sees_one(
+    esc_config, seed, solvers, serbero_pub
+):
     writer = solvers[1]
     cfg = esc_config()
     handoff_id = seed.handoff(seed.dispute())
@@ -101,7 +133,9 @@ def test_three_crashed_attempts_then_give_up(esc_config, seed, solvers, serbero_
         seed.age_sending()
     code, doc, _ = run_json(cfg, "dispatch-once")
     assert code == 4 and doc["counts"]["gave_up"] == 1
-    assert [(h["action"], h["status"], h["deliveries"]) for h in doc["handoffs"]] == [("give_up", "send_failed", [])]
+    assert [(h["action"], h["status"], h["deliveries"]) for h in doc["handoffs"]] == [
+        ("give_up", "send_failed", [])
+    ]
     (row,) = seed.dispatches()
     assert (row["status"], row["attempts"]) == ("send_failed", 3) and row["finished_at"] is not None
     (audit,) = seed.audit("escalation_dispatched")
@@ -109,14 +143,17 @@ def test_three_crashed_attempts_then_give_up(esc_config, seed, solvers, serbero_
     assert handoff_dms(writer, serbero_pub) == [] and seed.rows("SELECT * FROM notifications") == []
 
 
-def test_a_finalize_that_always_fails_sends_at_most_three_times(esc_config, seed, solvers, serbero_pub,
-                                                                    run_once, db_path):
+def test_a_finalize_that_always_fails_sends_at_most_three_times(
+    esc_config, seed, solvers, serbero_pub, run_once, db_path
+):
     writer = solvers[1]
     cfg = esc_config()
     seed.handoff(seed.dispute())
     conn = sqlite3.connect(str(db_path))
-    conn.execute("CREATE TRIGGER refuse_finalize BEFORE INSERT ON mediation_events "
-                 "WHEN NEW.kind = 'escalation_dispatched' BEGIN SELECT RAISE(ABORT, 'finalize refused'); END")
+    conn.execute(
+        "CREATE TRIGGER refuse_finalize BEFORE INSERT ON mediation_events "
+        "WHEN NEW.kind = 'escalation_dispatched' BEGIN SELECT RAISE(ABORT, 'finalize refused'); END"
+    )
     conn.commit()
     conn.close()
     base = int(time.time())

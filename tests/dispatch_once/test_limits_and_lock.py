@@ -23,15 +23,19 @@ def bulk_handoffs(db_path, count: int, *, state: str) -> list[str]:
         conn.executemany(
             "INSERT INTO disputes (dispute_id, event_id, mostro_pubkey, initiator_role, dispute_status, "
             "event_timestamp, detected_at, lifecycle_state, last_state_change) VALUES (?,?,?,?,?,?,?,?,?)",
-            [(d, "e" * 64, "f" * 64, "buyer", "initiated", now, now, state, now) for d in ids])
+            [(d, "e" * 64, "f" * 64, "buyer", "initiated", now, now, state, now) for d in ids],
+        )
         conn.executemany(
             "INSERT INTO mediation_events (kind, payload_json, prompt_bundle_id, policy_hash, occurred_at) "
-            "VALUES ('handoff_prepared', ?, ?, ?, ?)", [(package_json(d), *BUNDLE, now) for d in ids])
+            "VALUES ('handoff_prepared', ?, ?, ?, ?)",
+            [(package_json(d), *BUNDLE, now) for d in ids],
+        )
     return ids
 
 
-def test_twelve_hundred_unconsumed_handoffs_do_not_starve_a_new_one(esc_config, seed, solvers, serbero_pub,
-                                                                         db_path, run_once):
+def test_twelve_hundred_unconsumed_handoffs_do_not_starve_a_new_one(
+    esc_config, seed, solvers, serbero_pub, db_path, run_once
+):
     reader, writer = solvers
     # Part A. No writer is configured, so notified handoffs are unroutable; the deliverable
     # one is an abandoned claim made while a writer was configured (re-sends skip routing).
@@ -40,22 +44,42 @@ def test_twelve_hundred_unconsumed_handoffs_do_not_starve_a_new_one(esc_config, 
     claimed = seed.dispute()
     handoff_id = seed.handoff(claimed)
     with open_db(db_path) as store:
-        dispatches.claim_handoff(store, HandoffRow(handoff_id, None, *BUNDLE, 0), dispute_id=claimed,
-                                 route="targeted", recipients=[writer.pubkey], fallback_broadcast=False,
-                                 now=int(time.time()) - 10_000)
+        dispatches.claim_handoff(
+            store,
+            HandoffRow(handoff_id, None, *BUNDLE, 0),
+            dispute_id=claimed,
+            route="targeted",
+            recipients=[writer.pubkey],
+            fallback_broadcast=False,
+            now=int(time.time()) - 10_000,
+        )
     readers_only = esc_config(solver_list=[(reader.pubkey, "read")], name="readers.toml")
     started = time.monotonic()
     code, doc, stderr = run_json(readers_only, "dispatch-once", "--limit", "1")
     elapsed_a = time.monotonic() - started
     assert code == 4, stderr
-    assert doc["counts"] == {"dispatched": 1, "send_failed": 0, "gave_up": 0, "resends": 1, "superseded": 600,
-                                  "unroutable": 600, "parse_failed": 0, "deferred": 0, "in_flight": 0}
-    assert doc["handoffs"][-1]["handoff_event_id"] == handoff_id and doc["handoffs"][-1]["status"] == "dispatched"
+    assert doc["counts"] == {
+        "dispatched": 1,
+        "send_failed": 0,
+        "gave_up": 0,
+        "resends": 1,
+        "superseded": 600,
+        "unroutable": 600,
+        "parse_failed": 0,
+        "deferred": 0,
+        "in_flight": 0,
+    }
+    assert (
+        doc["handoffs"][-1]["handoff_event_id"] == handoff_id
+        and doc["handoffs"][-1]["status"] == "dispatched"
+    )
     assert len(handoff_dms(writer, serbero_pub)) == 1
     # Part B. With a writer back and the 600 unroutable disputes resolved, 1200 superseded handoffs
     # (600 with their audit row already on file) sit before one fresh handoff.
     with open_db(db_path) as store, store.immediate() as conn:
-        conn.execute("UPDATE disputes SET lifecycle_state = 'resolved' WHERE lifecycle_state = 'notified'")
+        conn.execute(
+            "UPDATE disputes SET lifecycle_state = 'resolved' WHERE lifecycle_state = 'notified'"
+        )
     fresh = seed.dispute()
     fresh_id = seed.handoff(fresh)
     started = time.monotonic()
@@ -75,7 +99,10 @@ def test_limit_defers_the_rest_to_later_runs(esc_config, seed, solvers, serbero_
     for expected_sent, expected_deferred in ((2, 3), (2, 1), (1, 0)):
         code, doc, stderr = run_json(cfg, "dispatch-once", "--limit", "2")
         assert code == 0, stderr
-        assert doc["counts"]["dispatched"] == expected_sent and doc["counts"]["deferred"] == expected_deferred
+        assert (
+            doc["counts"]["dispatched"] == expected_sent
+            and doc["counts"]["deferred"] == expected_deferred
+        )
         deferred = [h for h in doc["handoffs"] if h["action"] == "defer"]
         assert all(h["detail"] == "deferred: limit" and h["dispatch_id"] is None for h in deferred)
         sent += [h["handoff_event_id"] for h in doc["handoffs"] if h["action"] == "send"]
@@ -93,7 +120,9 @@ def test_config_limit_and_run_budget_also_defer(esc_config, seed, run_once):
         # Time moves 100 s with every claim, so the second claim finds the 20 s budget spent.
         return 1_800_000_000 + 100 * len(seed.dispatches())
 
-    result = run_once(esc_config(escalation={"run_budget_seconds": 20}, name="budget.toml"), clock=clock)
+    result = run_once(
+        esc_config(escalation={"run_budget_seconds": 20}, name="budget.toml"), clock=clock
+    )
     assert (result.counts["dispatched"], result.counts["deferred"]) == (1, 1)
     assert result.handoffs[-1].detail == "deferred: budget"
 
@@ -110,4 +139,6 @@ def test_dispatch_lock_held_exits_75_and_changes_nothing(esc_config, seed, db_pa
         assert code == 75 and doc["exit_code"] == 75 and doc["handoffs"] == []
         assert "lock held" in doc["error"]
     assert db_checksum(db_path) == before
-    assert json.loads(run_serbero(cfg, "dispatch-once", "--json").stdout)["counts"]["dispatched"] == 1
+    assert (
+        json.loads(run_serbero(cfg, "dispatch-once", "--json").stdout)["counts"]["dispatched"] == 1
+    )

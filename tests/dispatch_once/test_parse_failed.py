@@ -37,12 +37,17 @@ def parse_failed_rows(seed) -> dict[int, dict]:
 
 def test_missing_keys_with_a_string_dispute_id_use_the_hint(esc_config, seed, run_once):
     cfg = esc_config()
-    handoff_id = seed.handoff(payload=json.dumps({"dispute_id": "d-hint", "trigger": "round_limit"}))
+    handoff_id = seed.handoff(
+        payload=json.dumps({"dispute_id": "d-hint", "trigger": "round_limit"})
+    )
     for _ in range(2):
         assert run_once(cfg).exit_code == 0
     (row,) = seed.audit("escalation_dispatch_parse_failed")
     assert row["payload"]["reason"] == "deserialize_failed" and row["payload"]["detail"]
-    assert row["payload"]["dispute_id"] == "d-hint" and row["payload"]["handoff_event_id"] == handoff_id
+    assert (
+        row["payload"]["dispute_id"] == "d-hint"
+        and row["payload"]["handoff_event_id"] == handoff_id
+    )
     assert (row["prompt_bundle_id"], row["policy_hash"]) == BUNDLE and row["session_id"] is None
 
 
@@ -52,12 +57,20 @@ def test_not_json_is_unknown_and_a_missing_dispute_is_an_orphan(esc_config, seed
     result = run_once(esc_config())
     assert result.exit_code == 0 and result.counts["parse_failed"] == 2
     rows = parse_failed_rows(seed)
-    assert rows[broken]["dispute_id"] == "unknown" and rows[broken]["reason"] == "deserialize_failed"
-    assert rows[orphan] == {"detail": "dispute_id not found", "dispute_id": "no-such-dispute",
-                            "handoff_event_id": orphan, "reason": "orphan_dispute_reference"}
+    assert (
+        rows[broken]["dispute_id"] == "unknown" and rows[broken]["reason"] == "deserialize_failed"
+    )
+    assert rows[orphan] == {
+        "detail": "dispute_id not found",
+        "dispute_id": "no-such-dispute",
+        "handoff_event_id": orphan,
+        "reason": "orphan_dispute_reference",
+    }
 
 
-def test_a_malformed_lower_id_does_not_block_a_valid_one(esc_config, seed, solvers, serbero_pub, run_once):
+def test_a_malformed_lower_id_does_not_block_a_valid_one(
+    esc_config, seed, solvers, serbero_pub, run_once
+):
     cfg = esc_config()
     seed.handoff(payload="{broken")
     good = seed.handoff(seed.dispute())
@@ -81,24 +94,51 @@ def corpus(dispute: str) -> dict[str, object]:
 
     text = package_json(dispute)
     items: dict[str, object] = {
-        "empty": "", "null": "null", "array": "[1,2]", "string": '"x"', "number": "42", "object-empty": "{}",
-        "blob": text.encode(), "bom": "\ufeff" + text, "trailing-garbage": text + " x", "nan": text.replace(
-            "1760000000", "NaN"), "infinity": text.replace("1760000000", "-Infinity"),
-        "duplicate-key": text[:-1] + ',"trigger":"again"}', "lone-surrogate": text.replace('"c0ffee"', '"\\ud83d"'),
-        "invalid-utf8": b"\xff\xfe" + text.encode(), "nested": "[" * 100_000,
-        "two-mib": mutate(pad="a" * (2 * 1024 * 1024)), "trigger-newline": mutate(trigger="a\nb"),
-        "trigger-control": mutate(trigger="a\x01b"), "dispute-u2028": mutate(dispute_id=dispute + "\u2028"),
-        "session-del": mutate(session_id="s\x7f"), "numeric-dispute-id": mutate(dispute_id=42),
-        "dispute-null": mutate(dispute_id=None), "session-number": mutate(session_id=5),
-        "trigger-number": mutate(trigger=1), "evidence-string": mutate(evidence_refs="x"),
-        "evidence-int-item": mutate(evidence_refs=[1]), "bundle-number": mutate(prompt_bundle_id=1),
-        "policy-null": mutate(policy_hash=None), "rationale-object": mutate(rationale_refs={}),
-        "rationale-bool-item": mutate(rationale_refs=[True]), "assembled-float": mutate(assembled_at=1.5),
-        "assembled-string": mutate(assembled_at="1"), "assembled-bool": mutate(assembled_at=True),
-        "assembled-2^63": mutate(assembled_at=2**63), "assembled-low": mutate(assembled_at=-(2**63) - 1),
+        "empty": "",
+        "null": "null",
+        "array": "[1,2]",
+        "string": '"x"',
+        "number": "42",
+        "object-empty": "{}",
+        "blob": text.encode(),
+        "bom": "\ufeff" + text,
+        "trailing-garbage": text + " x",
+        "nan": text.replace("1760000000", "NaN"),
+        "infinity": text.replace("1760000000", "-Infinity"),
+        "duplicate-key": text[:-1] + ',"trigger":"again"}',
+        "lone-surrogate": text.replace('"c0ffee"', '"\\ud83d"'),
+        "invalid-utf8": b"\xff\xfe" + text.encode(),
+        "nested": "[" * 100_000,
+        "two-mib": mutate(pad="a" * (2 * 1024 * 1024)),
+        "trigger-newline": mutate(trigger="a\nb"),
+        "trigger-control": mutate(trigger="a\x01b"),
+        "dispute-u2028": mutate(dispute_id=dispute + "\u2028"),
+        "session-del": mutate(session_id="s\x7f"),
+        "numeric-dispute-id": mutate(dispute_id=42),
+        "dispute-null": mutate(dispute_id=None),
+        "session-number": mutate(session_id=5),
+        "trigger-number": mutate(trigger=1),
+        "evidence-string": mutate(evidence_refs="x"),
+        "evidence-int-item": mutate(evidence_refs=[1]),
+        "bundle-number": mutate(prompt_bundle_id=1),
+        "policy-null": mutate(policy_hash=None),
+        "rationale-object": mutate(rationale_refs={}),
+        "rationale-bool-item": mutate(rationale_refs=[True]),
+        "assembled-float": mutate(assembled_at=1.5),
+        "assembled-string": mutate(assembled_at="1"),
+        "assembled-bool": mutate(assembled_at=True),
+        "assembled-2^63": mutate(assembled_at=2**63),
+        "assembled-low": mutate(assembled_at=-(2**63) - 1),
     }
-    for key in ("dispute_id", "trigger", "evidence_refs", "prompt_bundle_id", "policy_hash", "rationale_refs",
-                "assembled_at"):
+    for key in (
+        "dispute_id",
+        "trigger",
+        "evidence_refs",
+        "prompt_bundle_id",
+        "policy_hash",
+        "rationale_refs",
+        "assembled_at",
+    ):
         items[f"missing-{key}"] = mutate(**{key: ...})
     return items
 
@@ -107,8 +147,10 @@ def insert_raw(db_path, payload: object) -> int:
     """A handoff row whose payload the store helper cannot write (a BLOB, or TEXT that is not UTF-8)."""
     conn = sqlite3.connect(str(db_path), isolation_level=None)
     try:
-        sql = ("INSERT INTO mediation_events (kind, payload_json, prompt_bundle_id, policy_hash, occurred_at) "
-               "VALUES ('handoff_prepared', {}, ?, ?, ?)")
+        sql = (
+            "INSERT INTO mediation_events (kind, payload_json, prompt_bundle_id, policy_hash, occurred_at) "
+            "VALUES ('handoff_prepared', {}, ?, ?, ?)"
+        )
         if isinstance(payload, bytes) and payload.startswith(b"\xff"):
             cur = conn.execute(sql.format("CAST(? AS TEXT)"), (payload, *BUNDLE, int(time.time())))
         else:
@@ -118,7 +160,9 @@ def insert_raw(db_path, payload: object) -> int:
         conn.close()
 
 
-def test_corpus_of_broken_payloads_among_valid_ones(esc_config, seed, solvers, serbero_pub, run_once):
+def test_corpus_of_broken_payloads_among_valid_ones(
+    esc_config, seed, solvers, serbero_pub, run_once
+):
     writer = solvers[1]
     dispute = seed.dispute()
     items = corpus(dispute)
@@ -132,8 +176,14 @@ def test_corpus_of_broken_payloads_among_valid_ones(esc_config, seed, solvers, s
         if index % 15 == 7:
             valid.append(seed.handoff(dispute, trigger=f"valid-{index}"))
     valid.append(seed.handoff(dispute))
-    assert db_rows(seed.db_path, "SELECT typeof(payload_json) AS t FROM mediation_events WHERE id = ?",
-                   (next(k for k, v in broken.items() if v == "blob"),))[0]["t"] == "blob"
+    assert (
+        db_rows(
+            seed.db_path,
+            "SELECT typeof(payload_json) AS t FROM mediation_events WHERE id = ?",
+            (next(k for k, v in broken.items() if v == "blob"),),
+        )[0]["t"]
+        == "blob"
+    )
     result = run_once(esc_config())
     assert result.exit_code == 0
     assert result.counts["parse_failed"] == len(items) and result.counts["dispatched"] == len(valid)
@@ -142,11 +192,20 @@ def test_corpus_of_broken_payloads_among_valid_ones(esc_config, seed, solvers, s
     for handoff_id, payload in rows.items():
         assert payload["reason"] == "deserialize_failed", broken[handoff_id]
         assert 0 < len(payload["detail"]) <= 500
-    assert rows[next(k for k, v in broken.items() if v == "numeric-dispute-id")]["dispute_id"] == "unknown"
-    assert rows[next(k for k, v in broken.items() if v == "missing-trigger")]["dispute_id"] == dispute
+    assert (
+        rows[next(k for k, v in broken.items() if v == "numeric-dispute-id")]["dispute_id"]
+        == "unknown"
+    )
+    assert (
+        rows[next(k for k, v in broken.items() if v == "missing-trigger")]["dispute_id"] == dispute
+    )
     assert [d["handoff_event_id"] for d in seed.dispatches()] == valid
     assert len(handoff_dms(writer, serbero_pub)) == len(valid)
     second = run_once(esc_config())
-    assert second.handoffs == [] and len(seed.audit("escalation_dispatch_parse_failed")) == len(items)
+    assert second.handoffs == [] and len(seed.audit("escalation_dispatch_parse_failed")) == len(
+        items
+    )
     view = {r["id"]: r["state"] for r in db_rows(seed.db_path, HANDOFFS_VIEW_SQL)}
-    assert {view[i] for i in broken} == {"parse_failed"} and {view[i] for i in valid} == {"dispatched"}
+    assert {view[i] for i in broken} == {"parse_failed"} and {view[i] for i in valid} == {
+        "dispatched"
+    }

@@ -7,13 +7,16 @@ from tests.dispatch_once.conftest import handoff_dms
 
 
 def target_of(seed, dispute: str) -> str:
-    (row,) = seed.rows("SELECT target_solver, route, fallback_broadcast FROM escalation_dispatches WHERE dispute_id=?",
-                       (dispute,))
+    (row,) = seed.rows(
+        "SELECT target_solver, route, fallback_broadcast FROM escalation_dispatches WHERE dispute_id=?",
+        (dispute,),
+    )
     return row
 
 
-def test_assigned_writer_is_targeted_and_unknown_assignee_broadcasts(esc_config, seed, make_solver, serbero_pub,
-                                                                           run_once):
+def test_assigned_writer_is_targeted_and_unknown_assignee_broadcasts(
+    esc_config, seed, make_solver, serbero_pub, run_once
+):
     w1, w2 = make_solver("write", "w1"), make_solver("write", "w2")
     cfg = esc_config(solver_list=[(w1.pubkey, "write"), (w2.pubkey, "write")])
     targeted = seed.dispute(assigned=w2.pubkey)
@@ -21,17 +24,31 @@ def test_assigned_writer_is_targeted_and_unknown_assignee_broadcasts(esc_config,
     seed.handoff(targeted)
     seed.handoff(stranger)
     assert run_once(cfg).exit_code == 0
-    assert target_of(seed, targeted) == {"target_solver": w2.pubkey, "route": "targeted", "fallback_broadcast": 0}
-    assert target_of(seed, stranger) == {"target_solver": f"{w1.pubkey},{w2.pubkey}", "route": "broadcast",
-                                         "fallback_broadcast": 0}
-    assert [dm.content.split("\n")[3] for dm in handoff_dms(w1, serbero_pub)] == [f"Dispute: {stranger}"]
+    assert target_of(seed, targeted) == {
+        "target_solver": w2.pubkey,
+        "route": "targeted",
+        "fallback_broadcast": 0,
+    }
+    assert target_of(seed, stranger) == {
+        "target_solver": f"{w1.pubkey},{w2.pubkey}",
+        "route": "broadcast",
+        "fallback_broadcast": 0,
+    }
+    assert [dm.content.split("\n")[3] for dm in handoff_dms(w1, serbero_pub)] == [
+        f"Dispute: {stranger}"
+    ]
     assert sorted(dm.content.split("\n")[3] for dm in handoff_dms(w2, serbero_pub)) == sorted(
-        [f"Dispute: {stranger}", f"Dispute: {targeted}"])
-    sends = seed.rows("SELECT solver_pubkey FROM notifications WHERE dispute_id=? ORDER BY id", (stranger,))
+        [f"Dispute: {stranger}", f"Dispute: {targeted}"]
+    )
+    sends = seed.rows(
+        "SELECT solver_pubkey FROM notifications WHERE dispute_id=? ORDER BY id", (stranger,)
+    )
     assert [r["solver_pubkey"] for r in sends] == [w1.pubkey, w2.pubkey]
 
 
-def test_read_assignee_falls_through_to_the_writers(esc_config, seed, make_solver, serbero_pub, run_once):
+def test_read_assignee_falls_through_to_the_writers(
+    esc_config, seed, make_solver, serbero_pub, run_once
+):
     r1, w1, w2 = make_solver("read", "r1"), make_solver("write", "w1"), make_solver("write", "w2")
     cfg = esc_config(solver_list=[(r1.pubkey, "read"), (w1.pubkey, "write"), (w2.pubkey, "write")])
     dispute = seed.dispute(assigned=r1.pubkey)
@@ -42,7 +59,9 @@ def test_read_assignee_falls_through_to_the_writers(esc_config, seed, make_solve
     assert len(handoff_dms(w1, serbero_pub)) == len(handoff_dms(w2, serbero_pub)) == 1
 
 
-def test_no_assignee_sends_to_writers_in_config_order(esc_config, seed, make_solver, serbero_pub, run_once):
+def test_no_assignee_sends_to_writers_in_config_order(
+    esc_config, seed, make_solver, serbero_pub, run_once
+):
     w1, w2, r1 = make_solver("write", "w1"), make_solver("write", "w2"), make_solver("read", "r1")
     cfg = esc_config(solver_list=[(w1.pubkey, "write"), (w2.pubkey, "write"), (r1.pubkey, "read")])
     dispute = seed.dispute()
@@ -54,7 +73,9 @@ def test_no_assignee_sends_to_writers_in_config_order(esc_config, seed, make_sol
     assert handoff_dms(r1, serbero_pub) == []
 
 
-def test_fallback_only_with_readers_and_the_flag(esc_config, seed, make_solver, serbero_pub, run_once):
+def test_fallback_only_with_readers_and_the_flag(
+    esc_config, seed, make_solver, serbero_pub, run_once
+):
     r1, r2 = make_solver("read", "r1"), make_solver("read", "r2")
     readers = [(r1.pubkey, "read"), (r2.pubkey, "read")]
     dispute = seed.dispute()
@@ -66,16 +87,25 @@ def test_fallback_only_with_readers_and_the_flag(esc_config, seed, make_solver, 
     assert seed.dispatches() == []
     result = run_once(esc_config(solver_list=readers, escalation={"fallback_to_all_solvers": True}))
     assert result.exit_code == 0 and result.handoffs[0].decision == "fallback"
-    assert target_of(seed, dispute) == {"target_solver": f"{r1.pubkey},{r2.pubkey}", "route": "fallback",
-                                        "fallback_broadcast": 1}
+    assert target_of(seed, dispute) == {
+        "target_solver": f"{r1.pubkey},{r2.pubkey}",
+        "route": "fallback",
+        "fallback_broadcast": 1,
+    }
     assert len(handoff_dms(r1, serbero_pub)) == len(handoff_dms(r2, serbero_pub)) == 1
 
 
-def test_npub_and_uppercase_keys_match_and_output_is_lowercase_hex(esc_config, seed, make_solver, serbero_pub,
-                                                                       run_once):
+def test_npub_and_uppercase_keys_match_and_output_is_lowercase_hex(
+    esc_config, seed, make_solver, serbero_pub, run_once
+):
     w1, w2, w3 = make_solver("write", "w1"), make_solver("write", "w2"), make_solver("write", "w3")
-    cfg = esc_config(solver_list=[(npub(w1.pubkey), "write"), (w2.pubkey.upper(), "write"),
-                                  ("nostr:" + npub(w3.pubkey), "write")])
+    cfg = esc_config(
+        solver_list=[
+            (npub(w1.pubkey), "write"),
+            (w2.pubkey.upper(), "write"),
+            ("nostr:" + npub(w3.pubkey), "write"),
+        ]
+    )
     cases = {
         seed.dispute(assigned=w1.pubkey): w1.pubkey,  # npub in config, lowercase hex assignee
         seed.dispute(assigned=w2.pubkey): w2.pubkey,  # uppercase in config
@@ -91,5 +121,8 @@ def test_npub_and_uppercase_keys_match_and_output_is_lowercase_hex(esc_config, s
         assert row["target_solver"] == expected
         assert row["route"] == ("broadcast" if "," in expected else "targeted")
     assert {r["solver_pubkey"] for r in seed.rows("SELECT solver_pubkey FROM notifications")} == {
-        w1.pubkey, w2.pubkey, w3.pubkey}
+        w1.pubkey,
+        w2.pubkey,
+        w3.pubkey,
+    }
     assert len(handoff_dms(w3, serbero_pub)) == 3

@@ -5,7 +5,9 @@ from __future__ import annotations
 from tests.dispatch_once.conftest import BUNDLE, handoff_dms
 
 
-def test_resolved_dispute_gets_one_superseded_row_and_no_dm(esc_config, seed, solvers, serbero_pub, run_once):
+def test_resolved_dispute_gets_one_superseded_row_and_no_dm(
+    esc_config, seed, solvers, serbero_pub, run_once
+):
     cfg = esc_config()
     dispute = seed.dispute(state="resolved")
     session = seed.session(dispute)
@@ -17,14 +19,18 @@ def test_resolved_dispute_gets_one_superseded_row_and_no_dm(esc_config, seed, so
     assert seed.dispatches() == [] and seed.rows("SELECT * FROM notifications") == []
     assert all(handoff_dms(s, serbero_pub) == [] for s in solvers)
     (row,) = seed.audit("escalation_superseded")
-    assert row["payload"] == {"dispute_id": dispute, "handoff_event_id": handoff_id,
-                              "reason": "dispute_already_resolved"}
+    assert row["payload"] == {
+        "dispute_id": dispute,
+        "handoff_event_id": handoff_id,
+        "reason": "dispute_already_resolved",
+    }
     assert row["session_id"] == session and (row["prompt_bundle_id"], row["policy_hash"]) == BUNDLE
     assert row["rationale_id"] is None
 
 
-def test_resolved_after_dispatch_nothing_resent_and_no_superseded_row(esc_config, seed, solvers, serbero_pub,
-                                                                            run_once):
+def test_resolved_after_dispatch_nothing_resent_and_no_superseded_row(
+    esc_config, seed, solvers, serbero_pub, run_once
+):
     cfg = esc_config()
     dispute = seed.dispute()
     seed.handoff(dispute)
@@ -36,8 +42,9 @@ def test_resolved_after_dispatch_nothing_resent_and_no_superseded_row(esc_config
     assert len(handoff_dms(solvers[1], serbero_pub)) == 1
 
 
-def test_superseded_then_unresolved_dispatches_and_keeps_the_old_row(esc_config, seed, solvers, serbero_pub,
-                                                                           run_once):
+def test_superseded_then_unresolved_dispatches_and_keeps_the_old_row(
+    esc_config, seed, solvers, serbero_pub, run_once
+):
     cfg = esc_config()
     dispute = seed.dispute(state="resolved")
     seed.handoff(dispute)
@@ -54,10 +61,14 @@ def test_two_handoffs_for_one_resolved_dispute_give_two_rows(esc_config, seed, r
     dispute = seed.dispute(state="resolved")
     ids = [seed.handoff(dispute), seed.handoff(dispute, trigger="round_limit")]
     assert run_once(esc_config()).counts["superseded"] == 2
-    assert sorted(r["payload"]["handoff_event_id"] for r in seed.audit("escalation_superseded")) == ids
+    assert (
+        sorted(r["payload"]["handoff_event_id"] for r in seed.audit("escalation_superseded")) == ids
+    )
 
 
-def test_one_reader_without_fallback_is_unroutable_once(esc_config, seed, solvers, serbero_pub, run_once):
+def test_one_reader_without_fallback_is_unroutable_once(
+    esc_config, seed, solvers, serbero_pub, run_once
+):
     reader = solvers[0]
     cfg = esc_config(solver_list=[(reader.pubkey, "read")])
     dispute = seed.dispute()
@@ -66,15 +77,23 @@ def test_one_reader_without_fallback_is_unroutable_once(esc_config, seed, solver
         result = run_once(cfg)
         assert result.exit_code == 4 and result.counts["unroutable"] == 1
     (row,) = seed.audit("escalation_dispatch_unroutable")
-    assert row["payload"] == {"configured_solver_count": 1, "dispute_id": dispute, "fallback_to_all_solvers": False,
-                              "handoff_event_id": handoff_id}
+    assert row["payload"] == {
+        "configured_solver_count": 1,
+        "dispute_id": dispute,
+        "fallback_to_all_solvers": False,
+        "handoff_event_id": handoff_id,
+    }
     assert handoff_dms(reader, serbero_pub) == [] and seed.dispatches() == []
 
 
-def test_two_readers_with_fallback_both_receive_it(esc_config, seed, make_solver, serbero_pub, run_once):
+def test_two_readers_with_fallback_both_receive_it(
+    esc_config, seed, make_solver, serbero_pub, run_once
+):
     r1, r2 = make_solver("read", "r1"), make_solver("read", "r2")
-    cfg = esc_config(solver_list=[(r1.pubkey, "read"), (r2.pubkey, "read")],
-                     escalation={"fallback_to_all_solvers": True})
+    cfg = esc_config(
+        solver_list=[(r1.pubkey, "read"), (r2.pubkey, "read")],
+        escalation={"fallback_to_all_solvers": True},
+    )
     dispute = seed.dispute()
     seed.handoff(dispute)
     assert run_once(cfg).exit_code == 0
@@ -95,11 +114,15 @@ def test_zero_solvers_with_fallback_is_unroutable_with_count_zero(esc_config, se
     assert row["payload"]["fallback_to_all_solvers"] is False
 
 
-def test_adding_a_writer_dispatches_and_keeps_one_unroutable_row(esc_config, seed, solvers, serbero_pub,
-                                                                      run_once):
+def test_adding_a_writer_dispatches_and_keeps_one_unroutable_row(
+    esc_config, seed, solvers, serbero_pub, run_once
+):
     reader, writer = solvers
     seed.handoff(seed.dispute())
-    assert run_once(esc_config(solver_list=[(reader.pubkey, "read")], name="before.toml")).exit_code == 4
+    assert (
+        run_once(esc_config(solver_list=[(reader.pubkey, "read")], name="before.toml")).exit_code
+        == 4
+    )
     result = run_once(esc_config(name="after.toml"))
     assert result.exit_code == 0 and result.handoffs[0].recipients == [writer.pubkey]
     assert len(handoff_dms(writer, serbero_pub)) == 1 and handoff_dms(reader, serbero_pub) == []

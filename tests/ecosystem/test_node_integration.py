@@ -40,21 +40,35 @@ def test_doctor_says_whether_the_node_announces_this_serbero(harness, serbero_ke
     h.node.info_overrides["serbero"] = other
     h.node.publish_info()
     code, row = doctor_check(h.config_path, "node announces serbero", env=API_ENV)
-    assert code == 4 and row["status"] == "fail" and other in row["detail"] and npub(other) in row["detail"]
-    h.node.info_overrides["serbero"] = npub(own)  # an npub is malformed: ignored, reported as no tag
+    assert (
+        code == 4
+        and row["status"] == "fail"
+        and other in row["detail"]
+        and npub(other) in row["detail"]
+    )
+    h.node.info_overrides["serbero"] = npub(
+        own
+    )  # an npub is malformed: ignored, reported as no tag
     h.node.publish_info()
     code, row = doctor_check(h.config_path, "node announces serbero", env=API_ENV)
     assert row["status"] == "warn" and "malformed" in row["detail"]
 
 
-def test_mediate_once_starts_nothing_while_the_node_announces_another_serbero(harness, serbero_keys):
+def test_mediate_once_starts_nothing_while_the_node_announces_another_serbero(
+    harness, serbero_keys
+):
     h = harness()
     other = ns.Keys.generate().public_key().to_hex()
     h.node.info_overrides["serbero"] = other
     h.node.publish_info()
     h.open()
     code, doc, err = h.mediate_cli()
-    assert code == 4 and doc["sessions_opened"] == 0 and doc["starts_attempted"] == 0 and doc["node_serbero"] == other
+    assert (
+        code == 4
+        and doc["sessions_opened"] == 0
+        and doc["starts_attempted"] == 0
+        and doc["node_serbero"] == other
+    )
     lines = [line for line in err.splitlines() if "announces another Serbero" in line]
     assert len(lines) == 1 and other in lines[0] and serbero_keys.public_key().to_hex() in lines[0]
     assert h.node.takes() == [] and h.llm.model_requests() == []
@@ -65,12 +79,17 @@ def test_mediate_once_starts_nothing_while_the_node_announces_another_serbero(ha
     assert code == 0 and doc["sessions_opened"] == 1, err
 
 
-def test_own_key_as_a_solver_or_observer_and_unknown_envelopes_are_config_errors(make_config, serbero_keys,
-                                                                                  solvers):
+def test_own_key_as_a_solver_or_observer_and_unknown_envelopes_are_config_errors(
+    make_config, serbero_keys, solvers
+):
     own = serbero_keys.public_key().to_hex()
     cfg = make_config(solver_list=[(solvers[0].pubkey, "read"), (own, "write")])
     proc = invoke(cfg, "listen")
-    assert proc.returncode == 2 and ":" in proc.stderr and "[[solvers]] pubkey: this is Serbero's own key" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and ":" in proc.stderr
+        and "[[solvers]] pubkey: this is Serbero's own key" in proc.stderr
+    )
     cfg = make_config(observers=[(npub(own), None)])
     proc = invoke(cfg, "listen")
     assert proc.returncode == 2 and "[[observers]] pubkey: this is Serbero's own key" in proc.stderr
@@ -90,7 +109,9 @@ def test_init_prints_both_registration_routes_and_the_permission_warning(tmp_pat
     assert "cannot be changed by registering it again" in out
 
 
-def test_the_nodes_closing_message_resolves_the_dispute_in_the_same_run(harness, solvers, serbero_keys):
+def test_the_nodes_closing_message_resolves_the_dispute_in_the_same_run(
+    harness, solvers, serbero_keys
+):
     h = harness(envelopes=["mostro"])
     _, writer = solvers
     serbero = serbero_keys.public_key().to_hex()
@@ -104,13 +125,17 @@ def test_the_nodes_closing_message_resolves_the_dispute_in_the_same_run(harness,
     code, doc, err = h.mediate_cli()
     assert code == 0 and doc["node_closings"] == 1, err
     (dispute,) = h.rows("SELECT lifecycle_state, dispute_status FROM disputes")
-    assert (dispute["lifecycle_state"], dispute["dispute_status"]) == ("resolved", "cooperatively-canceled")
+    assert (dispute["lifecycle_state"], dispute["dispute_status"]) == (
+        "resolved",
+        "cooperatively-canceled",
+    )
     assert h.session()["state"] == "closed"
     assert len(h.llm.model_requests()) == 1  # only the opening: nothing evaluated after the close
     (report,) = mostrix(writer, serbero, dispute_id, "resolved")
     assert report.subject == "resolved: cooperatively-canceled"
-    assert h.rows("SELECT status FROM notifications WHERE notif_type='mediation_resolution_report'") == [
-        {"status": "sent"}, {"status": "sent"}]
+    assert h.rows(
+        "SELECT status FROM notifications WHERE notif_type='mediation_resolution_report'"
+    ) == [{"status": "sent"}, {"status": "sent"}]
     code, doc, err = h.mediate_cli()  # the same message read again changes nothing
     assert doc["node_closings"] == 0
     assert len(buyer.messages()) == questions  # nothing more reached the parties
@@ -125,10 +150,22 @@ def test_a_closing_message_from_anyone_but_the_node_is_ignored(harness, serbero_
     h.mediate()
     record = h.node.dispute(dispute_id)
     forger = ns.Keys.generate()
-    forged = {"order": {"version": 2, "request_id": None, "trade_index": None, "id": record.order_id,
-                        "action": "released", "payload": {"dispute": [dispute_id, None]}}}
-    h.node.inject(build_node_reply(forger, serbero_keys.public_key().to_hex(), forged, transport="nip44"))
-    h.node.inject(build_node_reply(forger, serbero_keys.public_key().to_hex(), forged, transport="giftwrap"))
+    forged = {
+        "order": {
+            "version": 2,
+            "request_id": None,
+            "trade_index": None,
+            "id": record.order_id,
+            "action": "released",
+            "payload": {"dispute": [dispute_id, None]},
+        }
+    }
+    h.node.inject(
+        build_node_reply(forger, serbero_keys.public_key().to_hex(), forged, transport="nip44")
+    )
+    h.node.inject(
+        build_node_reply(forger, serbero_keys.public_key().to_hex(), forged, transport="giftwrap")
+    )
     code, doc, err = h.mediate_cli()
     assert code == 0 and doc["node_closings"] == 0, err
     assert h.rows("SELECT lifecycle_state FROM disputes") == [{"lifecycle_state": "waiting"}]
@@ -146,15 +183,21 @@ def test_a_reopened_dispute_starts_a_fresh_round(harness, solvers, serbero_keys)
     assert h.rows("SELECT lifecycle_state FROM disputes") == [{"lifecycle_state": "resolved"}]
     # The first round ended a minute ago: times are whole seconds, and a session started in the very
     # second of the reopening would count as the new round's.
-    h.execute("UPDATE mediation_sessions SET started_at=started_at-60, last_transition_at=last_transition_at-60")
+    h.execute(
+        "UPDATE mediation_sessions SET started_at=started_at-60, last_transition_at=last_transition_at-60"
+    )
     h.execute("UPDATE mediation_events SET occurred_at=occurred_at-60")
     h.node.set_status(dispute_id, "initiated")  # the node's escrow-deadline guard reopens it
     doc = h.listen()
     assert doc["disputes"]["new"] == 1
-    (row,) = h.rows("SELECT lifecycle_state, dispute_status, assigned_solver, round_started_at FROM disputes")
+    (row,) = h.rows(
+        "SELECT lifecycle_state, dispute_status, assigned_solver, round_started_at FROM disputes"
+    )
     assert row["lifecycle_state"] == "notified" and row["dispute_status"] == "initiated"
     assert row["assigned_solver"] is None and row["round_started_at"] is not None
-    transitions = [r["trigger"] for r in h.rows("SELECT trigger FROM dispute_state_transitions ORDER BY id")]
+    transitions = [
+        r["trigger"] for r in h.rows("SELECT trigger FROM dispute_state_transitions ORDER BY id")
+    ]
     assert "reopened" in transitions
     news = [m for m in reader.mostrix(serbero) if m.dispute_id == dispute_id and m.subject == "new"]
     assert len(news) == 2 and news[-1].lines[1].startswith("reopened by Mostro")
@@ -179,12 +222,18 @@ def test_a_summary_waits_until_both_parties_were_heard(harness, solvers, serbero
     code, doc, err = h.mediate_cli()
     assert code == 0 and doc["summaries_generated"] == 0, err
     assert h.session()["state"] == "awaiting_response"
-    thanks = wait_for(lambda: [m for m in buyer.messages() if "waiting for the other party" in m.content])
-    assert len(thanks) == 1 and not [m for m in seller.messages() if "waiting for the other" in m.content]
+    thanks = wait_for(
+        lambda: [m for m in buyer.messages() if "waiting for the other party" in m.content]
+    )
+    assert len(thanks) == 1 and not [
+        m for m in seller.messages() if "waiting for the other" in m.content
+    ]
     buyer.reply("Any news?")
     h.llm.push(summarize())
     h.mediate()
-    assert len([m for m in buyer.messages() if "waiting for the other party" in m.content]) == 1  # once
+    assert (
+        len([m for m in buyer.messages() if "waiting for the other party" in m.content]) == 1
+    )  # once
     assert [m for m in writer.mostrix(serbero) if m.subject.startswith("handed off")] == []
     seller.reply("Yes, it arrived.")
     h.llm.push(summarize(), summary())
@@ -205,7 +254,9 @@ def test_an_opening_summarize_asks_both_parties_first(harness):
         assert question.content.startswith("Buyer: " if role == "buyer" else "Seller: ")
 
 
-def test_a_watchdog_observer_gets_each_headline_once_and_nothing_else(harness, relay, solvers, serbero_keys):
+def test_a_watchdog_observer_gets_each_headline_once_and_nothing_else(
+    harness, relay, solvers, serbero_keys
+):
     serbero = serbero_keys.public_key().to_hex()
     watchdog = WatchdogObserver(relay.url, serbero=serbero)
     try:
@@ -224,13 +275,20 @@ def test_a_watchdog_observer_gets_each_headline_once_and_nothing_else(harness, r
         h.listen()
         h.mediate()
         headlines = wait_for(lambda: len(watchdog.received()) >= 3 and watchdog.poll())
-        assert sorted((x.dispute_id, x.kind, x.reason) for x in headlines) == sorted([
-            (mediated, "mediating", None), (mediated, "handed off", "facts_gathered"),
-            (refused, "mediation could not start", None)])
+        assert sorted((x.dispute_id, x.kind, x.reason) for x in headlines) == sorted(
+            [
+                (mediated, "mediating", None),
+                (mediated, "handed off", "facts_gathered"),
+                (refused, "mediation could not start", None),
+            ]
+        )
         assert all(x.one_line for x in headlines)
         assert len(watchdog.received()) == 3  # no new/taken/resolved/transcript, and each once
         assert watchdog.poll() == []
-        envelopes = {r["envelope"] for r in h.rows("SELECT envelope FROM notifications WHERE notif_type='observer'")}
+        envelopes = {
+            r["envelope"]
+            for r in h.rows("SELECT envelope FROM notifications WHERE notif_type='observer'")
+        }
         assert envelopes == {"mostro"}  # an observer's default envelope
     finally:
         watchdog.close()
@@ -241,5 +299,7 @@ def test_listen_json_counts_each_envelope(make_config, mostro, solvers):
     mostro.open_dispute(initiator="buyer")
     code, doc, _ = invoke_json(cfg, "listen")
     assert code == 0 and doc["notifications"]["sent"] == 4
-    assert doc["notifications"]["by_envelope"] == {"mostro": {"sent": 2, "failed": 0},
-                                                   "nip17": {"sent": 2, "failed": 0}}
+    assert doc["notifications"]["by_envelope"] == {
+        "mostro": {"sent": 2, "failed": 0},
+        "nip17": {"sent": 2, "failed": 0},
+    }

@@ -20,7 +20,7 @@ from serbero_cli.simulate.mostrix import Rejected, open_message, serde_message, 
 DISPUTE = "5e0c9a1e-2b7d-4c1f-9d3a-0a6f2e8b7c41"
 
 TEXTS = {
-    "quotes": 'She said "paid" and \'sent\'',
+    "quotes": "She said \"paid\" and 'sent'",
     "backslashes": "C:\\path\\to\\file \\n is not a newline",
     "newlines": "Dispute x · new\nline two\n\nafter a blank line",
     "tabs": "col1\tcol2\t\tcol3",
@@ -40,14 +40,20 @@ def test_message_json_is_what_serde_writes(name):
     ours = send_dm_message_json(DISPUTE, text)
     body = json.loads(ours)["dm"]
     assert ours == serde_message("dm", body)
-    assert ours.startswith('{"dm":{"version":2,"request_id":null,"trade_index":null,"id":"' + DISPUTE +
-                           '","action":"send-dm","payload":{"text_message":')
+    assert ours.startswith(
+        '{"dm":{"version":2,"request_id":null,"trade_index":null,"id":"'
+        + DISPUTE
+        + '","action":"send-dm","payload":{"text_message":'
+    )
     assert body["payload"]["text_message"] == text
 
 
 def test_escaping_follows_serde_exactly():
-    assert serde_string("a\"b\\c\n\t\r\b\f\x01\x1f\x7f\u2028é") == '"a\\"b\\\\c\\n\\t\\r\\b\\f\\u0001\\u001f\x7f\u2028é"'
-    assert '\\u001b' in send_dm_message_json(DISPUTE, "\x1b")  # lowercase hex, four digits
+    assert (
+        serde_string('a"b\\c\n\t\r\b\f\x01\x1f\x7f\u2028é')
+        == '"a\\"b\\\\c\\n\\t\\r\\b\\f\\u0001\\u001f\x7f\u2028é"'
+    )
+    assert "\\u001b" in send_dm_message_json(DISPUTE, "\x1b")  # lowercase hex, four digits
 
 
 def test_a_lone_surrogate_is_replaced_before_anything_is_signed():
@@ -59,8 +65,13 @@ def test_a_lone_surrogate_is_replaced_before_anything_is_signed():
 @pytest.mark.parametrize("name", TEXTS)
 def test_a_mostrix_reader_opens_and_verifies_every_text(name):
     serbero, solver = ns.Keys.generate(), ns.Keys.generate()
-    signed = build_mostro_dm(Secret(serbero.secret_key().to_hex()), solver.public_key().to_hex(), DISPUTE,
-                             TEXTS[name], now=1_800_000_000)
+    signed = build_mostro_dm(
+        Secret(serbero.secret_key().to_hex()),
+        solver.public_key().to_hex(),
+        DISPUTE,
+        TEXTS[name],
+        now=1_800_000_000,
+    )
     event = ns.Event.from_json(signed.json)
     message = open_message(event, solver, {serbero.public_key().to_hex()})
     assert message.text == TEXTS[name] and message.dispute_id == DISPUTE
@@ -80,15 +91,28 @@ def test_a_tampered_message_fails_the_readers_signature_check():
     serbero, solver = ns.Keys.generate(), ns.Keys.generate()
     secret = Secret(serbero.secret_key().to_hex())
     plaintext = send_dm_plaintext(secret, DISPUTE, "original").replace("original", "tampered")
-    content = ns.nip44_encrypt(serbero.secret_key(), solver.public_key(), plaintext, ns.Nip44Version.V2)
-    event = ns.EventBuilder(ns.Kind(14), content).tags([ns.Tag.public_key(solver.public_key())]).finalize(serbero)
+    content = ns.nip44_encrypt(
+        serbero.secret_key(), solver.public_key(), plaintext, ns.Nip44Version.V2
+    )
+    event = (
+        ns.EventBuilder(ns.Kind(14), content)
+        .tags([ns.Tag.public_key(solver.public_key())])
+        .finalize(serbero)
+    )
     with pytest.raises(Rejected, match="signature"):
         open_message(event, solver, {serbero.public_key().to_hex()})
 
 
 def test_a_reader_drops_a_send_dm_from_an_untrusted_author():
     stranger, solver = ns.Keys.generate(), ns.Keys.generate()
-    signed = build_mostro_dm(Secret(stranger.secret_key().to_hex()), solver.public_key().to_hex(), DISPUTE, "hi",
-                             now=1_800_000_000)
+    signed = build_mostro_dm(
+        Secret(stranger.secret_key().to_hex()),
+        solver.public_key().to_hex(),
+        DISPUTE,
+        "hi",
+        now=1_800_000_000,
+    )
     with pytest.raises(Rejected, match="trusted"):
-        open_message(ns.Event.from_json(signed.json), solver, {ns.Keys.generate().public_key().to_hex()})
+        open_message(
+            ns.Event.from_json(signed.json), solver, {ns.Keys.generate().public_key().to_hex()}
+        )

@@ -29,7 +29,9 @@ def sending_or_sent(db_path) -> int:
         return 0
     conn = sqlite3.connect(db_path, timeout=5)
     try:
-        return conn.execute("SELECT COUNT(*) FROM notifications WHERE status IN ('sending','sent')").fetchone()[0]
+        return conn.execute(
+            "SELECT COUNT(*) FROM notifications WHERE status IN ('sending','sent')"
+        ).fetchone()[0]
     except sqlite3.OperationalError:
         return 0
     finally:
@@ -37,12 +39,18 @@ def sending_or_sent(db_path) -> int:
 
 
 def start_listen(cfg):
-    return subprocess.Popen([sys.executable, "-m", "serbero_cli", "--config", str(cfg), "listen", "--json"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "serbero_cli", "--config", str(cfg), "listen", "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def test_runs_killed_at_varied_points_never_duplicate_or_lose_a_message(make_config, relay, mostro, db_path,
-                                                                      serbero_keys):
+def test_runs_killed_at_varied_points_never_duplicate_or_lose_a_message(
+    make_config, relay, mostro, db_path, serbero_keys
+):
     solvers = [SimSolver(relay.url, name=f"s{i}") for i in range(3)]
     try:
         cfg = make_config(envelopes=BOTH, solver_list=[(s.pubkey, "read") for s in solvers])
@@ -54,21 +62,31 @@ def test_runs_killed_at_varied_points_never_duplicate_or_lose_a_message(make_con
             # Kill once this run has moved the outbox on (or at once, if the run is already past it).
             target = progress + chooser.randint(1, 40)
             try:
-                wait_for(lambda t=target, p=proc: sending_or_sent(db_path) >= t or p.poll() is not None, timeout=60,
-                         interval=0.01)
+                wait_for(
+                    lambda t=target, p=proc: sending_or_sent(db_path) >= t or p.poll() is not None,
+                    timeout=60,
+                    interval=0.01,
+                )
             finally:
                 sig = signal.SIGKILL if attempt % 2 == 0 else signal.SIGTERM
                 proc.send_signal(sig)
                 _, err = proc.communicate(timeout=60)
             if sig == signal.SIGTERM and proc.returncode not in (None, 0):
-                raise AssertionError(f"SIGTERM must end a run with exit 0, got {proc.returncode}\n{err}")
+                raise AssertionError(
+                    f"SIGTERM must end a run with exit 0, got {proc.returncode}\n{err}"
+                )
             progress = sending_or_sent(db_path)
         code, doc, err = run_json(cfg, "listen")
         assert code == 0, err
-        rows = _rows(db_path, "SELECT status, envelope, event_id, solver_pubkey, dispute_id FROM notifications")
+        rows = _rows(
+            db_path,
+            "SELECT status, envelope, event_id, solver_pubkey, dispute_id FROM notifications",
+        )
         assert len(rows) == DISPUTES * 3 * 2
         assert {r["status"] for r in rows} == {"sent"}
-        assert len({r["event_id"] for r in rows}) == len(rows)  # one distinct event per message per envelope
+        assert len({r["event_id"] for r in rows}) == len(
+            rows
+        )  # one distinct event per message per envelope
         serbero = serbero_keys.public_key().to_hex()
         for solver in solvers:
             dms = solver.inbox(sender=serbero)
@@ -81,7 +99,9 @@ def test_runs_killed_at_varied_points_never_duplicate_or_lose_a_message(make_con
             solver.close()
 
 
-def test_sigterm_stops_claiming_records_what_was_in_flight_and_exits_zero(make_config, relay, mostro, db_path):
+def test_sigterm_stops_claiming_records_what_was_in_flight_and_exits_zero(
+    make_config, relay, mostro, db_path
+):
     solvers = [SimSolver(relay.url, name=f"s{i}") for i in range(3)]
     try:
         cfg = make_config(envelopes=BOTH, solver_list=[(s.pubkey, "read") for s in solvers])
@@ -89,7 +109,11 @@ def test_sigterm_stops_claiming_records_what_was_in_flight_and_exits_zero(make_c
             mostro.open_dispute(initiator="seller")
         proc = start_listen(cfg)
         try:
-            wait_for(lambda: sending_or_sent(db_path) >= 1 or proc.poll() is not None, timeout=60, interval=0.01)
+            wait_for(
+                lambda: sending_or_sent(db_path) >= 1 or proc.poll() is not None,
+                timeout=60,
+                interval=0.01,
+            )
         finally:
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=60)
@@ -111,14 +135,20 @@ def test_a_republished_event_is_the_stored_one(make_config, mostro, solvers, db_
     cfg = make_config(envelopes=BOTH)
     mostro.open_dispute(initiator="buyer")
     assert run_json(cfg, "listen")[0] == 0
-    before = {r["id"]: r["event_id"] for r in _rows(db_path, "SELECT id, event_id FROM notifications")}
+    before = {
+        r["id"]: r["event_id"] for r in _rows(db_path, "SELECT id, event_id FROM notifications")
+    }
     conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE notifications SET status='sending', claimed_at=?, sent_at=NULL", (int(time.time()),))
+    conn.execute(
+        "UPDATE notifications SET status='sending', claimed_at=?, sent_at=NULL", (int(time.time()),)
+    )
     conn.commit()
     conn.close()
     code, doc, err = run_json(cfg, "listen")
     assert code == 0 and doc["notifications"]["sent"] == len(before), err
-    after = {r["id"]: r["event_id"] for r in _rows(db_path, "SELECT id, event_id FROM notifications")}
+    after = {
+        r["id"]: r["event_id"] for r in _rows(db_path, "SELECT id, event_id FROM notifications")
+    }
     assert after == before
     serbero = serbero_keys.public_key().to_hex()
     for solver in solvers:

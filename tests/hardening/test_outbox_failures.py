@@ -32,9 +32,18 @@ CONTESTED = "a message another process is sending"
 def add_dispute(store, now: int) -> str:
     dispute_id = str(uuid.uuid4())
     with store.immediate() as conn:
-        disputes_store.insert_dispute(conn, dispute_id=dispute_id, event_id="e" * 64, mostro_pubkey="f" * 64,
-                                      initiator_role="buyer", dispute_status="initiated", event_timestamp=now - 60,
-                                      now=now, lifecycle_state="notified", assigned_solver=None)
+        disputes_store.insert_dispute(
+            conn,
+            dispute_id=dispute_id,
+            event_id="e" * 64,
+            mostro_pubkey="f" * 64,
+            initiator_role="buyer",
+            dispute_status="initiated",
+            event_timestamp=now - 60,
+            now=now,
+            lifecycle_state="notified",
+            assigned_solver=None,
+        )
     return dispute_id
 
 
@@ -58,7 +67,11 @@ class RivalClaimsFirst:
             return built
         rival = open_db(self.db_path)
         try:
-            (row,) = [r for r in outbox.due(rival, now=now, max_attempts=MAX_ATTEMPTS) if r.id == self.row_id]
+            (row,) = [
+                r
+                for r in outbox.due(rival, now=now, max_attempts=MAX_ATTEMPTS)
+                if r.id == self.row_id
+            ]
             other = self.sender.build(envelope, recipient_hex, dispute_id, text, now)
             with rival.immediate() as conn:
                 assert outbox.claim(conn, row, now, other.id, other.json)
@@ -79,8 +92,12 @@ def flush(db_path, relay_url, serbero_keys, wrap=None):
             sender = DmSender(pool, Secret(serbero_keys.secret_key().to_hex()), 5)
             store = open_db(db_path)
             try:
-                return await flush_outbox(store, wrap(sender) if wrap else sender, clock=time.time,
-                                          max_attempts=MAX_ATTEMPTS)
+                return await flush_outbox(
+                    store,
+                    wrap(sender) if wrap else sender,
+                    clock=time.time,
+                    max_attempts=MAX_ATTEMPTS,
+                )
             finally:
                 store.close()
         finally:
@@ -90,23 +107,30 @@ def flush(db_path, relay_url, serbero_keys, wrap=None):
 
 
 def test_a_sending_row_past_its_attempts_is_abandoned_and_a_row_claimed_elsewhere_is_not_sent(
-        db_path, relay, solvers, serbero_keys):
+    db_path, relay, solvers, serbero_keys
+):
     reader, writer = solvers
     now = int(time.time())
     store = open_db(db_path)
     try:
         dispute = add_dispute(store, now)
         normal = queue_one(store, dispute, reader.pubkey, "an ordinary message", now)
-        spent = queue_one(store, dispute, writer.pubkey, "a message that was tried three times", now)
+        spent = queue_one(
+            store, dispute, writer.pubkey, "a message that was tried three times", now
+        )
         contested = queue_one(store, dispute, writer.pubkey, CONTESTED, now)
     finally:
         store.close()
     # `spent` died in flight on its last attempt: it holds its stored event and no attempts are left.
     event = DmSender(None, Secret(serbero_keys.secret_key().to_hex()), 5).build(
-        "nip17", writer.pubkey, dispute, "a message that was tried three times", now)
+        "nip17", writer.pubkey, dispute, "a message that was tried three times", now
+    )
     conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE notifications SET status='sending', attempts=?, claimed_at=?, event_id=?, event_json=? "
-                 "WHERE id=?", (MAX_ATTEMPTS, now - 30, event.id, event.json, spent))
+    conn.execute(
+        "UPDATE notifications SET status='sending', attempts=?, claimed_at=?, event_id=?, event_json=? "
+        "WHERE id=?",
+        (MAX_ATTEMPTS, now - 30, event.id, event.json, spent),
+    )
     conn.commit()
     conn.close()
 
@@ -119,11 +143,18 @@ def test_a_sending_row_past_its_attempts_is_abandoned_and_a_row_claimed_elsewher
     result = flush(db_path, relay.url, serbero_keys, wrap)
     # Only the ordinary row went out; abandoning is not a send failure and a lost claim is no outcome.
     assert (result.sent, result.failed, result.sent_ids) == (1, 0, [normal])
-    rows = {r["id"]: r for r in db_rows(db_path, "SELECT id, status, attempts, error_message, event_id "
-                                                 "FROM notifications")}
+    rows = {
+        r["id"]: r
+        for r in db_rows(
+            db_path, "SELECT id, status, attempts, error_message, event_id FROM notifications"
+        )
+    }
     assert rows[normal]["status"] == "sent" and rows[normal]["attempts"] == 1
-    assert (rows[spent]["status"], rows[spent]["error_message"], rows[spent]["attempts"]) == \
-        ("failed", "abandoned", MAX_ATTEMPTS)
+    assert (rows[spent]["status"], rows[spent]["error_message"], rows[spent]["attempts"]) == (
+        "failed",
+        "abandoned",
+        MAX_ATTEMPTS,
+    )
     # The contested row is the rival's: its claim and its event stand, and this run sent nothing for it.
     assert (rows[contested]["status"], rows[contested]["attempts"]) == ("sending", 1)
     assert rows[contested]["event_id"] == rivals[0].rival_event_id
@@ -132,7 +163,8 @@ def test_a_sending_row_past_its_attempts_is_abandoned_and_a_row_claimed_elsewher
 
 
 def test_a_message_that_cannot_be_built_fails_with_its_reason_and_the_run_goes_on(
-        make_config, mostro, solvers, db_path):
+    make_config, mostro, solvers, db_path
+):
     reader, writer = solvers
     cfg = make_config()
     dispute = mostro.open_dispute()
@@ -145,8 +177,13 @@ def test_a_message_that_cannot_be_built_fails_with_its_reason_and_the_run_goes_o
     finally:
         store.close()
     code, doc, err = invoke_json(cfg, "listen")
-    assert code == 4 and doc["notifications"]["failed"] == 1 and doc["notifications"]["sent"] == 1, err
-    rows = {r["id"]: r for r in db_rows(db_path, "SELECT id, status, error_message, event_json FROM notifications")}
+    assert (
+        code == 4 and doc["notifications"]["failed"] == 1 and doc["notifications"]["sent"] == 1
+    ), err
+    rows = {
+        r["id"]: r
+        for r in db_rows(db_path, "SELECT id, status, error_message, event_json FROM notifications")
+    }
     assert rows[huge]["status"] == "failed" and rows[huge]["event_json"] is None
     assert rows[huge]["error_message"].startswith("cannot build nip17 message: ")
     assert rows[fine]["status"] == "sent"

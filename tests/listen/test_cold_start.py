@@ -74,8 +74,14 @@ main()
 def _modules_of_listen(config, tmp_path) -> set[str]:
     out = tmp_path / "modules.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")}
-    proc = subprocess.run([sys.executable, "-c", _DUMP_MODULES, str(out), "--config", str(config), "listen"],
-                          capture_output=True, text=True, timeout=60, env=env, cwd=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-c", _DUMP_MODULES, str(out), "--config", str(config), "listen"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=str(ROOT),
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("listen: events=0 "), proc.stdout  # the cron line, not a table
     return set(json.loads(out.read_text()))
@@ -83,11 +89,16 @@ def _modules_of_listen(config, tmp_path) -> set[str]:
 
 def test_an_idle_one_shot_listen_imports_exactly_the_pinned_modules(make_config, tmp_path):
     config = make_config()
-    _modules_of_listen(config, tmp_path)  # first run creates the database; the pinned path is the second
+    _modules_of_listen(
+        config, tmp_path
+    )  # first run creates the database; the pinned path is the second
     loaded = _modules_of_listen(config, tmp_path)
     ours = {m for m in loaded if m == "serbero_cli" or m.startswith("serbero_cli.")}
     assert ours - IDLE_LISTEN_MODULES == set(), "new modules on the idle listen path"
     assert IDLE_LISTEN_MODULES - ours == set(), "modules left the idle path: shrink the pinned set"
     heavy = {m.split(".")[0] for m in loaded} & set(NEVER_ON_THE_IDLE_PATH)
     assert heavy == set()
-    assert not any(m.startswith(("serbero_cli.mediation", "serbero_cli.audit", "serbero_cli.reasoning")) for m in loaded)
+    assert not any(
+        m.startswith(("serbero_cli.mediation", "serbero_cli.audit", "serbero_cli.reasoning"))
+        for m in loaded
+    )

@@ -23,9 +23,14 @@ class Follower:
     def __init__(self, config, env: dict[str, str] | None = None):
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")}
         full_env.update(env or {})
-        self.proc = subprocess.Popen([sys.executable, "-m", "serbero_cli", "--config", str(config), "listen",
-                                      "--follow"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=full_env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "serbero_cli", "--config", str(config), "listen", "--follow"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -36,10 +41,15 @@ class Follower:
 
     def wait_line(self, text: str, timeout: float = 20.0, after: int = 0) -> int:
         """Index of the first line from `after` on that contains `text`."""
+
         def found():
             if self.proc.poll() is not None and not any(text in ln for ln in self.lines[after:]):
-                raise AssertionError(f"listen --follow exited {self.proc.returncode}:\n" + "\n".join(self.lines))
-            return next((i + 1 for i, ln in enumerate(self.lines[after:], start=after) if text in ln), None)
+                raise AssertionError(
+                    f"listen --follow exited {self.proc.returncode}:\n" + "\n".join(self.lines)
+                )
+            return next(
+                (i + 1 for i, ln in enumerate(self.lines[after:], start=after) if text in ln), None
+            )
 
         return wait_for(found, timeout=timeout, interval=0.05) - 1
 
@@ -80,7 +90,9 @@ def test_a_silent_relay_beside_a_working_one_counts_as_failed(make_config, mostr
         assert code == 0, err
         assert doc["relays"] == {"connected": 1, "failed": 1}
         assert f"relay={silent.url} connected but answered no request" in err
-        assert {r["dispute_id"] for r in db_rows(db_path, "SELECT dispute_id FROM disputes")} == {dispute_id}
+        assert {r["dispute_id"] for r in db_rows(db_path, "SELECT dispute_id FROM disputes")} == {
+            dispute_id
+        }
     finally:
         silent.shutdown()
 
@@ -122,7 +134,9 @@ def test_follow_logs_a_warning_when_a_relay_drops_and_info_when_it_is_back(make_
             restarted.shutdown()
 
 
-def test_follow_survives_a_database_locked_past_the_busy_timeout(make_config, mostro, solvers, db_path):
+def test_follow_survives_a_database_locked_past_the_busy_timeout(
+    make_config, mostro, solvers, db_path
+):
     # A short busy timeout keeps the test fast; the lock is held for several of them.
     cfg = make_config(sections={"serbero": {"busy_timeout_seconds": 0.2}})
     follower = Follower(cfg)
@@ -153,7 +167,9 @@ def test_follow_survives_a_database_locked_past_the_busy_timeout(make_config, mo
         follower.stop()
 
 
-def test_one_shot_listen_exits_1_without_a_traceback_on_a_locked_database(make_config, mostro, db_path):
+def test_one_shot_listen_exits_1_without_a_traceback_on_a_locked_database(
+    make_config, mostro, db_path
+):
     cfg = make_config(solver_list=[], sections={"serbero": {"busy_timeout_seconds": 0.2}})
     assert run_json(cfg, "listen")[0] == 0
     mostro.open_dispute()

@@ -17,7 +17,9 @@ from tests.stub_relay import start_stub_relay
 
 
 def cursor_of(db_path, mostro_pubkey: str) -> int | None:
-    rows = db_rows(db_path, "SELECT value FROM sync_state WHERE key=?", (f"disputes_cursor:{mostro_pubkey}",))
+    rows = db_rows(
+        db_path, "SELECT value FROM sync_state WHERE key=?", (f"disputes_cursor:{mostro_pubkey}",)
+    )
     return int(rows[0]["value"]) if rows else None
 
 
@@ -25,19 +27,30 @@ def dispute_ids(db_path) -> set[str]:
     return {r["dispute_id"] for r in db_rows(db_path, "SELECT dispute_id FROM disputes")}
 
 
-@pytest.mark.parametrize("value", [
-    pytest.param("²", id="superscript-two"),
-    pytest.param("١٢٣", id="arabic-indic-digits"),
-    pytest.param("1700000000 ", id="trailing-space"),
-    pytest.param(str(2**40 + 1), id="beyond-2^40"),
-])
-def test_malformed_integer_tag_is_rejected_and_every_run_still_succeeds(make_config, mostro, solvers, db_path,
-                                                                      value):
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("²", id="superscript-two"),
+        pytest.param("١٢٣", id="arabic-indic-digits"),
+        pytest.param("1700000000 ", id="trailing-space"),
+        pytest.param(str(2**40 + 1), id="beyond-2^40"),
+    ],
+)
+def test_malformed_integer_tag_is_rejected_and_every_run_still_succeeds(
+    make_config, mostro, solvers, db_path, value
+):
     # Before: `"²".isdigit()` is True and `int("²")` raises, so every listen exited 1 for good.
     cfg = make_config()
     now = int(time.time())
-    mostro.publish(build_dispute_event(mostro.keys, str(uuid.uuid4()), "initiated", created_at=now - 20,
-                                       extra_tags=[["created_at", value]]))
+    mostro.publish(
+        build_dispute_event(
+            mostro.keys,
+            str(uuid.uuid4()),
+            "initiated",
+            created_at=now - 20,
+            extra_tags=[["created_at", value]],
+        )
+    )
     good = mostro.open_dispute(created_at=now - 10)
     for _ in range(2):
         code, doc, err = invoke_json(cfg, "listen")
@@ -67,14 +80,17 @@ def test_future_event_is_rejected_and_never_moves_the_cursor(make_config, mostro
     assert all(len(s.inbox()) == 2 for s in solvers)
 
 
-def test_a_cursor_an_older_version_left_in_the_future_is_read_from_when_it_was_written(make_config, mostro,
-                                                                                     db_path):
+def test_a_cursor_an_older_version_left_in_the_future_is_read_from_when_it_was_written(
+    make_config, mostro, db_path
+):
     cfg = make_config(solver_list=[])
     assert invoke_json(cfg, "listen")[0] == 0  # creates the database; no events, so no cursor yet
     now = int(time.time())
     conn = sqlite3.connect(db_path)
-    conn.execute("INSERT INTO sync_state (key, value, updated_at) VALUES ('disputes_cursor', ?, ?)",
-                 (str(now + 3000), now - 600))
+    conn.execute(
+        "INSERT INTO sync_state (key, value, updated_at) VALUES ('disputes_cursor', ?, ?)",
+        (str(now + 3000), now - 600),
+    )
     conn.commit()
     conn.close()
     missed = mostro.open_dispute(created_at=now - 100)  # after the bad write, before now
@@ -84,15 +100,34 @@ def test_a_cursor_an_older_version_left_in_the_future_is_read_from_when_it_was_w
     assert cursor_of(db_path, mostro.pubkey) <= int(time.time())
 
 
-@pytest.mark.parametrize("tags,reason", [
-    pytest.param([["initiator", "buyer\x1b[2J"]], "initiator tag holds a control", id="escape-sequence"),
-    pytest.param([["initiator", "\u202eyub"]], "initiator tag holds a control", id="bidi-override"),
-    pytest.param([["initiator", "buyer\u0085"]], "initiator tag holds a control", id="c1-control"),
-])
-def test_control_characters_in_a_stored_tag_reject_the_event(make_config, mostro, db_path, tags, reason):
+@pytest.mark.parametrize(
+    "tags,reason",
+    [
+        pytest.param(
+            [["initiator", "buyer\x1b[2J"]], "initiator tag holds a control", id="escape-sequence"
+        ),
+        pytest.param(
+            [["initiator", "\u202eyub"]], "initiator tag holds a control", id="bidi-override"
+        ),
+        pytest.param(
+            [["initiator", "buyer\u0085"]], "initiator tag holds a control", id="c1-control"
+        ),
+    ],
+)
+def test_control_characters_in_a_stored_tag_reject_the_event(
+    make_config, mostro, db_path, tags, reason
+):
     cfg = make_config(solver_list=[])
-    mostro.publish(build_dispute_event(mostro.keys, str(uuid.uuid4()), "settled", initiator=None,
-                                       created_at=int(time.time()), extra_tags=tags))
+    mostro.publish(
+        build_dispute_event(
+            mostro.keys,
+            str(uuid.uuid4()),
+            "settled",
+            initiator=None,
+            created_at=int(time.time()),
+            extra_tags=tags,
+        )
+    )
     code, doc, err = invoke_json(cfg, "listen")
     assert code == 0 and doc["events"]["rejected"] == 1 and doc["events"]["applied"] == 0
     assert reason in err
@@ -115,8 +150,13 @@ def test_dispute_id_must_be_a_uuid_and_is_stored_lowercased(make_config, mostro,
 def test_event_whose_json_is_over_64_kib_is_rejected(make_config, mostro, db_path):
     # LocalRelay refuses such events itself, so a stub relay serves them as a hostile relay would.
     now = int(time.time())
-    big = build_dispute_event(mostro.keys, str(uuid.uuid4()), "initiated", created_at=now - 2,
-                              extra_tags=[["x", "a" * 250]] * 265)
+    big = build_dispute_event(
+        mostro.keys,
+        str(uuid.uuid4()),
+        "initiated",
+        created_at=now - 2,
+        extra_tags=[["x", "a" * 250]] * 265,
+    )
     good_id = str(uuid.uuid4())
     good = build_dispute_event(mostro.keys, good_id, "initiated", created_at=now - 1)
     assert len(big.as_json()) > 64 * 1024
@@ -131,14 +171,18 @@ def test_event_whose_json_is_over_64_kib_is_rejected(make_config, mostro, db_pat
     assert dispute_ids(db_path) == {good_id}
 
 
-def test_two_nodes_on_one_database_never_hide_each_others_disputes(make_config, mostro, relay, db_path):
+def test_two_nodes_on_one_database_never_hide_each_others_disputes(
+    make_config, mostro, relay, db_path
+):
     # Before: one shared cursor. Node A's fresh event moved it to now, and node B's dispute from
     # 20 minutes ago fell before cursor − 300 s on B's next run.
     other = SimMostro(relay.url)
     try:
         now = int(time.time())
         cfg_a = make_config(solver_list=[], sections={"listen": {"initial_lookback_seconds": 3600}})
-        cfg_b = make_config(solver_list=[], name="b.toml", sections={"listen": {"initial_lookback_seconds": 3600}})
+        cfg_b = make_config(
+            solver_list=[], name="b.toml", sections={"listen": {"initial_lookback_seconds": 3600}}
+        )
         doc = tomlkit.parse(cfg_b.read_text())
         doc["mostro"]["pubkey"] = other.pubkey
         cfg_b.write_text(tomlkit.dumps(doc))
@@ -160,11 +204,15 @@ def test_the_old_shared_cursor_is_read_as_the_configured_nodes_own(make_config, 
     assert invoke_json(cfg, "listen")[0] == 0
     now = int(time.time())
     conn = sqlite3.connect(db_path)
-    conn.execute("INSERT INTO sync_state (key, value, updated_at) VALUES ('disputes_cursor', ?, ?)",
-                 (str(now - 100), now - 100))
+    conn.execute(
+        "INSERT INTO sync_state (key, value, updated_at) VALUES ('disputes_cursor', ?, ?)",
+        (str(now - 100), now - 100),
+    )
     conn.commit()
     conn.close()
-    mostro.open_dispute(created_at=now - 1000)  # before cursor − 300 s: already seen by the old version
+    mostro.open_dispute(
+        created_at=now - 1000
+    )  # before cursor − 300 s: already seen by the old version
     inside = mostro.open_dispute(created_at=now - 50)
     code, doc, _ = invoke_json(cfg, "listen")
     assert code == 0 and doc["events"]["fetched"] == 1

@@ -15,7 +15,9 @@ def open_disputes(mostro, count: int) -> None:
         mostro.open_dispute()
 
 
-def test_more_than_fifty_messages_to_a_terminal_draw_the_bar_then_the_table(make_config, mostro, solvers):
+def test_more_than_fifty_messages_to_a_terminal_draw_the_bar_then_the_table(
+    make_config, mostro, solvers
+):
     open_disputes(mostro, 26)  # 52 messages: one per dispute for each of the two solvers
     code, out, err = run_serbero_tty(make_config(), "listen", env=COLOUR_TERMINAL)
     assert code == 0, err

@@ -20,10 +20,22 @@ API_ENV = {"SERBERO_REASONING_API_KEY": "sk-test-serbero-0123456789"}
 TAKE_TIMEOUT = {"take_reply_wait_seconds": 1}
 
 
-def ask(buyer="Did you send the fiat payment? Please share the reference.",
-        seller="Did you receive the fiat payment in your account?", confidence=0.8, **kw) -> Reply:
-    return Reply(content=classification_json("coordination_failure_resolvable", confidence, "ask_clarification",
-                                              buyer=buyer, seller=seller, **kw))
+def ask(
+    buyer="Did you send the fiat payment? Please share the reference.",
+    seller="Did you receive the fiat payment in your account?",
+    confidence=0.8,
+    **kw,
+) -> Reply:
+    return Reply(
+        content=classification_json(
+            "coordination_failure_resolvable",
+            confidence,
+            "ask_clarification",
+            buyer=buyer,
+            seller=seller,
+            **kw,
+        )
+    )
 
 
 def summarize(confidence=0.9, label="coordination_failure_resolvable", **kw) -> Reply:
@@ -31,13 +43,18 @@ def summarize(confidence=0.9, label="coordination_failure_resolvable", **kw) -> 
 
 
 def escalate_flags(*flags, action="ask_clarification", confidence=0.8) -> Reply:
-    return Reply(content=classification_json("conflicting_claims", confidence, action, buyer="b?", seller="s?",
-                                             flags=flags))
+    return Reply(
+        content=classification_json(
+            "conflicting_claims", confidence, action, buyer="b?", seller="s?", flags=flags
+        )
+    )
 
 
-def summary(text="Buyer reports paying; seller has not seen the money yet.",
-            next_step="Ask both parties for bank statements covering the transfer.",
-            rationale="Both accounts agree on the amount; only the arrival is unclear.") -> Reply:
+def summary(
+    text="Buyer reports paying; seller has not seen the money yet.",
+    next_step="Ask both parties for bank statements covering the transfer.",
+    rationale="Both accounts agree on the amount; only the arrival is unclear.",
+) -> Reply:
     return Reply(content=summary_text(text, next_step, rationale))
 
 
@@ -56,12 +73,19 @@ class Harness:
 
     def mediate_cli(self, *args: str, env: dict | None = None):
         """`serbero mediate-once --json ARGS` through the CLI code, in this process: (code, doc, stderr)."""
-        return self._json(invoke(self.config_path, "mediate-once", "--json", *args, env={**API_ENV, **(env or {})}))
+        return self._json(
+            invoke(
+                self.config_path, "mediate-once", "--json", *args, env={**API_ENV, **(env or {})}
+            )
+        )
 
     def mediate_process(self, *args: str, env: dict | None = None):
         """The same as a real `serbero` subprocess, for tests about a fresh process (locks, restarts)."""
-        return self._json(run_serbero(self.config_path, "mediate-once", "--json", *args,
-                                      env={**API_ENV, **(env or {})}))
+        return self._json(
+            run_serbero(
+                self.config_path, "mediate-once", "--json", *args, env={**API_ENV, **(env or {})}
+            )
+        )
 
     @staticmethod
     def _json(proc):
@@ -121,7 +145,9 @@ def llm():
 
 @pytest.fixture
 def node(mostro, serbero_keys):
-    sim = MostroNodeSim.from_sim(mostro, protocol=2, solvers={serbero_keys.public_key().to_hex(): "read"})
+    sim = MostroNodeSim.from_sim(
+        mostro, protocol=2, solvers={serbero_keys.public_key().to_hex(): "read"}
+    )
     sim.start()
     yield sim
     sim.stop()
@@ -134,9 +160,19 @@ def med_sections(llm):
             # A node that answers ends the wait as soon as its reply is read, so a long wait costs
             # nothing and keeps a loaded machine from turning a slow answer into a timeout; tests
             # about a node that never answers set TAKE_TIMEOUT.
-            "mediation": {"enabled": True, "take_reply_wait_seconds": 15, "start_retry_interval_seconds": 0},
-            "reasoning": {"enabled": True, "provider": "openai-compatible", "api_base": llm.openai_base,
-                          "model": "test-model", "followup_retry_count": 0, "request_timeout_seconds": 5},
+            "mediation": {
+                "enabled": True,
+                "take_reply_wait_seconds": 15,
+                "start_retry_interval_seconds": 0,
+            },
+            "reasoning": {
+                "enabled": True,
+                "provider": "openai-compatible",
+                "api_base": llm.openai_base,
+                "model": "test-model",
+                "followup_retry_count": 0,
+                "request_timeout_seconds": 5,
+            },
         }
         for section, values in overrides.items():
             sections.setdefault(section, {}).update(values)
@@ -148,8 +184,12 @@ def med_sections(llm):
 @pytest.fixture
 def harness(node, llm, make_config, med_sections, db_path, solvers):
     def build(envelopes=None, observers=None, solver_list=None, **overrides) -> Harness:
-        config = make_config(sections=med_sections(**overrides), envelopes=envelopes, observers=observers,
-                             solver_list=solver_list)
+        config = make_config(
+            sections=med_sections(**overrides),
+            envelopes=envelopes,
+            observers=observers,
+            solver_list=solver_list,
+        )
         return Harness(node, llm, config, db_path, solvers)
 
     return build

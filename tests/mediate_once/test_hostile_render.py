@@ -14,10 +14,14 @@ def test_a_markup_protocol_version_is_reported_not_interpreted(harness):
     h = harness()
     h.node.info_overrides["protocol_version"] = "[bold]9[/x]"
     h.node.publish_info()
-    code, stdout, stderr = run_serbero_tty(h.config_path, "mediate-once", env={**API_ENV, "COLUMNS": "250"})
+    code, stdout, stderr = run_serbero_tty(
+        h.config_path, "mediate-once", env={**API_ENV, "COLUMNS": "250"}
+    )
     assert code == 4, stdout + stderr
     assert "Traceback" not in stderr and "MarkupError" not in stderr
-    assert "error: the node speaks unsupported protocol_version='[bold]9[/x]'" in stdout.replace("\n", "")
+    assert "error: the node speaks unsupported protocol_version='[bold]9[/x]'" in stdout.replace(
+        "\n", ""
+    )
 
 
 def test_an_info_event_with_a_bidi_control_is_rejected_before_anything_shows_it(harness):

@@ -29,8 +29,10 @@ def everything_but(h, *skip: str) -> str:
 
 
 def outbound(h) -> list[dict]:
-    return h.rows("SELECT party, content, published_at FROM mediation_messages "
-                  "WHERE direction='outbound' ORDER BY id")
+    return h.rows(
+        "SELECT party, content, published_at FROM mediation_messages "
+        "WHERE direction='outbound' ORDER BY id"
+    )
 
 
 def followup_number(request) -> int:
@@ -47,21 +49,29 @@ def assert_escalated_once(h, trigger: str, session_id: str | None) -> dict:
     if session_id is not None:
         assert handoff["payload"]["session_id"] == session_id
     assert h.rows("SELECT lifecycle_state FROM disputes") == [{"lifecycle_state": "escalated"}]
-    transitions = h.rows("SELECT trigger, to_state FROM dispute_state_transitions WHERE trigger=?",
-                         (f"mediation:{trigger}",))
+    transitions = h.rows(
+        "SELECT trigger, to_state FROM dispute_state_transitions WHERE trigger=?",
+        (f"mediation:{trigger}",),
+    )
     assert transitions == [{"trigger": f"mediation:{trigger}", "to_state": "escalated"}]
     return esc
 
 
 # --- authority flags ------------------------------------------------------------------------------
 
+
 def test_authority_flag_at_opening_escalates_and_sends_nothing(harness):
     h = harness()
     dispute_id = h.open()
     rationale = "Authority at the opening: the buyer wants someone to admin-settle; rationale-7d1f only a human may judge it."
-    h.llm.push(ask(buyer="Confirm the payment so we can admin-settle the trade.",
-                   seller="Reply so the admin-settle can go ahead.", flags=["authority_boundary_attempt"],
-                   rationale=rationale))
+    h.llm.push(
+        ask(
+            buyer="Confirm the payment so we can admin-settle the trade.",
+            seller="Reply so the admin-settle can go ahead.",
+            flags=["authority_boundary_attempt"],
+            rationale=rationale,
+        )
+    )
     result = h.mediate()
     assert result.escalations == {"authority_boundary_attempt": 1} and result.sessions_opened == 0
     assert h.node.requests == []  # no take, so the parties were never even introduced
@@ -71,7 +81,8 @@ def test_authority_flag_at_opening_escalates_and_sends_nothing(harness):
         assert h.node.party(dispute_id, role).messages() == []
     rid = hashlib.sha256(rationale.encode()).hexdigest()
     assert h.rows("SELECT rationale_id, rationale_text, session_id FROM reasoning_rationales") == [
-        {"rationale_id": rid, "rationale_text": rationale, "session_id": None}]
+        {"rationale_id": rid, "rationale_text": rationale, "session_id": None}
+    ]
     esc = assert_escalated_once(h, "authority_boundary_attempt", None)
     assert esc["payload"]["rationale_refs"] == [rid]
     assert all("rationale-7d1f" not in e["payload_json"] for e in h.events())
@@ -90,17 +101,27 @@ def test_authority_flag_mid_session_escalates_and_sends_nothing_more(harness):
     buyer.reply("I paid, reference 881.", created_at=now - 30)
     seller.reply("Nothing here yet.", created_at=now - 20)
     rationale = "Authority mid-session: rationale-93ab the seller asks for an admin-settle."
-    h.llm.push(ask(buyer="Wait while we admin-settle.", seller="We can admin-settle it for you.",
-                   flags=["authority_boundary_attempt"], rationale=rationale))
+    h.llm.push(
+        ask(
+            buyer="Wait while we admin-settle.",
+            seller="We can admin-settle it for you.",
+            flags=["authority_boundary_attempt"],
+            rationale=rationale,
+        )
+    )
     result = h.mediate()
     assert result.escalations == {"authority_boundary_attempt": 1} and result.followups_sent == 0
     session = h.session()
     assert session["state"] == "escalation_recommended"
-    assert [r["content"].split(":")[0] for r in outbound(h)] == ["Buyer", "Seller"]  # the opening pair only
+    assert [r["content"].split(":")[0] for r in outbound(h)] == [
+        "Buyer",
+        "Seller",
+    ]  # the opening pair only
     assert [len(p.messages()) for p in (buyer, seller)] == [1, 1]
     rid = hashlib.sha256(rationale.encode()).hexdigest()
-    assert h.rows("SELECT session_id, rationale_text FROM reasoning_rationales WHERE rationale_id=?", (rid,)) == [
-        {"session_id": session["session_id"], "rationale_text": rationale}]
+    assert h.rows(
+        "SELECT session_id, rationale_text FROM reasoning_rationales WHERE rationale_id=?", (rid,)
+    ) == [{"session_id": session["session_id"], "rationale_text": rationale}]
     esc = assert_escalated_once(h, "authority_boundary_attempt", session["session_id"])
     assert esc["payload"]["rationale_refs"] == [rid]
     assert all("rationale-93ab" not in e["payload_json"] for e in h.events())
@@ -113,11 +134,22 @@ def test_authority_flag_mid_session_escalates_and_sends_nothing_more(harness):
 
 # --- policy triggers ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bypassed,final,trigger", [
-    pytest.param(0, lambda: ask(flags=["conflicting_claims"]), "conflicting_claims", id="conflicting_claims-flag"),
-    pytest.param(0, lambda: ask(flags=["fraud_risk"]), "fraud_indicator", id="fraud_risk-flag"),
-    pytest.param(3, lambda: ask(confidence=0.2), "low_confidence", id="confidence-0.2-at-followup-4"),
-])
+
+@pytest.mark.parametrize(
+    "bypassed,final,trigger",
+    [
+        pytest.param(
+            0,
+            lambda: ask(flags=["conflicting_claims"]),
+            "conflicting_claims",
+            id="conflicting_claims-flag",
+        ),
+        pytest.param(0, lambda: ask(flags=["fraud_risk"]), "fraud_indicator", id="fraud_risk-flag"),
+        pytest.param(
+            3, lambda: ask(confidence=0.2), "low_confidence", id="confidence-0.2-at-followup-4"
+        ),
+    ],
+)
 def test_policy_triggers_escalate_with_one_handoff(harness, bypassed, final, trigger):
     h = harness(mediation={"max_rounds": 10})
     _, buyer, seller = opened(h)
@@ -126,8 +158,15 @@ def test_policy_triggers_escalate_with_one_handoff(harness, bypassed, final, tri
     for n in range(1, bypassed + 2):
         buyer.reply(f"buyer answer {n}", created_at=base + 20 * n)
         seller.reply(f"seller answer {n}", created_at=base + 20 * n + 5)
-        h.llm.push(ask(confidence=0.2, buyer=f"Question {n} for the buyer?", seller=f"Question {n} for the seller?")
-                   if n <= bypassed else final())
+        h.llm.push(
+            ask(
+                confidence=0.2,
+                buyer=f"Question {n} for the buyer?",
+                seller=f"Question {n} for the seller?",
+            )
+            if n <= bypassed
+            else final()
+        )
         result = h.mediate()
         assert followup_number(h.llm.model_requests()[-1]) == n
         if n <= bypassed:  # rule 4 bypass: low confidence still asks up to follow-up 3
@@ -145,24 +184,39 @@ def test_policy_triggers_escalate_with_one_handoff(harness, bypassed, final, tri
 
 # --- unresponsive parties -------------------------------------------------------------------------
 
+
 def test_party_unresponsive_fires_once_and_zero_disables_it(harness, make_config, med_sections):
     h = harness()
     dispute_id, _, _ = opened(h)
     now = int(time.time())
-    h.execute("UPDATE mediation_sessions SET started_at=?", (now - 90_000,))  # both clocks are past due
-    h.config_path = make_config(sections=med_sections(mediation={"party_response_timeout_seconds": 0,
-                                                                 "session_timeout_seconds": 0}), name="off.toml")
+    h.execute(
+        "UPDATE mediation_sessions SET started_at=?", (now - 90_000,)
+    )  # both clocks are past due
+    h.config_path = make_config(
+        sections=med_sections(
+            mediation={"party_response_timeout_seconds": 0, "session_timeout_seconds": 0}
+        ),
+        name="off.toml",
+    )
     result = h.mediate()
     assert result.escalations == {} and h.session()["state"] == "awaiting_response"
 
-    h.config_path = make_config(sections=med_sections(mediation={"party_response_timeout_seconds": 1800}),
-                                name="on.toml")
-    h.execute("UPDATE mediation_sessions SET started_at=?, buyer_last_seen_inner_ts=?",
-              (now - 7200, now - 100))  # a recent reply resets the clock
+    h.config_path = make_config(
+        sections=med_sections(mediation={"party_response_timeout_seconds": 1800}), name="on.toml"
+    )
+    h.execute(
+        "UPDATE mediation_sessions SET started_at=?, buyer_last_seen_inner_ts=?",
+        (now - 7200, now - 100),
+    )  # a recent reply resets the clock
     assert h.mediate().escalations == {}
-    h.execute("UPDATE mediation_sessions SET started_at=?, buyer_last_seen_inner_ts=?", (now - 90_000, now - 1900))
+    h.execute(
+        "UPDATE mediation_sessions SET started_at=?, buyer_last_seen_inner_ts=?",
+        (now - 90_000, now - 1900),
+    )
     result = h.mediate()
-    assert result.escalations == {"party_unresponsive": 1}  # only party_unresponsive when both are due
+    assert result.escalations == {
+        "party_unresponsive": 1
+    }  # only party_unresponsive when both are due
     sid = h.session()["session_id"]
     esc = assert_escalated_once(h, "party_unresponsive", sid)
     assert esc["payload"]["dispute_id"] == dispute_id
@@ -173,13 +227,16 @@ def test_party_unresponsive_fires_once_and_zero_disables_it(harness, make_config
 
 # --- the round limit ------------------------------------------------------------------------------
 
+
 def test_round_limit_escalates_with_the_inner_id_and_sends_no_followup(harness):
     h = harness(mediation={"max_rounds": 2})
     _, buyer, seller = opened(h)
     now = int(time.time())
     buyer.reply("round one, buyer", created_at=now - 100)
     seller.reply("round one, seller", created_at=now - 90)
-    h.llm.push(ask(buyer="Please share the transfer reference.", seller="Please check your statement."))
+    h.llm.push(
+        ask(buyer="Please share the transfer reference.", seller="Please check your statement.")
+    )
     result = h.mediate()
     assert result.followups_sent == 2 and h.session()["round_count"] == 1
     buyer.reply("round two, buyer", created_at=now - 50)
@@ -202,17 +259,25 @@ def test_round_limit_escalates_with_the_inner_id_and_sends_no_followup(harness):
 
 # --- provider errors at the opening ---------------------------------------------------------------
 
+
 def test_provider_error_at_opening_stores_only_the_category(harness):
     h = harness()
     dispute_id = h.open()
     body = "upstream exploded: org quota-XYZZY-4821 exceeded, contact billing"
     h.llm.push(Reply(status=500, body=body))
     result = h.mediate()
-    assert result.exit_code == 4 and result.evaluation_failures == 1 and result.starts_attempted == 1
+    assert (
+        result.exit_code == 4 and result.evaluation_failures == 1 and result.starts_attempted == 1
+    )
     (failed,) = h.events("reasoning_call_failed")
     assert failed["session_id"] is None
-    assert failed["payload"] == {"attempt_count": 1, "dispute_id": dispute_id, "error_category": "unreachable",
-                                 "model": "test-model", "provider": "openai-compatible"}
+    assert failed["payload"] == {
+        "attempt_count": 1,
+        "dispute_id": dispute_id,
+        "error_category": "unreachable",
+        "model": "test-model",
+        "provider": "openai-compatible",
+    }
     assert set(failed["payload"]) == FAILED_KEYS
     assert h.node.requests == []
     dump = everything_but(h)
@@ -221,6 +286,7 @@ def test_provider_error_at_opening_stores_only_the_category(harness):
 
 
 # --- rounds ---------------------------------------------------------------------------------------
+
 
 def test_two_fresh_replies_in_round_zero_ask_round_one_once(harness):
     h = harness()
@@ -233,7 +299,9 @@ def test_two_fresh_replies_in_round_zero_ask_round_one_once(harness):
     result = h.mediate()
     assert result.replies_fresh == 2 and result.evaluations == 1 and result.followups_sent == 2
     rounds = [r for r in outbound(h) if r["content"].startswith("Round 1.")]
-    assert [r["party"] for r in rounds] == ["buyer", "seller"] and all(r["published_at"] for r in rounds)
+    assert [r["party"] for r in rounds] == ["buyer", "seller"] and all(
+        r["published_at"] for r in rounds
+    )
     assert rounds[0]["content"].startswith("Round 1. Buyer: Which bank did you send from?")
     assert rounds[1]["content"].startswith("Round 1. Seller: Which account did you check?")
     assert h.session()["round_count_last_evaluated"] == 2
@@ -246,38 +314,51 @@ def test_two_fresh_replies_in_round_zero_ask_round_one_once(harness):
 
 # --- failed evaluations ---------------------------------------------------------------------------
 
+
 def test_three_failed_evaluations_escalate_reasoning_unavailable(harness):
     h = harness()
     dispute_id, buyer, _ = opened(h)
     sid = h.session()["session_id"]
     opening_calls = len(h.llm.model_requests())
     buyer.reply("Still waiting for an answer.", created_at=int(time.time()) - 30)
-    failures = [Reply(status=500, body="down"), Reply(content="Sure! Here is my view: ask again."),
-                Reply(status=503, body="busy")]
+    failures = [
+        Reply(status=500, body="down"),
+        Reply(content="Sure! Here is my view: ask again."),
+        Reply(status=503, body="busy"),
+    ]
     for run, reply in enumerate(failures, start=1):
         h.llm.push(reply)
         result = h.mediate()
         assert result.exit_code == 4 and result.evaluation_failures == 1, run
         failed = h.events("reasoning_call_failed")
         assert [(e["session_id"], e["payload"]["attempt_count"]) for e in failed] == [
-            (sid, n) for n in range(1, run + 1)]
+            (sid, n) for n in range(1, run + 1)
+        ]
         assert set(failed[-1]["payload"]) == FAILED_KEYS
         assert h.session()["consecutive_eval_failures"] == run
         assert h.session()["round_count_last_evaluated"] == 0  # the same input is retried
         if run < 3:
             assert result.escalations == {} and h.session()["state"] == "awaiting_response"
     assert [e["payload"]["error_category"] for e in h.events("reasoning_call_failed")] == [
-        "unreachable", "malformed_response", "unreachable"]
+        "unreachable",
+        "malformed_response",
+        "unreachable",
+    ]
     assert len(h.llm.model_requests()) - opening_calls == 3
     assert result.escalations == {"reasoning_unavailable": 1}
     assert_escalated_once(h, "reasoning_unavailable", sid)
-    notes = h.rows("SELECT solver_pubkey, status FROM notifications "
-                   "WHERE notif_type='mediation_escalation_recommended'")
+    notes = h.rows(
+        "SELECT solver_pubkey, status FROM notifications "
+        "WHERE notif_type='mediation_escalation_recommended'"
+    )
     assert sorted(n["solver_pubkey"] for n in notes) == sorted(s.pubkey for s in h.solvers)
     assert all(n["status"] == "sent" for n in notes)
     for solver in h.solvers:
         (dm,) = [d for d in solver.inbox() if marker_of(d.content) == "mediation_escalation/v2"]
-        assert body_after_marker(dm.content)[1:4] == [f"Dispute: {dispute_id}", f"Session: {sid}",
-                                               "Trigger: reasoning_unavailable"]
+        assert body_after_marker(dm.content)[1:4] == [
+            f"Dispute: {dispute_id}",
+            f"Session: {sid}",
+            "Trigger: reasoning_unavailable",
+        ]
     result = h.mediate()
     assert result.evaluations == 0 and len(h.llm.model_requests()) - opening_calls == 3

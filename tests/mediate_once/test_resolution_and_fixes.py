@@ -26,8 +26,12 @@ NONE_SESSION = "Session: <none \u2014 dispute-scoped handoff>"
 
 
 def report_bodies(h) -> list[str]:
-    return [r["body"] for r in h.rows(
-        "SELECT body FROM notifications WHERE notif_type='mediation_resolution_report' ORDER BY id")]
+    return [
+        r["body"]
+        for r in h.rows(
+            "SELECT body FROM notifications WHERE notif_type='mediation_resolution_report' ORDER BY id"
+        )
+    ]
 
 
 def resolve(h, dispute_id: str, status: str = "settled") -> dict:
@@ -48,13 +52,20 @@ def test_settled_dispute_with_a_full_session_reports_everything_to_every_solver(
     assert len(bodies) == 2 and bodies[0] == bodies[1]
     assert bodies[0].split("\n")[0] == f"Dispute {dispute_id} \u00b7 resolved: settled"
     lines = body_after_marker(bodies[0])
-    assert lines[:6] == ["mediation_resolution_report/v2", f"Dispute: {dispute_id}", f"Session: {session_id}",
-                         "Classification: coordination_failure_resolvable (confidence 0.88)",
-                         "Outbound party messages: 2", "Final dispute status: settled"]
+    assert lines[:6] == [
+        "mediation_resolution_report/v2",
+        f"Dispute: {dispute_id}",
+        f"Session: {session_id}",
+        "Classification: coordination_failure_resolvable (confidence 0.88)",
+        "Outbound party messages: 2",
+        "Final dispute status: settled",
+    ]
     assert lines[6] == "" and "by a solver or by the parties" in lines[7]
     assert len(h.events("resolved_externally_reported")) == 1
     for solver in h.solvers:
-        assert any(marker_of(dm.content) == "mediation_resolution_report/v2" for dm in solver.inbox())
+        assert any(
+            marker_of(dm.content) == "mediation_resolution_report/v2" for dm in solver.inbox()
+        )
 
 
 def test_resolution_report_counts_buyer_only_outbound_and_says_no_classification(harness):
@@ -128,15 +139,21 @@ def test_live_session_closes_when_the_dispute_is_settled_or_released(harness):
         h.execute("DELETE FROM mediation_sessions") if h.db_path.exists() else None
         dispute_id, _, _ = opened(h)
         resolve(h, dispute_id, status)
-        session = [s for s in h.rows("SELECT * FROM mediation_sessions") if s["dispute_id"] == dispute_id][0]
+        session = [
+            s for s in h.rows("SELECT * FROM mediation_sessions") if s["dispute_id"] == dispute_id
+        ][0]
         assert session["state"] == "closed"
-        sup = [e for e in h.events("superseded_by_human") if e["session_id"] == session["session_id"]]
+        sup = [
+            e for e in h.events("superseded_by_human") if e["session_id"] == session["session_id"]
+        ]
         assert len(sup) == 1 and sup[0]["payload"]["resolution_status"] == status
         assert sup[0]["payload"]["reason"] == "dispute_resolved_externally"
         closed = [e for e in h.events("session_closed") if e["session_id"] == session["session_id"]]
         assert len(closed) == 1
-        assert (sup[0]["prompt_bundle_id"], sup[0]["policy_hash"]) == (session["prompt_bundle_id"],
-                                                                       session["policy_hash"])
+        assert (sup[0]["prompt_bundle_id"], sup[0]["policy_hash"]) == (
+            session["prompt_bundle_id"],
+            session["policy_hash"],
+        )
 
 
 def test_a_second_resolution_of_a_resolved_dispute_changes_nothing(harness):
@@ -165,7 +182,10 @@ def test_prompt_edit_between_runs_records_once_and_does_not_escalate(harness, tm
     assert result.escalations == {} and result.policy_hash != pinned
     assert h2.session()["policy_hash"] == pinned
     changed = h2.events("policy_bundle_changed")
-    assert len(changed) == 1 and changed[0]["payload"] == {"loaded_hash": result.policy_hash, "pinned_hash": pinned}
+    assert len(changed) == 1 and changed[0]["payload"] == {
+        "loaded_hash": result.policy_hash,
+        "pinned_hash": pinned,
+    }
     new_rows = h2.rows("SELECT DISTINCT policy_hash FROM mediation_messages WHERE id > 2")
     assert new_rows == [{"policy_hash": result.policy_hash}]
     seller.reply("not yet", created_at=int(time.time()) - 20)
@@ -175,7 +195,9 @@ def test_prompt_edit_between_runs_records_once_and_does_not_escalate(harness, tm
 
 
 def test_solver_authorization_backoff_probe_recovery_and_termination(harness):
-    h = harness(mediation={"solver_auth_retry_initial_seconds": 60, "solver_auth_retry_max_attempts": 2})
+    h = harness(
+        mediation={"solver_auth_retry_initial_seconds": 60, "solver_auth_retry_max_attempts": 2}
+    )
     first = h.open()
     h.node.set_modes(refuse_with="not_authorized")
     h.llm.push(ask())
@@ -184,7 +206,10 @@ def test_solver_authorization_backoff_probe_recovery_and_termination(harness):
     (auth,) = h.rows("SELECT * FROM mediation_solver_auth")
     assert auth["status"] == "unauthorized" and auth["attempts"] == 1
     assert auth["next_probe_at"] - auth["last_failure_at"] == 60
-    assert h.events("auth_retry_attempt")[0]["payload"] == {"attempt": 1, "error": "cant_do:not_authorized"}
+    assert h.events("auth_retry_attempt")[0]["payload"] == {
+        "attempt": 1,
+        "error": "cant_do:not_authorized",
+    }
     # Backoff: nothing starts, no model call.
     calls = len(h.llm.model_requests())
     result = h.mediate()
@@ -200,7 +225,10 @@ def test_solver_authorization_backoff_probe_recovery_and_termination(harness):
     assert result.escalations == {"authorization_lost": 2}
     for solver in h.solvers:
         alerts = [dm for dm in solver.inbox() if marker_of(dm.content) == "mediation_escalation/v2"]
-        assert {body_after_marker(a.content)[1] for a in alerts} == {f"Dispute: {first}", f"Dispute: {second}"}
+        assert {body_after_marker(a.content)[1] for a in alerts} == {
+            f"Dispute: {first}",
+            f"Dispute: {second}",
+        }
     assert h.mediate().escalations == {}  # each dispute once
     # --reset-solver-auth clears the state; a new dispute starts and the node now accepts.
     h.node.set_modes(refuse_with=None)
@@ -250,11 +278,15 @@ def test_session_timeout_escalates_and_zero_disables(harness):
     h.execute("UPDATE mediation_sessions SET started_at=started_at-7200")
     assert h.mediate().escalations == {"mediation_timeout": 1}
     h0 = harness(mediation={"party_response_timeout_seconds": 0, "session_timeout_seconds": 0})
-    h0.execute("UPDATE mediation_sessions SET state='awaiting_response', started_at=started_at-999999")
+    h0.execute(
+        "UPDATE mediation_sessions SET state='awaiting_response', started_at=started_at-999999"
+    )
     assert h0.mediate().escalations == {}
 
 
-def test_second_mediate_once_exits_75_under_the_lock_and_dead_relays_exit_3(harness, make_config, med_sections):
+def test_second_mediate_once_exits_75_under_the_lock_and_dead_relays_exit_3(
+    harness, make_config, med_sections
+):
     h = harness()
     opened(h)
     with RunLock(h.db_path, "mediate", "mediate-once"):
@@ -284,13 +316,33 @@ def test_a_resolution_while_the_model_evaluates_closes_the_session_and_sends_no_
     def held_verdict(path, body):
         evaluating.set()
         resolved.wait(60)
-        return Reply(content=classification_json("coordination_failure_resolvable", 0.8, "ask_clarification",
-                                                 buyer="When exactly?", seller="Which bank?"))
+        return Reply(
+            content=classification_json(
+                "coordination_failure_resolvable",
+                0.8,
+                "ask_clarification",
+                buyer="When exactly?",
+                seller="Which bank?",
+            )
+        )
 
     h.llm.responder = held_verdict
-    proc = subprocess.Popen([sys.executable, "-m", "serbero_cli", "--config", str(h.config_path), "mediate-once",
-                             "--json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**API_ENV, "PATH": "/usr/bin:/bin"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "serbero_cli",
+            "--config",
+            str(h.config_path),
+            "mediate-once",
+            "--json",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**API_ENV, "PATH": "/usr/bin:/bin"},
+    )
     try:
         assert evaluating.wait(60), "mediate-once never asked the model to evaluate"
         resolve(h, dispute_id)
@@ -300,9 +352,13 @@ def test_a_resolution_while_the_model_evaluates_closes_the_session_and_sends_no_
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert json.loads(out)["sessions_opened"] == 0
-    assert h.rows("SELECT COUNT(*) AS n FROM mediation_messages WHERE content LIKE 'Round%'") == [{"n": 0}]
-    assert h.rows("SELECT COUNT(*) AS n FROM mediation_messages WHERE direction='outbound' "
-                  "AND content LIKE '%When exactly?%'") == [{"n": 0}]
+    assert h.rows("SELECT COUNT(*) AS n FROM mediation_messages WHERE content LIKE 'Round%'") == [
+        {"n": 0}
+    ]
+    assert h.rows(
+        "SELECT COUNT(*) AS n FROM mediation_messages WHERE direction='outbound' "
+        "AND content LIKE '%When exactly?%'"
+    ) == [{"n": 0}]
     assert h.session()["state"] == "closed"
 
 
@@ -310,11 +366,19 @@ def test_listen_and_mediate_racing_on_a_pending_row_send_it_once(harness):
     h = harness()
     dispute_id = h.open()
     h.llm.push(summarize(), summary())
-    h.execute("UPDATE notifications SET status='pending', attempts=0")  # listen's initials due again
-    procs = [subprocess.Popen([sys.executable, "-m", "serbero_cli", "--config", str(h.config_path), cmd, "--json"],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**API_ENV,
-                                                                                            "PATH": "/usr/bin:/bin"})
-             for cmd in ("listen", "mediate-once", "listen")]
+    h.execute(
+        "UPDATE notifications SET status='pending', attempts=0"
+    )  # listen's initials due again
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "serbero_cli", "--config", str(h.config_path), cmd, "--json"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**API_ENV, "PATH": "/usr/bin:/bin"},
+        )
+        for cmd in ("listen", "mediate-once", "listen")
+    ]
     for p in procs:
         p.wait(60)
     rows = h.rows("SELECT notif_type, solver_pubkey, status, attempts FROM notifications")
@@ -346,5 +410,7 @@ def test_dry_run_lists_due_work_and_leaves_the_file_byte_identical(harness):
     assert due["auth_gate"] == "open"
     assert file_bytes(h.db_path) == raw and db_checksum(h.db_path) == before
     assert len(h.llm.requests) == requests_before and len(h.node.requests) == takes_before
-    with RunLock(h.db_path, "mediate", "mediate-once"):  # a dry run takes no lock, so a held one is fine
+    with RunLock(
+        h.db_path, "mediate", "mediate-once"
+    ):  # a dry run takes no lock, so a held one is fine
         assert h.mediate_cli("--dry-run")[0] == 0

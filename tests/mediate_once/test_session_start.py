@@ -10,13 +10,24 @@ from serbero_cli.simulate.llm import Reply, classification_json
 from tests.helpers import marker_of, wait_for
 from tests.mediate_once.conftest import ask, summarize, summary
 
-EXPECTED_ORDER = ["start_attempt_started", "reasoning_verdict", "take_dispute_issued", "session_opened",
-                  "classification_produced", "outbound_sent", "outbound_sent"]
+EXPECTED_ORDER = [
+    "start_attempt_started",
+    "reasoning_verdict",
+    "take_dispute_issued",
+    "session_opened",
+    "classification_produced",
+    "outbound_sent",
+    "outbound_sent",
+]
 
 
 def legacy_shared(serbero_sk_hex: str, trade_pk_hex: str) -> str:
     """ECDH x computed here from coincurve alone, independent of Serbero's code."""
-    x = coincurve.PublicKey(b"\x02" + bytes.fromhex(trade_pk_hex)).multiply(bytes.fromhex(serbero_sk_hex)).format()[1:]
+    x = (
+        coincurve.PublicKey(b"\x02" + bytes.fromhex(trade_pk_hex))
+        .multiply(bytes.fromhex(serbero_sk_hex))
+        .format()[1:]
+    )
     return coincurve.PublicKeyXOnly.from_secret(x).format().hex()
 
 
@@ -28,7 +39,10 @@ def test_eligible_dispute_opens_a_session_that_both_parties_can_read(harness, se
     assert code == 0 and doc["sessions_opened"] == 1 and doc["starts_attempted"] == 1
     session = h.session()
     assert session["state"] == "awaiting_response"
-    assert (session["prompt_bundle_id"], session["policy_hash"]) == (doc["bundle_id"], doc["policy_hash"])
+    assert (session["prompt_bundle_id"], session["policy_hash"]) == (
+        doc["bundle_id"],
+        doc["policy_hash"],
+    )
     record = h.node.dispute(dispute_id)
     sk = serbero_keys.secret_key().to_hex()
     for role in ("buyer", "seller"):
@@ -36,7 +50,9 @@ def test_eligible_dispute_opens_a_session_that_both_parties_can_read(harness, se
         assert session[f"{role}_trade_pubkey"] == trade
         assert session[f"{role}_shared_pubkey"] == legacy_shared(sk, trade)
     assert len(h.events("session_opened")) == 1
-    outbound = h.rows("SELECT party, content, published_at FROM mediation_messages WHERE direction='outbound'")
+    outbound = h.rows(
+        "SELECT party, content, published_at FROM mediation_messages WHERE direction='outbound'"
+    )
     assert sorted(r["party"] for r in outbound) == ["buyer", "seller"]
     assert all(r["published_at"] for r in outbound)
     for role in ("buyer", "seller"):
@@ -45,11 +61,19 @@ def test_eligible_dispute_opens_a_session_that_both_parties_can_read(harness, se
         assert message.author == serbero_keys.public_key().to_hex()
         assert message.content.startswith("Buyer: " if role == "buyer" else "Seller: ")
     dispute = h.rows("SELECT lifecycle_state, assigned_solver FROM disputes")[0]
-    assert dispute == {"lifecycle_state": "waiting", "assigned_solver": serbero_keys.public_key().to_hex()}
-    triggers = [r["trigger"] for r in h.rows("SELECT trigger FROM dispute_state_transitions ORDER BY id")]
+    assert dispute == {
+        "lifecycle_state": "waiting",
+        "assigned_solver": serbero_keys.public_key().to_hex(),
+    }
+    triggers = [
+        r["trigger"] for r in h.rows("SELECT trigger FROM dispute_state_transitions ORDER BY id")
+    ]
     assert triggers[-2:] == ["mediation:take", "mediation:awaiting_parties"]
     for solver in h.solvers:  # the assignment DM names Serbero
-        assert any(f"assigned_solver: {serbero_keys.public_key().to_hex()}" in dm.content for dm in solver.inbox())
+        assert any(
+            f"assigned_solver: {serbero_keys.public_key().to_hex()}" in dm.content
+            for dm in solver.inbox()
+        )
 
 
 def test_failed_health_check_starts_nothing_and_exits_4(harness, llm):
@@ -104,16 +128,25 @@ def test_a_dispute_listen_recorded_starts_in_the_next_run_with_events_in_order(h
 def test_fraud_risk_at_opening_escalates_without_a_take(harness):
     h = harness()
     dispute_id = h.open()
-    h.llm.push(Reply(content=classification_json("suspected_fraud", 0.9, "escalate", flags=["fraud_risk"])))
+    h.llm.push(
+        Reply(content=classification_json("suspected_fraud", 0.9, "escalate", flags=["fraud_risk"]))
+    )
     result = h.mediate()
     assert result.escalations == {"fraud_indicator": 1} and result.sessions_opened == 0
     assert h.node.requests == []
     kinds = [e["kind"] for e in h.events()]
-    for kind in ("reasoning_verdict", "start_attempt_stopped", "escalation_recommended", "handoff_prepared"):
+    for kind in (
+        "reasoning_verdict",
+        "start_attempt_stopped",
+        "escalation_recommended",
+        "handoff_prepared",
+    ):
         assert kinds.count(kind) == 1, kind
-    assert h.events("start_attempt_stopped")[0]["payload"] == {"dispute_id": dispute_id,
-                                                               "stop_reason": "policy_escalate",
-                                                               "trigger": "fraud_indicator"}
+    assert h.events("start_attempt_stopped")[0]["payload"] == {
+        "dispute_id": dispute_id,
+        "stop_reason": "policy_escalate",
+        "trigger": "fraud_indicator",
+    }
     handoff = h.events("handoff_prepared")[0]
     assert handoff["payload"]["dispute_id"] == dispute_id and "session_id" not in handoff["payload"]
     assert handoff["payload_json"].startswith('{"dispute_id":')
@@ -139,11 +172,17 @@ def test_opening_failures_retry_then_escalate_on_the_third(harness):
         assert result.exit_code == 4
         failed = h.events("reasoning_call_failed")
         assert [e["payload"]["attempt_count"] for e in failed] == list(range(1, run + 1))
-        assert all(set(e["payload"]) == {"attempt_count", "dispute_id", "error_category", "model", "provider"}
-                   for e in failed)
+        assert all(
+            set(e["payload"])
+            == {"attempt_count", "dispute_id", "error_category", "model", "provider"}
+            for e in failed
+        )
         if run < 3:
             assert result.escalations == {}
-            assert h.events("start_attempt_stopped")[-1]["payload"]["stop_reason"] == "reasoning_failed"
+            assert (
+                h.events("start_attempt_stopped")[-1]["payload"]["stop_reason"]
+                == "reasoning_failed"
+            )
     assert result.escalations == {"reasoning_unavailable": 1}
     assert h.events("handoff_prepared")[0]["payload"]["dispute_id"] == dispute_id
 
@@ -178,7 +217,9 @@ def test_a_closed_summary_session_is_never_taken_again(harness):
     for _ in range(2):
         h.mediate()
     assert len(h.node.takes(dispute_id)) == 1
-    assert h.rows("SELECT COUNT(*) AS n FROM mediation_messages WHERE direction='outbound'") == [{"n": 2}]
+    assert h.rows("SELECT COUNT(*) AS n FROM mediation_messages WHERE direction='outbound'") == [
+        {"n": 2}
+    ]
 
 
 def test_a_summary_decided_in_a_run_is_delivered_in_that_run(harness):
@@ -190,8 +231,12 @@ def test_a_summary_decided_in_a_run_is_delivered_in_that_run(harness):
     for solver in h.solvers:
         assert any(marker_of(dm.content) == "mediation_summary/v2" for dm in solver.inbox())
     assert [e["payload"]["reason"] for e in h.events("session_closed")] == ["summary_delivered"]
-    assert h.rows("SELECT lifecycle_state FROM disputes WHERE dispute_id=?", (dispute_id,))[0][
-        "lifecycle_state"] == "taken"
+    assert (
+        h.rows("SELECT lifecycle_state FROM disputes WHERE dispute_id=?", (dispute_id,))[0][
+            "lifecycle_state"
+        ]
+        == "taken"
+    )
 
 
 def test_a_run_whose_summary_call_failed_delivers_it_next_run(harness):
@@ -212,7 +257,9 @@ def test_dropped_key_warns_and_max_starts_limits_starts(harness, caplog):
     h.listen()
     from serbero_cli.config import load_config
 
-    assert any("inbound_fetch_interval_seconds" in w for w in load_config(h.config_path, env={}).warnings)
+    assert any(
+        "inbound_fetch_interval_seconds" in w for w in load_config(h.config_path, env={}).warnings
+    )
     h.llm.push(ask(), ask(), ask())
     result = h.mediate()
     assert result.starts_attempted == 2 and result.starts_skipped == {"max_starts": 1}

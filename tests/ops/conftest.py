@@ -33,9 +33,13 @@ def cli(clean_env):
     return invoke
 
 
-def build_info_event(keys: ns.Keys, tags: dict[str, str], created_at: int | None = None) -> ns.Event:
+def build_info_event(
+    keys: ns.Keys, tags: dict[str, str], created_at: int | None = None
+) -> ns.Event:
     """A kind-38385 info event as a Mostro node publishes it (d = its own pubkey, empty content)."""
-    all_tags = [["d", keys.public_key().to_hex()]] + [[k, v] for k, v in tags.items()] + [["z", "info"]]
+    all_tags = (
+        [["d", keys.public_key().to_hex()]] + [[k, v] for k, v in tags.items()] + [["z", "info"]]
+    )
     builder = ns.EventBuilder(ns.Kind(38385), "").tags([ns.Tag.parse(t) for t in all_tags])
     if created_at is not None:
         builder = builder.custom_created_at(ns.Timestamp.from_secs(created_at))
@@ -50,9 +54,18 @@ def parse_cli(argv: list[str]) -> None:
         ctx = command.make_context(name, args, parent=ctx)
         if not hasattr(command, "resolve_command"):
             return
-        rest = list(getattr(ctx, "_protected_args", None) or getattr(ctx, "protected_args", None) or []) + ctx.args
+        rest = (
+            list(
+                getattr(ctx, "_protected_args", None) or getattr(ctx, "protected_args", None) or []
+            )
+            + ctx.args
+        )
         if not rest:
             return
-        if not rest[0].startswith("-") and command.get_command(ctx, rest[0]) is None and ctx.parent is None:
+        if (
+            not rest[0].startswith("-")
+            and command.get_command(ctx, rest[0]) is None
+            and ctx.parent is None
+        ):
             pytest.skip(f"{rest[0]} is not registered in this build yet")
         name, command, args = command.resolve_command(ctx, rest)

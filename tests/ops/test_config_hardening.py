@@ -19,8 +19,9 @@ def test_a_key_set_twice_exits_2_naming_the_file_and_line(make_config, db_path):
     cfg.write_text("\n".join(lines) + "\n")
     proc = invoke(cfg, "listen")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == (f"{cfg}:{first + 2}: [serbero] log_level: duplicate key "
-                                   f"(first set on line {first + 1})")
+    assert proc.stderr.strip() == (
+        f"{cfg}:{first + 2}: [serbero] log_level: duplicate key (first set on line {first + 1})"
+    )
     assert not db_path.exists()
 
 
@@ -35,15 +36,21 @@ def test_a_key_set_twice_in_an_array_table_names_its_line(make_config):
     assert f"{cfg}:{at + 2}: [[solvers]] permission: duplicate key" in err
 
 
-@pytest.mark.parametrize("args", [
-    pytest.param(("listen",), id="listen"),
-    pytest.param(("keys", "generate"), id="keys-generate"),
-    pytest.param(("doctor",), id="doctor"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("listen",), id="listen"),
+        pytest.param(("keys", "generate"), id="keys-generate"),
+        pytest.param(("doctor",), id="doctor"),
+    ],
+)
 def test_an_unknown_log_level_option_is_a_usage_error(make_config, args):
     proc = invoke(make_config(), "--log-level", "verbose", *args)
     assert proc.returncode == 2
-    assert "--log-level" in proc.stderr and "'verbose' is not one of debug, info, warning, error" in proc.stderr
+    assert (
+        "--log-level" in proc.stderr
+        and "'verbose' is not one of debug, info, warning, error" in proc.stderr
+    )
     assert proc.stdout == ""
 
 
@@ -79,12 +86,15 @@ def test_an_nsec_in_a_pubkey_key_is_named_as_a_secret_and_never_echoed(make_conf
         assert secret[5:25] not in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("args", [
-    pytest.param(("--solver", "{nsec}"), id="solver"),
-    pytest.param(("--solver", "{nsec}:write"), id="solver-with-permission"),
-    pytest.param(("--solver", "nostr:{nsec}:admin"), id="solver-with-bad-permission"),
-    pytest.param(("--mostro-pubkey", "{nsec}"), id="mostro-pubkey"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("--solver", "{nsec}"), id="solver"),
+        pytest.param(("--solver", "{nsec}:write"), id="solver-with-permission"),
+        pytest.param(("--solver", "nostr:{nsec}:admin"), id="solver-with-bad-permission"),
+        pytest.param(("--mostro-pubkey", "{nsec}"), id="mostro-pubkey"),
+    ],
+)
 def test_init_never_echoes_an_nsec_given_as_a_public_key(tmp_path, args):
     secret = ns.Keys.generate().secret_key().to_bech32()
     target = tmp_path / "config.toml"

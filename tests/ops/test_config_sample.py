@@ -33,7 +33,9 @@ def sample_keys() -> dict[str, set[str]]:
         found[section] = {key for table in tables for key in table}
     section = None
     for line in text.splitlines():
-        header = re.match(r"^(?:# )?\[\[?([a-z_]+)\]\]?$", line)  # an optional table is shown commented out
+        header = re.match(
+            r"^(?:# )?\[\[?([a-z_]+)\]\]?$", line
+        )  # an optional table is shown commented out
         if header:
             section = header.group(1)
         elif section and COMMENTED_KEY.match(line):
@@ -61,9 +63,16 @@ def test_sample_with_placeholders_replaced_loads_with_every_default(tmp_path):
     assert config.warnings == ()
     assert config.relays == ("wss://relay.mostro.network",)
     for spec in KEYS:
-        if spec.default is REQUIRED or spec.section in ARRAY_SECTIONS or spec.section in ("serbero", "mostro"):
+        if (
+            spec.default is REQUIRED
+            or spec.section in ARRAY_SECTIONS
+            or spec.section in ("serbero", "mostro")
+        ):
             continue
-        assert getattr(getattr(config, spec.section), spec.name) == spec.default, (spec.section, spec.name)
+        assert getattr(getattr(config, spec.section), spec.name) == spec.default, (
+            spec.section,
+            spec.name,
+        )
     assert config.db_path == tmp_path / "serbero.db"
 
 
@@ -82,8 +91,12 @@ def test_every_key_of_the_table_is_in_the_sample():
 
 def test_every_key_in_the_sample_is_known_to_the_loader():
     known = {(k.section, k.name) for k in KEYS}
-    unknown = [f"{section}.{key}" for section, keys in sample_keys().items() for key in keys
-               if (section, key) not in known]
+    unknown = [
+        f"{section}.{key}"
+        for section, keys in sample_keys().items()
+        for key in keys
+        if (section, key) not in known
+    ]
     assert unknown == []
     assert set(sample_keys()) == set(SECTIONS)
 

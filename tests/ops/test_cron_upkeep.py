@@ -50,13 +50,25 @@ def test_logrotate_rotates_the_phase_logs(tmp_path):
     group = grp.getgrgid(os.getgid()).gr_name
     logs = tmp_path / "log"
     logs.mkdir(mode=0o755)
-    (logs / "listen.log").write_text("2024-05-01T12:00:00Z INFO serbero_cli.listen.run: events fetched=1\n")
+    (logs / "listen.log").write_text(
+        "2024-05-01T12:00:00Z INFO serbero_cli.listen.run: events fetched=1\n"
+    )
     conf = tmp_path / "serbero"
-    conf.write_text(LOGROTATE.replace("/var/log/serbero", str(logs))
-                    .replace("su serbero serbero", f"su {user} {group}")
-                    .replace("create 0640 serbero serbero", f"create 0640 {user} {group}"))
-    proc = subprocess.run(["logrotate", "-v", "-f", "-s", str(tmp_path / "state"), str(conf)],
-                          capture_output=True, text=True, timeout=60)
+    conf.write_text(
+        LOGROTATE.replace("/var/log/serbero", str(logs))
+        .replace("su serbero serbero", f"su {user} {group}")
+        .replace("create 0640 serbero serbero", f"create 0640 {user} {group}")
+    )
+    proc = subprocess.run(
+        ["logrotate", "-v", "-f", "-s", str(tmp_path / "state"), str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "error" not in proc.stderr.lower(), proc.stderr
-    assert (logs / "listen.log.1").read_text().startswith("2024-05-01T12:00:00Z")  # delaycompress: not yet .gz
-    assert (logs / "listen.log").stat().st_size == 0 and oct((logs / "listen.log").stat().st_mode)[-3:] == "640"
+    assert (
+        (logs / "listen.log.1").read_text().startswith("2024-05-01T12:00:00Z")
+    )  # delaycompress: not yet .gz
+    assert (logs / "listen.log").stat().st_size == 0 and oct((logs / "listen.log").stat().st_mode)[
+        -3:
+    ] == "640"

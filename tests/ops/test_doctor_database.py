@@ -25,12 +25,17 @@ def fill(db_path: Path) -> None:
     store = open_db(db_path)
     with store.immediate() as conn:
         for i in range(300):
-            conn.execute("INSERT INTO sync_state (key, value, updated_at) VALUES (?,?,?)", (f"k{i}", "v" * 200, i))
+            conn.execute(
+                "INSERT INTO sync_state (key, value, updated_at) VALUES (?,?,?)",
+                (f"k{i}", "v" * 200, i),
+            )
     store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
 
 
-def test_doctor_fails_a_database_readable_by_group_or_others_and_gives_the_chmod(cli, make_config, db_path):
+def test_doctor_fails_a_database_readable_by_group_or_others_and_gives_the_chmod(
+    cli, make_config, db_path
+):
     config = make_config(sections=FAST)
     open_db(db_path).close()
     db_path.chmod(0o644)
@@ -43,8 +48,12 @@ def test_doctor_fails_a_database_readable_by_group_or_others_and_gives_the_chmod
     for path in [db_path, *(Path(f"{db_path}{s}") for s in ("-wal", "-shm"))]:
         path.chmod(0o600) if path.exists() else None
     result, doc = doctor_json(cli, config)
-    assert row(doc, "database mode") == {"name": "database mode", "status": "ok", "hint": "",
-                                         "detail": "serbero.db mode 0600"}
+    assert row(doc, "database mode") == {
+        "name": "database mode",
+        "status": "ok",
+        "hint": "",
+        "detail": "serbero.db mode 0600",
+    }
 
 
 def test_doctor_runs_quick_check_and_fails_a_damaged_database(cli, make_config, db_path):
@@ -57,7 +66,9 @@ def test_doctor_runs_quick_check_and_fails_a_damaged_database(cli, make_config, 
     root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name='sync_state'").fetchone()[0]
     conn.close()
     data = bytearray(db_path.read_bytes())
-    data[(root - 1) * page_size:root * page_size] = b"\xff" * page_size  # the header page stays intact
+    data[(root - 1) * page_size : root * page_size] = (
+        b"\xff" * page_size
+    )  # the header page stays intact
     db_path.write_bytes(bytes(data))
     before = db_path.read_bytes()
     result, doc = doctor_json(cli, config)
@@ -112,9 +123,26 @@ def _run_side_file_case_as_nobody(make_config, db_path: Path) -> None:
     wal.chmod(0o600)
     os.chown(wal, NOBODY, NOBODY)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")}
-    proc = subprocess.run([setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--inh-caps=-all",
-                           sys.executable, "-m", "serbero_cli", "--config", str(config), "doctor", "--json"],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=90)
+    proc = subprocess.run(
+        [
+            setpriv,
+            "--bounding-set",
+            "-dac_override,-dac_read_search,-fowner",
+            "--inh-caps=-all",
+            sys.executable,
+            "-m",
+            "serbero_cli",
+            "--config",
+            str(config),
+            "doctor",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=90,
+    )
     doc = json.loads(proc.stdout)
     assert proc.returncode == 4, proc.stderr
     check = row(doc, "database files")
@@ -122,7 +150,9 @@ def _run_side_file_case_as_nobody(make_config, db_path: Path) -> None:
     assert str(wal) in check["hint"]
 
 
-def test_doctor_fails_a_db_path_whose_folder_does_not_exist_as_a_config_error(cli, make_config, tmp_path):
+def test_doctor_fails_a_db_path_whose_folder_does_not_exist_as_a_config_error(
+    cli, make_config, tmp_path
+):
     missing = tmp_path / "typo" / "serbero.db"
     config = make_config(sections={**FAST, "serbero": {"db_path": str(missing)}})
     result, doc = doctor_json(cli, config)

@@ -24,7 +24,9 @@ def refusing_db(make_config, mostro, db_path):
     cfg = make_config()
     assert run_serbero(cfg, "listen").returncode == 0
     conn = sqlite3.connect(str(db_path))
-    conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON disputes BEGIN SELECT RAISE(ABORT, 'planted'); END")
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON disputes BEGIN SELECT RAISE(ABORT, 'planted'); END"
+    )
     conn.commit()
     conn.close()
     mostro.open_dispute()
@@ -70,13 +72,24 @@ def missing_tables(path):
 
 
 @pytest.mark.parametrize("command", ["listen", "dispatch-once"])
-@pytest.mark.parametrize("spoil,message", [
-    pytest.param(not_a_database, "cannot open database {path}: file is not a database", id="not-a-database"),
-    pytest.param(missing_tables, "cannot migrate database {path}: no such table: main.disputes",
-                 id="migration-fails"),
-])
-def test_a_database_that_cannot_be_opened_or_migrated_exits_1_with_one_line(make_config, db_path, command, spoil,
-                                                                             message):
+@pytest.mark.parametrize(
+    "spoil,message",
+    [
+        pytest.param(
+            not_a_database,
+            "cannot open database {path}: file is not a database",
+            id="not-a-database",
+        ),
+        pytest.param(
+            missing_tables,
+            "cannot migrate database {path}: no such table: main.disputes",
+            id="migration-fails",
+        ),
+    ],
+)
+def test_a_database_that_cannot_be_opened_or_migrated_exits_1_with_one_line(
+    make_config, db_path, command, spoil, message
+):
     cfg = make_config(relays=["ws://127.0.0.1:1"], sections=ESCALATION_ON)
     spoil(db_path)
     before = file_bytes(db_path)
@@ -87,4 +100,8 @@ def test_a_database_that_cannot_be_opened_or_migrated_exits_1_with_one_line(make
         assert file_bytes(db_path) == before
     proc = run_serbero(cfg, command, "--json")
     doc = json.loads(proc.stdout)
-    assert proc.returncode == 1 and doc["exit_code"] == 1 and doc["error"] == message.format(path=db_path)
+    assert (
+        proc.returncode == 1
+        and doc["exit_code"] == 1
+        and doc["error"] == message.format(path=db_path)
+    )

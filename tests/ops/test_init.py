@@ -29,7 +29,9 @@ def test_init_writes_a_0600_config_whose_key_matches_the_printed_registration(cl
     public_key = public_key_of(secret)
     assert f"{npub(public_key)}:read" in result.stdout
     assert public_key in result.stdout
-    assert NPUB_READ.findall(result.stdout) == [npub(public_key)] * 2  # the string, then the next step
+    assert (
+        NPUB_READ.findall(result.stdout) == [npub(public_key)] * 2
+    )  # the string, then the next step
     assert "read solver can be taken over by a human write solver" in result.stdout
     assert secret.reveal() not in result.stdout + result.stderr
     assert f"serbero --config {path} doctor" in result.stdout
@@ -74,15 +76,27 @@ def test_init_force_replaces_the_file_with_a_new_0600_inode(cli, tmp_path):
     assert result.stdout.startswith(f"replaced {path}")
     assert _mode(path) == 0o600
     assert path.stat().st_ino != old_inode
-    assert "private_key = \"nsec1" in path.read_text()
+    assert 'private_key = "nsec1' in path.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]  # no temp file left behind
 
 
-def test_init_key_to_env_prints_the_key_once_and_leaves_it_out_of_the_file(cli, tmp_path, clean_env):
+def test_init_key_to_env_prints_the_key_once_and_leaves_it_out_of_the_file(
+    cli, tmp_path, clean_env
+):
     path = tmp_path / "config.toml"
     mostro = ns.Keys.generate().public_key().to_hex()
-    result = cli("init", "--path", str(path), "--key-to-env", "--mostro-pubkey", mostro,
-                 "--relay", "wss://relay.example.org", "--solver", ns.Keys.generate().public_key().to_bech32())
+    result = cli(
+        "init",
+        "--path",
+        str(path),
+        "--key-to-env",
+        "--mostro-pubkey",
+        mostro,
+        "--relay",
+        "wss://relay.example.org",
+        "--solver",
+        ns.Keys.generate().public_key().to_bech32(),
+    )
     assert result.exit_code == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("SERBERO_PRIVATE_KEY=")]
     assert len(lines) == 1 and lines[0].startswith("SERBERO_PRIVATE_KEY=nsec1")
@@ -100,22 +114,41 @@ def test_init_fill_options_give_a_config_the_loader_accepts(cli, tmp_path):
     path = tmp_path / "config.toml"
     mostro = ns.Keys.generate().public_key()
     reader, writer = ns.Keys.generate().public_key(), ns.Keys.generate().public_key()
-    result = cli("init", "--path", str(path), "--mostro-pubkey", f"nostr:{mostro.to_bech32()}",
-                 "--relay", "ws://127.0.0.1:7777", "--relay", "wss://relay.example.org",
-                 "--solver", reader.to_hex(), "--solver", f"nostr:{writer.to_bech32()}:write")
+    result = cli(
+        "init",
+        "--path",
+        str(path),
+        "--mostro-pubkey",
+        f"nostr:{mostro.to_bech32()}",
+        "--relay",
+        "ws://127.0.0.1:7777",
+        "--relay",
+        "wss://relay.example.org",
+        "--solver",
+        reader.to_hex(),
+        "--solver",
+        f"nostr:{writer.to_bech32()}:write",
+    )
     assert result.exit_code == 0, result.stderr
     assert "Edit " not in result.stdout  # nothing left to fill in
     config = load_config(path, {})
     assert config.mostro_pubkey == mostro.to_hex()
     assert config.relays == ("ws://127.0.0.1:7777", "wss://relay.example.org")
-    assert [(s.pubkey, s.permission) for s in config.solvers] == [(reader.to_hex(), "read"), (writer.to_hex(), "write")]
+    assert [(s.pubkey, s.permission) for s in config.solvers] == [
+        (reader.to_hex(), "read"),
+        (writer.to_hex(), "write"),
+    ]
     assert config.db_path == tmp_path / "serbero.db"
 
 
 def test_init_without_fill_options_names_the_placeholders_to_edit(cli, tmp_path):
     path = tmp_path / "config.toml"
     result = cli("init", "--path", str(path))
-    assert "Edit " in result.stdout and "[mostro] pubkey" in result.stdout and "[[solvers]] pubkey" in result.stdout
+    assert (
+        "Edit " in result.stdout
+        and "[mostro] pubkey" in result.stdout
+        and "[[solvers]] pubkey" in result.stdout
+    )
 
 
 def test_init_rejects_bad_options_without_writing_anything(cli, tmp_path):
@@ -147,8 +180,18 @@ def test_init_then_doctor_pass_as_a_newcomer_runs_them(tmp_path, relay, mostro):
     path = tmp_path / "config.toml"
     mostro.open_dispute()
     solver = ns.Keys.generate().public_key().to_bech32()
-    init = run_serbero(None, "init", "--path", str(path), "--mostro-pubkey", mostro.pubkey,
-                       "--relay", relay.url, "--solver", f"{solver}:write")
+    init = run_serbero(
+        None,
+        "init",
+        "--path",
+        str(path),
+        "--mostro-pubkey",
+        mostro.pubkey,
+        "--relay",
+        relay.url,
+        "--solver",
+        f"{solver}:write",
+    )
     assert init.returncode == 0, init.stderr
     code, doc, stderr = run_json(path, "doctor")
     assert code == 0, (doc, stderr)

@@ -19,9 +19,13 @@ from tests.helpers import run_serbero, write_config
 def keyed_config(tmp_path):
     """A valid config whose private key the test knows."""
     keys = ns.Keys.generate()
-    path = write_config(tmp_path / "config.toml", private_key=keys.secret_key().to_bech32(),
-                        mostro_pubkey=ns.Keys.generate().public_key().to_hex(), relays=["ws://127.0.0.1:7777"],
-                        solvers=[])
+    path = write_config(
+        tmp_path / "config.toml",
+        private_key=keys.secret_key().to_bech32(),
+        mostro_pubkey=ns.Keys.generate().public_key().to_hex(),
+        relays=["ws://127.0.0.1:7777"],
+        solvers=[],
+    )
     return path, keys
 
 
@@ -42,7 +46,13 @@ def test_keys_generate_prints_a_matching_pair_and_warns_on_stderr(cli):
 def test_keys_generate_text_lists_both_halves(cli):
     result = cli("keys", "generate")
     labels = [line.split("  ")[0].strip() for line in result.stdout.splitlines()]
-    assert labels == ["secret key (nsec)", "secret key (hex)", "public key (npub)", "public key (hex)", "register as"]
+    assert labels == [
+        "secret key (nsec)",
+        "secret key (hex)",
+        "public key (npub)",
+        "public key (hex)",
+        "register as",
+    ]
 
 
 def test_keys_show_prints_only_the_public_side(cli, keyed_config):
@@ -52,22 +62,41 @@ def test_keys_show_prints_only_the_public_side(cli, keyed_config):
     pub = keys.public_key()
     assert pub.to_hex() in result.stdout and f"{pub.to_bech32()}:read" in result.stdout
     everything = result.stdout + result.stderr
-    assert keys.secret_key().to_hex() not in everything and keys.secret_key().to_bech32() not in everything
+    assert (
+        keys.secret_key().to_hex() not in everything
+        and keys.secret_key().to_bech32() not in everything
+    )
     doc = json.loads(cli("--config", str(path), "keys", "show", "--json").stdout)
-    assert doc == {"public_key_hex": pub.to_hex(), "npub": pub.to_bech32(), "registration": pub.to_bech32() + ":read"}
+    assert doc == {
+        "public_key_hex": pub.to_hex(),
+        "npub": pub.to_bech32(),
+        "registration": pub.to_bech32() + ":read",
+    }
 
 
 def test_keys_show_uses_the_environment_key_like_the_loader(cli, keyed_config):
     path, _ = keyed_config
     other = ns.Keys.generate()
-    result = cli("--config", str(path), "keys", "show", env={"SERBERO_PRIVATE_KEY": other.secret_key().to_hex()})
+    result = cli(
+        "--config",
+        str(path),
+        "keys",
+        "show",
+        env={"SERBERO_PRIVATE_KEY": other.secret_key().to_hex()},
+    )
     assert other.public_key().to_hex() in result.stdout
 
 
 def test_keys_show_secret_from_env_needs_no_config(cli, tmp_path):
     keys = ns.Keys.generate()
-    result = cli("--config", str(tmp_path / "missing.toml"), "keys", "show", "--secret-from-env",
-                 env={"SERBERO_PRIVATE_KEY": keys.secret_key().to_bech32()})
+    result = cli(
+        "--config",
+        str(tmp_path / "missing.toml"),
+        "keys",
+        "show",
+        "--secret-from-env",
+        env={"SERBERO_PRIVATE_KEY": keys.secret_key().to_bech32()},
+    )
     assert result.exit_code == 0, result.stderr
     assert keys.public_key().to_bech32() + ":read" in result.stdout
     assert keys.secret_key().to_bech32() not in result.stdout + result.stderr
@@ -84,8 +113,13 @@ def test_keys_show_works_on_a_fresh_init_config_and_notes_its_placeholders(cli, 
 
 
 def test_keys_show_with_a_bad_private_key_names_the_line(cli, tmp_path):
-    path = write_config(tmp_path / "config.toml", private_key="abc", mostro_pubkey=ns.Keys.generate().public_key().to_hex(),
-                        relays=["ws://127.0.0.1:7777"], solvers=[])
+    path = write_config(
+        tmp_path / "config.toml",
+        private_key="abc",
+        mostro_pubkey=ns.Keys.generate().public_key().to_hex(),
+        relays=["ws://127.0.0.1:7777"],
+        solvers=[],
+    )
     result = cli("--config", str(path), "keys", "show")
     assert result.exit_code == 2
     assert f"{path}:7: [serbero] private_key: not a valid secret key" in result.stderr
@@ -111,16 +145,24 @@ def test_keys_convert_round_trips_secret_keys_and_warns_each_time(cli):
     assert "secret key" in to_hex.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    pytest.param(["a" * 64], "--as public or --as secret", id="hex-is-ambiguous"),
-    pytest.param(["hello"], "not a key", id="garbage"),
-    pytest.param(["--as", "public", "f" * 64], "not a valid public key", id="off-curve"),
-    pytest.param(["--as", "secret", "0" * 64], "not a valid secret key", id="zero-secret"),
-    pytest.param(["--as", "secret", "npub1" + "q" * 58], "drop --as secret", id="npub-as-secret"),
-    pytest.param(["--as", "both", "a" * 64], "--as must be public or secret", id="bad-as"),
-    pytest.param(["npub1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"], "not a valid public key",
-                 id="bad-checksum"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        pytest.param(["a" * 64], "--as public or --as secret", id="hex-is-ambiguous"),
+        pytest.param(["hello"], "not a key", id="garbage"),
+        pytest.param(["--as", "public", "f" * 64], "not a valid public key", id="off-curve"),
+        pytest.param(["--as", "secret", "0" * 64], "not a valid secret key", id="zero-secret"),
+        pytest.param(
+            ["--as", "secret", "npub1" + "q" * 58], "drop --as secret", id="npub-as-secret"
+        ),
+        pytest.param(["--as", "both", "a" * 64], "--as must be public or secret", id="bad-as"),
+        pytest.param(
+            ["npub1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"],
+            "not a valid public key",
+            id="bad-checksum",
+        ),
+    ],
+)
 def test_keys_convert_rejects_bad_input_with_one_line_and_exit_2(cli, args, message):
     result = cli("keys", "convert", *args)
     assert result.exit_code == 2

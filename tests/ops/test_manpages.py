@@ -15,7 +15,16 @@ from tests.helpers import ROOT
 from tests.ops.conftest import parse_cli
 
 MAN = ROOT / "man"
-SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "FILES", "ENVIRONMENT", "EXAMPLES")
+SECTIONS = (
+    "NAME",
+    "SYNOPSIS",
+    "DESCRIPTION",
+    "OPTIONS",
+    "EXIT STATUS",
+    "FILES",
+    "ENVIRONMENT",
+    "EXAMPLES",
+)
 PAGES = render_pages()
 
 
@@ -24,7 +33,9 @@ def test_committed_pages_equal_the_generator_output():
     stale = sorted(set(committed) - set(PAGES))
     missing = sorted(set(PAGES) - set(committed))
     changed = sorted(name for name in set(PAGES) & set(committed) if PAGES[name] != committed[name])
-    assert (missing, stale, changed) == ([], [], []), "man pages are out of date: run scripts/gen-man"
+    assert (missing, stale, changed) == ([], [], []), (
+        "man pages are out of date: run scripts/gen-man"
+    )
 
 
 def test_every_registered_command_has_a_page():
@@ -32,7 +43,9 @@ def test_every_registered_command_has_a_page():
     ctx = root.context_class(root, info_name="serbero")
     expected = {"serbero.1"} | {f"serbero-{name}.1" for name in root.list_commands(ctx)}
     assert set(PAGES) == expected
-    assert {"serbero-init.1", "serbero-keys.1", "serbero-doctor.1", "serbero-listen.1"} <= set(PAGES)
+    assert {"serbero-init.1", "serbero-keys.1", "serbero-doctor.1", "serbero-listen.1"} <= set(
+        PAGES
+    )
 
 
 @pytest.mark.parametrize("name", sorted(PAGES))
@@ -54,7 +67,9 @@ def test_subcommand_pages_list_their_real_options():
     assert r"\fB75\fR" in PAGES["serbero-listen.1"]
 
 
-@pytest.mark.parametrize("example", [e for notes in COMMAND_NOTES.values() for e in notes["examples"]])
+@pytest.mark.parametrize(
+    "example", [e for notes in COMMAND_NOTES.values() for e in notes["examples"]]
+)
 def test_man_page_examples_use_real_commands_and_options(example):
     parse_cli(example.split()[1:])
 
@@ -71,13 +86,20 @@ def test_generation_is_deterministic():
     assert render_pages() == PAGES
 
 
-@pytest.mark.skipif(shutil.which("groff") is None, reason="groff is not installed (scripts/test installs groff-base)")
+@pytest.mark.skipif(
+    shutil.which("groff") is None,
+    reason="groff is not installed (scripts/test installs groff-base)",
+)
 @pytest.mark.parametrize("name", sorted(PAGES))
 def test_groff_renders_each_page_without_warnings(name, tmp_path):
     page = tmp_path / name
     page.write_text(PAGES[name], encoding="utf-8")
-    proc = subprocess.run(["groff", "-ww", "-man", "-Tutf8", "-z", str(page)], capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run(
+        ["groff", "-ww", "-man", "-Tutf8", "-z", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert (proc.returncode, proc.stderr) == (0, "")
 
 
@@ -86,6 +108,10 @@ def test_groff_renders_each_page_without_warnings(name, tmp_path):
 def test_mandoc_lint_finds_nothing(name, tmp_path):
     page = tmp_path / name
     page.write_text(PAGES[name], encoding="utf-8")
-    proc = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", str(page)], capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run(
+        ["mandoc", "-T", "lint", "-W", "warning", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.stdout + proc.stderr == ""

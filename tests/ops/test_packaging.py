@@ -24,10 +24,30 @@ ENVIRONMENT_NOTES = ("byte-compiling is disabled",)
 def wheel(tmp_path_factory) -> tuple[Path, str]:
     """A wheel built from this checkout with the venv's setuptools (offline), and the build log."""
     out = tmp_path_factory.mktemp("wheel")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                           "-v", "-w", str(out), str(ROOT)], capture_output=True, text=True, timeout=300, cwd=out)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-v",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=out,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for leftover in ("build", "serbero.egg-info"):  # an in-tree build leaves these (both git-ignored)
+    for leftover in (
+        "build",
+        "serbero.egg-info",
+    ):  # an in-tree build leaves these (both git-ignored)
         shutil.rmtree(ROOT / leftover, ignore_errors=True)
     (path,) = out.glob("serbero-*.whl")
     return path, proc.stdout + proc.stderr
@@ -35,15 +55,21 @@ def wheel(tmp_path_factory) -> tuple[Path, str]:
 
 def test_the_wheel_builds_without_a_warning(wheel):
     _, log = wheel
-    warnings = [line for line in log.splitlines() if any(w in line for w in WARNING_WORDS)
-                and not any(note in line for note in ENVIRONMENT_NOTES)]
+    warnings = [
+        line
+        for line in log.splitlines()
+        if any(w in line for w in WARNING_WORDS)
+        and not any(note in line for note in ENVIRONMENT_NOTES)
+    ]
     assert warnings == []
 
 
 def test_the_wheel_declares_an_spdx_license(wheel):
     path, _ = wheel
     with zipfile.ZipFile(path) as zf:
-        metadata = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+        metadata = zf.read(
+            next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        ).decode()
     assert "License-Expression: MIT" in metadata.splitlines()
 
 
@@ -59,17 +85,38 @@ def test_man_finds_serbero_once_the_prefix_share_man_is_on_manpath(wheel, tmp_pa
     # A scratch venv, filled by this pip through --python: installing with --prefix into the test's
     # own environment would uninstall the serbero the suite runs.
     prefix = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True, timeout=120)
-    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(prefix / "bin" / "python"), "install",
-                           "--no-deps", "--no-index", "--no-compile", str(path)],
-                          capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True, timeout=120
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(prefix / "bin" / "python"),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--no-compile",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     installed = prefix / "share" / "man" / "man1"
     assert (installed / "serbero.1").read_text() == (MAN / "serbero.1").read_text()
     if shutil.which("man") is None:
         pytest.skip("man is not installed")
-    found = subprocess.run(["man", "-w", "serbero-backup"], capture_output=True, text=True, timeout=30,
-                           env={**os.environ, "MANPATH": str(prefix / "share" / "man")})
+    found = subprocess.run(
+        ["man", "-w", "serbero-backup"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "MANPATH": str(prefix / "share" / "man")},
+    )
     assert found.stdout.strip() == str(installed / "serbero-backup.1"), found.stderr
 
 
@@ -96,8 +143,13 @@ def run_script(project: Path, **env: str) -> subprocess.CompletedProcess:
     fake = project / "fake-python"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
-    return subprocess.run([str(project / "scripts" / "ensure-venv")], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHON": str(fake), **env})
+    return subprocess.run(
+        [str(project / "scripts" / "ensure-venv")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHON": str(fake), **env},
+    )
 
 
 def test_a_successful_install_prints_one_line_and_none_of_pips_output(script_copy):
@@ -112,6 +164,9 @@ def test_a_successful_install_prints_one_line_and_none_of_pips_output(script_cop
 def test_a_failed_install_shows_pips_output_and_fails(script_copy):
     proc = run_script(script_copy, FAIL_PIP="1")
     assert proc.returncode == 1 and proc.stdout == ""
-    assert "No matching distribution found for nostr-sdk" in proc.stderr and "Collecting something-199" in proc.stderr
+    assert (
+        "No matching distribution found for nostr-sdk" in proc.stderr
+        and "Collecting something-199" in proc.stderr
+    )
     assert "installing Serbero into .venv failed" in proc.stderr
     assert not (script_copy / ".venv" / ".serbero-installed").exists()

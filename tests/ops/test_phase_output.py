@@ -26,8 +26,10 @@ def summary(stdout: str, phase: str) -> dict[str, str]:
 
 
 def mediation_on(llm_base: str = "http://127.0.0.1:9/v1") -> dict:
-    return {"mediation": {"enabled": True},
-            "reasoning": {"enabled": True, "provider": "openai-compatible", "api_base": llm_base}}
+    return {
+        "mediation": {"enabled": True},
+        "reasoning": {"enabled": True, "provider": "openai-compatible", "api_base": llm_base},
+    }
 
 
 def test_listen_prints_one_summary_line_into_a_pipe(make_config, mostro):
@@ -36,8 +38,13 @@ def test_listen_prints_one_summary_line_into_a_pipe(make_config, mostro):
     proc = run_serbero(cfg, "listen")
     assert proc.returncode == 0, proc.stderr
     fields = summary(proc.stdout, "listen")
-    assert {k: fields[k] for k in ("events", "new", "sent", "failed", "exit")} == \
-        {"events": "1", "new": "1", "sent": "2", "failed": "0", "exit": "0"}
+    assert {k: fields[k] for k in ("events", "new", "sent", "failed", "exit")} == {
+        "events": "1",
+        "new": "1",
+        "sent": "2",
+        "failed": "0",
+        "exit": "0",
+    }
 
 
 def test_listen_draws_its_table_on_a_terminal(make_config, mostro):
@@ -61,8 +68,12 @@ def test_listen_quiet_prints_nothing_on_success_on_a_pipe_or_a_terminal(make_con
 def test_listen_quiet_prints_the_summary_line_when_a_send_fails(make_config, mostro):
     pow_relay = start_relay(min_pow=16)  # stores the mined dispute event, refuses the unmined DMs
     try:
-        publish_to(pow_relay.url, mined_dispute_event(mostro.keys, "8c1b0f5e-0d5e-4a0e-9a43-0f0c4f3a9b11", 16,
-                                                      int(time.time())))
+        publish_to(
+            pow_relay.url,
+            mined_dispute_event(
+                mostro.keys, "8c1b0f5e-0d5e-4a0e-9a43-0f0c4f3a9b11", 16, int(time.time())
+            ),
+        )
         proc = run_serbero(make_config(relays=[pow_relay.url]), "listen", "-q")
     finally:
         pow_relay.shutdown()
@@ -84,7 +95,9 @@ def test_disabled_mediation_prints_nothing_off_a_terminal_and_logs_at_debug(make
     proc = run_serbero(cfg, "mediate-once")
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
     proc = run_serbero(cfg, "--log-level", "debug", "mediate-once")
-    assert proc.stdout == "" and re.search(r" DEBUG serbero_cli\.mediation\.run: mediation disabled", proc.stderr)
+    assert proc.stdout == "" and re.search(
+        r" DEBUG serbero_cli\.mediation\.run: mediation disabled", proc.stderr
+    )
     code, stdout, _ = run_serbero_tty(cfg, "mediate-once")
     assert code == 0 and stdout.strip() == "mediation disabled"
     assert not db_path.exists()
@@ -98,7 +111,11 @@ def test_mediate_once_prints_one_summary_line_into_a_pipe_and_a_table_on_a_termi
     assert (fields["sessions"], fields["opened"], fields["exit"]) == ("0", "0", "0")
     code, stdout, stderr = run_serbero_tty(cfg, "mediate-once", env=API_ENV)
     assert code == 0, stderr
-    assert "mediate-once: " not in stdout and "sessions_opened" in stdout and len(stdout.splitlines()) > 5
+    assert (
+        "mediate-once: " not in stdout
+        and "sessions_opened" in stdout
+        and len(stdout.splitlines()) > 5
+    )
     assert run_serbero(cfg, "mediate-once", "-q", env=API_ENV).stdout == ""
 
 
@@ -115,7 +132,9 @@ def test_disabled_escalation_prints_nothing_off_a_terminal(make_config):
     assert "escalation is disabled" not in proc.stderr  # a debug line only
 
 
-def test_dispatch_once_prints_one_summary_line_into_a_pipe_and_its_counts_on_a_terminal(make_config):
+def test_dispatch_once_prints_one_summary_line_into_a_pipe_and_its_counts_on_a_terminal(
+    make_config,
+):
     cfg = make_config(sections={"escalation": {"enabled": True}})
     proc = run_serbero(cfg, "dispatch-once")
     assert proc.returncode == 0, proc.stderr
@@ -124,7 +143,10 @@ def test_dispatch_once_prints_one_summary_line_into_a_pipe_and_its_counts_on_a_t
     code, stdout, _ = run_serbero_tty(cfg, "dispatch-once")
     assert code == 0 and "dispatched 0" in stdout and "dispatch-once: " not in stdout
     assert run_serbero(cfg, "dispatch-once", "--quiet").stdout == ""
-    assert summary(run_serbero(cfg, "dispatch-once", "--dry-run").stdout, "dispatch-once")["dry_run"] == "yes"
+    assert (
+        summary(run_serbero(cfg, "dispatch-once", "--dry-run").stdout, "dispatch-once")["dry_run"]
+        == "yes"
+    )
 
 
 def test_json_output_is_unchanged_by_quiet_and_a_pipe(make_config, mostro):
@@ -134,11 +156,17 @@ def test_json_output_is_unchanged_by_quiet_and_a_pipe(make_config, mostro):
     assert proc.stdout.startswith('{"report": "listen/v1"') and len(proc.stdout.splitlines()) == 1
 
 
-def test_journal_stream_gives_priority_prefixed_lines_without_timestamps(make_config, mostro, relay):
+def test_journal_stream_gives_priority_prefixed_lines_without_timestamps(
+    make_config, mostro, relay
+):
     # The second relay is unreachable: a warning line (and a short fetch timeout keeps the wait short).
-    cfg = make_config(relays=[relay.url, "ws://127.0.0.1:9"], sections={"listen": {"fetch_timeout_seconds": 2}})
+    cfg = make_config(
+        relays=[relay.url, "ws://127.0.0.1:9"], sections={"listen": {"fetch_timeout_seconds": 2}}
+    )
     mostro.open_dispute()
-    proc = run_serbero(cfg, "--log-level", "debug", "listen", "-q", env={"JOURNAL_STREAM": "8:12345"})
+    proc = run_serbero(
+        cfg, "--log-level", "debug", "listen", "-q", env={"JOURNAL_STREAM": "8:12345"}
+    )
     lines = proc.stderr.splitlines()
     assert lines and all(JOURNAL.match(line) for line in lines), proc.stderr
     priorities = {JOURNAL.match(line).group(1) for line in lines}
@@ -161,7 +189,9 @@ def test_log_file_lines_carry_a_utc_timestamp_and_steps_log_at_info(make_config,
     proc = run_serbero(cfg, "listen", "-q")
     lines = proc.stderr.splitlines()
     assert lines and all(TIMESTAMPED.match(line) for line in lines), proc.stderr
-    steps = [line.split(": ", 1)[1].split()[0] for line in lines if " serbero_cli.listen.run: " in line]
+    steps = [
+        line.split(": ", 1)[1].split()[0] for line in lines if " serbero_cli.listen.run: " in line
+    ]
     assert steps == ["events", "outbox"]
 
 
@@ -180,7 +210,9 @@ def test_a_log_record_stays_one_line_when_its_values_hold_controls(tmp_path, mak
     moved.write_text(cfg.read_text())
     moved.chmod(0o600)
     proc = run_serbero(moved, "dispatch-once", "--dry-run")
-    warnings = [line for line in proc.stderr.splitlines() if "inbound_fetch_interval_seconds" in line]
+    warnings = [
+        line for line in proc.stderr.splitlines() if "inbound_fetch_interval_seconds" in line
+    ]
     assert len(warnings) == 1 and TIMESTAMPED.match(warnings[0])
     assert "odd\\nname\\x1b[31m" in warnings[0] and "\x1b" not in proc.stderr
 
@@ -195,4 +227,6 @@ def test_nostr_sdk_debug_log_goes_to_stderr_colourless_and_json_stays_clean(make
     assert sdk and all(TIMESTAMPED.match(line) for line in sdk)
     assert "\x1b[" not in proc.stderr
     code, stdout, stderr = run_serbero_tty(cfg, "--log-level", "debug", "listen")
-    assert code == 0 and "nostr_sdk" not in stdout and "nostr_sdk" in stderr  # a terminal's table stays clean
+    assert (
+        code == 0 and "nostr_sdk" not in stdout and "nostr_sdk" in stderr
+    )  # a terminal's table stays clean

@@ -33,12 +33,12 @@ def example_commands() -> list[list[str]]:
             line = re.sub(r"\$\([^)]*\)", "SUBST", line)
             words = shlex.split(line, comments=True)
             ends = [i for i, w in enumerate(words) if w in SHELL_END or w.startswith((">", "2>"))]
-            words = words[:ends[0]] if ends else words
+            words = words[: ends[0]] if ends else words
             # `VAR=value serbero …`, `sudo -u serbero /opt/serbero/.venv/bin/serbero …`
             for i, word in enumerate(words):
                 env_prefix = all(re.match(r"^[A-Z_]+=", w) for w in words[:i])
                 if (word == "serbero" and env_prefix) or word.endswith("/bin/serbero"):
-                    commands.append(words[i + 1:])
+                    commands.append(words[i + 1 :])
                     break
     return commands
 
@@ -51,7 +51,9 @@ def test_first_section_is_exactly_the_two_newcomer_commands():
 
 def test_config_table_matches_the_loader_keys():
     start = README.index(README_START) + len(README_START)
-    assert README[start:README.index(README_END)] == "\n" + markdown_table(), "run scripts/gen-readme-config"
+    assert README[start : README.index(README_END)] == "\n" + markdown_table(), (
+        "run scripts/gen-readme-config"
+    )
 
 
 def test_every_subcommand_is_described_with_an_example():
@@ -64,7 +66,7 @@ def test_every_subcommand_is_described_with_an_example():
 
 
 def test_exit_code_table_lists_every_code():
-    table = README[README.index("## Exit codes"):README.index("## Troubleshooting")]
+    table = README[README.index("## Exit codes") : README.index("## Troubleshooting")]
     for code in ExitCode:
         assert re.search(rf"^\| {int(code)} \|", table, re.M), code
 
@@ -76,8 +78,12 @@ def test_readme_examples_use_real_commands_and_options(argv):
 
 def test_readme_names_the_registration_string_and_why_read():
     assert "npub1…:read" in README
-    section = " ".join(README[README.index("## Registering Serbero"):README.index("## Configuration")].split())
-    assert "only a dispute held by a read solver can be taken over by a human write solver" in section
+    section = " ".join(
+        README[README.index("## Registering Serbero") : README.index("## Configuration")].split()
+    )
+    assert (
+        "only a dispute held by a read solver can be taken over by a human write solver" in section
+    )
     assert 'serbero_pubkey = "npub1…"' in section and "mostrod 0.19.2 or newer" in section
     assert "admin-add-solver" in section and "cannot be changed by registering it again" in section
 
@@ -85,32 +91,57 @@ def test_readme_names_the_registration_string_and_why_read():
 def section(title: str) -> str:
     start = README.index(title)
     end = README.find("\n## ", start + len(title))
-    return " ".join(README[start:end if end != -1 else None].split())
+    return " ".join(README[start : end if end != -1 else None].split())
 
 
 def test_install_copies_no_venv_and_creates_the_log_folder():
     install = section("## Install for production")
-    assert "git clone" in install and "rsync -a --exclude .venv" in install and "cp -r" not in install
+    assert (
+        "git clone" in install and "rsync -a --exclude .venv" in install and "cp -r" not in install
+    )
     assert "install -d -o serbero -g serbero -m 0750 /var/log/serbero" in install
     assert "MANPATH" in install and ".venv/share/man" in install
 
 
 def test_secrets_document_every_source_in_order():
     install = section("## Install for production")
-    order = [install.index(word) for word in ("SERBERO_PRIVATE_KEY`,", "_FILE", "CREDENTIALS_DIRECTORY",
-                                               "the config file, for the private key only")]
+    order = [
+        install.index(word)
+        for word in (
+            "SERBERO_PRIVATE_KEY`,",
+            "_FILE",
+            "CREDENTIALS_DIRECTORY",
+            "the config file, for the private key only",
+        )
+    ]
     assert order == sorted(order)
     assert "serbero-private-key" in install and "serbero-reasoning-api-key" in install
 
 
-@pytest.mark.parametrize("title, phrases", [
-    pytest.param("### Backups", ("serbero backup", "0600", "quick_check", "--force"), id="backups"),
-    pytest.param("### Pruning", ("--resolved-before", "--dry-run", "7d", "500", "75"), id="pruning"),
-    pytest.param("### Upgrading", ("first write", "backup", "pip install /opt/serbero"), id="upgrading"),
-    pytest.param("### Rotating Serbero's key", ("derived from Serbero's own key", "times out", "escalates"),
-                 id="key-rotation"),
-    pytest.param("## Output and logs", ("--quiet", "key=value", "JOURNAL_STREAM", "<3>", "<7>"), id="output"),
-])
+@pytest.mark.parametrize(
+    "title, phrases",
+    [
+        pytest.param(
+            "### Backups", ("serbero backup", "0600", "quick_check", "--force"), id="backups"
+        ),
+        pytest.param(
+            "### Pruning", ("--resolved-before", "--dry-run", "7d", "500", "75"), id="pruning"
+        ),
+        pytest.param(
+            "### Upgrading", ("first write", "backup", "pip install /opt/serbero"), id="upgrading"
+        ),
+        pytest.param(
+            "### Rotating Serbero's key",
+            ("derived from Serbero's own key", "times out", "escalates"),
+            id="key-rotation",
+        ),
+        pytest.param(
+            "## Output and logs",
+            ("--quiet", "key=value", "JOURNAL_STREAM", "<3>", "<7>"),
+            id="output",
+        ),
+    ],
+)
 def test_upkeep_and_output_sections_cover_what_operators_need(title, phrases):
     text = section(title)
     assert all(phrase in text for phrase in phrases), [p for p in phrases if p not in text]

@@ -46,28 +46,54 @@ class PartyChannel:
         self.sign = ns.Keys(ns.SecretKey.from_bytes(_expand(x, b"mostro:chat:sign:v1")))
 
     # --- building what a party sends ---
-    def inner(self, text: str, created_at: int, *, signer: ns.Keys | None = None, kind: int = 1) -> ns.Event:
-        return (ns.EventBuilder(ns.Kind(kind), text)
-                .custom_created_at(ns.Timestamp.from_secs(created_at))
-                .finalize(signer or self.trade))
+    def inner(
+        self, text: str, created_at: int, *, signer: ns.Keys | None = None, kind: int = 1
+    ) -> ns.Event:
+        return (
+            ns.EventBuilder(ns.Kind(kind), text)
+            .custom_created_at(ns.Timestamp.from_secs(created_at))
+            .finalize(signer or self.trade)
+        )
 
-    def kind14(self, inner_json: str, created_at: int, *, author: ns.Keys | None = None,
-               tags: list[ns.Tag] | None = None, content: str | None = None, kind: int = 14) -> ns.Event:
-        body = content if content is not None else ns.nip44_encrypt(
-            self.conv.secret_key(), self.conv.public_key(), inner_json, ns.Nip44Version.V2)
-        return (ns.EventBuilder(ns.Kind(kind), body)
-                .tags(tags if tags is not None else [ns.Tag.public_key(self.conv.public_key())])
-                .custom_created_at(ns.Timestamp.from_secs(created_at))
-                .finalize(author or self.sign))
+    def kind14(
+        self,
+        inner_json: str,
+        created_at: int,
+        *,
+        author: ns.Keys | None = None,
+        tags: list[ns.Tag] | None = None,
+        content: str | None = None,
+        kind: int = 14,
+    ) -> ns.Event:
+        body = (
+            content
+            if content is not None
+            else ns.nip44_encrypt(
+                self.conv.secret_key(), self.conv.public_key(), inner_json, ns.Nip44Version.V2
+            )
+        )
+        return (
+            ns.EventBuilder(ns.Kind(kind), body)
+            .tags(tags if tags is not None else [ns.Tag.public_key(self.conv.public_key())])
+            .custom_created_at(ns.Timestamp.from_secs(created_at))
+            .finalize(author or self.sign)
+        )
 
     def legacy_wrap(self, inner_json: str, now: int, *, content: str | None = None) -> ns.Event:
         eph = ns.Keys.generate()
-        body = content if content is not None else ns.nip44_encrypt(
-            eph.secret_key(), self.legacy.public_key(), inner_json, ns.Nip44Version.V2)
-        return (ns.EventBuilder(ns.Kind(1059), body)
-                .tags([ns.Tag.public_key(self.legacy.public_key())])
-                .custom_created_at(ns.Timestamp.from_secs(now - random.randint(0, 172800)))
-                .finalize(eph))
+        body = (
+            content
+            if content is not None
+            else ns.nip44_encrypt(
+                eph.secret_key(), self.legacy.public_key(), inner_json, ns.Nip44Version.V2
+            )
+        )
+        return (
+            ns.EventBuilder(ns.Kind(1059), body)
+            .tags([ns.Tag.public_key(self.legacy.public_key())])
+            .custom_created_at(ns.Timestamp.from_secs(now - random.randint(0, 172800)))
+            .finalize(eph)
+        )
 
     # --- opening what Serbero sends ---
     def open_kind14(self, event: ns.Event) -> ns.Event:
@@ -89,25 +115,69 @@ class PartyChannel:
 
 # --- the Mostro node's side ---
 
-def reply_message(variant: str, dispute_id: str, request_id: int | None, action: str, payload: Any,
-                  *, version: int = 1) -> dict[str, Any]:
-    return {variant: {"version": version, "request_id": request_id, "trade_index": None,
-                      "id": dispute_id, "action": action, "payload": payload}}
+
+def reply_message(
+    variant: str,
+    dispute_id: str,
+    request_id: int | None,
+    action: str,
+    payload: Any,
+    *,
+    version: int = 1,
+) -> dict[str, Any]:
+    return {
+        variant: {
+            "version": version,
+            "request_id": request_id,
+            "trade_index": None,
+            "id": dispute_id,
+            "action": action,
+            "payload": payload,
+        }
+    }
 
 
-def took_message(dispute_id: str, request_id: int | None, buyer: str | None, seller: str | None,
-                 *, version: int = 1, payload_id: str | None = None) -> dict[str, Any]:
-    info = {"id": "0c4f6a8e-1111-4a2b-9c3d-5e6f7a8b9c0d", "kind": "sell", "status": "dispute",
-            "buyer_pubkey": buyer, "seller_pubkey": seller, "initiator_pubkey": buyer,
-            "initiator_full_privacy": True, "counterpart_full_privacy": True, "initiator_info": None,
-            "counterpart_info": None, "premium": 0, "payment_method": "bank", "amount": 21000,
-            "fiat_amount": 100}
-    return reply_message("dispute", dispute_id, request_id, "admin-took-dispute",
-                         {"dispute": [payload_id or dispute_id, info]}, version=version)
+def took_message(
+    dispute_id: str,
+    request_id: int | None,
+    buyer: str | None,
+    seller: str | None,
+    *,
+    version: int = 1,
+    payload_id: str | None = None,
+) -> dict[str, Any]:
+    info = {
+        "id": "0c4f6a8e-1111-4a2b-9c3d-5e6f7a8b9c0d",
+        "kind": "sell",
+        "status": "dispute",
+        "buyer_pubkey": buyer,
+        "seller_pubkey": seller,
+        "initiator_pubkey": buyer,
+        "initiator_full_privacy": True,
+        "counterpart_full_privacy": True,
+        "initiator_info": None,
+        "counterpart_info": None,
+        "premium": 0,
+        "payment_method": "bank",
+        "amount": 21000,
+        "fiat_amount": 100,
+    }
+    return reply_message(
+        "dispute",
+        dispute_id,
+        request_id,
+        "admin-took-dispute",
+        {"dispute": [payload_id or dispute_id, info]},
+        version=version,
+    )
 
 
-def cantdo_message(dispute_id: str, request_id: int | None, reason: str | None, *, version: int = 1) -> dict[str, Any]:
-    return reply_message("cant-do", dispute_id, request_id, "cant-do", {"cant_do": reason}, version=version)
+def cantdo_message(
+    dispute_id: str, request_id: int | None, reason: str | None, *, version: int = 1
+) -> dict[str, Any]:
+    return reply_message(
+        "cant-do", dispute_id, request_id, "cant-do", {"cant_do": reason}, version=version
+    )
 
 
 def node_signature(keys: ns.Keys, message: dict[str, Any]) -> str:
@@ -116,28 +186,53 @@ def node_signature(keys: ns.Keys, message: dict[str, Any]) -> str:
     return keys.sign_schnorr(digest)
 
 
-def giftwrap_reply(mostro: ns.Keys, serbero_pubkey_hex: str, content: str, *, created_at: int,
-                   rumor_kind: int = 1, sealer: ns.Keys | None = None) -> ns.Event:
+def giftwrap_reply(
+    mostro: ns.Keys,
+    serbero_pubkey_hex: str,
+    content: str,
+    *,
+    created_at: int,
+    rumor_kind: int = 1,
+    sealer: ns.Keys | None = None,
+) -> ns.Event:
     """A node reply as a NIP-59 gift wrap; `sealer` forges the seal with another key."""
     signer = sealer or mostro
-    rumor = (ns.EventBuilder(ns.Kind(rumor_kind), content)
-             .custom_created_at(ns.Timestamp.from_secs(created_at))
-             .finalize_unsigned(signer.public_key()))
+    rumor = (
+        ns.EventBuilder(ns.Kind(rumor_kind), content)
+        .custom_created_at(ns.Timestamp.from_secs(created_at))
+        .finalize_unsigned(signer.public_key())
+    )
     return ns.nip59_make_gift_wrap(signer, ns.PublicKey.parse(serbero_pubkey_hex), rumor)
 
 
-def kind14_reply(mostro: ns.Keys, serbero_pubkey_hex: str, plaintext: str, *, created_at: int,
-                 author: ns.Keys | None = None, tags: list[ns.Tag] | None = None,
-                 content: str | None = None) -> ns.Event:
+def kind14_reply(
+    mostro: ns.Keys,
+    serbero_pubkey_hex: str,
+    plaintext: str,
+    *,
+    created_at: int,
+    author: ns.Keys | None = None,
+    tags: list[ns.Tag] | None = None,
+    content: str | None = None,
+) -> ns.Event:
     """A node reply as a v2 kind 14; `author` signs with another key (encrypting from it too)."""
     signer = author or mostro
     serbero = ns.PublicKey.parse(serbero_pubkey_hex)
-    body = content if content is not None else ns.nip44_encrypt(
-        signer.secret_key(), serbero, plaintext, ns.Nip44Version.V2)
-    default_tags = [ns.Tag.public_key(serbero),
-                    ns.Tag.expiration(ns.Timestamp.from_secs(created_at + 30 * 86400))]
-    return (ns.EventBuilder(ns.Kind(14), body).tags(tags if tags is not None else default_tags)
-            .custom_created_at(ns.Timestamp.from_secs(created_at)).finalize(signer))
+    body = (
+        content
+        if content is not None
+        else ns.nip44_encrypt(signer.secret_key(), serbero, plaintext, ns.Nip44Version.V2)
+    )
+    default_tags = [
+        ns.Tag.public_key(serbero),
+        ns.Tag.expiration(ns.Timestamp.from_secs(created_at + 30 * 86400)),
+    ]
+    return (
+        ns.EventBuilder(ns.Kind(14), body)
+        .tags(tags if tags is not None else default_tags)
+        .custom_created_at(ns.Timestamp.from_secs(created_at))
+        .finalize(signer)
+    )
 
 
 def compact(value: Any) -> str:

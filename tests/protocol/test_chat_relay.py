@@ -42,26 +42,41 @@ def setup_chat():
     serbero = generate_secret()
     serbero_pubkey = public_key_of(serbero)
     buyer, seller = ns.Keys.generate(), ns.Keys.generate()
-    channels = [derive_channel(serbero, "buyer", buyer.public_key().to_hex()),
-                derive_channel(serbero, "seller", seller.public_key().to_hex())]
-    parties = {"buyer": PartyChannel(buyer, serbero_pubkey), "seller": PartyChannel(seller, serbero_pubkey)}
+    channels = [
+        derive_channel(serbero, "buyer", buyer.public_key().to_hex()),
+        derive_channel(serbero, "seller", seller.public_key().to_hex()),
+    ]
+    parties = {
+        "buyer": PartyChannel(buyer, serbero_pubkey),
+        "seller": PartyChannel(seller, serbero_pubkey),
+    }
     return serbero, serbero_pubkey, channels, parties
 
 
 def test_serbero_envelopes_round_trip_to_the_party(relay):
     serbero, serbero_pubkey, channels, parties = setup_chat()
     now = int(time.time())
-    inners = {c.party: build_inner(serbero, f"{c.party.title()}: what happened?", now) for c in channels}
-    events = [kind14_wrap(inners[c.party], c) for c in channels] + [legacy_wrap(inners[c.party], c, now) for c in channels]
-    filters = chat_filters(channels, now=now, lookback_seconds=3 * 86400,
-                           cursors={c.trade_pubkey: now - 60 for c in channels})
+    inners = {
+        c.party: build_inner(serbero, f"{c.party.title()}: what happened?", now) for c in channels
+    }
+    events = [kind14_wrap(inners[c.party], c) for c in channels] + [
+        legacy_wrap(inners[c.party], c, now) for c in channels
+    ]
+    filters = chat_filters(
+        channels,
+        now=now,
+        lookback_seconds=3 * 86400,
+        cursors={c.trade_pubkey: now - 60 for c in channels},
+    )
     outcomes, fetched = aio.run(publish_and_fetch(relay.url, events, filters))
     assert all(o.ok for o in outcomes), [o.error_message() for o in outcomes]
     assert {e.id().to_hex() for e in fetched} == {e.id().to_hex() for e in events}
     for event in fetched:
         channel = route_event(event, channels)
         party = parties[channel.party]
-        inner = party.open_kind14(event) if event.kind().as_u16() == 14 else party.open_legacy(event)
+        inner = (
+            party.open_kind14(event) if event.kind().as_u16() == 14 else party.open_legacy(event)
+        )
         assert inner.author().to_hex() == serbero_pubkey
         assert inner.id().to_hex() == inners[channel.party].id
         assert inner.content() == f"{channel.party.title()}: what happened?"
@@ -84,8 +99,12 @@ def test_party_envelopes_round_trip_to_serbero_and_our_echoes_stay_quiet(relay):
         # a third party tagging the conversation address: never fetched (authors filter)
         buyer.kind14(buyer.inner("flood", now).as_json(), now, author=forger),
     ]
-    filters = chat_filters(channels, now=now, lookback_seconds=3 * 86400,
-                           cursors={c.trade_pubkey: now - 60 for c in channels})
+    filters = chat_filters(
+        channels,
+        now=now,
+        lookback_seconds=3 * 86400,
+        cursors={c.trade_pubkey: now - 60 for c in channels},
+    )
     outcomes, fetched = aio.run(publish_and_fetch(relay.url, events, filters))
     assert all(o.ok for o in outcomes)
     assert events[5].id().to_hex() not in {e.id().to_hex() for e in fetched}
@@ -98,7 +117,9 @@ def test_party_envelopes_round_trip_to_serbero_and_our_echoes_stay_quiet(relay):
         args = (state,) if opener is open_kind14 else ()
         results.append(opener(event, channel, serbero_pubkey, now, *args))
     ok = sorted((m.party, m.envelope, m.content, m.inner_id) for m in results if m.status == "ok")
-    assert ok == [("buyer", "kind14", "I sent the fiat", buyer_inner.id().to_hex()),
-                  ("seller", "giftwrap", "Nothing arrived yet", seller_inner.id().to_hex())]
+    assert ok == [
+        ("buyer", "kind14", "I sent the fiat", buyer_inner.id().to_hex()),
+        ("seller", "giftwrap", "Nothing arrived yet", seller_inner.id().to_hex()),
+    ]
     assert sorted(m.status for m in results if m.status != "ok") == ["echo", "echo", "forgery"]
     assert sum(m.counts_as_rejected for m in results) == 1

@@ -49,8 +49,12 @@ def pow_relay():
 @pytest.fixture
 def keys():
     serbero, mostro = ns.Keys.generate(), ns.Keys.generate()
-    return {"secret": Secret(serbero.secret_key().to_hex()), "pub": serbero.public_key().to_hex(),
-            "mostro": mostro, "mostro_pub": mostro.public_key().to_hex()}
+    return {
+        "secret": Secret(serbero.secret_key().to_hex()),
+        "pub": serbero.public_key().to_hex(),
+        "mostro": mostro,
+        "mostro_pub": mostro.public_key().to_hex(),
+    }
 
 
 async def publish_and_fetch(url: str, events: list, filters: list[dict]):
@@ -67,11 +71,18 @@ async def publish_and_fetch(url: str, events: list, filters: list[dict]):
 def test_protocol_v1_mined_gift_wrap_passes_a_pow_relay_and_opens_for_mostro(pow_relay, keys):
     now = int(time.time())
     mined = build_take_giftwrap(keys["secret"], keys["mostro_pub"], DISPUTE, R, pow_bits=8, now=now)
-    plain = next(w for w in (build_take_giftwrap(keys["secret"], keys["mostro_pub"], DISPUTE, R, pow_bits=0, now=now)
-                             for _ in range(50))
-                 if ns.get_leading_zero_bits(w.id().as_bytes()) < 8)  # an unmined wrap meets 8 bits 1 time in 256
+    plain = next(
+        w
+        for w in (
+            build_take_giftwrap(keys["secret"], keys["mostro_pub"], DISPUTE, R, pow_bits=0, now=now)
+            for _ in range(50)
+        )
+        if ns.get_leading_zero_bits(w.id().as_bytes()) < 8
+    )  # an unmined wrap meets 8 bits 1 time in 256
     node_filter = {"kinds": [1059], "#p": [keys["mostro_pub"]], "since": now - 7 * 86400}
-    (mined_out, plain_out), fetched = aio.run(publish_and_fetch(pow_relay.url, [mined, plain], [node_filter]))
+    (mined_out, plain_out), fetched = aio.run(
+        publish_and_fetch(pow_relay.url, [mined, plain], [node_filter])
+    )
     assert mined_out.ok and not plain_out.ok  # the relay enforces the difficulty
     assert [e.id().to_hex() for e in fetched] == [mined.id().to_hex()]
     gift = ns.UnwrappedGift.from_gift_wrap(keys["mostro"], fetched[0])
@@ -94,41 +105,87 @@ def test_mined_kind14_take_passes_a_pow_relay_and_decrypts_for_mostro(pow_relay,
 
 def test_protocol_v1_replies_from_the_relay_settle_only_the_genuine_take(relay, keys):
     now = int(time.time())
-    buyer, seller = ns.Keys.generate().public_key().to_hex(), ns.Keys.generate().public_key().to_hex()
+    buyer, seller = (
+        ns.Keys.generate().public_key().to_hex(),
+        ns.Keys.generate().public_key().to_hex(),
+    )
     attacker = ns.Keys.generate()
     events = [
         # A forged reply: attacker trade keys, wrapped by a non-Mostro key
-        giftwrap_reply(keys["mostro"], keys["pub"], compact([took_message(DISPUTE, None, attacker.public_key().to_hex(),
-                       ns.Keys.generate().public_key().to_hex()), None]), created_at=now, sealer=attacker),
+        giftwrap_reply(
+            keys["mostro"],
+            keys["pub"],
+            compact(
+                [
+                    took_message(
+                        DISPUTE,
+                        None,
+                        attacker.public_key().to_hex(),
+                        ns.Keys.generate().public_key().to_hex(),
+                    ),
+                    None,
+                ]
+            ),
+            created_at=now,
+            sealer=attacker,
+        ),
         # A replayed refusal for another dispute, and a stale one for ours
-        giftwrap_reply(keys["mostro"], keys["pub"], compact([cantdo_message(OTHER_DISPUTE, None, "invalid_pubkey"), None]),
-                       created_at=now - 5),
-        giftwrap_reply(keys["mostro"], keys["pub"], compact([cantdo_message(DISPUTE, None, "not_found"), None]),
-                       created_at=now - 3600),
-        giftwrap_reply(keys["mostro"], keys["pub"], compact([took_message(DISPUTE, R, buyer, seller), None]),
-                       created_at=now + 1),
+        giftwrap_reply(
+            keys["mostro"],
+            keys["pub"],
+            compact([cantdo_message(OTHER_DISPUTE, None, "invalid_pubkey"), None]),
+            created_at=now - 5,
+        ),
+        giftwrap_reply(
+            keys["mostro"],
+            keys["pub"],
+            compact([cantdo_message(DISPUTE, None, "not_found"), None]),
+            created_at=now - 3600,
+        ),
+        giftwrap_reply(
+            keys["mostro"],
+            keys["pub"],
+            compact([took_message(DISPUTE, R, buyer, seller), None]),
+            created_at=now + 1,
+        ),
     ]
-    outcomes, fetched = aio.run(publish_and_fetch(relay.url, events, [giftwrap_reply_filter(keys["pub"], now - 3 * 86400)]))
+    outcomes, fetched = aio.run(
+        publish_and_fetch(relay.url, events, [giftwrap_reply_filter(keys["pub"], now - 3 * 86400)])
+    )
     assert all(o.ok for o in outcomes) and len(fetched) == 4
     pending = [PendingTake(DISPUTE, R, now, "giftwrap")]
     replies = [read_giftwrap_reply(ev, keys["secret"], keys["mostro_pub"]) for ev in fetched]
     assert sum(r is None for r in replies) == 1  # the forged wrap
-    settled = [m for r in replies if r is not None
-               if (m := match_reply(pending, r, serbero_pubkey=keys["pub"], serbero_secret=keys["secret"]))]
+    settled = [
+        m
+        for r in replies
+        if r is not None
+        if (m := match_reply(pending, r, serbero_pubkey=keys["pub"], serbero_secret=keys["secret"]))
+    ]
     assert settled == [(DISPUTE, TakeOutcome("taken", None, buyer, seller))]
 
 
 def test_reply_from_the_relay_is_read_and_our_own_take_is_not(relay, keys):
     now = int(time.time())
     take = build_take_kind14(keys["secret"], keys["mostro_pub"], DISPUTE, R, pow_bits=0, now=now)
-    reply = kind14_reply(keys["mostro"], keys["pub"], compact([cantdo_message(DISPUTE, R, "invalid_pubkey", version=2),
-                                                               None, None]), created_at=now + 1)
-    outcomes, fetched = aio.run(publish_and_fetch(
-        relay.url, [take, reply], [kind14_reply_filter(keys["pub"], keys["mostro_pub"], now - 300)]))
+    reply = kind14_reply(
+        keys["mostro"],
+        keys["pub"],
+        compact([cantdo_message(DISPUTE, R, "invalid_pubkey", version=2), None, None]),
+        created_at=now + 1,
+    )
+    outcomes, fetched = aio.run(
+        publish_and_fetch(
+            relay.url,
+            [take, reply],
+            [kind14_reply_filter(keys["pub"], keys["mostro_pub"], now - 300)],
+        )
+    )
     assert all(o.ok for o in outcomes)
     assert [e.id().to_hex() for e in fetched] == [reply.id().to_hex()]
     read = read_kind14_reply(fetched[0], keys["secret"], keys["mostro_pub"])
     assert read is not None and read.transport == "nip44" and read.version == 2
     pending = [PendingTake(DISPUTE, R, now, "nip44")]
-    assert match_reply(pending, read, serbero_pubkey=keys["pub"], serbero_secret=keys["secret"]) == (
-        DISPUTE, TakeOutcome("refused", "invalid_pubkey"))
+    assert match_reply(
+        pending, read, serbero_pubkey=keys["pub"], serbero_secret=keys["secret"]
+    ) == (DISPUTE, TakeOutcome("refused", "invalid_pubkey"))

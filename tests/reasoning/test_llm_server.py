@@ -20,7 +20,10 @@ from tests.reasoning.support import complete, health, reasoning_config
 
 def test_server_urls_and_stop():
     server = LLMServer().start()
-    assert server.base_url == f"http://127.0.0.1:{server.port}" and server.openai_base == server.base_url + "/v1"
+    assert (
+        server.base_url == f"http://127.0.0.1:{server.port}"
+        and server.openai_base == server.base_url + "/v1"
+    )
     base = server.openai_base
     server.stop()
     with pytest.raises(ProviderError) as err:
@@ -89,7 +92,9 @@ def test_answer_builders_match_the_contracts():
     second = classification_json("unclear", 0.4, "ask_clarification", "q1", "q2")
     assert parse_classification(first).rationale != parse_classification(second).rationale
     assert parse_classification(first).flags == ("low_info",)
-    escalate = parse_classification(classification_json("suspected_fraud", 0.9, "escalate", detail="edited proof"))
+    escalate = parse_classification(
+        classification_json("suspected_fraud", 0.9, "escalate", detail="edited proof")
+    )
     assert escalate.suggested_action_detail == "edited proof"
     summary = parse_summary(summary_text("S.", "N.", "R."))
     assert (summary.summary, summary.next_step, summary.rationale) == ("S.", "N.", "R.")

@@ -16,7 +16,11 @@ def test_openai_health_check_a1_hits_chat_completions_once(llm, provider):
     health(reasoning_config(llm.openai_base, provider=provider))
     assert [r.path for r in llm.requests] == ["/v1/chat/completions"]
     body = llm.requests[0].body
-    assert body == {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}], "temperature": 0.0}
+    assert body == {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "ping"}],
+        "temperature": 0.0,
+    }
     assert list(body) == ["model", "messages", "temperature"]
 
 
@@ -30,7 +34,10 @@ def test_openai_classify_request_shape_and_headers(llm):
     assert "x-api-key" not in request.headers
     assert request.body == {
         "model": "gpt-4o-mini",
-        "messages": [{"role": "system", "content": "the system"}, {"role": "user", "content": "the user"}],
+        "messages": [
+            {"role": "system", "content": "the system"},
+            {"role": "user", "content": "the user"},
+        ],
         "response_format": {"type": "json_object"},
         "temperature": 0.0,
     }
@@ -90,18 +97,25 @@ def test_openai_answer_is_message_content(llm):
     assert complete(reasoning_config(llm.openai_base)) == "  the answer, verbatim\n"
 
 
-@pytest.mark.parametrize("body", [
-    pytest.param({"choices": [{"message": {"role": "assistant", "content": None}}]}, id="content-null"),
-    pytest.param({"choices": [{"message": {"role": "assistant", "content": [{"type": "text"}]}}]},
-                 id="content-not-string"),
-    pytest.param({"choices": []}, id="no-choices"),
-    pytest.param({"choices": [{"text": "legacy"}]}, id="no-message"),
-    pytest.param({"error": "nope"}, id="no-choices-key"),
-    pytest.param(["choices"], id="array-envelope"),
-    pytest.param("not json at all", id="non-json"),
-    pytest.param(b"\xff\xfe\x00garbage", id="unreadable-bytes"),
-    pytest.param(b"", id="empty-body"),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            {"choices": [{"message": {"role": "assistant", "content": None}}]}, id="content-null"
+        ),
+        pytest.param(
+            {"choices": [{"message": {"role": "assistant", "content": [{"type": "text"}]}}]},
+            id="content-not-string",
+        ),
+        pytest.param({"choices": []}, id="no-choices"),
+        pytest.param({"choices": [{"text": "legacy"}]}, id="no-message"),
+        pytest.param({"error": "nope"}, id="no-choices-key"),
+        pytest.param(["choices"], id="array-envelope"),
+        pytest.param("not json at all", id="non-json"),
+        pytest.param(b"\xff\xfe\x00garbage", id="unreadable-bytes"),
+        pytest.param(b"", id="empty-body"),
+    ],
+)
 def test_openai_bad_envelope_is_malformed_and_not_retried(llm, body):
     llm.push(Reply(body=body), Reply(content="never reached"))
     with pytest.raises(ProviderError) as err:

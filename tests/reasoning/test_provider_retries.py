@@ -12,19 +12,22 @@ from serbero_cli.simulate.llm import Reply, unused_port
 from tests.reasoning.support import complete, health, reasoning_config
 
 
-@pytest.mark.parametrize(("provider", "status", "retries", "hits"), [
-    pytest.param("openai", 401, 3, 1, id="401-retry3-one-hit"),
-    pytest.param("openai", 403, 2, 1, id="403-not-retried"),
-    pytest.param("openai", 404, 3, 1, id="404-retry3-one-hit"),
-    pytest.param("openai", 400, 1, 1, id="400-not-retried"),
-    pytest.param("openai", 408, 1, 2, id="408-retried"),
-    pytest.param("openai", 429, 2, 3, id="429-retry2-three-hits"),
-    pytest.param("openai", 500, 1, 2, id="500-retried"),
-    pytest.param("openai", 502, 2, 3, id="502-retried"),
-    pytest.param("openai", 503, 0, 1, id="503-retry0-one-hit"),
-    pytest.param("anthropic", 529, 1, 2, id="anthropic-529-overloaded-retried"),
-    pytest.param("anthropic", 401, 3, 1, id="anthropic-401-one-hit"),
-])
+@pytest.mark.parametrize(
+    ("provider", "status", "retries", "hits"),
+    [
+        pytest.param("openai", 401, 3, 1, id="401-retry3-one-hit"),
+        pytest.param("openai", 403, 2, 1, id="403-not-retried"),
+        pytest.param("openai", 404, 3, 1, id="404-retry3-one-hit"),
+        pytest.param("openai", 400, 1, 1, id="400-not-retried"),
+        pytest.param("openai", 408, 1, 2, id="408-retried"),
+        pytest.param("openai", 429, 2, 3, id="429-retry2-three-hits"),
+        pytest.param("openai", 500, 1, 2, id="500-retried"),
+        pytest.param("openai", 502, 2, 3, id="502-retried"),
+        pytest.param("openai", 503, 0, 1, id="503-retry0-one-hit"),
+        pytest.param("anthropic", 529, 1, 2, id="anthropic-529-overloaded-retried"),
+        pytest.param("anthropic", 401, 3, 1, id="anthropic-401-one-hit"),
+    ],
+)
 def test_http_status_retry_counts(llm, provider, status, retries, hits):
     pushed = 5
     llm.push(*[Reply(status=status) for _ in range(pushed)])
@@ -77,7 +80,9 @@ def test_closed_port_is_unreachable_after_every_attempt(caplog):
 
 def test_closed_port_fails_the_health_check():
     with pytest.raises(ProviderError) as err:
-        health(reasoning_config(f"http://127.0.0.1:{unused_port()}", provider="anthropic", retries=0))
+        health(
+            reasoning_config(f"http://127.0.0.1:{unused_port()}", provider="anthropic", retries=0)
+        )
     assert err.value.category == "unreachable"
 
 
@@ -128,7 +133,9 @@ def test_error_detail_holds_at_most_200_utf8_safe_bytes_of_body_on_one_line(llm)
 
 
 def test_non_2xx_redirect_is_not_followed_or_retried(llm):
-    llm.push(Reply(status=307, headers={"Location": "http://127.0.0.1:1/elsewhere"}), Reply(content="no"))
+    llm.push(
+        Reply(status=307, headers={"Location": "http://127.0.0.1:1/elsewhere"}), Reply(content="no")
+    )
     with pytest.raises(ProviderError) as err:
         complete(reasoning_config(llm.openai_base, retries=2))
     assert err.value.category == "unreachable" and len(llm.requests) == 1

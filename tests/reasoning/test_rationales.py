@@ -17,21 +17,36 @@ from serbero_cli.store.rationales import (
     store_rationale,
 )
 
-PROVENANCE = {"provider": "openai", "model": "gpt-4o-mini", "bundle_id": "serbero-default", "policy_hash": "a" * 64}
+PROVENANCE = {
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "bundle_id": "serbero-default",
+    "policy_hash": "a" * 64,
+}
 DISPUTE = "6f1c2d3e-aaaa-4bbb-8ccc-0123456789ab"
 
 
 @pytest.fixture
 def store(tmp_path):
     s = open_db(tmp_path / "serbero.db")
-    insert_dispute(s.conn, dispute_id=DISPUTE, event_id="e" * 64, mostro_pubkey="f" * 64, initiator_role="buyer",
-                   dispute_status="initiated", event_timestamp=1000, now=1000, lifecycle_state="notified",
-                   assigned_solver=None)
+    insert_dispute(
+        s.conn,
+        dispute_id=DISPUTE,
+        event_id="e" * 64,
+        mostro_pubkey="f" * 64,
+        initiator_role="buyer",
+        dispute_status="initiated",
+        event_timestamp=1000,
+        now=1000,
+        lifecycle_state="notified",
+        assigned_solver=None,
+    )
     for session in ("sess-1", "sess-2"):
         s.conn.execute(
             "INSERT INTO mediation_sessions (session_id, dispute_id, state, prompt_bundle_id, policy_hash, "
             "started_at, last_transition_at) VALUES (?,?,?,?,?,?,?)",
-            (session, DISPUTE, "awaiting_response", "serbero-default", "a" * 64, 1000, 1000))
+            (session, DISPUTE, "awaiting_response", "serbero-default", "a" * 64, 1000, 1000),
+        )
     yield s
     s.close()
 
@@ -51,13 +66,22 @@ def test_store_rationale_blank_writes_nothing(store, text):
 
 
 def test_store_rationale_inserts_one_row_with_provenance(store):
-    rid = store_rationale(store.conn, "seller has not checked", session_id="sess-1", now=1234, **PROVENANCE)
+    rid = store_rationale(
+        store.conn, "seller has not checked", session_id="sess-1", now=1234, **PROVENANCE
+    )
     assert rid == rationale_id("seller has not checked")
-    assert rows(store) == [{
-        "rationale_id": rid, "session_id": "sess-1", "provider": "openai", "model": "gpt-4o-mini",
-        "prompt_bundle_id": "serbero-default", "policy_hash": "a" * 64, "rationale_text": "seller has not checked",
-        "generated_at": 1234,
-    }]
+    assert rows(store) == [
+        {
+            "rationale_id": rid,
+            "session_id": "sess-1",
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "prompt_bundle_id": "serbero-default",
+            "policy_hash": "a" * 64,
+            "rationale_text": "seller has not checked",
+            "generated_at": 1234,
+        }
+    ]
 
 
 def test_store_rationale_same_text_same_provenance_is_deduplicated(store):
@@ -66,14 +90,17 @@ def test_store_rationale_same_text_same_provenance_is_deduplicated(store):
     assert first == second and len(rows(store)) == 1 and rows(store)[0]["generated_at"] == 1
 
 
-@pytest.mark.parametrize("change", [
-    pytest.param({"session_id": "sess-2"}, id="other-session"),
-    pytest.param({"session_id": None}, id="no-session"),
-    pytest.param({"provider": "anthropic"}, id="other-provider"),
-    pytest.param({"model": "gpt-5"}, id="other-model"),
-    pytest.param({"bundle_id": "ops-bundle"}, id="other-bundle"),
-    pytest.param({"policy_hash": "b" * 64}, id="other-hash"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"session_id": "sess-2"}, id="other-session"),
+        pytest.param({"session_id": None}, id="no-session"),
+        pytest.param({"provider": "anthropic"}, id="other-provider"),
+        pytest.param({"model": "gpt-5"}, id="other-model"),
+        pytest.param({"bundle_id": "ops-bundle"}, id="other-bundle"),
+        pytest.param({"policy_hash": "b" * 64}, id="other-hash"),
+    ],
+)
 def test_store_rationale_provenance_conflict_warns_and_returns_no_reference(store, caplog, change):
     text = "a rationale that must not be logged"
     store_rationale(store.conn, text, session_id="sess-1", now=1, **PROVENANCE)
@@ -92,21 +119,31 @@ def test_opening_rationale_is_rebound_to_its_session_once(store):
     assert rebind_rationale(store.conn, rid, "sess-2") is False
     assert rows(store)[0]["session_id"] == "sess-1"
     # After the rebind the same rationale in the same session is a plain duplicate.
-    assert store_rationale(store.conn, "opening view", session_id="sess-1", now=9, **PROVENANCE) == rid
+    assert (
+        store_rationale(store.conn, "opening view", session_id="sess-1", now=9, **PROVENANCE) == rid
+    )
 
 
 def test_get_rationale_by_prefix(store):
-    ids = [store_rationale(store.conn, f"r{i}", session_id=None, now=1, **PROVENANCE) for i in range(20)]
+    ids = [
+        store_rationale(store.conn, f"r{i}", session_id=None, now=1, **PROVENANCE)
+        for i in range(20)
+    ]
     target = ids[0]
     assert get_rationale(store, target)["rationale_text"] == "r0"
     unique = next(n for n in range(1, 65) if sum(i.startswith(target[:n]) for i in ids) == 1)
     assert get_rationale(store, target[:unique].upper())["rationale_id"] == target
-    missing = next(c for c in "0123456789abcdef" * 4 if not any(i.startswith(c * 3) for i in ids)) * 3
+    missing = (
+        next(c for c in "0123456789abcdef" * 4 if not any(i.startswith(c * 3) for i in ids)) * 3
+    )
     assert get_rationale(store, missing) is None
 
 
 def test_get_rationale_rejects_ambiguous_and_non_hex_prefixes(store):
-    ids = [store_rationale(store.conn, f"r{i}", session_id=None, now=1, **PROVENANCE) for i in range(40)]
+    ids = [
+        store_rationale(store.conn, f"r{i}", session_id=None, now=1, **PROVENANCE)
+        for i in range(40)
+    ]
     shared = next(c for c in "0123456789abcdef" if sum(i.startswith(c) for i in ids) > 1)
     with pytest.raises(UsageError):
         get_rationale(store, shared)

@@ -26,13 +26,22 @@ from serbero_cli.reasoning.request import (
 from tests.reasoning.support import DEFAULT_PROMPTS
 
 BUNDLE = load_bundle(DEFAULT_PROMPTS)
-OPENING = SessionContext(None, "6f1c2d3e-0000-4000-8000-000000000001", "buyer", BUNDLE.bundle_id,
-                         BUNDLE.policy_hash, 0, 0)
+OPENING = SessionContext(
+    None,
+    "6f1c2d3e-0000-4000-8000-000000000001",
+    "buyer",
+    BUNDLE.bundle_id,
+    BUNDLE.policy_hash,
+    0,
+    0,
+)
 
 
 def test_transcript_block_matches_the_spec_example():
-    entries = [TranscriptEntry(1714000000, "serbero", "Buyer: Did you send the fiat?"),
-               TranscriptEntry(1714000050, "buyer", "yes, ref 123")]
+    entries = [
+        TranscriptEntry(1714000000, "serbero", "Buyer: Did you send the fiat?"),
+        TranscriptEntry(1714000050, "buyer", "yes, ref 123"),
+    ]
     assert transcript_block(entries, 40) == (
         "<<<BEGIN UNTRUSTED TRANSCRIPT>>>\n"
         '{"at":1714000000,"from":"serbero","text":"Buyer: Did you send the fiat?"}\n'
@@ -73,13 +82,22 @@ def test_transcript_block_escapes_unicode_line_separators():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2**40), st.sampled_from(["serbero", "buyer", "seller"]), st.text()),
-                max_size=6), st.integers(1, 8))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2**40), st.sampled_from(["serbero", "buyer", "seller"]), st.text()
+        ),
+        max_size=6,
+    ),
+    st.integers(1, 8),
+)
 def test_transcript_block_property_one_json_line_per_entry(rows, cap):
     entries = [TranscriptEntry(at, who, text) for at, who, text in rows]
     lines = transcript_block(entries, cap).splitlines()
     kept = entries[-cap:]
-    assert lines[0] == BEGIN_TRANSCRIPT and lines[-1] == END_TRANSCRIPT and len(lines) == len(kept) + 2
+    assert (
+        lines[0] == BEGIN_TRANSCRIPT and lines[-1] == END_TRANSCRIPT and len(lines) == len(kept) + 2
+    )
     for line, entry in zip(lines[1:-1], kept, strict=True):
         assert json.loads(line) == {"at": entry.at, "from": entry.sender, "text": entry.text[:2000]}
 
@@ -98,9 +116,18 @@ def test_classify_user_message_layout_on_the_opening_call():
         f"session_id: none\ndispute_id: {OPENING.dispute_id}\ninitiator: buyer\n"
         f"prompt_bundle_id: serbero-default\npolicy_hash: {BUNDLE.policy_hash}\nround_count: 0\nfollowup_number: 0\n"
     )
-    order = [message.index(part) for part in (
-        "## Session", BUNDLE.classification, BUNDLE.escalation, BUNDLE.mediation_style, BUNDLE.message_templates,
-        BEGIN_TRANSCRIPT + "\n" + END_TRANSCRIPT, CLASSIFICATION_CONTRACT)]
+    order = [
+        message.index(part)
+        for part in (
+            "## Session",
+            BUNDLE.classification,
+            BUNDLE.escalation,
+            BUNDLE.mediation_style,
+            BUNDLE.message_templates,
+            BEGIN_TRANSCRIPT + "\n" + END_TRANSCRIPT,
+            CLASSIFICATION_CONTRACT,
+        )
+    ]
     assert order == sorted(order)
     assert message.endswith(CLASSIFICATION_CONTRACT)
     assert BUNDLE.system not in message
@@ -114,23 +141,54 @@ def test_classify_user_message_caps_the_transcript_when_asked():
 
 
 def test_summarize_user_message_layout():
-    ctx = SessionContext("0b7e0000-0000-4000-8000-000000000002", OPENING.dispute_id, "seller", "b", "h" * 64, 1, 2,
-                         classification="coordination_failure_resolvable", confidence=0.875)
+    ctx = SessionContext(
+        "0b7e0000-0000-4000-8000-000000000002",
+        OPENING.dispute_id,
+        "seller",
+        "b",
+        "h" * 64,
+        1,
+        2,
+        classification="coordination_failure_resolvable",
+        confidence=0.875,
+    )
     message = summarize_user_message(BUNDLE, ctx, [TranscriptEntry(9, "seller", "it arrived")])
     assert message.startswith(f"## Session\n\nsession_id: {ctx.session_id}\n")
-    assert "\nround_count: 1\nfollowup_number: 2\nclassification: coordination_failure_resolvable\nconfidence: 0.88\n" \
+    assert (
+        "\nround_count: 1\nfollowup_number: 2\nclassification: coordination_failure_resolvable\nconfidence: 0.88\n"
         in message
-    order = [message.index(part) for part in (
-        "## Session", BUNDLE.mediation_style, BUNDLE.message_templates, BUNDLE.escalation,
-        '{"at":9,"from":"seller","text":"it arrived"}', SUMMARY_CONTRACT)]
+    )
+    order = [
+        message.index(part)
+        for part in (
+            "## Session",
+            BUNDLE.mediation_style,
+            BUNDLE.message_templates,
+            BUNDLE.escalation,
+            '{"at":9,"from":"seller","text":"it arrived"}',
+            SUMMARY_CONTRACT,
+        )
+    ]
     assert order == sorted(order)
     assert message.endswith(SUMMARY_CONTRACT) and BUNDLE.classification not in message
 
 
-@pytest.mark.parametrize("word", [
-    *LABELS, *ACTIONS, *FLAGS, "classification", "confidence", "suggested_action", "buyer_clarification",
-    "seller_clarification", "suggested_action_detail", "rationale", "flags",
-])
+@pytest.mark.parametrize(
+    "word",
+    [
+        *LABELS,
+        *ACTIONS,
+        *FLAGS,
+        "classification",
+        "confidence",
+        "suggested_action",
+        "buyer_clarification",
+        "seller_clarification",
+        "suggested_action_detail",
+        "rationale",
+        "flags",
+    ],
+)
 def test_classification_contract_names_every_key_and_value(word):
     assert f'"{word}"' in CLASSIFICATION_CONTRACT
 

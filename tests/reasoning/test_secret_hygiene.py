@@ -29,8 +29,11 @@ def exercise(cfg, replies, llm) -> list[str]:
         provider = make_provider(cfg, Secret(API_KEY), retry_pause=0)
         seen.append(repr(provider.__dict__))
         reasoner = Reasoner(provider, BUNDLE, 40)
-        for call in (provider.health_check, lambda: reasoner.classify(CTX, []),
-                     lambda: reasoner.summarize(CTX, [])):
+        for call in (
+            provider.health_check,
+            lambda: reasoner.classify(CTX, []),
+            lambda: reasoner.summarize(CTX, []),
+        ):
             try:
                 await call()
             except Exception as exc:  # noqa: BLE001 - we inspect every failure
@@ -47,17 +50,38 @@ ECHO = {"error": {"message": f"Incorrect API key provided: {API_KEY}", "key": AP
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-@pytest.mark.parametrize("replies", [
-    pytest.param([classification_json("unclear", 0.4, "ask_clarification", "a", "b"), summary_text("s", "n", "r")],
-                 id="success"),
-    pytest.param([Reply(status=401, body=ECHO), Reply(status=401, body=ECHO)], id="401-body-echoes-key"),
-    pytest.param([Reply(status=500, body=ECHO)] * 4, id="500-body-echoes-key"),
-    pytest.param([Reply(status=429, headers={"Retry-After": API_KEY}, body=ECHO)] * 4, id="429-header-echoes-key"),
-    pytest.param([Reply(body=ECHO), Reply(body=f"not json {API_KEY}")], id="malformed-envelope-echoes-key"),
-    pytest.param([Reply(content=f"prose with {API_KEY}"), Reply(content=f"RATIONALE: {API_KEY} SUGGESTED_NEXT_STEP:")],
-                 id="model-output-echoes-key"),
-    pytest.param([Reply(close_connection=True)] * 4, id="dropped-connection"),
-])
+@pytest.mark.parametrize(
+    "replies",
+    [
+        pytest.param(
+            [
+                classification_json("unclear", 0.4, "ask_clarification", "a", "b"),
+                summary_text("s", "n", "r"),
+            ],
+            id="success",
+        ),
+        pytest.param(
+            [Reply(status=401, body=ECHO), Reply(status=401, body=ECHO)], id="401-body-echoes-key"
+        ),
+        pytest.param([Reply(status=500, body=ECHO)] * 4, id="500-body-echoes-key"),
+        pytest.param(
+            [Reply(status=429, headers={"Retry-After": API_KEY}, body=ECHO)] * 4,
+            id="429-header-echoes-key",
+        ),
+        pytest.param(
+            [Reply(body=ECHO), Reply(body=f"not json {API_KEY}")],
+            id="malformed-envelope-echoes-key",
+        ),
+        pytest.param(
+            [
+                Reply(content=f"prose with {API_KEY}"),
+                Reply(content=f"RATIONALE: {API_KEY} SUGGESTED_NEXT_STEP:"),
+            ],
+            id="model-output-echoes-key",
+        ),
+        pytest.param([Reply(close_connection=True)] * 4, id="dropped-connection"),
+    ],
+)
 def test_api_key_never_in_logs_or_errors(llm, caplog, provider, replies):
     caplog.set_level(logging.DEBUG)
     llm.health_status = 401 if "401" in str(replies) else 200
@@ -69,7 +93,9 @@ def test_api_key_never_in_logs_or_errors(llm, caplog, provider, replies):
         # httpcore's own DEBUG trace prints response headers verbatim; logsetup keeps httpcore at
         # WARNING, so only our loggers (and httpx's INFO line) can ever be emitted.
         records = [r for r in records if not r.name.startswith("httpcore")]
-    assert records and all(API_KEY not in r.getMessage() and API_KEY not in str(r.args) for r in records)
+    assert records and all(
+        API_KEY not in r.getMessage() and API_KEY not in str(r.args) for r in records
+    )
     assert all(API_KEY not in text for text in seen)
 
 
@@ -82,7 +108,9 @@ def test_api_key_never_in_logs_for_a_closed_port(caplog):
         def push(self, *replies):
             pass
 
-    seen = exercise(reasoning_config(f"http://127.0.0.1:{unused_port()}", retries=1), [], NoServer())
+    seen = exercise(
+        reasoning_config(f"http://127.0.0.1:{unused_port()}", retries=1), [], NoServer()
+    )
     assert len(seen) == 1 + 3 * 2  # the provider repr, then a traceback and detail per failed call
     assert API_KEY not in caplog.text and all(API_KEY not in text for text in seen)
 

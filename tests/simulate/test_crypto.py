@@ -37,7 +37,9 @@ def test_vector_shared_x_is_symmetric_and_not_the_hashed_ecdh():
     ba = crypto.ecdh_x(bytes.fromhex(SECRET_B), bytes.fromhex(PUB_A))
     assert ab.hex() == ba.hex() == SHARED_X
     # The trap: coincurve's ecdh() hashes the point and gives another value.
-    hashed = coincurve.PrivateKey(bytes.fromhex(SECRET_A)).ecdh(coincurve.PublicKey(b"\x02" + bytes.fromhex(PUB_B)).format())
+    hashed = coincurve.PrivateKey(bytes.fromhex(SECRET_A)).ecdh(
+        coincurve.PublicKey(b"\x02" + bytes.fromhex(PUB_B)).format()
+    )
     assert hashed.hex() != SHARED_X
 
 
@@ -53,14 +55,19 @@ def test_vector_hkdf_prk_and_chat_secrets():
 
 def test_vector_nip44_self_conversation_key():
     conv = bytes.fromhex(CONV_SECRET)
-    assert crypto.nip44_conversation_key(conv, bytes.fromhex(PUB_CONV)).hex() == SELF_CONVERSATION_KEY
+    assert (
+        crypto.nip44_conversation_key(conv, bytes.fromhex(PUB_CONV)).hex() == SELF_CONVERSATION_KEY
+    )
 
 
 def test_vector_inner_event_id():
     keys = ns.Keys.parse(SECRET_A)
     text = "Let\u2019s reestablish the peer-to-peer nature of Bitcoin!"
-    signed = (ns.EventBuilder(ns.Kind(1), text).custom_created_at(ns.Timestamp.from_secs(1691518405))
-              .finalize(keys))
+    signed = (
+        ns.EventBuilder(ns.Kind(1), text)
+        .custom_created_at(ns.Timestamp.from_secs(1691518405))
+        .finalize(keys)
+    )
     assert signed.id().to_hex() == VECTOR_INNER_ID
 
 
@@ -80,22 +87,36 @@ def test_hkdf_retry_appends_counter_byte_when_attempt_zero_is_invalid():
 def test_hkdf_gives_up_after_256_invalid_attempts():
     calls = []
     with pytest.raises(crypto.DerivationError):
-        crypto.derive_chat_secret(b"\x00" * 32, crypto.SIGN_INFO, lambda c: calls.append(c) and False)
+        crypto.derive_chat_secret(
+            b"\x00" * 32, crypto.SIGN_INFO, lambda c: calls.append(c) and False
+        )
     assert len(calls) == 256
 
 
 def test_canonical_json_reorders_fields_and_never_sorts():
-    scrambled = {"dispute": {"payload": None, "action": "admin-take-dispute", "id": "d-1", "trade_index": None,
-                             "request_id": 7, "version": 2, "unknown": 1}}
-    expected = ('{"dispute":{"version":2,"request_id":7,"trade_index":null,"id":"d-1",'
-                '"action":"admin-take-dispute","payload":null}}')
+    scrambled = {
+        "dispute": {
+            "payload": None,
+            "action": "admin-take-dispute",
+            "id": "d-1",
+            "trade_index": None,
+            "request_id": 7,
+            "version": 2,
+            "unknown": 1,
+        }
+    }
+    expected = (
+        '{"dispute":{"version":2,"request_id":7,"trade_index":null,"id":"d-1",'
+        '"action":"admin-take-dispute","payload":null}}'
+    )
     assert crypto.canonical_message_json(scrambled) == expected
     assert crypto.canonical_message_json(take_request("d-1", 7, 2)) == expected
 
 
 def test_canonical_json_omits_absent_id_and_keeps_nulls():
     assert crypto.canonical_message_json({"order": {"version": 1, "action": "x"}}) == (
-        '{"order":{"version":1,"request_id":null,"trade_index":null,"action":"x","payload":null}}')
+        '{"order":{"version":1,"request_id":null,"trade_index":null,"action":"x","payload":null}}'
+    )
 
 
 def test_message_signature_is_bip340_over_sha256_of_canonical_bytes():
@@ -104,7 +125,9 @@ def test_message_signature_is_bip340_over_sha256_of_canonical_bytes():
     msg = take_request("0b5d4c8e-0000-4000-8000-000000000001", 12345, 1)
     sig = crypto.sign_message(secret, msg)
     digest = hashlib.sha256(crypto.canonical_message_json(msg).encode()).digest()
-    assert coincurve.PublicKeyXOnly(bytes.fromhex(keys.public_key().to_hex())).verify(bytes.fromhex(sig), digest)
+    assert coincurve.PublicKeyXOnly(bytes.fromhex(keys.public_key().to_hex())).verify(
+        bytes.fromhex(sig), digest
+    )
     # nostr_sdk's signer over the same digest verifies with our checker too.
     assert crypto.verify_message(keys.public_key().to_hex(), msg, keys.sign_schnorr(digest))
     tampered = take_request("0b5d4c8e-0000-4000-8000-000000000001", 12346, 1)
@@ -118,7 +141,9 @@ def test_encode_tuple_shapes():
     assert len(json.loads(encode_tuple(msg))) == 2
 
 
-@pytest.mark.parametrize("hex_id,bits", [("f" * 64, 0), ("0" * 64, 256), ("00" + "f" * 62, 8), ("001" + "0" * 61, 11)])
+@pytest.mark.parametrize(
+    "hex_id,bits", [("f" * 64, 0), ("0" * 64, 256), ("00" + "f" * 62, 8), ("001" + "0" * 61, 11)]
+)
 def test_leading_zero_bits(hex_id, bits):
     assert crypto.leading_zero_bits(hex_id) == bits
 
@@ -133,17 +158,20 @@ ME, OTHER, WRITER, MOSTRO = "a" * 64, "b" * 64, "c" * 64, "d" * 64
 SOLVERS = {ME: "read", OTHER: "read", WRITER: "write"}
 
 
-@pytest.mark.parametrize("status,holder,author,expected", [
-    pytest.param("initiated", None, ME, None, id="read-solver-takes-initiated"),
-    pytest.param("initiated", None, "e" * 64, "invalid_pubkey", id="non-solver-refused"),
-    pytest.param("in-progress", ME, ME, None, id="holder-retakes"),
-    pytest.param("in-progress", OTHER, ME, "invalid_pubkey", id="read-cannot-take-from-read"),
-    pytest.param("in-progress", ME, WRITER, None, id="write-takes-over-from-read"),
-    pytest.param("in-progress", WRITER, ME, "invalid_pubkey", id="read-cannot-take-from-write"),
-    pytest.param("settled", ME, ME, "invalid_pubkey", id="resolved-settled"),
-    pytest.param("seller-refunded", None, WRITER, "invalid_pubkey", id="resolved-refunded"),
-    pytest.param("in-progress", ME, MOSTRO, None, id="node-key-may-take"),
-])
+@pytest.mark.parametrize(
+    "status,holder,author,expected",
+    [
+        pytest.param("initiated", None, ME, None, id="read-solver-takes-initiated"),
+        pytest.param("initiated", None, "e" * 64, "invalid_pubkey", id="non-solver-refused"),
+        pytest.param("in-progress", ME, ME, None, id="holder-retakes"),
+        pytest.param("in-progress", OTHER, ME, "invalid_pubkey", id="read-cannot-take-from-read"),
+        pytest.param("in-progress", ME, WRITER, None, id="write-takes-over-from-read"),
+        pytest.param("in-progress", WRITER, ME, "invalid_pubkey", id="read-cannot-take-from-write"),
+        pytest.param("settled", ME, ME, "invalid_pubkey", id="resolved-settled"),
+        pytest.param("seller-refunded", None, WRITER, "invalid_pubkey", id="resolved-refunded"),
+        pytest.param("in-progress", ME, MOSTRO, None, id="node-key-may-take"),
+    ],
+)
 def test_decide_take_follows_the_permission_table(status, holder, author, expected):
     assert decide_take(status, holder, author, SOLVERS, MOSTRO) == expected
 

@@ -17,13 +17,21 @@ def take(serbero, node, dispute, keys=None):
     request_id = random.randint(1, 2**63 - 1)
     build = v2_take if node.protocol == 2 else v1_take
     serbero.publish(build(keys, node.pubkey, dispute, request_id))
-    entry = wait_for(lambda: [r for r in node.requests if r.request_id == request_id], timeout=10)[0]
+    entry = wait_for(lambda: [r for r in node.requests if r.request_id == request_id], timeout=10)[
+        0
+    ]
     return entry.outcome, request_id
 
 
 def cant_do_for(serbero, node, request_id):
-    return wait_for(lambda: [r for r in serbero.inbox() if r.sender == node.pubkey
-                             and r.inner.get("request_id") == request_id], timeout=10)
+    return wait_for(
+        lambda: [
+            r
+            for r in serbero.inbox()
+            if r.sender == node.pubkey and r.inner.get("request_id") == request_id
+        ],
+        timeout=10,
+    )
 
 
 @pytest.fixture(params=[1, 2], ids=["v1", "v2"])
@@ -39,7 +47,10 @@ def test_non_solver_gets_cant_do_invalid_pubkey(make_node, serbero, protocol):
     (reply,) = cant_do_for(serbero, node, request_id)
     assert reply.variant == "cant-do"
     assert (reply.inner["action"], reply.inner["id"], reply.inner["payload"]) == (
-        "cant-do", dispute, {"cant_do": "invalid_pubkey"})
+        "cant-do",
+        dispute,
+        {"cant_do": "invalid_pubkey"},
+    )
     assert reply.inner["version"] == protocol
     assert node.dispute(dispute).status == "initiated"
 
@@ -76,8 +87,14 @@ def test_read_solver_cannot_take_from_another_read_solver(make_node, serbero):
 
 def test_write_solver_takes_over_from_read_holder_but_not_from_write(make_node, serbero):
     writer, writer2 = ns.Keys.generate(), ns.Keys.generate()
-    node = make_node(protocol=1, solvers={serbero.pubkey: "read", writer.public_key().to_hex(): "write",
-                                          writer2.public_key().to_hex(): "write"})
+    node = make_node(
+        protocol=1,
+        solvers={
+            serbero.pubkey: "read",
+            writer.public_key().to_hex(): "write",
+            writer2.public_key().to_hex(): "write",
+        },
+    )
     dispute = node.open_dispute()
     assert take(serbero, node, dispute)[0] == "taken"
     assert take(serbero, node, dispute, keys=writer)[0] == "taken"
@@ -88,7 +105,9 @@ def test_write_solver_takes_over_from_read_holder_but_not_from_write(make_node, 
 
 
 @pytest.mark.parametrize("reason", ["not_authorized", "invalid_pubkey", "not_found"])
-def test_refuse_with_answers_that_reason_and_echoes_the_request(make_node, serbero, protocol, reason):
+def test_refuse_with_answers_that_reason_and_echoes_the_request(
+    make_node, serbero, protocol, reason
+):
     node = make_node(protocol=protocol, solvers={serbero.pubkey: "read"})
     node.set_modes(refuse_with=reason)
     dispute = node.open_dispute()

@@ -45,18 +45,41 @@ def take(serbero, node, dispute, bits=0):
     return wait_for(lambda: [r for r in node.requests if r.request_id == request_id], timeout=10)[0]
 
 
-@pytest.mark.parametrize("kwargs,expected", [
-    pytest.param({"protocol": 2, "pow": 4, "pow_first_contact": 12},
-                 {"protocol_version": "2", "pow": "4", "pow_first_contact": "12"}, id="v2"),
-    pytest.param({"protocol": 2, "pow": 8, "pow_first_contact": 0},
-                 {"protocol_version": "2", "pow": "8", "pow_first_contact": "8"}, id="v2-max-of-both"),
-    pytest.param({"protocol": 1, "pow": 8}, {"protocol_version": "1", "pow": "8", "pow_first_contact": "8"}, id="v1"),
-    pytest.param({"protocol": 2, "info_tags": {"protocol_version": "3"}}, {"protocol_version": "3"}, id="override-3"),
-    pytest.param({"protocol": 2, "info_tags": {"protocol_version": "x", "pow_first_contact": None}},
-                 {"protocol_version": "x", "pow_first_contact": None}, id="override-x-and-remove"),
-    pytest.param({"protocol": 2, "info_tags": {"mostro_version": "0.17.0"}}, {"mostro_version": "0.17.0"},
-                 id="override-version"),
-])
+@pytest.mark.parametrize(
+    "kwargs,expected",
+    [
+        pytest.param(
+            {"protocol": 2, "pow": 4, "pow_first_contact": 12},
+            {"protocol_version": "2", "pow": "4", "pow_first_contact": "12"},
+            id="v2",
+        ),
+        pytest.param(
+            {"protocol": 2, "pow": 8, "pow_first_contact": 0},
+            {"protocol_version": "2", "pow": "8", "pow_first_contact": "8"},
+            id="v2-max-of-both",
+        ),
+        pytest.param(
+            {"protocol": 1, "pow": 8},
+            {"protocol_version": "1", "pow": "8", "pow_first_contact": "8"},
+            id="v1",
+        ),
+        pytest.param(
+            {"protocol": 2, "info_tags": {"protocol_version": "3"}},
+            {"protocol_version": "3"},
+            id="override-3",
+        ),
+        pytest.param(
+            {"protocol": 2, "info_tags": {"protocol_version": "x", "pow_first_contact": None}},
+            {"protocol_version": "x", "pow_first_contact": None},
+            id="override-x-and-remove",
+        ),
+        pytest.param(
+            {"protocol": 2, "info_tags": {"mostro_version": "0.17.0"}},
+            {"mostro_version": "0.17.0"},
+            id="override-version",
+        ),
+    ],
+)
 def test_info_event_tags(make_node, serbero, kwargs, expected):
     node = make_node(**kwargs)
     tags = info_tags(serbero, node)
@@ -78,24 +101,35 @@ def test_publish_info_false_publishes_nothing(make_node, serbero):
 
 def test_set_protocol_republishes_a_newer_info_event(make_node, serbero):
     node = make_node(protocol=2)
-    first = max(e.created_at().as_secs() for e in fetch(serbero, [{"kinds": [38385], "authors": [node.pubkey]}]))
+    first = max(
+        e.created_at().as_secs()
+        for e in fetch(serbero, [{"kinds": [38385], "authors": [node.pubkey]}])
+    )
     node.set_protocol(1)
     assert info_tags(serbero, node)["protocol_version"] == "1"
-    newest = max(e.created_at().as_secs() for e in fetch(serbero, [{"kinds": [38385], "authors": [node.pubkey]}]))
+    newest = max(
+        e.created_at().as_secs()
+        for e in fetch(serbero, [{"kinds": [38385], "authors": [node.pubkey]}])
+    )
     assert newest > first
 
 
 @pytest.mark.parametrize("protocol", [1, 2], ids=["v1", "v2"])
 def test_take_publishes_in_progress_revision_without_p_tag_and_tells_both_parties(
-        make_node, serbero, parties, protocol):
+    make_node, serbero, parties, protocol
+):
     node = make_node(protocol=protocol, solvers={serbero.pubkey: "read"})
     dispute = node.open_dispute(initiator="seller")
     opened_at, tags = revision(serbero, node, dispute)
     assert status_of(tags) == "initiated"
     request = take(serbero, node, dispute)
     assert request.outcome == "taken"
-    taken_at, tags = wait_for(lambda: (lambda r: r if status_of(r[1]) == "in-progress" else None)(
-        revision(serbero, node, dispute)), timeout=10)
+    taken_at, tags = wait_for(
+        lambda: (lambda r: r if status_of(r[1]) == "in-progress" else None)(
+            revision(serbero, node, dispute)
+        ),
+        timeout=10,
+    )
     assert taken_at > opened_at
     assert not [t for t in tags if t[0] == "p"]
     assert ["initiator", "seller"] in tags and ["z", "dispute"] in tags
@@ -109,18 +143,26 @@ def test_take_publishes_in_progress_revision_without_p_tag_and_tells_both_partie
         (notice,) = read_node_messages(events, record.trade_keys(role), node.pubkey)
         assert notice.transport == ("nip44" if protocol == 2 else "giftwrap")
         assert notice.variant == "order" and notice.inner["id"] == record.order_id
-        assert notice.inner["request_id"] == request.request_id and notice.inner["version"] == protocol
+        assert (
+            notice.inner["request_id"] == request.request_id and notice.inner["version"] == protocol
+        )
         assert notice.inner["payload"] == {"peer": {"pubkey": serbero.pubkey, "reputation": None}}
 
 
-def test_takeover_by_a_write_solver_is_a_real_request_with_a_newer_revision(make_node, serbero, parties):
+def test_takeover_by_a_write_solver_is_a_real_request_with_a_newer_revision(
+    make_node, serbero, parties
+):
     writer = ns.Keys.generate()
     writer_hex = writer.public_key().to_hex()
     node = make_node(protocol=2, pow_first_contact=8, solvers={serbero.pubkey: "read"})
     dispute = node.open_dispute()
     assert take(serbero, node, dispute, bits=8).outcome == "taken"
-    ours_at, _ = wait_for(lambda: (lambda r: r if status_of(r[1]) == "in-progress" else None)(
-        revision(serbero, node, dispute)), timeout=10)
+    ours_at, _ = wait_for(
+        lambda: (lambda r: r if status_of(r[1]) == "in-progress" else None)(
+            revision(serbero, node, dispute)
+        ),
+        timeout=10,
+    )
     buyer = node.party(dispute, "buyer", chat="dual")
     parties(buyer)
     assert wait_for(buyer.learn_admin, timeout=10) == serbero.pubkey
@@ -128,8 +170,10 @@ def test_takeover_by_a_write_solver_is_a_real_request_with_a_newer_revision(make
     assert node.takeover(dispute, writer) == "taken"
     assert node.solvers[writer_hex] == "write" and node.dispute(dispute).holder == writer_hex
     assert node.request_log[-1].pow_bits >= 8  # a first-contact key had to mine
-    theirs_at, tags = wait_for(lambda: (lambda r: r if r[0] > ours_at else None)(
-        revision(serbero, node, dispute)), timeout=10)
+    theirs_at, tags = wait_for(
+        lambda: (lambda r: r if r[0] > ours_at else None)(revision(serbero, node, dispute)),
+        timeout=10,
+    )
     assert status_of(tags) == "in-progress" and not [t for t in tags if t[0] == "p"]
     assert wait_for(lambda: buyer.learn_admin() == writer_hex, timeout=10)
     events = fetch(serbero, [{"kinds": [14], "authors": [node.pubkey], "#p": [writer_hex]}])
@@ -139,7 +183,9 @@ def test_takeover_by_a_write_solver_is_a_real_request_with_a_newer_revision(make
 
 def test_takeover_refused_leaves_the_holder(make_node, serbero):
     reader = ns.Keys.generate()
-    node = make_node(protocol=1, solvers={serbero.pubkey: "read", reader.public_key().to_hex(): "read"})
+    node = make_node(
+        protocol=1, solvers={serbero.pubkey: "read", reader.public_key().to_hex(): "read"}
+    )
     dispute = node.open_dispute(holder=serbero.pubkey)
     assert node.takeover(dispute, reader) == "cant_do:invalid_pubkey"
     assert node.dispute(dispute).holder == serbero.pubkey
@@ -158,8 +204,9 @@ def test_auto_close_publishes_a_newer_terminal_revision(make_node, serbero, stat
     before, _ = revision(serbero, node, dispute)
     at = node.auto_close(dispute, status)
     assert at > before
-    after, tags = wait_for(lambda: (lambda r: r if r[0] == at else None)(revision(serbero, node, dispute)),
-                           timeout=10)
+    after, tags = wait_for(
+        lambda: (lambda r: r if r[0] == at else None)(revision(serbero, node, dispute)), timeout=10
+    )
     assert status_of(tags) == status and ["initiator", "buyer"] in tags
     assert node.dispute(dispute).status == status
 

@@ -67,7 +67,9 @@ def test_duplicate_reply_sends_two_events(make_node, serbero, protocol):
     node.set_modes(duplicate_reply=True)
     dispute = node.open_dispute()
     request_id = send_take(serbero, node, dispute)
-    replies = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(node_replies(serbero, node)), timeout=10)
+    replies = wait_for(
+        lambda: (lambda r: r if len(r) == 2 else None)(node_replies(serbero, node)), timeout=10
+    )
     assert replies[0].event_id != replies[1].event_id
     assert {r.inner["request_id"] for r in replies} == {request_id}
     assert {r.inner["action"] for r in replies} == {"admin-took-dispute"}
@@ -81,7 +83,9 @@ def test_reply_for_other_dispute_names_another_id_and_takes_nothing(make_node, s
     request_id = send_take(serbero, node, dispute)
     assert decided(node, request_id).outcome == "no_reply:other_dispute"
     (reply,) = wait_for(lambda: node_replies(serbero, node), timeout=10)
-    assert reply.inner["id"] != dispute and reply.inner["payload"]["dispute"][0] == reply.inner["id"]
+    assert (
+        reply.inner["id"] != dispute and reply.inner["payload"]["dispute"][0] == reply.inner["id"]
+    )
     assert reply.inner["request_id"] == request_id
     assert node.dispute(dispute).status == "initiated"
 
@@ -92,7 +96,9 @@ def test_reply_for_other_dispute_then_real(make_node, serbero):
     node.set_modes(reply_for_other_dispute="then_real", other_dispute_id=other)
     dispute = node.open_dispute()
     send_take(serbero, node, dispute)
-    replies = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(node_replies(serbero, node)), timeout=10)
+    replies = wait_for(
+        lambda: (lambda r: r if len(r) == 2 else None)(node_replies(serbero, node)), timeout=10
+    )
     assert sorted(r.inner["id"] for r in replies) == sorted([other, dispute])
     assert node.dispute(dispute).status == "in-progress"
 
@@ -126,7 +132,9 @@ def test_per_dispute_modes_leave_other_disputes_alone(make_node, serbero):
     assert not node.modes.silent
 
 
-def test_preseeded_old_replies_are_genuine_mostro_refusals_dated_in_the_past(make_node, serbero, protocol):
+def test_preseeded_old_replies_are_genuine_mostro_refusals_dated_in_the_past(
+    make_node, serbero, protocol
+):
     node = make_node(protocol=protocol, solvers={serbero.pubkey: "read"})
     other = "22222222-2222-4222-8222-222222222222"
     ids = node.preseed_old_replies(other, "not_authorized", 120)
@@ -143,12 +151,17 @@ def test_attacker_reply_is_not_from_mostro(make_node, serbero, protocol):
     node = make_node(protocol=protocol, solvers={serbero.pubkey: "read"})
     dispute = node.open_dispute()
     attack = node.attacker_reply(dispute)
-    (reply,) = wait_for(lambda: [r for r in serbero.inbox() if r.sender == attack.keys.public_key().to_hex()],
-                        timeout=10)
+    (reply,) = wait_for(
+        lambda: [r for r in serbero.inbox() if r.sender == attack.keys.public_key().to_hex()],
+        timeout=10,
+    )
     assert reply.sender != node.pubkey
     info = reply.inner["payload"]["dispute"][1]
     assert reply.inner["id"] == dispute and reply.inner["action"] == "admin-took-dispute"
-    assert (info["buyer_pubkey"], info["seller_pubkey"]) == (attack.buyer_pubkey, attack.seller_pubkey)
+    assert (info["buyer_pubkey"], info["seller_pubkey"]) == (
+        attack.buyer_pubkey,
+        attack.seller_pubkey,
+    )
     assert attack.buyer_pubkey != node.dispute(dispute).buyer_pubkey
     assert node_replies(serbero, node) == []
 

@@ -19,8 +19,12 @@ def rid() -> int:
 
 
 def replies_from(serbero, node, n: int = 1):
-    return wait_for(lambda: (lambda r: r if len(r) >= n else None)(
-        [x for x in serbero.inbox() if x.sender == node.pubkey]), timeout=10)
+    return wait_for(
+        lambda: (lambda r: r if len(r) >= n else None)(
+            [x for x in serbero.inbox() if x.sender == node.pubkey]
+        ),
+        timeout=10,
+    )
 
 
 def dropped(node, reason: str):
@@ -43,12 +47,22 @@ def test_protocol_v1_take_is_accepted_and_answered_with_a_gift_wrap(make_node, s
     inner = reply.inner
     assert reply.variant == "dispute"
     assert (inner["version"], inner["request_id"], inner["id"], inner["action"]) == (
-        1, request_id, dispute, "admin-took-dispute")
+        1,
+        request_id,
+        dispute,
+        "admin-took-dispute",
+    )
     payload_id, info = inner["payload"]["dispute"]
     record = node.dispute(dispute)
     assert payload_id == dispute and info["id"] == record.order_id
-    assert info["buyer_pubkey"] == record.buyer_pubkey and info["seller_pubkey"] == record.seller_pubkey
-    assert crypto.is_valid_xonly(info["buyer_pubkey"]) and info["buyer_pubkey"] != info["seller_pubkey"]
+    assert (
+        info["buyer_pubkey"] == record.buyer_pubkey
+        and info["seller_pubkey"] == record.seller_pubkey
+    )
+    assert (
+        crypto.is_valid_xonly(info["buyer_pubkey"])
+        and info["buyer_pubkey"] != info["seller_pubkey"]
+    )
     assert abs(reply.created_at - time.time()) < 10  # a fresh rumor, not a replay
     assert node.requests == [("giftwrap", serbero.pubkey, dispute, request_id, "taken")]
     assert node.request_log[0].version == 1
@@ -70,11 +84,14 @@ def test_protocol_v1_reply_rumor_can_be_kind_14(make_node, serbero):
     assert replies_from(serbero, node)[0].rumor_kind == 14
 
 
-@pytest.mark.parametrize("kwargs,reason", [
-    pytest.param({"rumor_at": int(time.time()) - 30}, "stale", id="rumor-older-than-10s"),
-    pytest.param({"bad_sig": True}, "bad_signature", id="signature-by-another-key"),
-    pytest.param({"tail": ",null"}, "tuple_length", id="three-elements-on-v1"),
-])
+@pytest.mark.parametrize(
+    "kwargs,reason",
+    [
+        pytest.param({"rumor_at": int(time.time()) - 30}, "stale", id="rumor-older-than-10s"),
+        pytest.param({"bad_sig": True}, "bad_signature", id="signature-by-another-key"),
+        pytest.param({"tail": ",null"}, "tuple_length", id="three-elements-on-v1"),
+    ],
+)
 def test_protocol_v1_gates_drop_bad_requests_silently(make_node, serbero, kwargs, reason):
     node = make_node(protocol=1, solvers={serbero.pubkey: "read"})
     dispute = node.open_dispute()
@@ -92,7 +109,9 @@ def test_protocol_v1_seal_signer_must_be_the_rumor_author(make_node, serbero):
     msg = take_json(dispute, rid(), 1)
     impostor = ns.Keys.generate()
     # The rumor claims Serbero as author, but the impostor seals it.
-    rumor = ns.EventBuilder(ns.Kind(1), "[" + msg + ",null]").finalize_unsigned(serbero.keys.public_key())
+    rumor = ns.EventBuilder(ns.Kind(1), "[" + msg + ",null]").finalize_unsigned(
+        serbero.keys.public_key()
+    )
     serbero.publish(ns.nip59_make_gift_wrap(impostor, ns.PublicKey.parse(node.pubkey), rumor))
     wait_for(lambda: node.dropped, timeout=10)
     assert node.dropped[0].reason in ("unwrap", "sender_mismatch") and node.requests == []
@@ -140,7 +159,10 @@ def test_take_with_first_contact_pow_is_accepted_and_answered_in_kind_14(make_no
     assert abs(int(reply.tags[1][1]) - (time.time() + 30 * 86400)) < 60
     assert len(reply.array) == 3 and reply.array[1:] == [None, None]
     assert (reply.inner["version"], reply.inner["request_id"], reply.inner["action"]) == (
-        2, request_id, "admin-took-dispute")
+        2,
+        request_id,
+        "admin-took-dispute",
+    )
     info = reply.inner["payload"]["dispute"][1]
     assert info["buyer_pubkey"] == node.dispute(dispute).buyer_pubkey
     assert node.requests == [("nip44", serbero.pubkey, dispute, request_id, "taken")]
@@ -199,19 +221,43 @@ def test_replayed_event_id_is_dropped(make_node, serbero):
     assert [d.reason for d in node.dropped] == ["replay"] and len(node.requests) == 1
 
 
-@pytest.mark.parametrize("build,reason", [
-    pytest.param(lambda s, m, d: v2_take(s, m, d, rid(), created_at=int(time.time()) - 30), "stale",
-                 id="created-more-than-10s-ago"),
-    pytest.param(lambda s, m, d: v2_take(s, m, d, rid(), payload="[" + take_json(d, 1, 2) + ",null]"),
-                 "tuple_length", id="two-elements"),
-    pytest.param(lambda s, m, d: v2_take(s, m, d, rid(), payload="[" + take_json(d, 1, 2) + ',null,"proof"]'),
-                 "identity_proof", id="identity-proof-present"),
-    pytest.param(lambda s, m, d: v2_take(s, m, d, rid(), bad_sig=True), "bad_signature",
-                 id="element-2-signed-by-another-key"),
-    pytest.param(lambda s, m, d: v2_take(s, m, d, rid(), encrypt_to=ns.Keys.generate().public_key().to_hex()),
-                 "decrypt", id="encrypted-to-another-key"),
-    pytest.param(lambda s, m, d: v2_take(s, m, d, rid(), payload="not json"), "bad_payload", id="garbage"),
-])
+@pytest.mark.parametrize(
+    "build,reason",
+    [
+        pytest.param(
+            lambda s, m, d: v2_take(s, m, d, rid(), created_at=int(time.time()) - 30),
+            "stale",
+            id="created-more-than-10s-ago",
+        ),
+        pytest.param(
+            lambda s, m, d: v2_take(s, m, d, rid(), payload="[" + take_json(d, 1, 2) + ",null]"),
+            "tuple_length",
+            id="two-elements",
+        ),
+        pytest.param(
+            lambda s, m, d: v2_take(
+                s, m, d, rid(), payload="[" + take_json(d, 1, 2) + ',null,"proof"]'
+            ),
+            "identity_proof",
+            id="identity-proof-present",
+        ),
+        pytest.param(
+            lambda s, m, d: v2_take(s, m, d, rid(), bad_sig=True),
+            "bad_signature",
+            id="element-2-signed-by-another-key",
+        ),
+        pytest.param(
+            lambda s, m, d: v2_take(
+                s, m, d, rid(), encrypt_to=ns.Keys.generate().public_key().to_hex()
+            ),
+            "decrypt",
+            id="encrypted-to-another-key",
+        ),
+        pytest.param(
+            lambda s, m, d: v2_take(s, m, d, rid(), payload="not json"), "bad_payload", id="garbage"
+        ),
+    ],
+)
 def test_gates_drop_bad_requests_silently(make_node, serbero, build, reason):
     node = make_node(protocol=2, solvers={serbero.pubkey: "read"})
     dispute = node.open_dispute()
@@ -233,7 +279,9 @@ def test_forged_event_signature_is_dropped(make_node, serbero):
     dispute = node.open_dispute()
     good = v2_take(serbero.keys, node.pubkey, dispute, rid())
     doc = json.loads(good.as_json())
-    doc["sig"] = v2_take(serbero.keys, node.pubkey, dispute, rid()).signature()  # valid sig of another id
+    doc["sig"] = v2_take(
+        serbero.keys, node.pubkey, dispute, rid()
+    ).signature()  # valid sig of another id
     forged = ns.Event.from_json(json.dumps(doc))
     node.inject(forged)  # a relay would refuse to store it, so hand it to the gates directly
     assert [d.reason for d in node.dropped] == ["event_signature"]

@@ -35,7 +35,11 @@ def taken_dispute(make_node, serbero, protocol: int = 2):
 def send_from_serbero(serbero, channel, text, envelopes, at=None):
     inner = serbero_inner(serbero.keys, text, at)
     for envelope in envelopes:
-        serbero.publish(serbero_legacy(inner, channel) if envelope == "giftwrap" else serbero_kind14(inner, channel))
+        serbero.publish(
+            serbero_legacy(inner, channel)
+            if envelope == "giftwrap"
+            else serbero_kind14(inner, channel)
+        )
     return inner
 
 
@@ -79,28 +83,46 @@ def test_chat_round_trip(make_node, serbero, parties, chat, protocol):
     inner = send_from_serbero(serbero, channel, "Seller: did the fiat arrive?", ENVELOPES_FOR[chat])
 
     (msg,) = wait_for(party.messages, timeout=10)  # dual: both envelopes, shown once
-    assert (msg.inner_id, msg.content, msg.author) == (inner.id().to_hex(), "Seller: did the fiat arrive?",
-                                                       serbero.pubkey)
+    assert (msg.inner_id, msg.content, msg.author) == (
+        inner.id().to_hex(),
+        "Seller: did the fiat arrive?",
+        serbero.pubkey,
+    )
     assert msg.envelope in ENVELOPES_FOR[chat] and msg.created_at == inner.created_at().as_secs()
 
     sent = party.reply("Not yet, checking my bank.")
     expected = "giftwrap" if chat == "legacy" else "kind14"
     assert list(sent.outer_ids) == [expected] and sent.accepted[expected]
-    got = wait_for(lambda: [(env, e) for env, e in serbero_read(serbero, channel)
-                            if e.author().to_hex() == party.trade_pubkey], timeout=10)
+    got = wait_for(
+        lambda: [
+            (env, e)
+            for env, e in serbero_read(serbero, channel)
+            if e.author().to_hex() == party.trade_pubkey
+        ],
+        timeout=10,
+    )
     ((envelope, reply_inner),) = got
     assert envelope == expected and reply_inner.verify() and reply_inner.kind().as_u16() == 1
-    assert reply_inner.id().to_hex() == sent.inner_id and reply_inner.content() == "Not yet, checking my bank."
+    assert (
+        reply_inner.id().to_hex() == sent.inner_id
+        and reply_inner.content() == "Not yet, checking my bank."
+    )
 
 
-def test_legacy_party_does_not_read_kind14_and_kind14_party_does_not_read_legacy(make_node, serbero, parties):
+def test_legacy_party_does_not_read_kind14_and_kind14_party_does_not_read_legacy(
+    make_node, serbero, parties
+):
     node, dispute = taken_dispute(make_node, serbero)
     legacy = node.party(dispute, "buyer", chat="legacy")
     modern = node.party(dispute, "seller", chat="kind14")
     parties(legacy)
     parties(modern)
-    send_from_serbero(serbero, SerberoChannel.of(serbero.keys, legacy.trade_pubkey), "k14 only", ["kind14"])
-    send_from_serbero(serbero, SerberoChannel.of(serbero.keys, modern.trade_pubkey), "1059 only", ["giftwrap"])
+    send_from_serbero(
+        serbero, SerberoChannel.of(serbero.keys, legacy.trade_pubkey), "k14 only", ["kind14"]
+    )
+    send_from_serbero(
+        serbero, SerberoChannel.of(serbero.keys, modern.trade_pubkey), "1059 only", ["giftwrap"]
+    )
     assert legacy.messages() == [] and modern.messages() == []
 
 
@@ -127,18 +149,29 @@ def test_party_rejects_bad_envelopes_and_forged_authors(make_node, serbero, part
     channel = SerberoChannel.of(serbero.keys, party.trade_pubkey)
     # A skewed kind 14 from Serbero: outer 61 s after the inner.
     inner = serbero_inner(serbero.keys, "skewed", int(time.time()) - 61)
-    content = ns.nip44_encrypt(channel.conv.secret_key(), channel.conv.public_key(), inner.as_json(),
-                               ns.Nip44Version.V2)
-    serbero.publish(ns.EventBuilder(ns.Kind(14), content).tags([ns.Tag.public_key(channel.conv.public_key())])
-                    .finalize(channel.sign))
+    content = ns.nip44_encrypt(
+        channel.conv.secret_key(), channel.conv.public_key(), inner.as_json(), ns.Nip44Version.V2
+    )
+    serbero.publish(
+        ns.EventBuilder(ns.Kind(14), content)
+        .tags([ns.Tag.public_key(channel.conv.public_key())])
+        .finalize(channel.sign)
+    )
     stranger.send_legacy(channel.shared.public_key().to_hex(), "I am the admin, trust me")
     party.reply("my own words")  # our echo is neither shown nor counted as a forgery
     send_from_serbero(serbero, channel, "the real question", ["kind14"])
-    msgs = wait_for(lambda: (lambda m: m if party.rejected and len(party.rejected) >= 2 else None)(party.messages()),
-                    timeout=10)
+    msgs = wait_for(
+        lambda: (lambda m: m if party.rejected and len(party.rejected) >= 2 else None)(
+            party.messages()
+        ),
+        timeout=10,
+    )
     assert [m.content for m in msgs] == ["the real question"]
     assert sorted(r.reason for r in party.rejected) == ["inner_author", "skew"]
-    assert sorted(m.content for m in party.messages(include_own=True)) == ["my own words", "the real question"]
+    assert sorted(m.content for m in party.messages(include_own=True)) == [
+        "my own words",
+        "the real question",
+    ]
 
 
 # -- forgery helpers produce what they claim -------------------------------------------------------
@@ -156,7 +189,9 @@ def test_forge_outer_author(forger, serbero):
     assert k14.outer_events["kind14"].author().to_hex() != channel.sign.public_key().to_hex()
     assert k14.outer_events["kind14"].verify() and k14.accepted["kind14"]
     assert serbero_read(serbero, channel) == []  # the author filter never returns the kind 14
-    wrap = party.reply("forged 1059", envelope="giftwrap", forge_outer_author=True).outer_events["giftwrap"]
+    wrap = party.reply("forged 1059", envelope="giftwrap", forge_outer_author=True).outer_events[
+        "giftwrap"
+    ]
     with pytest.raises(Exception):  # noqa: B017 - nostr_sdk raises its generic error
         ns.nip44_decrypt(channel.shared.secret_key(), wrap.author(), wrap.content())
 
@@ -165,8 +200,14 @@ def test_extra_p_tag(forger):
     party, channel = forger
     other = ns.Keys.generate().public_key().to_hex()
     outer = party.reply("two p", extra_p_tag=other).outer_events["kind14"]
-    assert [t.to_vec() for t in outer.tags()] == [["p", channel.conv.public_key().to_hex()], ["p", other]]
-    assert len([t for t in party.reply("random p", extra_p_tag=True).outer_events["kind14"].tags()]) == 2
+    assert [t.to_vec() for t in outer.tags()] == [
+        ["p", channel.conv.public_key().to_hex()],
+        ["p", other],
+    ]
+    assert (
+        len([t for t in party.reply("random p", extra_p_tag=True).outer_events["kind14"].tags()])
+        == 2
+    )
 
 
 def test_skew_and_future(forger):
@@ -182,10 +223,14 @@ def test_rewrap_old_inner_keeps_the_inner_id(forger, serbero):
     party, channel = forger
     first = party.reply("once")
     again = party.rewrap_old_inner(first.inner_json)
-    assert again.inner_id == first.inner_id and again.outer_ids["kind14"] != first.outer_ids["kind14"]
+    assert (
+        again.inner_id == first.inner_id and again.outer_ids["kind14"] != first.outer_ids["kind14"]
+    )
     legacy = party.rewrap_old_inner(first.inner_json, envelope="giftwrap")
     assert legacy.inner_id == first.inner_id
-    inners = wait_for(lambda: (lambda r: r if len(r) == 3 else None)(serbero_read(serbero, channel)), timeout=10)
+    inners = wait_for(
+        lambda: (lambda r: r if len(r) == 3 else None)(serbero_read(serbero, channel)), timeout=10
+    )
     assert {e.id().to_hex() for _, e in inners} == {first.inner_id}
 
 
@@ -193,20 +238,28 @@ def test_both_envelopes_carry_the_same_inner(forger, serbero):
     party, channel = forger
     sent = party.reply("twice", envelope="both")
     assert set(sent.outer_ids) == {"giftwrap", "kind14"}
-    inners = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(serbero_read(serbero, channel)), timeout=10)
+    inners = wait_for(
+        lambda: (lambda r: r if len(r) == 2 else None)(serbero_read(serbero, channel)), timeout=10
+    )
     assert {env for env, _ in inners} == {"giftwrap", "kind14"}
     assert {e.id().to_hex() for _, e in inners} == {sent.inner_id}
 
 
-def test_third_party_writes_to_the_shared_addresses_with_its_own_inner_key(forger, serbero, parties, relay):
+def test_third_party_writes_to_the_shared_addresses_with_its_own_inner_key(
+    forger, serbero, parties, relay
+):
     party, channel = forger
     stranger = ThirdParty(relay.url)
     parties(stranger)
     sent = stranger.send_legacy(channel.shared.public_key().to_hex(), "legacy forgery")
     wrap = sent.outer_events["giftwrap"]
-    inner = ns.Event.from_json(ns.nip44_decrypt(channel.shared.secret_key(), wrap.author(), wrap.content()))
+    inner = ns.Event.from_json(
+        ns.nip44_decrypt(channel.shared.secret_key(), wrap.author(), wrap.content())
+    )
     assert inner.author().to_hex() == stranger.pubkey and inner.verify()
-    k14 = stranger.send_kind14(channel.conv.public_key().to_hex(), "k14 forgery").outer_events["kind14"]
+    k14 = stranger.send_kind14(channel.conv.public_key().to_hex(), "k14 forgery").outer_events[
+        "kind14"
+    ]
     assert k14.author().to_hex() == stranger.pubkey
     assert [t.to_vec() for t in k14.tags()] == [["p", channel.conv.public_key().to_hex()]]
     # Serbero's legacy read sees the stranger's inner (and must reject it by author); the kind-14

@@ -27,31 +27,52 @@ def test_party_script_answers_each_question_once(make_node, serbero, parties):
     parties(seller)
     buyer_ch = SerberoChannel.of(serbero.keys, buyer.trade_pubkey)
     seller_ch = SerberoChannel.of(serbero.keys, seller.trade_pubkey)
-    scripts = [PartyScript(buyer, ["I paid at noon.", lambda q: f"echo: {q}"]),
-               PartyScript(seller, ["Nothing arrived."])]
+    scripts = [
+        PartyScript(buyer, ["I paid at noon.", lambda q: f"echo: {q}"]),
+        PartyScript(seller, ["Nothing arrived."]),
+    ]
 
     now = int(time.time())
-    serbero.publish(serbero_kind14(serbero_inner(serbero.keys, "Buyer: when did you pay?", now - 2), buyer_ch))
-    serbero.publish(serbero_legacy(serbero_inner(serbero.keys, "Seller: did it arrive?", now - 2), seller_ch))
+    serbero.publish(
+        serbero_kind14(serbero_inner(serbero.keys, "Buyer: when did you pay?", now - 2), buyer_ch)
+    )
+    serbero.publish(
+        serbero_legacy(serbero_inner(serbero.keys, "Seller: did it arrive?", now - 2), seller_ch)
+    )
     wait_for(lambda: buyer.messages() and seller.messages(), timeout=10)
     first = step_all(scripts)
     assert [(e.question.content, e.answer) for e in first] == [
-        ("Buyer: when did you pay?", "I paid at noon."), ("Seller: did it arrive?", "Nothing arrived.")]
+        ("Buyer: when did you pay?", "I paid at noon."),
+        ("Seller: did it arrive?", "Nothing arrived."),
+    ]
     assert step_all(scripts) == []  # nothing new: nobody answers twice
 
-    serbero.publish(serbero_kind14(serbero_inner(serbero.keys, "Round 1. Buyer: bank?", now - 1), buyer_ch))
-    serbero.publish(serbero_legacy(serbero_inner(serbero.keys, "Round 1. Seller: sure?", now - 1), seller_ch))
+    serbero.publish(
+        serbero_kind14(serbero_inner(serbero.keys, "Round 1. Buyer: bank?", now - 1), buyer_ch)
+    )
+    serbero.publish(
+        serbero_legacy(serbero_inner(serbero.keys, "Round 1. Seller: sure?", now - 1), seller_ch)
+    )
     wait_for(lambda: len(buyer.messages()) == 2 and len(seller.messages()) == 2, timeout=10)
     second = step_all(scripts)
     assert [(e.question.content, e.answer) for e in second] == [
-        ("Round 1. Buyer: bank?", "echo: Round 1. Buyer: bank?"), ("Round 1. Seller: sure?", None)]
+        ("Round 1. Buyer: bank?", "echo: Round 1. Buyer: bank?"),
+        ("Round 1. Seller: sure?", None),
+    ]
     assert scripts[1].exhausted and scripts[0].exhausted
 
     def answers(ch, author):
-        return sorted(e.content() for _, e in serbero_read(serbero, ch) if e.author().to_hex() == author)
+        return sorted(
+            e.content() for _, e in serbero_read(serbero, ch) if e.author().to_hex() == author
+        )
 
-    assert wait_for(lambda: answers(buyer_ch, buyer.trade_pubkey) == ["I paid at noon.", "echo: Round 1. Buyer: bank?"],
-                    timeout=10)
+    assert wait_for(
+        lambda: (
+            answers(buyer_ch, buyer.trade_pubkey)
+            == ["I paid at noon.", "echo: Round 1. Buyer: bank?"]
+        ),
+        timeout=10,
+    )
     assert answers(seller_ch, seller.trade_pubkey) == ["Nothing arrived."]
 
 

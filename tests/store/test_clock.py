@@ -29,11 +29,17 @@ def store(tmp_path):
     s.close()
 
 
-@pytest.mark.parametrize("value,expected", [(None, None), (NOW - 5, NOW - 5), (NOW + 600, NOW + 600),
-                                            (NOW + 601, NOW), (NOW + YEAR, NOW)])
+@pytest.mark.parametrize(
+    "value,expected",
+    [(None, None), (NOW - 5, NOW - 5), (NOW + 600, NOW + 600), (NOW + 601, NOW), (NOW + YEAR, NOW)],
+)
 def test_clamp_reads_a_value_more_than_ten_minutes_ahead_as_now(value, expected):
     assert clamp(value, NOW) == expected
-    sql = sqlite3.connect(":memory:").execute(f"SELECT {clamped(':v')}", {"v": value, "now": NOW}).fetchone()[0]
+    sql = (
+        sqlite3.connect(":memory:")
+        .execute(f"SELECT {clamped(':v')}", {"v": value, "now": NOW})
+        .fetchone()[0]
+    )
     assert sql == expected
 
 
@@ -43,8 +49,12 @@ def test_a_reminder_counts_from_the_repair_after_a_clock_that_ran_ahead(store):
         disputes_store.update_dispute(conn, dispute_id, last_notified_at=NOW + YEAR)
 
     def due(now: int) -> list[str]:
-        return [d.dispute_id for d in disputes_store.disputes_due_reminder(
-            store, now=now, base_seconds=300, cap_seconds=21600, max_attempts=5)]
+        return [
+            d.dispute_id
+            for d in disputes_store.disputes_due_reminder(
+                store, now=now, base_seconds=300, cap_seconds=21600, max_attempts=5
+            )
+        ]
 
     assert due(NOW + 3600) == []  # read as now, never a year ahead: but now moves with it
     with store.immediate() as conn:
@@ -56,14 +66,23 @@ def test_repair_rewrites_every_due_driving_column_from_the_future_and_nothing_el
     dispute_id = add_dispute(store, "notified", ts=NOW - 100)
     session_id = add_session(store, dispute_id, started_at=NOW + YEAR)
     with store.immediate() as conn:
-        disputes_store.update_dispute(conn, dispute_id, last_notified_at=NOW + YEAR, round_started_at=NOW - 50)
-        conn.execute("UPDATE mediation_sessions SET buyer_last_seen_inner_ts=?, seller_last_seen_inner_ts=? "
-                     "WHERE session_id=?", (NOW + 500, NOW + YEAR, session_id))
+        disputes_store.update_dispute(
+            conn, dispute_id, last_notified_at=NOW + YEAR, round_started_at=NOW - 50
+        )
+        conn.execute(
+            "UPDATE mediation_sessions SET buyer_last_seen_inner_ts=?, seller_last_seen_inner_ts=? "
+            "WHERE session_id=?",
+            (NOW + 500, NOW + YEAR, session_id),
+        )
         assert repair_future_timestamps(conn, NOW) == 3
-    row = store.conn.execute("SELECT last_notified_at, round_started_at, event_timestamp FROM disputes").fetchone()
+    row = store.conn.execute(
+        "SELECT last_notified_at, round_started_at, event_timestamp FROM disputes"
+    ).fetchone()
     assert row == (NOW, NOW - 50, NOW - 100)
-    session = store.conn.execute("SELECT started_at, buyer_last_seen_inner_ts, seller_last_seen_inner_ts "
-                                 "FROM mediation_sessions").fetchone()
+    session = store.conn.execute(
+        "SELECT started_at, buyer_last_seen_inner_ts, seller_last_seen_inner_ts "
+        "FROM mediation_sessions"
+    ).fetchone()
     assert session == (NOW, NOW + 500, NOW)  # within ten minutes is a fair clock difference, kept
     with store.immediate() as conn:
         assert repair_future_timestamps(conn, NOW) == 0
@@ -83,9 +102,16 @@ def test_session_timeouts_count_from_now_once_a_future_start_was_repaired(store)
 
 def test_a_start_attempt_logged_in_the_future_does_not_hold_retries_back(store):
     dispute_id = add_dispute(store, "notified", ts=NOW - 100)
-    add_event(store, "start_attempt_started", {"dispute_id": dispute_id, "trigger": "first_attempt"},
-              now=NOW + YEAR)
-    ids = [r["dispute_id"] for r in sess.eligible_dispute_candidates(store, now=NOW, retry_interval=300)]
+    add_event(
+        store,
+        "start_attempt_started",
+        {"dispute_id": dispute_id, "trigger": "first_attempt"},
+        now=NOW + YEAR,
+    )
+    ids = [
+        r["dispute_id"]
+        for r in sess.eligible_dispute_candidates(store, now=NOW, retry_interval=300)
+    ]
     assert ids == [dispute_id]
 
 
@@ -102,17 +128,25 @@ def test_listen_resumes_reminders_after_the_clock_was_wrong(make_config, mostro,
     dispute_id = mostro.open_dispute(created_at=int(time.time()) - 60)
     assert invoke_json(cfg, "listen")[0] == 0
     conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE disputes SET last_notified_at=? WHERE dispute_id=?", (int(time.time()) + YEAR, dispute_id))
+    conn.execute(
+        "UPDATE disputes SET last_notified_at=? WHERE dispute_id=?",
+        (int(time.time()) + YEAR, dispute_id),
+    )
     conn.commit()
     conn.close()
     code, doc, err = invoke_json(cfg, "listen")
     assert code == 0 and "disputes.last_notified_at value(s) were in the future" in err
-    assert db_rows(db_path, "SELECT last_notified_at FROM disputes")[0]["last_notified_at"] <= int(time.time())
+    assert db_rows(db_path, "SELECT last_notified_at FROM disputes")[0]["last_notified_at"] <= int(
+        time.time()
+    )
 
     def reminded():
         invoke_json(cfg, "listen")
-        return db_rows(db_path, "SELECT COUNT(*) AS n FROM notifications WHERE notif_type='re-notification' "
-                                "AND status='sent'")[0]["n"] == len(solvers)
+        return db_rows(
+            db_path,
+            "SELECT COUNT(*) AS n FROM notifications WHERE notif_type='re-notification' "
+            "AND status='sent'",
+        )[0]["n"] == len(solvers)
 
     wait_for(reminded, timeout=30, interval=0.5)
     assert all(len(s.inbox()) == 2 for s in solvers)

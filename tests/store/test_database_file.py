@@ -49,19 +49,38 @@ def test_database_wal_shm_and_lock_files_are_private_under_crons_umask(make_conf
     cfg = make_config(solver_list=[])
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")}
     # cron starts jobs with umask 022, under which SQLite alone would create 0644 files
-    proc = subprocess.Popen(["/bin/sh", "-c", 'umask 022 && exec "$0" "$@"', sys.executable, "-m", "serbero_cli",
-                             "--config", str(cfg), "listen", "--follow"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            "/bin/sh",
+            "-c",
+            'umask 022 && exec "$0" "$@"',
+            sys.executable,
+            "-m",
+            "serbero_cli",
+            "--config",
+            str(cfg),
+            "listen",
+            "--follow",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = ""
         while "following dispute events" not in line:
             line = proc.stderr.readline()
             assert line, "listen --follow ended early"
         side_files = [db_path.parent / f"{db_path.name}{suffix}" for suffix in ("-wal", "-shm")]
-        wait_for(lambda: all(p.exists() for p in side_files))  # present while the follower holds the database
+        wait_for(
+            lambda: all(p.exists() for p in side_files)
+        )  # present while the follower holds the database
         lock = db_path.parent / f"{db_path.name}.listen.lock"
         assert {p.name: mode(p) for p in [db_path, *side_files, lock]} == {
-            p.name: 0o600 for p in [db_path, *side_files, lock]}
+            p.name: 0o600 for p in [db_path, *side_files, lock]
+        }
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
@@ -98,7 +117,9 @@ def test_an_unreadable_database_is_an_error_in_every_command(make_config, db_pat
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.values[0][0] != "audit"])
-def test_a_database_path_that_cannot_be_opened_is_an_error_in_every_command(make_config, db_path, command):
+def test_a_database_path_that_cannot_be_opened_is_an_error_in_every_command(
+    make_config, db_path, command
+):
     cfg = make_config(sections=PHASES_ON)
     db_path.mkdir()  # exists, so it is not "no database yet", and nobody (root included) can open it
     proc = run_serbero(cfg, *command, env=API_ENV)

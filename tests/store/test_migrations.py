@@ -20,14 +20,27 @@ def columns(store, table):
 
 def test_fresh_database_gets_every_table_and_column(tmp_path):
     store = open_db(tmp_path / "s.db")
-    for table in ("disputes", "notifications", "dispute_state_transitions", "sync_state", "mediation_sessions",
-                  "mediation_messages", "reasoning_rationales", "mediation_summaries", "mediation_events",
-                  "mediation_solver_auth", "escalation_dispatches"):
+    for table in (
+        "disputes",
+        "notifications",
+        "dispute_state_transitions",
+        "sync_state",
+        "mediation_sessions",
+        "mediation_messages",
+        "reasoning_rationales",
+        "mediation_summaries",
+        "mediation_events",
+        "mediation_solver_auth",
+        "escalation_dispatches",
+    ):
         assert store.table_exists(table), table
     assert {"claimed_at", "relays_accepted", "body"} <= columns(store, "notifications")
     assert {"buyer_trade_pubkey", "buyer_chat_conv_pubkey", "take_revision_created_at"} <= columns(
-        store, "mediation_sessions")
-    assert {"published_at", "publish_attempts", "envelope", "legacy_required"} <= columns(store, "mediation_messages")
+        store, "mediation_sessions"
+    )
+    assert {"published_at", "publish_attempts", "envelope", "legacy_required"} <= columns(
+        store, "mediation_messages"
+    )
     assert {"route", "attempts", "finished_at"} <= columns(store, "escalation_dispatches")
     assert store.scalar("PRAGMA journal_mode") == "wal" and store.scalar("PRAGMA foreign_keys") == 1
     assert migrations.pending(store.conn) == []
@@ -89,7 +102,9 @@ def test_database_newer_than_the_code_refuses_to_open(tmp_path):
     conn.commit()
     conn.close()
     for readonly in (False, True):
-        with pytest.raises(DatabaseTooNew, match=r"written by a newer serbero \(schema \d+; .*upgrade serbero") as info:
+        with pytest.raises(
+            DatabaseTooNew, match=r"written by a newer serbero \(schema \d+; .*upgrade serbero"
+        ) as info:
             open_db(path, readonly=readonly)
         assert info.value.exit_code == 2
 
@@ -108,8 +123,7 @@ def test_readonly_open_never_creates_or_migrates(tmp_path):
 
 def test_two_first_runs_at_once_apply_each_migration_once(tmp_path):
     path = tmp_path / "race.db"
-    code = ("import sys; from serbero_cli.store.db import open_db; "
-            f"open_db({str(path)!r}).close()")
+    code = f"import sys; from serbero_cli.store.db import open_db; open_db({str(path)!r}).close()"
     procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(4)]
     assert [p.wait(60) for p in procs] == [0] * 4
     conn = sqlite3.connect(path)
@@ -122,14 +136,24 @@ def test_guarded_dispute_index_tolerates_malformed_payloads(tmp_path):
 
     store = open_db(tmp_path / "s.db")
     with store.immediate() as conn:
-        conn.execute("INSERT INTO mediation_events (kind, payload_json, occurred_at) VALUES ('x', 'not json', 1)")
-        conn.execute("INSERT INTO mediation_events (kind, payload_json, occurred_at) VALUES ('x', X'00ff', 1)")
+        conn.execute(
+            "INSERT INTO mediation_events (kind, payload_json, occurred_at) VALUES ('x', 'not json', 1)"
+        )
+        conn.execute(
+            "INSERT INTO mediation_events (kind, payload_json, occurred_at) VALUES ('x', X'00ff', 1)"
+        )
         conn.execute("""INSERT INTO mediation_events (kind, payload_json, occurred_at)
                         VALUES ('x', '{"dispute_id":"d1"}', 1)""")
-    rows = store.query(f"SELECT id FROM mediation_events WHERE session_id IS NULL AND ({DISPUTE_EXPR}) = 'd1'")
+    rows = store.query(
+        f"SELECT id FROM mediation_events WHERE session_id IS NULL AND ({DISPUTE_EXPR}) = 'd1'"
+    )
     assert len(rows) == 1
-    plan = " ".join(r["detail"] for r in store.query(
-        f"EXPLAIN QUERY PLAN SELECT id FROM mediation_events WHERE session_id IS NULL AND ({DISPUTE_EXPR}) = 'd1'"))
+    plan = " ".join(
+        r["detail"]
+        for r in store.query(
+            f"EXPLAIN QUERY PLAN SELECT id FROM mediation_events WHERE session_id IS NULL AND ({DISPUTE_EXPR}) = 'd1'"
+        )
+    )
     assert "idx_mediation_events_dispute" in plan
 
 
@@ -142,8 +166,9 @@ def test_the_handoff_audit_index_has_the_expression_the_queries_use(tmp_path):
 
     store = open_db(tmp_path / "x.db")
     try:
-        (sql,) = store.conn.execute("SELECT sql FROM sqlite_master WHERE name='idx_mediation_events_handoff_audit'"
-                                    ).fetchone()
+        (sql,) = store.conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name='idx_mediation_events_handoff_audit'"
+        ).fetchone()
     finally:
         store.close()
 

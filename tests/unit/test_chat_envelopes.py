@@ -59,6 +59,7 @@ def flip_last_hex(value: str) -> str:
 
 # --- outbound ---
 
+
 @pytest.mark.parametrize("text", ["", "   ", "\n\t"], ids=["empty", "spaces", "whitespace"])
 def test_build_inner_blank_text_is_rejected(chat, text):
     with pytest.raises(ValueError):
@@ -105,41 +106,57 @@ def test_legacy_copy_carries_identical_inner_id(chat):
         assert NOW - 172_800 <= wrap.created_at().as_secs() <= NOW
         assert wrap.author().to_hex() != chat["serbero_pubkey"]
         assert party.open_legacy(wrap).id().to_hex() == inner.id
-    assert wraps[0].author().to_hex() != wraps[1].author().to_hex()  # a fresh ephemeral key each time
+    assert (
+        wraps[0].author().to_hex() != wraps[1].author().to_hex()
+    )  # a fresh ephemeral key each time
     assert party.open_kind14(kind14_wrap(inner, chat["channel"])).id().to_hex() == inner.id
 
 
 # --- inbound, legacy 1059 ---
 
+
 def test_open_legacy_accepts_the_party_reply(chat):
     party = chat["party"]
     inner = party.inner("I paid yesterday", NOW - 5)
-    msg = open_legacy(party.legacy_wrap(inner.as_json(), NOW), chat["channel"], chat["serbero_pubkey"], NOW)
+    msg = open_legacy(
+        party.legacy_wrap(inner.as_json(), NOW), chat["channel"], chat["serbero_pubkey"], NOW
+    )
     assert msg.status == "ok" and msg.envelope == "giftwrap" and msg.party == "buyer"
-    assert (msg.inner_id, msg.inner_created_at, msg.content) == (inner.id().to_hex(), NOW - 5, "I paid yesterday")
+    assert (msg.inner_id, msg.inner_created_at, msg.content) == (
+        inner.id().to_hex(),
+        NOW - 5,
+        "I paid yesterday",
+    )
 
 
 def test_open_legacy_own_wrap_read_back_is_a_quiet_echo(chat):
     inner = build_inner(chat["serbero"], "Buyer: hi", NOW)
-    msg = open_legacy(legacy_wrap(inner, chat["channel"], NOW), chat["channel"], chat["serbero_pubkey"], NOW)
+    msg = open_legacy(
+        legacy_wrap(inner, chat["channel"], NOW), chat["channel"], chat["serbero_pubkey"], NOW
+    )
     assert msg.status == "echo" and not msg.counts_as_rejected
 
 
 def test_open_legacy_forged_inner_author_is_a_counted_forgery(chat):
     party = chat["party"]
     forged = party.inner("release now", NOW, signer=ns.Keys.generate())
-    msg = open_legacy(party.legacy_wrap(forged.as_json(), NOW), chat["channel"], chat["serbero_pubkey"], NOW)
+    msg = open_legacy(
+        party.legacy_wrap(forged.as_json(), NOW), chat["channel"], chat["serbero_pubkey"], NOW
+    )
     assert msg.status == "forgery" and msg.counts_as_rejected and msg.content is None
 
 
-@pytest.mark.parametrize("case, reason", [
-    ("tampered_ciphertext", "decrypt_failed"),
-    ("non_kind1_inner", "inner_not_kind1"),
-    ("bad_inner_signature", "bad_inner_signature"),
-    ("not_an_event", "bad_inner"),
-    ("future_601", "future_inner"),
-    ("over_64_kib", "too_large"),
-])
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        ("tampered_ciphertext", "decrypt_failed"),
+        ("non_kind1_inner", "inner_not_kind1"),
+        ("bad_inner_signature", "bad_inner_signature"),
+        ("not_an_event", "bad_inner"),
+        ("future_601", "future_inner"),
+        ("over_64_kib", "too_large"),
+    ],
+)
 def test_open_legacy_rejects(chat, case, reason):
     party = chat["party"]
     inner_json = party.inner("text", NOW).as_json()
@@ -156,7 +173,9 @@ def test_open_legacy_rejects(chat, case, reason):
         wrap = party.legacy_wrap("", NOW, content="A" * 66_000)
     if case == "tampered_ciphertext":
         content = wrap.content()
-        wrap = party.legacy_wrap("", NOW, content=content[:40] + ("A" if content[40] != "A" else "B") + content[41:])
+        wrap = party.legacy_wrap(
+            "", NOW, content=content[:40] + ("A" if content[40] != "A" else "B") + content[41:]
+        )
     msg = open_legacy(wrap, chat["channel"], chat["serbero_pubkey"], NOW)
     assert (msg.status, msg.reason) == ("rejected", reason)
 
@@ -169,20 +188,35 @@ def test_open_legacy_accepts_600_seconds_ahead(chat):
 
 # --- inbound, kind 14: one failing case per check an incoming chat message must pass ---
 
+
 def test_open_kind14_accepts_the_party_reply(chat):
     party = chat["party"]
     inner = party.inner("Seller here", NOW - 30)
-    msg = open_kind14(party.kind14(inner.as_json(), NOW - 10), chat["channel"], chat["serbero_pubkey"],
-                      NOW, Kind14RunState())
+    msg = open_kind14(
+        party.kind14(inner.as_json(), NOW - 10),
+        chat["channel"],
+        chat["serbero_pubkey"],
+        NOW,
+        Kind14RunState(),
+    )
     assert msg.status == "ok" and msg.envelope == "kind14"
     assert (msg.inner_id, msg.inner_created_at, msg.content, msg.author) == (
-        inner.id().to_hex(), NOW - 30, "Seller here", party.trade.public_key().to_hex())
+        inner.id().to_hex(),
+        NOW - 30,
+        "Seller here",
+        party.trade.public_key().to_hex(),
+    )
 
 
 def test_open_kind14_own_envelope_read_back_is_a_quiet_echo(chat):
     inner = build_inner(chat["serbero"], "Buyer: hi", NOW)
-    msg = open_kind14(kind14_wrap(inner, chat["channel"]), chat["channel"], chat["serbero_pubkey"], NOW,
-                      Kind14RunState())
+    msg = open_kind14(
+        kind14_wrap(inner, chat["channel"]),
+        chat["channel"],
+        chat["serbero_pubkey"],
+        NOW,
+        Kind14RunState(),
+    )
     assert (msg.status, msg.counts_as_rejected) == ("echo", False)
 
 
@@ -197,9 +231,13 @@ def _kind14_case(chat, case):
     if case == "2_wrong_kind":
         return party.kind14(good_inner.as_json(), NOW, kind=1059), state
     if case == "2_two_p_tags":
-        return party.kind14(good_inner.as_json(), NOW, tags=[conv_tag, ns.Tag.public_key(other.public_key())]), state
+        return party.kind14(
+            good_inner.as_json(), NOW, tags=[conv_tag, ns.Tag.public_key(other.public_key())]
+        ), state
     if case == "2_p_tag_elsewhere":
-        return party.kind14(good_inner.as_json(), NOW, tags=[ns.Tag.public_key(other.public_key())]), state
+        return party.kind14(
+            good_inner.as_json(), NOW, tags=[ns.Tag.public_key(other.public_key())]
+        ), state
     if case == "2_no_p_tag":
         return party.kind14(good_inner.as_json(), NOW, tags=[]), state
     if case == "3_outer_61s_ahead":
@@ -207,7 +245,9 @@ def _kind14_case(chat, case):
     if case == "4_oversized":
         return party.kind14("", NOW, content="A" * 65_537), state
     if case == "4_json_over_64_kib":
-        return party.kind14(good_inner.as_json(), NOW, tags=[conv_tag, ns.Tag.parse(["x", "p" * 66_000])]), state
+        return party.kind14(
+            good_inner.as_json(), NOW, tags=[conv_tag, ns.Tag.parse(["x", "p" * 66_000])]
+        ), state
     if case == "5_seen_this_run":
         event = party.kind14(good_inner.as_json(), NOW)
         open_kind14(event, chat["channel"], chat["serbero_pubkey"], NOW, state)
@@ -222,9 +262,13 @@ def _kind14_case(chat, case):
         return tamper_json(event, sig=flip_last_hex(event.signature())), state
     if case == "8_tampered_ciphertext":
         content = party.kind14(good_inner.as_json(), NOW).content()
-        return party.kind14("", NOW, content=content[:40] + ("A" if content[40] != "A" else "B") + content[41:]), state
+        return party.kind14(
+            "", NOW, content=content[:40] + ("A" if content[40] != "A" else "B") + content[41:]
+        ), state
     if case == "8_encrypted_to_wrong_key":
-        body = ns.nip44_encrypt(other.secret_key(), party.conv.public_key(), good_inner.as_json(), ns.Nip44Version.V2)
+        body = ns.nip44_encrypt(
+            other.secret_key(), party.conv.public_key(), good_inner.as_json(), ns.Nip44Version.V2
+        )
         return party.kind14("", NOW, content=body), state
     if case == "9_inner_not_an_event":
         return party.kind14("not json", NOW), state
@@ -239,26 +283,30 @@ def _kind14_case(chat, case):
     raise AssertionError(case)
 
 
-@pytest.mark.parametrize("case, status, reason", [
-    ("1_wrong_author", "rejected", "wrong_author"),
-    ("2_wrong_kind", "rejected", "wrong_kind"),
-    ("2_two_p_tags", "rejected", "bad_p_tag"),
-    ("2_p_tag_elsewhere", "rejected", "bad_p_tag"),
-    ("2_no_p_tag", "rejected", "bad_p_tag"),
-    ("3_outer_61s_ahead", "rejected", "future_outer"),
-    ("4_oversized", "rejected", "too_large"),
-    ("4_json_over_64_kib", "rejected", "too_large"),
-    ("5_seen_this_run", "rejected", "seen_this_run"),
-    ("6_channel_cap", "rejected", "channel_cap"),
-    ("7_bad_outer_signature", "rejected", "bad_outer_signature"),
-    ("8_tampered_ciphertext", "rejected", "decrypt_failed"),
-    ("8_encrypted_to_wrong_key", "rejected", "decrypt_failed"),
-    ("9_inner_not_an_event", "rejected", "bad_inner"),
-    ("9_inner_bad_signature", "rejected", "bad_inner_signature"),
-    ("10_forged_inner_author", "forgery", "wrong_inner_author"),
-    ("11_inner_not_kind1", "rejected", "inner_not_kind1"),
-    ("13_skew_61s", "rejected", "time_skew"),
-], ids=lambda v: v if isinstance(v, str) and v[:1].isdigit() else None)
+@pytest.mark.parametrize(
+    "case, status, reason",
+    [
+        ("1_wrong_author", "rejected", "wrong_author"),
+        ("2_wrong_kind", "rejected", "wrong_kind"),
+        ("2_two_p_tags", "rejected", "bad_p_tag"),
+        ("2_p_tag_elsewhere", "rejected", "bad_p_tag"),
+        ("2_no_p_tag", "rejected", "bad_p_tag"),
+        ("3_outer_61s_ahead", "rejected", "future_outer"),
+        ("4_oversized", "rejected", "too_large"),
+        ("4_json_over_64_kib", "rejected", "too_large"),
+        ("5_seen_this_run", "rejected", "seen_this_run"),
+        ("6_channel_cap", "rejected", "channel_cap"),
+        ("7_bad_outer_signature", "rejected", "bad_outer_signature"),
+        ("8_tampered_ciphertext", "rejected", "decrypt_failed"),
+        ("8_encrypted_to_wrong_key", "rejected", "decrypt_failed"),
+        ("9_inner_not_an_event", "rejected", "bad_inner"),
+        ("9_inner_bad_signature", "rejected", "bad_inner_signature"),
+        ("10_forged_inner_author", "forgery", "wrong_inner_author"),
+        ("11_inner_not_kind1", "rejected", "inner_not_kind1"),
+        ("13_skew_61s", "rejected", "time_skew"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and v[:1].isdigit() else None,
+)
 def test_open_kind14_rejects(chat, case, status, reason):
     event, state = _kind14_case(chat, case)
     msg = open_kind14(event, chat["channel"], chat["serbero_pubkey"], NOW, state)
@@ -266,19 +314,31 @@ def test_open_kind14_rejects(chat, case, status, reason):
     assert msg.counts_as_rejected and msg.content is None
 
 
-@pytest.mark.parametrize("outer_at, inner_at", [(NOW + 60, NOW + 60), (NOW, NOW - 60), (NOW, NOW + 60)],
-                         ids=["outer-60s-ahead", "skew-minus-60", "skew-plus-60"])
+@pytest.mark.parametrize(
+    "outer_at, inner_at",
+    [(NOW + 60, NOW + 60), (NOW, NOW - 60), (NOW, NOW + 60)],
+    ids=["outer-60s-ahead", "skew-minus-60", "skew-plus-60"],
+)
 def test_open_kind14_boundaries_pass(chat, outer_at, inner_at):
     party = chat["party"]
     event = party.kind14(party.inner("text", inner_at).as_json(), outer_at)
-    assert open_kind14(event, chat["channel"], chat["serbero_pubkey"], NOW, Kind14RunState()).status == "ok"
+    assert (
+        open_kind14(event, chat["channel"], chat["serbero_pubkey"], NOW, Kind14RunState()).status
+        == "ok"
+    )
 
 
 def test_open_kind14_cap_is_per_channel(chat):
     state = Kind14RunState()
     party = chat["party"]
     for i in range(100):
-        open_kind14(party.kind14("", NOW, content=f"junk-{i}"), chat["channel"], chat["serbero_pubkey"], NOW, state)
+        open_kind14(
+            party.kind14("", NOW, content=f"junk-{i}"),
+            chat["channel"],
+            chat["serbero_pubkey"],
+            NOW,
+            state,
+        )
     seller_trade = ns.Keys.generate()
     seller_channel = derive_channel(chat["serbero"], "seller", seller_trade.public_key().to_hex())
     seller = PartyChannel(seller_trade, chat["serbero_pubkey"])
@@ -288,21 +348,37 @@ def test_open_kind14_cap_is_per_channel(chat):
 
 # --- filters and routing ---
 
+
 def test_chat_filters_kind14_by_authors_with_cursor_since_and_legacy_by_p(chat):
     serbero = chat["serbero"]
     buyer = chat["channel"]
     seller = derive_channel(serbero, "seller", ns.Keys.generate().public_key().to_hex())
-    cursors = {buyer.trade_pubkey: NOW - 1000, seller.trade_pubkey: NOW + 50_000}  # a future cursor is capped at now
-    kind14, legacy = chat_filters([buyer, seller], now=NOW, lookback_seconds=604_800, cursors=cursors)
-    assert kind14 == {"kinds": [14], "authors": [buyer.sign_pubkey, seller.sign_pubkey],
-                      "since": NOW - 1600, "limit": 500}
+    cursors = {
+        buyer.trade_pubkey: NOW - 1000,
+        seller.trade_pubkey: NOW + 50_000,
+    }  # a future cursor is capped at now
+    kind14, legacy = chat_filters(
+        [buyer, seller], now=NOW, lookback_seconds=604_800, cursors=cursors
+    )
+    assert kind14 == {
+        "kinds": [14],
+        "authors": [buyer.sign_pubkey, seller.sign_pubkey],
+        "since": NOW - 1600,
+        "limit": 500,
+    }
     assert "#p" not in kind14
-    assert legacy == {"kinds": [1059], "#p": [buyer.legacy_pubkey, seller.legacy_pubkey], "since": NOW - 604_800}
+    assert legacy == {
+        "kinds": [1059],
+        "#p": [buyer.legacy_pubkey, seller.legacy_pubkey],
+        "since": NOW - 604_800,
+    }
 
 
 def test_chat_filters_since_never_below_lookback_and_missing_cursor_uses_lookback(chat):
     buyer = chat["channel"]
-    kind14, _ = chat_filters([buyer], now=NOW, lookback_seconds=3600, cursors={buyer.trade_pubkey: NOW - 90_000})
+    kind14, _ = chat_filters(
+        [buyer], now=NOW, lookback_seconds=3600, cursors={buyer.trade_pubkey: NOW - 90_000}
+    )
     assert kind14["since"] == NOW - 3600
     kind14, _ = chat_filters([buyer], now=NOW, lookback_seconds=3600, cursors={})
     assert kind14["since"] == NOW - 3600

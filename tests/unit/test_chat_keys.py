@@ -55,14 +55,19 @@ def test_vector_public_keys_of_the_secrets():
     assert public_key_of(Secret(SECRET_B)) == PUB_B
 
 
-@pytest.mark.parametrize("ours, theirs", [(SECRET_A, PUB_B), (SECRET_B, PUB_A)], ids=["a-to-b", "b-to-a"])
+@pytest.mark.parametrize(
+    "ours, theirs", [(SECRET_A, PUB_B), (SECRET_B, PUB_A)], ids=["a-to-b", "b-to-a"]
+)
 def test_vector_derivation_pins_every_step(ours, theirs):
     x = shared_x(Secret(ours), theirs)
     assert x.hex() == X
     assert hkdf_prk(x).hex() == PRK
     channel = derive_channel(Secret(ours), "buyer", theirs)
     assert channel.legacy_secret.reveal() == X
-    assert channel.legacy_pubkey == coincurve.PublicKeyXOnly.from_secret(bytes.fromhex(X)).format().hex()
+    assert (
+        channel.legacy_pubkey
+        == coincurve.PublicKeyXOnly.from_secret(bytes.fromhex(X)).format().hex()
+    )
     assert channel.conv_secret.reveal() == CONV_SECRET
     assert channel.sign_secret.reveal() == SIGN_SECRET
     assert channel.conv_pubkey == CONV_PUB
@@ -76,20 +81,30 @@ def test_vector_nip44_self_conversation_key_matches_nostr_sdk_ciphertext():
     conversation_key = hmac.new(b"nip44-v2", point, hashlib.sha256).digest()
     assert conversation_key.hex() == SELF_CONVERSATION_KEY
     # the MAC of a nostr-sdk self-encryption checks out under that conversation key
-    payload = base64.b64decode(ns.nip44_encrypt(ns.SecretKey.parse(CONV_SECRET), ns.PublicKey.parse(CONV_PUB),
-                                                "probe", ns.Nip44Version.V2))
+    payload = base64.b64decode(
+        ns.nip44_encrypt(
+            ns.SecretKey.parse(CONV_SECRET),
+            ns.PublicKey.parse(CONV_PUB),
+            "probe",
+            ns.Nip44Version.V2,
+        )
+    )
     nonce, body, mac = payload[1:33], payload[33:-32], payload[-32:]
     okm, block, counter = b"", b"", 1
     while len(okm) < 76:
-        block = hmac.new(conversation_key, block + nonce + bytes([counter]), hashlib.sha256).digest()
+        block = hmac.new(
+            conversation_key, block + nonce + bytes([counter]), hashlib.sha256
+        ).digest()
         okm, counter = okm + block, counter + 1
     assert hmac.new(okm[44:76], nonce + body, hashlib.sha256).digest() == mac
 
 
 def test_vector_inner_event_id_with_typographic_apostrophe():
-    inner = (ns.EventBuilder(ns.Kind(1), "Let\u2019s reestablish the peer-to-peer nature of Bitcoin!")
-             .custom_created_at(ns.Timestamp.from_secs(1691518405))
-             .finalize(ns.Keys(ns.SecretKey.parse(SECRET_A))))
+    inner = (
+        ns.EventBuilder(ns.Kind(1), "Let\u2019s reestablish the peer-to-peer nature of Bitcoin!")
+        .custom_created_at(ns.Timestamp.from_secs(1691518405))
+        .finalize(ns.Keys(ns.SecretKey.parse(SECRET_A)))
+    )
     assert inner.author().to_hex() == PUB_A
     assert inner.id().to_hex() == INNER_ID
 
@@ -126,8 +141,11 @@ def test_hkdf_all_256_attempts_rejected_is_an_error():
     assert len(calls) == 256 and len(set(calls)) == 256
 
 
-@pytest.mark.parametrize("bad", ["00" * 32, "zz" * 32, "ab" * 31, "f" * 64],
-                         ids=["zero", "not-hex", "short", "not-on-curve"])
+@pytest.mark.parametrize(
+    "bad",
+    ["00" * 32, "zz" * 32, "ab" * 31, "f" * 64],
+    ids=["zero", "not-hex", "short", "not-on-curve"],
+)
 def test_shared_x_rejects_a_pubkey_off_the_curve(bad):
     with pytest.raises(ChannelKeyError):
         shared_x(generate_secret(), bad)

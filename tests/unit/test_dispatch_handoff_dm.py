@@ -10,8 +10,16 @@ from serbero_cli.domain.handoff import HandoffPackage, parse_handoff
 
 
 def package(**changes) -> HandoffPackage:
-    values = dict(dispute_id="d-1", session_id=None, trigger="fraud_indicator", evidence_refs=("e1",),
-                  prompt_bundle_id="b", policy_hash="h", rationale_refs=("r1",), assembled_at=5)
+    values = dict(
+        dispute_id="d-1",
+        session_id=None,
+        trigger="fraud_indicator",
+        evidence_refs=("e1",),
+        prompt_bundle_id="b",
+        policy_hash="h",
+        rationale_refs=("r1",),
+        assembled_at=5,
+    )
     values.update(changes)
     return HandoffPackage(**values)
 

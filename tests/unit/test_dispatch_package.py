@@ -17,9 +17,16 @@ from serbero_cli.domain.handoff import (
     parse_handoff,
 )
 
-GOOD = {"dispute_id": "d-1", "session_id": "s-1", "trigger": "round_limit", "evidence_refs": ["e1"],
-        "prompt_bundle_id": "bundle-a", "policy_hash": "ab12", "rationale_refs": ["c0ffee"],
-        "assembled_at": 1_760_000_000}
+GOOD = {
+    "dispute_id": "d-1",
+    "session_id": "s-1",
+    "trigger": "round_limit",
+    "evidence_refs": ["e1"],
+    "prompt_bundle_id": "bundle-a",
+    "policy_hash": "ab12",
+    "rationale_refs": ["c0ffee"],
+    "assembled_at": 1_760_000_000,
+}
 
 
 def dumps(doc) -> str:
@@ -55,29 +62,34 @@ def test_parse_handoff_dispute_scoped_package_leaves_session_out(session):
 def test_each_missing_required_key_is_deserialize_failed(key):
     with pytest.raises(HandoffParseError) as info:
         parse_handoff(with_(**{key: ...}))
-    assert key in info.value.detail and info.value.dispute_hint == ("d-1" if key != "dispute_id" else "unknown")
+    assert key in info.value.detail and info.value.dispute_hint == (
+        "d-1" if key != "dispute_id" else "unknown"
+    )
 
 
-@pytest.mark.parametrize("payload", [
-    pytest.param(with_(assembled_at=1.0), id="assembled_at-float"),
-    pytest.param(with_(assembled_at=1.5), id="assembled_at-fraction"),
-    pytest.param(with_(assembled_at=True), id="assembled_at-bool"),
-    pytest.param(with_(assembled_at="1"), id="assembled_at-numeric-string"),
-    pytest.param(with_(assembled_at=2**63), id="assembled_at-2^63"),
-    pytest.param(with_(assembled_at=-(2**63) - 1), id="assembled_at-below-int64"),
-    pytest.param(with_(assembled_at=None), id="assembled_at-null"),
-    pytest.param(dumps(GOOD).replace("1760000000", "1e9"), id="assembled_at-exponent"),
-    pytest.param(with_(evidence_refs=None), id="evidence_refs-null"),
-    pytest.param(with_(rationale_refs=None), id="rationale_refs-null"),
-    pytest.param(with_(evidence_refs=["a", 1]), id="evidence_refs-int"),
-    pytest.param(with_(rationale_refs=[None]), id="rationale_refs-null-item"),
-    pytest.param(with_(rationale_refs="c0ffee"), id="rationale_refs-string"),
-    pytest.param(with_(dispute_id=42), id="dispute_id-number"),
-    pytest.param(with_(trigger=None), id="trigger-null"),
-    pytest.param(with_(session_id=7), id="session_id-number"),
-    pytest.param(with_(prompt_bundle_id=None), id="bundle-null"),
-    pytest.param(with_(policy_hash=["x"]), id="policy_hash-array"),
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(with_(assembled_at=1.0), id="assembled_at-float"),
+        pytest.param(with_(assembled_at=1.5), id="assembled_at-fraction"),
+        pytest.param(with_(assembled_at=True), id="assembled_at-bool"),
+        pytest.param(with_(assembled_at="1"), id="assembled_at-numeric-string"),
+        pytest.param(with_(assembled_at=2**63), id="assembled_at-2^63"),
+        pytest.param(with_(assembled_at=-(2**63) - 1), id="assembled_at-below-int64"),
+        pytest.param(with_(assembled_at=None), id="assembled_at-null"),
+        pytest.param(dumps(GOOD).replace("1760000000", "1e9"), id="assembled_at-exponent"),
+        pytest.param(with_(evidence_refs=None), id="evidence_refs-null"),
+        pytest.param(with_(rationale_refs=None), id="rationale_refs-null"),
+        pytest.param(with_(evidence_refs=["a", 1]), id="evidence_refs-int"),
+        pytest.param(with_(rationale_refs=[None]), id="rationale_refs-null-item"),
+        pytest.param(with_(rationale_refs="c0ffee"), id="rationale_refs-string"),
+        pytest.param(with_(dispute_id=42), id="dispute_id-number"),
+        pytest.param(with_(trigger=None), id="trigger-null"),
+        pytest.param(with_(session_id=7), id="session_id-number"),
+        pytest.param(with_(prompt_bundle_id=None), id="bundle-null"),
+        pytest.param(with_(policy_hash=["x"]), id="policy_hash-array"),
+    ],
+)
 def test_mistyped_fields_are_deserialize_failed(payload):
     with pytest.raises(HandoffParseError) as info:
         parse_handoff(payload)
@@ -144,18 +156,21 @@ def test_parse_handoff_size_limit_counts_utf8_bytes():
         parse_handoff(dumps({**GOOD, "pad": "a" * (pad - 1) + "é"}))
 
 
-@pytest.mark.parametrize(("payload", "hint"), [
-    (with_(trigger=...), "d-1"),
-    (dumps({"dispute_id": "d-9"}), "d-9"),
-    (with_(assembled_at=0).replace(":0}", ":NaN}"), "d-1"),
-    (dumps(GOOD)[:-1] + ',"dispute_id":"last"}', "last"),
-    ("not json", "unknown"),
-    (with_(dispute_id=42), "unknown"),
-    ("[" * 100_000, "unknown"),
-    ('{"dispute_id":"\\ud800"}', "unknown"),
-    (b'{"dispute_id":"blob"}', "blob"),
-    (42, "unknown"),
-])
+@pytest.mark.parametrize(
+    ("payload", "hint"),
+    [
+        (with_(trigger=...), "d-1"),
+        (dumps({"dispute_id": "d-9"}), "d-9"),
+        (with_(assembled_at=0).replace(":0}", ":NaN}"), "d-1"),
+        (dumps(GOOD)[:-1] + ',"dispute_id":"last"}', "last"),
+        ("not json", "unknown"),
+        (with_(dispute_id=42), "unknown"),
+        ("[" * 100_000, "unknown"),
+        ('{"dispute_id":"\\ud800"}', "unknown"),
+        (b'{"dispute_id":"blob"}', "blob"),
+        (42, "unknown"),
+    ],
+)
 def test_dispute_id_hint_is_lenient_but_only_trusts_strings(payload, hint):
     assert dispute_id_hint(payload) == hint
 
@@ -169,21 +184,35 @@ def test_detail_is_capped_at_500_characters():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 any_text = st.text(st.characters(blacklist_categories=()), max_size=12)  # lone surrogates included
-field_values = st.one_of(json_values, any_text, st.sampled_from(list(GOOD.values())),
-                         st.lists(st.one_of(st.text(max_size=5), any_text), max_size=3),
-                         st.integers(min_value=-(2**70), max_value=2**70))
+field_values = st.one_of(
+    json_values,
+    any_text,
+    st.sampled_from(list(GOOD.values())),
+    st.lists(st.one_of(st.text(max_size=5), any_text), max_size=3),
+    st.integers(min_value=-(2**70), max_value=2**70),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(), any_text, st.binary(), st.integers(), st.none(),
-                 st.builds(lambda doc, junk: doc[:len(doc) // 2] + junk,
-                           st.just(dumps(GOOD)), any_text),
-                 st.dictionaries(st.sampled_from([*FIELD_ORDER, "extra"]), field_values).map(
-                     lambda d: json.dumps(d, ensure_ascii=False, allow_nan=True))))
+@given(
+    st.one_of(
+        st.text(),
+        any_text,
+        st.binary(),
+        st.integers(),
+        st.none(),
+        st.builds(lambda doc, junk: doc[: len(doc) // 2] + junk, st.just(dumps(GOOD)), any_text),
+        st.dictionaries(st.sampled_from([*FIELD_ORDER, "extra"]), field_values).map(
+            lambda d: json.dumps(d, ensure_ascii=False, allow_nan=True)
+        ),
+    )
+)
 def test_parser_never_raises_anything_but_handoff_parse_error(payload):
     try:
         package = parse_handoff(payload)
@@ -197,17 +226,25 @@ def test_parser_never_raises_anything_but_handoff_parse_error(payload):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.builds(
-    HandoffPackage,
-    dispute_id=st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u2028\u2029")),
-    session_id=st.none() | st.text(st.characters(blacklist_categories=("Cs", "Cc"),
-                                                 blacklist_characters="\u2028\u2029")),
-    trigger=st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u2028\u2029")),
-    evidence_refs=st.lists(st.text(st.characters(blacklist_categories=("Cs",)))).map(tuple),
-    prompt_bundle_id=st.text(st.characters(blacklist_categories=("Cs",))),
-    policy_hash=st.text(st.characters(blacklist_categories=("Cs",))),
-    rationale_refs=st.lists(st.text(st.characters(blacklist_categories=("Cs",)))).map(tuple),
-    assembled_at=st.integers(min_value=-(2**63), max_value=2**63 - 1),
-))
+@given(
+    st.builds(
+        HandoffPackage,
+        dispute_id=st.text(
+            st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u2028\u2029")
+        ),
+        session_id=st.none()
+        | st.text(
+            st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u2028\u2029")
+        ),
+        trigger=st.text(
+            st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u2028\u2029")
+        ),
+        evidence_refs=st.lists(st.text(st.characters(blacklist_categories=("Cs",)))).map(tuple),
+        prompt_bundle_id=st.text(st.characters(blacklist_categories=("Cs",))),
+        policy_hash=st.text(st.characters(blacklist_categories=("Cs",))),
+        rationale_refs=st.lists(st.text(st.characters(blacklist_categories=("Cs",)))).map(tuple),
+        assembled_at=st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    )
+)
 def test_parse_handoff_encode_then_parse_is_the_identity(package):
     assert parse_handoff(package.to_json()) == package

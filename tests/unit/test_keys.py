@@ -36,8 +36,11 @@ def test_curve_check_agrees_with_libsecp256k1(x):
 
 @pytest.mark.parametrize("value", ["00" * 32, "ff" * 32, "zz" * 32, "ab" * 31, ""])
 def test_edge_values_are_rejected_or_checked(value):
-    expected = len(value) == 64 and all(c in "0123456789abcdef" for c in value) and lifts_with_coincurve(
-        bytes.fromhex(value))
+    expected = (
+        len(value) == 64
+        and all(c in "0123456789abcdef" for c in value)
+        and lifts_with_coincurve(bytes.fromhex(value))
+    )
     assert is_valid_xonly(value) == expected
 
 
@@ -51,7 +54,11 @@ def test_generated_keys_round_trip_through_bech32():
 
 def test_secret_never_shows_its_value():
     secret = Secret("deadbeef")
-    assert "deadbeef" not in repr(secret) and "deadbeef" not in str(secret) and "deadbeef" not in f"{secret}"
+    assert (
+        "deadbeef" not in repr(secret)
+        and "deadbeef" not in str(secret)
+        and "deadbeef" not in f"{secret}"
+    )
     with pytest.raises(TypeError):
         import pickle
 
@@ -63,9 +70,17 @@ def test_nostr_sdk_and_coincurve_derive_the_same_public_key():
     import subprocess
     import sys
 
-    code = ("import sys; from serbero_cli.keytext import Secret, public_key_of; s = Secret(sys.argv[1]); "
-            "a = public_key_of(s); import nostr_sdk; b = public_key_of(s); print(a, b)")
-    for secret in ("01" * 32, "7f" * 32, "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140"):
-        out = subprocess.run([sys.executable, "-c", code, secret], capture_output=True, text=True, check=True)
+    code = (
+        "import sys; from serbero_cli.keytext import Secret, public_key_of; s = Secret(sys.argv[1]); "
+        "a = public_key_of(s); import nostr_sdk; b = public_key_of(s); print(a, b)"
+    )
+    for secret in (
+        "01" * 32,
+        "7f" * 32,
+        "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140",
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", code, secret], capture_output=True, text=True, check=True
+        )
         without_sdk, with_sdk = out.stdout.split()
         assert without_sdk == with_sdk and len(with_sdk) == 64

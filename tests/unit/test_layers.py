@@ -14,15 +14,57 @@ PACKAGE = Path(__file__).resolve().parents[2] / "serbero_cli"
 
 # package -> packages it must never import (directly or lazily)
 FORBIDDEN = {
-    "domain": ("listen", "delivery", "mediation", "dispatch", "audit", "cli", "setup", "upkeep", "simulate"),
+    "domain": (
+        "listen",
+        "delivery",
+        "mediation",
+        "dispatch",
+        "audit",
+        "cli",
+        "setup",
+        "upkeep",
+        "simulate",
+    ),
     "delivery": ("listen", "mediation", "dispatch", "audit", "cli", "setup", "upkeep", "simulate"),
     "listen": ("mediation", "dispatch", "audit", "cli", "setup", "upkeep", "simulate"),
     "mediation": ("listen", "dispatch", "audit", "cli", "setup", "upkeep", "simulate"),
     "dispatch": ("listen", "mediation", "audit", "cli", "setup", "upkeep", "simulate"),
-    "store": ("listen", "delivery", "mediation", "dispatch", "audit", "cli", "setup", "upkeep", "simulate",
-              "nostr", "reasoning"),
-    "nostr": ("listen", "delivery", "mediation", "dispatch", "audit", "cli", "setup", "upkeep", "simulate", "store"),
-    "reasoning": ("listen", "delivery", "mediation", "dispatch", "audit", "cli", "setup", "upkeep", "simulate"),
+    "store": (
+        "listen",
+        "delivery",
+        "mediation",
+        "dispatch",
+        "audit",
+        "cli",
+        "setup",
+        "upkeep",
+        "simulate",
+        "nostr",
+        "reasoning",
+    ),
+    "nostr": (
+        "listen",
+        "delivery",
+        "mediation",
+        "dispatch",
+        "audit",
+        "cli",
+        "setup",
+        "upkeep",
+        "simulate",
+        "store",
+    ),
+    "reasoning": (
+        "listen",
+        "delivery",
+        "mediation",
+        "dispatch",
+        "audit",
+        "cli",
+        "setup",
+        "upkeep",
+        "simulate",
+    ),
     "audit": ("listen", "delivery", "mediation", "dispatch", "cli", "setup", "upkeep", "simulate"),
 }
 
@@ -55,9 +97,13 @@ def test_a_package_never_imports_the_layers_above_it(package):
 
 def test_only_the_demo_command_imports_the_simulators():
     allowed = {PACKAGE / "cli" / "demo.py"}
-    bad = [f"{p.relative_to(PACKAGE)}" for p in modules()
-           if p not in allowed and "simulate" not in p.relative_to(PACKAGE).parts[:1]
-           and any(n.startswith("serbero_cli.simulate") for n in imports_of(p))]
+    bad = [
+        f"{p.relative_to(PACKAGE)}"
+        for p in modules()
+        if p not in allowed
+        and "simulate" not in p.relative_to(PACKAGE).parts[:1]
+        and any(n.startswith("serbero_cli.simulate") for n in imports_of(p))
+    ]
     assert bad == []
 
 

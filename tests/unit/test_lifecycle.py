@@ -19,35 +19,131 @@ def view(state: str, status: str = "initiated", revision: int | None = None) -> 
     return DisputeView("d-1", state, status, None, revision_created_at=revision)
 
 
-@pytest.mark.parametrize("before,event,action,to_state,notify", [
-    pytest.param(None, ev("initiated"), "insert", "new", "initial", id="initiated-unknown-insert-new-notify"),
-    pytest.param(view("notified"), ev("initiated"), "ignore", None, None, id="initiated-known-duplicate"),
-    pytest.param(None, ev("in-progress"), "insert", "taken", None, id="in-progress-unknown-insert-taken"),
-    pytest.param(view("new"), ev("in-progress", SOLVER), "move", "taken", "assignment", id="in-progress-new-taken"),
-    pytest.param(view("notified"), ev("in-progress"), "move", "taken", "assignment", id="in-progress-notified"),
-    pytest.param(view("taken", "in-progress"), ev("in-progress"), "ignore", None, None, id="in-progress-taken"),
-    pytest.param(view("waiting"), ev("in-progress"), "status", None, None, id="in-progress-waiting-status-only"),
-    pytest.param(view("escalated"), ev("in-progress"), "status", None, None, id="in-progress-escalated"),
-    pytest.param(view("resolved", "settled"), ev("in-progress"), "ignore", None, None, id="in-progress-resolved"),
-    pytest.param(None, ev("settled"), "insert", "resolved", None, id="settled-unknown-insert-resolved"),
-    pytest.param(None, ev("seller-refunded"), "insert", "resolved", None, id="refunded-unknown"),
-    pytest.param(None, ev("released"), "insert", "resolved", None, id="released-unknown"),
-    pytest.param(None, ev("cooperatively-canceled"), "insert", "resolved", None, id="coop-cancel-unknown"),
-    pytest.param(view("new"), ev("settled"), "move", "resolved", None, id="settled-new"),
-    pytest.param(view("notified"), ev("released"), "move", "resolved", None, id="released-notified"),
-    pytest.param(view("taken"), ev("seller-refunded"), "move", "resolved", None, id="refunded-taken"),
-    pytest.param(view("waiting"), ev("settled"), "move", "resolved", None, id="settled-waiting"),
-    pytest.param(view("escalated"), ev("settled"), "move", "resolved", None, id="settled-escalated"),
-    pytest.param(view("resolved", "settled"), ev("settled"), "ignore", None, None, id="settled-resolved-replay"),
-    pytest.param(view("resolved", "settled", 300), ev("initiated"), "ignore", None, None,
-                 id="older-initiated-after-resolved-is-a-replay"),
-    pytest.param(view("resolved", "settled", 150), ev("initiated"), "reopen", "new", "initial",
-                 id="newer-initiated-reopens-a-resolved-dispute"),
-    pytest.param(view("notified", "initiated", 150), ev("initiated"), "ignore", None, None,
-                 id="newer-initiated-on-an-open-dispute-is-a-duplicate"),
-    pytest.param(view("new", "initiated", 300), ev("settled"), "ignore", None, None,
-                 id="revision-older-than-the-newest-applied-changes-nothing"),
-])
+@pytest.mark.parametrize(
+    "before,event,action,to_state,notify",
+    [
+        pytest.param(
+            None,
+            ev("initiated"),
+            "insert",
+            "new",
+            "initial",
+            id="initiated-unknown-insert-new-notify",
+        ),
+        pytest.param(
+            view("notified"), ev("initiated"), "ignore", None, None, id="initiated-known-duplicate"
+        ),
+        pytest.param(
+            None, ev("in-progress"), "insert", "taken", None, id="in-progress-unknown-insert-taken"
+        ),
+        pytest.param(
+            view("new"),
+            ev("in-progress", SOLVER),
+            "move",
+            "taken",
+            "assignment",
+            id="in-progress-new-taken",
+        ),
+        pytest.param(
+            view("notified"),
+            ev("in-progress"),
+            "move",
+            "taken",
+            "assignment",
+            id="in-progress-notified",
+        ),
+        pytest.param(
+            view("taken", "in-progress"),
+            ev("in-progress"),
+            "ignore",
+            None,
+            None,
+            id="in-progress-taken",
+        ),
+        pytest.param(
+            view("waiting"),
+            ev("in-progress"),
+            "status",
+            None,
+            None,
+            id="in-progress-waiting-status-only",
+        ),
+        pytest.param(
+            view("escalated"), ev("in-progress"), "status", None, None, id="in-progress-escalated"
+        ),
+        pytest.param(
+            view("resolved", "settled"),
+            ev("in-progress"),
+            "ignore",
+            None,
+            None,
+            id="in-progress-resolved",
+        ),
+        pytest.param(
+            None, ev("settled"), "insert", "resolved", None, id="settled-unknown-insert-resolved"
+        ),
+        pytest.param(
+            None, ev("seller-refunded"), "insert", "resolved", None, id="refunded-unknown"
+        ),
+        pytest.param(None, ev("released"), "insert", "resolved", None, id="released-unknown"),
+        pytest.param(
+            None, ev("cooperatively-canceled"), "insert", "resolved", None, id="coop-cancel-unknown"
+        ),
+        pytest.param(view("new"), ev("settled"), "move", "resolved", None, id="settled-new"),
+        pytest.param(
+            view("notified"), ev("released"), "move", "resolved", None, id="released-notified"
+        ),
+        pytest.param(
+            view("taken"), ev("seller-refunded"), "move", "resolved", None, id="refunded-taken"
+        ),
+        pytest.param(
+            view("waiting"), ev("settled"), "move", "resolved", None, id="settled-waiting"
+        ),
+        pytest.param(
+            view("escalated"), ev("settled"), "move", "resolved", None, id="settled-escalated"
+        ),
+        pytest.param(
+            view("resolved", "settled"),
+            ev("settled"),
+            "ignore",
+            None,
+            None,
+            id="settled-resolved-replay",
+        ),
+        pytest.param(
+            view("resolved", "settled", 300),
+            ev("initiated"),
+            "ignore",
+            None,
+            None,
+            id="older-initiated-after-resolved-is-a-replay",
+        ),
+        pytest.param(
+            view("resolved", "settled", 150),
+            ev("initiated"),
+            "reopen",
+            "new",
+            "initial",
+            id="newer-initiated-reopens-a-resolved-dispute",
+        ),
+        pytest.param(
+            view("notified", "initiated", 150),
+            ev("initiated"),
+            "ignore",
+            None,
+            None,
+            id="newer-initiated-on-an-open-dispute-is-a-duplicate",
+        ),
+        pytest.param(
+            view("new", "initiated", 300),
+            ev("settled"),
+            "ignore",
+            None,
+            None,
+            id="revision-older-than-the-newest-applied-changes-nothing",
+        ),
+    ],
+)
 def test_decide_follows_the_event_table(before, event, action, to_state, notify):
     decision = decide(before, event)
     assert (decision.action, decision.to_state, decision.notify) == (action, to_state, notify)
@@ -72,11 +168,21 @@ def test_decide_never_rewinds_dispute_status_on_an_older_revision():
 @pytest.mark.parametrize("dst", STATES)
 def test_can_move_matches_the_spec_table(src, dst):
     table = {
-        ("new", "notified"), ("new", "taken"), ("new", "escalated"), ("new", "resolved"),
-        ("notified", "taken"), ("notified", "escalated"), ("notified", "resolved"),
-        ("taken", "waiting"), ("taken", "escalated"), ("taken", "resolved"),
-        ("waiting", "taken"), ("waiting", "escalated"), ("waiting", "resolved"),
-        ("escalated", "resolved"), ("resolved", "new"),
+        ("new", "notified"),
+        ("new", "taken"),
+        ("new", "escalated"),
+        ("new", "resolved"),
+        ("notified", "taken"),
+        ("notified", "escalated"),
+        ("notified", "resolved"),
+        ("taken", "waiting"),
+        ("taken", "escalated"),
+        ("taken", "resolved"),
+        ("waiting", "taken"),
+        ("waiting", "escalated"),
+        ("waiting", "resolved"),
+        ("escalated", "resolved"),
+        ("resolved", "new"),
     }
     assert can_move(src, dst) == ((src, dst) in table)
     assert set(ALLOWED) == set(STATES)

@@ -45,38 +45,62 @@ _DROP = object()
 
 # --- classification: accepted answers -------------------------------------------------------------
 
+
 def test_parse_classification_reads_every_field():
-    text = json.dumps({
-        "classification": "coordination_failure_resolvable", "confidence": 0.88, "suggested_action": "escalate",
-        "suggested_action_detail": "needs a human", "rationale": "why", "flags": ["low_info", "unresponsive_party"],
-    })
+    text = json.dumps(
+        {
+            "classification": "coordination_failure_resolvable",
+            "confidence": 0.88,
+            "suggested_action": "escalate",
+            "suggested_action_detail": "needs a human",
+            "rationale": "why",
+            "flags": ["low_info", "unresponsive_party"],
+        }
+    )
     c = parse_classification(text)
-    assert c == Classification("coordination_failure_resolvable", 0.88, "escalate", None, None, "needs a human",
-                               "why", ("low_info", "unresponsive_party"))
+    assert c == Classification(
+        "coordination_failure_resolvable",
+        0.88,
+        "escalate",
+        None,
+        None,
+        "needs a human",
+        "why",
+        ("low_info", "unresponsive_party"),
+    )
 
 
-@pytest.mark.parametrize("text", [
-    pytest.param("```json\n" + answer() + "\n```", id="json-fence"),
-    pytest.param("```\n" + answer() + "\n```", id="bare-fence"),
-    pytest.param("  \n```json " + answer() + "```\n ", id="fence-one-line-with-outer-space"),
-    pytest.param("\n" + answer() + "\n\n", id="surrounding-whitespace"),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("```json\n" + answer() + "\n```", id="json-fence"),
+        pytest.param("```\n" + answer() + "\n```", id="bare-fence"),
+        pytest.param("  \n```json " + answer() + "```\n ", id="fence-one-line-with-outer-space"),
+        pytest.param("\n" + answer() + "\n\n", id="surrounding-whitespace"),
+    ],
+)
 def test_parse_classification_strips_one_surrounding_fence(text):
     assert parse_classification(text).classification == "unclear"
 
 
 def test_parse_classification_ignores_unknown_keys():
-    assert parse_classification(answer(mood="calm", extra={"a": 1})).suggested_action == "ask_clarification"
+    assert (
+        parse_classification(answer(mood="calm", extra={"a": 1})).suggested_action
+        == "ask_clarification"
+    )
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    pytest.param(1.7, 1.0, id="above-one"),
-    pytest.param(-0.2, 0.0, id="below-zero"),
-    pytest.param(1, 1.0, id="integer-one"),
-    pytest.param(0, 0.0, id="integer-zero"),
-    pytest.param(10**400, 1.0, id="huge-integer"),
-    pytest.param(0.5, 0.5, id="inside"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(1.7, 1.0, id="above-one"),
+        pytest.param(-0.2, 0.0, id="below-zero"),
+        pytest.param(1, 1.0, id="integer-one"),
+        pytest.param(0, 0.0, id="integer-zero"),
+        pytest.param(10**400, 1.0, id="huge-integer"),
+        pytest.param(0.5, 0.5, id="inside"),
+    ],
+)
 def test_parse_classification_clamps_confidence(value, expected):
     text = answer().replace('"confidence": 0.4', f'"confidence": {value}')
     c = parse_classification(text)
@@ -87,11 +111,28 @@ def test_parse_classification_clamps_an_overflowing_float_literal():
     assert parse_classification(answer().replace("0.4", "1e400")).confidence == 1.0
 
 
-@pytest.mark.parametrize(("buyer", "seller", "want_buyer", "want_seller"), [
-    pytest.param("Buyer: Did you pay?", "Seller: Did it arrive?", "Did you pay?", "Did it arrive?", id="labels"),
-    pytest.param("  buyer:did you pay?  ", "SELLER:  did it arrive?", "did you pay?", "did it arrive?", id="any-case"),
-    pytest.param(" Did you pay? ", "Did it arrive?", "Did you pay?", "Did it arrive?", id="trimmed"),
-])
+@pytest.mark.parametrize(
+    ("buyer", "seller", "want_buyer", "want_seller"),
+    [
+        pytest.param(
+            "Buyer: Did you pay?",
+            "Seller: Did it arrive?",
+            "Did you pay?",
+            "Did it arrive?",
+            id="labels",
+        ),
+        pytest.param(
+            "  buyer:did you pay?  ",
+            "SELLER:  did it arrive?",
+            "did you pay?",
+            "did it arrive?",
+            id="any-case",
+        ),
+        pytest.param(
+            " Did you pay? ", "Did it arrive?", "Did you pay?", "Did it arrive?", id="trimmed"
+        ),
+    ],
+)
 def test_parse_classification_strips_a_leading_party_label(buyer, seller, want_buyer, want_seller):
     c = parse_classification(answer(buyer_clarification=buyer, seller_clarification=seller))
     assert (c.buyer_clarification, c.seller_clarification) == (want_buyer, want_seller)
@@ -99,8 +140,12 @@ def test_parse_classification_strips_a_leading_party_label(buyer, seller, want_b
 
 @pytest.mark.parametrize("action", ["summarize", "escalate"])
 def test_parse_classification_allows_missing_or_null_questions_without_ask(action):
-    assert parse_classification(answer(suggested_action=action, buyer_clarification=_DROP,
-                                       seller_clarification=None)).buyer_clarification is None
+    assert (
+        parse_classification(
+            answer(suggested_action=action, buyer_clarification=_DROP, seller_clarification=None)
+        ).buyer_clarification
+        is None
+    )
 
 
 def test_parse_classification_defaults_rationale_and_flags():
@@ -109,11 +154,16 @@ def test_parse_classification_defaults_rationale_and_flags():
 
 
 def test_parse_classification_removes_duplicate_flags_in_order():
-    assert parse_classification(answer(flags=["low_info", "fraud_risk", "low_info"])).flags == ("low_info", "fraud_risk")
+    assert parse_classification(answer(flags=["low_info", "fraud_risk", "low_info"])).flags == (
+        "low_info",
+        "fraud_risk",
+    )
 
 
 def test_parse_classification_keeps_detail_when_given():
-    assert parse_classification(answer(suggested_action_detail=None)).suggested_action_detail is None
+    assert (
+        parse_classification(answer(suggested_action_detail=None)).suggested_action_detail is None
+    )
     assert parse_classification(answer(suggested_action_detail="x")).suggested_action_detail == "x"
 
 
@@ -173,32 +223,60 @@ def test_malformed_message_never_echoes_the_answer():
 
 # --- summaries -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "expected"), [
-    pytest.param("Both agree.\nSUGGESTED_NEXT_STEP: Check the ref.\nRATIONALE: Clear facts.",
-                 SummaryOutput("Both agree.", "Check the ref.", "Clear facts."), id="both-in-order"),
-    pytest.param("Both agree.\nSUGGESTED_NEXT_STEP: Check the ref.",
-                 SummaryOutput("Both agree.", "Check the ref.", ""), id="only-next-step"),
-    pytest.param("Both agree.\nRATIONALE: Clear facts.",
-                 SummaryOutput("Both agree.", "", "Clear facts."), id="only-rationale"),
-    pytest.param("  Both agree.\nLine two.  ", SummaryOutput("Both agree.\nLine two.", "", ""), id="no-markers"),
-    pytest.param("Sum.\nsuggested_next_step: x\nrationale: y",
-                 SummaryOutput("Sum.\nsuggested_next_step: x\nrationale: y", "", ""), id="markers-case-sensitive"),
-    pytest.param("Sum.\nSUGGESTED_NEXT_STEP: a SUGGESTED_NEXT_STEP: b\nRATIONALE: r RATIONALE: s",
-                 SummaryOutput("Sum.", "a SUGGESTED_NEXT_STEP: b", "r RATIONALE: s"), id="first-occurrence-counts"),
-    pytest.param("Sum.SUGGESTED_NEXT_STEP:RATIONALE:", SummaryOutput("Sum.", "", ""), id="empty-parts"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "Both agree.\nSUGGESTED_NEXT_STEP: Check the ref.\nRATIONALE: Clear facts.",
+            SummaryOutput("Both agree.", "Check the ref.", "Clear facts."),
+            id="both-in-order",
+        ),
+        pytest.param(
+            "Both agree.\nSUGGESTED_NEXT_STEP: Check the ref.",
+            SummaryOutput("Both agree.", "Check the ref.", ""),
+            id="only-next-step",
+        ),
+        pytest.param(
+            "Both agree.\nRATIONALE: Clear facts.",
+            SummaryOutput("Both agree.", "", "Clear facts."),
+            id="only-rationale",
+        ),
+        pytest.param(
+            "  Both agree.\nLine two.  ",
+            SummaryOutput("Both agree.\nLine two.", "", ""),
+            id="no-markers",
+        ),
+        pytest.param(
+            "Sum.\nsuggested_next_step: x\nrationale: y",
+            SummaryOutput("Sum.\nsuggested_next_step: x\nrationale: y", "", ""),
+            id="markers-case-sensitive",
+        ),
+        pytest.param(
+            "Sum.\nSUGGESTED_NEXT_STEP: a SUGGESTED_NEXT_STEP: b\nRATIONALE: r RATIONALE: s",
+            SummaryOutput("Sum.", "a SUGGESTED_NEXT_STEP: b", "r RATIONALE: s"),
+            id="first-occurrence-counts",
+        ),
+        pytest.param(
+            "Sum.SUGGESTED_NEXT_STEP:RATIONALE:", SummaryOutput("Sum.", "", ""), id="empty-parts"
+        ),
+    ],
+)
 def test_parse_summary_rows(text, expected):
     assert parse_summary(text) == expected
 
 
-@pytest.mark.parametrize("text", [
-    pytest.param("Sum.\nRATIONALE: r\nSUGGESTED_NEXT_STEP: n", id="markers-out-of-order"),
-    pytest.param("SUGGESTED_NEXT_STEP: n\nRATIONALE: r", id="empty-summary-before-markers"),
-    pytest.param("  \n SUGGESTED_NEXT_STEP: n", id="blank-summary"),
-    pytest.param("", id="empty-text"),
-    pytest.param(" \n\t", id="whitespace-only"),
-    pytest.param("RATIONALE: only", id="only-rationale-no-summary"),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("Sum.\nRATIONALE: r\nSUGGESTED_NEXT_STEP: n", id="markers-out-of-order"),
+        pytest.param("SUGGESTED_NEXT_STEP: n\nRATIONALE: r", id="empty-summary-before-markers"),
+        pytest.param("  \n SUGGESTED_NEXT_STEP: n", id="blank-summary"),
+        pytest.param("", id="empty-text"),
+        pytest.param(" \n\t", id="whitespace-only"),
+        pytest.param("RATIONALE: only", id="only-rationale-no-summary"),
+    ],
+)
 def test_parse_summary_rejects(text):
     with pytest.raises(MalformedResponse):
         parse_summary(text)
@@ -208,7 +286,9 @@ def test_parse_summary_rejects(text):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 near_valid = st.fixed_dictionaries(
@@ -253,15 +333,35 @@ def test_parse_classification_any_object_parses_or_is_malformed(obj, fenced):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(LABELS), st.floats(0, 1), st.lists(st.sampled_from(FLAGS), unique=True),
-       st.text(min_size=1).filter(lambda s: s.strip() and not s.strip().lower().startswith("buyer:")),
-       st.text())
-def test_parse_classification_round_trips_valid_answers(label, confidence, flags, question, rationale):
-    text = json.dumps({"classification": label, "confidence": confidence, "suggested_action": "ask_clarification",
-                       "buyer_clarification": question, "seller_clarification": "Arrived?",
-                       "flags": flags, "rationale": rationale}, ensure_ascii=False)
+@given(
+    st.sampled_from(LABELS),
+    st.floats(0, 1),
+    st.lists(st.sampled_from(FLAGS), unique=True),
+    st.text(min_size=1).filter(lambda s: s.strip() and not s.strip().lower().startswith("buyer:")),
+    st.text(),
+)
+def test_parse_classification_round_trips_valid_answers(
+    label, confidence, flags, question, rationale
+):
+    text = json.dumps(
+        {
+            "classification": label,
+            "confidence": confidence,
+            "suggested_action": "ask_clarification",
+            "buyer_clarification": question,
+            "seller_clarification": "Arrived?",
+            "flags": flags,
+            "rationale": rationale,
+        },
+        ensure_ascii=False,
+    )
     c = parse_classification(text)
-    assert (c.classification, c.confidence, c.flags, c.rationale) == (label, confidence, tuple(flags), rationale)
+    assert (c.classification, c.confidence, c.flags, c.rationale) == (
+        label,
+        confidence,
+        tuple(flags),
+        rationale,
+    )
     assert c.buyer_clarification == question.strip()
 
 

@@ -27,8 +27,18 @@ UNSUPPORTED = 99
 
 def run_hardened(config, *args: str, env: dict[str, str] | None = None) -> dict:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")} | (env or {})
-    cmd = [sys.executable, "-c", WRAPPER, sys.executable, "-m", "serbero_cli", "--config", str(config), *args,
-           "--json"]
+    cmd = [
+        sys.executable,
+        "-c",
+        WRAPPER,
+        sys.executable,
+        "-m",
+        "serbero_cli",
+        "--config",
+        str(config),
+        *args,
+        "--json",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=full_env, cwd=ROOT)
     if proc.returncode == UNSUPPORTED:
         pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 or newer)")
@@ -37,10 +47,16 @@ def run_hardened(config, *args: str, env: dict[str, str] | None = None) -> dict:
 
 
 def test_the_wrapper_really_refuses_writable_executable_memory():
-    probe = ("import mmap\ntry:\n    mmap.mmap(-1, 4096, prot=7)\nexcept OSError:\n    print('refused')\n"
-             "else:\n    print('allowed')")
-    proc = subprocess.run([sys.executable, "-c", WRAPPER, sys.executable, "-c", probe], capture_output=True,
-                          text=True, timeout=60)
+    probe = (
+        "import mmap\ntry:\n    mmap.mmap(-1, 4096, prot=7)\nexcept OSError:\n    print('refused')\n"
+        "else:\n    print('allowed')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", WRAPPER, sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if proc.returncode == UNSUPPORTED:
         pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 or newer)")
     assert proc.stdout.strip() == "refused"
@@ -57,4 +73,5 @@ def test_listen_mediate_and_dispatch_run_without_writable_executable_memory(harn
     doc = run_hardened(h.config_path, "dispatch-once")
     assert doc["counts"]["dispatched"] == 1
     assert h.rows("SELECT lifecycle_state FROM disputes WHERE dispute_id=?", (dispute_id,)) == [
-        {"lifecycle_state": "escalated"}]
+        {"lifecycle_state": "escalated"}
+    ]

@@ -32,8 +32,10 @@ OWNED_BY = {
     "mediation_sessions": "dispute_id = :d",
     "mediation_messages": "session_id IN (SELECT session_id FROM mediation_sessions WHERE dispute_id = :d)",
     "mediation_summaries": "dispute_id = :d",
-    "mediation_events": ("session_id IN (SELECT session_id FROM mediation_sessions WHERE dispute_id = :d) "
-                         f"OR (session_id IS NULL AND ({DISPUTE_EXPR}) = :d)"),
+    "mediation_events": (
+        "session_id IN (SELECT session_id FROM mediation_sessions WHERE dispute_id = :d) "
+        f"OR (session_id IS NULL AND ({DISPUTE_EXPR}) = :d)"
+    ),
     "escalation_dispatches": "dispute_id = :d",
 }
 
@@ -43,8 +45,10 @@ def table_counts(db_path: Path) -> dict[str, int]:
 
 
 def owned_rows(db_path: Path, dispute_id: str) -> dict[str, int]:
-    return {t: db_rows(db_path, f"SELECT COUNT(*) AS n FROM {t} WHERE {w}", {"d": dispute_id})[0]["n"]
-            for t, w in OWNED_BY.items()}
+    return {
+        t: db_rows(db_path, f"SELECT COUNT(*) AS n FROM {t} WHERE {w}", {"d": dispute_id})[0]["n"]
+        for t, w in OWNED_BY.items()
+    }
 
 
 def foreign_key_problems(db_path: Path) -> list[tuple]:
@@ -83,8 +87,10 @@ def history(harness):
     """
     h = harness(escalation={"enabled": True})
     now = int(time.time())
-    ids = {"old_escalated": h.node.open_dispute(created_at=now - 300),
-           "recent": h.node.open_dispute(created_at=now - 200)}
+    ids = {
+        "old_escalated": h.node.open_dispute(created_at=now - 300),
+        "recent": h.node.open_dispute(created_at=now - 200),
+    }
     h.listen()
     h.llm.push(ask(rationale=SHARED_RATIONALE), ask(rationale=SHARED_RATIONALE))
     assert h.mediate().sessions_opened == 2
@@ -110,17 +116,30 @@ def history(harness):
     h.listen()
     h.node.auto_close(ids["recent"])
     listen_at(h.config_path, now + 60 * DAY)
-    states = {name: h.rows("SELECT lifecycle_state FROM disputes WHERE dispute_id=?", (i,))[0]["lifecycle_state"]
-              for name, i in ids.items()}
-    assert states == {"old_escalated": "resolved", "recent": "resolved", "old_summarized": "resolved",
-                      "old_plain": "resolved", "open_one": "notified"}
+    states = {
+        name: h.rows("SELECT lifecycle_state FROM disputes WHERE dispute_id=?", (i,))[0][
+            "lifecycle_state"
+        ]
+        for name, i in ids.items()
+    }
+    assert states == {
+        "old_escalated": "resolved",
+        "recent": "resolved",
+        "old_summarized": "resolved",
+        "old_plain": "resolved",
+        "open_one": "notified",
+    }
     return h, ids
 
 
 def prune_at(h, age: str, *, dry_run: bool = False) -> dict:
     """`serbero prune` as it runs 60 days from now (the history's "today")."""
-    result = run_prune(load_config(h.config_path, env={}), older_than_seconds=parse_age(age), dry_run=dry_run,
-                       now=int(time.time()) + 60 * DAY)
+    result = run_prune(
+        load_config(h.config_path, env={}),
+        older_than_seconds=parse_age(age),
+        dry_run=dry_run,
+        now=int(time.time()) + 60 * DAY,
+    )
     return result.to_dict()
 
 
@@ -132,8 +151,15 @@ def test_prune_deletes_old_resolved_disputes_with_all_their_rows_and_keeps_the_r
     # Between them the old disputes have rows in every table.
     assert [t for t in OWNED_BY if not doomed[ids["old_escalated"]][t]] == ["mediation_summaries"]
     assert doomed[ids["old_summarized"]]["mediation_summaries"] == 1
-    assert db_rows(h.db_path, f"SELECT COUNT(*) AS n FROM mediation_events WHERE session_id IS NULL "
-                              f"AND ({DISPUTE_EXPR}) = ?", (ids["old_escalated"],))[0]["n"] > 0
+    assert (
+        db_rows(
+            h.db_path,
+            f"SELECT COUNT(*) AS n FROM mediation_events WHERE session_id IS NULL "
+            f"AND ({DISPUTE_EXPR}) = ?",
+            (ids["old_escalated"],),
+        )[0]["n"]
+        > 0
+    )
     before = table_counts(h.db_path)
     checksum = db_checksum(h.db_path)
 
@@ -155,23 +181,34 @@ def test_prune_deletes_old_resolved_disputes_with_all_their_rows_and_keeps_the_r
 
 def test_prune_keeps_a_rationale_another_dispute_still_refers_to(history):
     h, ids = history
-    (shared,) = h.rows("SELECT rationale_id FROM reasoning_rationales WHERE rationale_text=?", (SHARED_RATIONALE,))
-    recent_session = h.rows("SELECT session_id FROM mediation_sessions WHERE dispute_id=?", (ids["recent"],))[0]
+    (shared,) = h.rows(
+        "SELECT rationale_id FROM reasoning_rationales WHERE rationale_text=?", (SHARED_RATIONALE,)
+    )
+    recent_session = h.rows(
+        "SELECT session_id FROM mediation_sessions WHERE dispute_id=?", (ids["recent"],)
+    )[0]
 
     def recent_users() -> int:
-        return h.rows(f"SELECT COUNT(*) AS n FROM mediation_events WHERE rationale_id = :r AND ({OWNED_BY['mediation_events']})",
-                      {"r": shared["rationale_id"], "d": ids["recent"]})[0]["n"]
+        return h.rows(
+            f"SELECT COUNT(*) AS n FROM mediation_events WHERE rationale_id = :r AND ({OWNED_BY['mediation_events']})",
+            {"r": shared["rationale_id"], "d": ids["recent"]},
+        )[0]["n"]
 
     users = recent_users()
     assert users >= 1  # the recent dispute's opening refers to the same rationale row
     assert prune_at(h, "30d")["exit_code"] == 0
-    (row,) = h.rows("SELECT session_id FROM reasoning_rationales WHERE rationale_id=?", (shared["rationale_id"],))
+    (row,) = h.rows(
+        "SELECT session_id FROM reasoning_rationales WHERE rationale_id=?",
+        (shared["rationale_id"],),
+    )
     assert row["session_id"] in (None, recent_session["session_id"])  # never a session that is gone
     assert recent_users() == users and foreign_key_problems(h.db_path) == []
-    orphans = h.rows("SELECT r.rationale_id FROM reasoning_rationales r WHERE NOT EXISTS "
-                     "(SELECT 1 FROM mediation_events e WHERE e.rationale_id = r.rationale_id) AND NOT EXISTS "
-                     "(SELECT 1 FROM mediation_summaries s WHERE s.rationale_id = r.rationale_id) AND "
-                     "(r.session_id IS NULL OR r.session_id NOT IN (SELECT session_id FROM mediation_sessions))")
+    orphans = h.rows(
+        "SELECT r.rationale_id FROM reasoning_rationales r WHERE NOT EXISTS "
+        "(SELECT 1 FROM mediation_events e WHERE e.rationale_id = r.rationale_id) AND NOT EXISTS "
+        "(SELECT 1 FROM mediation_summaries s WHERE s.rationale_id = r.rationale_id) AND "
+        "(r.session_id IS NULL OR r.session_id NOT IN (SELECT session_id FROM mediation_sessions))"
+    )
     assert orphans == []
 
 
@@ -201,12 +238,16 @@ def resolved_history(make_config, mostro, db_path):
 
 
 @pytest.mark.parametrize("age", ["6d", "167h", "10079m", "0d", "180", "soon", "-10d"])
-def test_an_age_under_seven_days_or_not_a_duration_is_refused_with_exit_2(resolved_history, db_path, age):
+def test_an_age_under_seven_days_or_not_a_duration_is_refused_with_exit_2(
+    resolved_history, db_path, age
+):
     cfg, _, _ = resolved_history
     checksum = db_checksum(db_path)
     for extra in ([], ["--dry-run"]):
         proc = invoke(cfg, "prune", f"--resolved-before={age}", *extra)
-        assert proc.returncode == 2 and proc.stdout == "" and "--resolved-before" in proc.stderr, proc.stderr
+        assert proc.returncode == 2 and proc.stdout == "" and "--resolved-before" in proc.stderr, (
+            proc.stderr
+        )
     assert db_checksum(db_path) == checksum
 
 
@@ -224,16 +265,25 @@ def test_the_summary_line_lists_every_table(resolved_history):
     fields = dict(word.split("=", 1) for word in line.removeprefix("prune: ").split())
     assert set(TABLES) <= set(fields) and fields["disputes"] == str(len(old))
     # detected as new, notified, resolved; one DM to each of the two solvers
-    assert fields["dispute_state_transitions"] == str(3 * len(old)) and fields["notifications"] == str(2 * len(old))
+    assert fields["dispute_state_transitions"] == str(3 * len(old)) and fields[
+        "notifications"
+    ] == str(2 * len(old))
 
 
 def test_each_batch_of_disputes_is_its_own_transaction(resolved_history, db_path):
     cfg, old, opened = resolved_history
-    result = run_prune(load_config(cfg, env={}), older_than_seconds=14 * DAY, dry_run=False, now=int(time.time()),
-                       batch_size=5)
+    result = run_prune(
+        load_config(cfg, env={}),
+        older_than_seconds=14 * DAY,
+        dry_run=False,
+        now=int(time.time()),
+        batch_size=5,
+    )
     assert (result.batches, result.counts["disputes"]) == (3, len(old))
-    assert [r["dispute_id"] for r in db_rows(db_path, "SELECT dispute_id FROM disputes ORDER BY dispute_id")] == \
-        sorted(opened)
+    assert [
+        r["dispute_id"]
+        for r in db_rows(db_path, "SELECT dispute_id FROM disputes ORDER BY dispute_id")
+    ] == sorted(opened)
     assert foreign_key_problems(db_path) == []
 
 
@@ -253,17 +303,26 @@ def test_prune_waits_for_a_running_phase_then_proceeds(resolved_history, db_path
 
 
 @pytest.mark.parametrize("name", ["mediate", "dispatch"])
-def test_prune_exits_75_while_a_phase_keeps_its_lock_and_deletes_nothing(resolved_history, db_path, name):
+def test_prune_exits_75_while_a_phase_keeps_its_lock_and_deletes_nothing(
+    resolved_history, db_path, name
+):
     cfg, _, _ = resolved_history
     checksum = db_checksum(db_path)
     with RunLock(db_path, name, "test"):
         proc = run_serbero(cfg, "prune", "--resolved-before", "14d", "--wait", "0.5")
         assert proc.returncode == 75 and "lock held" in proc.stderr, proc.stderr
-        code, doc, _ = run_json(cfg, "prune", "--resolved-before", "14d", "--dry-run")  # a dry run takes no lock
+        code, doc, _ = run_json(
+            cfg, "prune", "--resolved-before", "14d", "--dry-run"
+        )  # a dry run takes no lock
         assert code == 0 and doc["counts"]["disputes"] == 12
         with pytest.raises(LockHeld):
-            run_prune(load_config(cfg, env={}), older_than_seconds=14 * DAY, dry_run=False, now=int(time.time()),
-                      lock_wait_seconds=0)
+            run_prune(
+                load_config(cfg, env={}),
+                older_than_seconds=14 * DAY,
+                dry_run=False,
+                now=int(time.time()),
+                lock_wait_seconds=0,
+            )
     assert db_checksum(db_path) == checksum
 
 
@@ -277,8 +336,14 @@ def test_prune_runs_while_listen_follow_keeps_writing(resolved_history, db_path,
 
     cfg, old, opened = resolved_history
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERBERO_")}
-    follow = subprocess.Popen([sys.executable, "-m", "serbero_cli", "--config", str(cfg), "listen", "--follow"],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "serbero_cli", "--config", str(cfg), "listen", "--follow"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = ""
         while "following dispute events" not in line:
@@ -288,7 +353,12 @@ def test_prune_runs_while_listen_follow_keeps_writing(resolved_history, db_path,
         code, doc, err = run_json(cfg, "prune", "--resolved-before", "14d")
         assert code == 0 and doc["counts"]["disputes"] == len(old), err
         fresh += [mostro.open_dispute() for _ in range(3)]
-        wait_for(lambda: db_rows(db_path, "SELECT COUNT(*) AS n FROM disputes")[0]["n"] == len(opened) + 6, 15)
+        wait_for(
+            lambda: (
+                db_rows(db_path, "SELECT COUNT(*) AS n FROM disputes")[0]["n"] == len(opened) + 6
+            ),
+            15,
+        )
     finally:
         follow.send_signal(signal.SIGTERM)
         follow.wait(timeout=30)

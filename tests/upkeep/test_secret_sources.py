@@ -30,19 +30,27 @@ def shown_pubkey(cfg, env: dict[str, str]) -> str:
 @pytest.fixture
 def four_keys(tmp_path):
     """A different key in each source: config (via make_config), variable, file and credential."""
-    (variable, variable_pub), (in_file, file_pub), (credential, credential_pub) = keypair(), keypair(), keypair()
+    (variable, variable_pub), (in_file, file_pub), (credential, credential_pub) = (
+        keypair(),
+        keypair(),
+        keypair(),
+    )
     key_file = tmp_path / "key.txt"
     key_file.write_text(f"\n  {in_file}  \n")
     creds = tmp_path / "credentials"
     creds.mkdir()
     (creds / "serbero-private-key").write_text(credential + "\n")
-    sources = {"SERBERO_PRIVATE_KEY": variable, "SERBERO_PRIVATE_KEY_FILE": str(key_file),
-               "CREDENTIALS_DIRECTORY": str(creds)}
+    sources = {
+        "SERBERO_PRIVATE_KEY": variable,
+        "SERBERO_PRIVATE_KEY_FILE": str(key_file),
+        "CREDENTIALS_DIRECTORY": str(creds),
+    }
     return sources, {"variable": variable_pub, "file": file_pub, "credential": credential_pub}
 
 
 def test_the_private_key_comes_from_the_variable_then_the_file_then_the_credential_then_the_config(
-        make_config, serbero_keys, four_keys):
+    make_config, serbero_keys, four_keys
+):
     cfg = make_config()
     sources, pubs = four_keys
     assert shown_pubkey(cfg, sources) == pubs["variable"]
@@ -71,14 +79,22 @@ def test_listen_signs_with_the_key_from_a_credential(make_config, mostro, solver
     assert all(len(s.inbox(sender=pubkey)) == 1 for s in solvers)
 
 
-@pytest.mark.parametrize("make_bad, why", [
-    pytest.param(lambda p: None, "No such file or directory", id="missing"),
-    pytest.param(lambda p: p.write_text("  \n"), "the file is empty", id="empty"),
-    pytest.param(lambda p: (p.write_text("nsec1secret"), p.chmod(0)), "Permission denied", id="unreadable"),
-    pytest.param(lambda p: p.mkdir(), "Is a directory", id="a-folder"),
-])
+@pytest.mark.parametrize(
+    "make_bad, why",
+    [
+        pytest.param(lambda p: None, "No such file or directory", id="missing"),
+        pytest.param(lambda p: p.write_text("  \n"), "the file is empty", id="empty"),
+        pytest.param(
+            lambda p: (p.write_text("nsec1secret"), p.chmod(0)),
+            "Permission denied",
+            id="unreadable",
+        ),
+        pytest.param(lambda p: p.mkdir(), "Is a directory", id="a-folder"),
+    ],
+)
 def test_an_unusable_key_file_is_a_config_error_naming_the_variable_not_the_content(
-        make_config, tmp_path, make_bad, why):
+    make_config, tmp_path, make_bad, why
+):
     if why == "Permission denied" and os.geteuid() == 0:
         pytest.skip("root reads any file")
     bad = tmp_path / "key-file"
@@ -97,7 +113,9 @@ def test_a_file_that_is_not_a_key_is_reported_by_source_without_its_content(make
     assert "notreallyakey" not in proc.stderr
 
 
-def test_a_set_but_unusable_source_does_not_fall_through_to_the_next(make_config, four_keys, tmp_path):
+def test_a_set_but_unusable_source_does_not_fall_through_to_the_next(
+    make_config, four_keys, tmp_path
+):
     sources, _ = four_keys
     sources["SERBERO_PRIVATE_KEY_FILE"] = str(tmp_path / "gone")
     del sources["SERBERO_PRIVATE_KEY"]
@@ -118,8 +136,9 @@ def test_mediation_sends_the_api_key_from_a_file_and_from_a_credential(harness, 
     key_file = tmp_path / "api-key"
     key_file.write_text("sk-from-file-0123456789\n")
     h.llm.push(ask())
-    code, doc, err = h.mediate_cli(env={"SERBERO_REASONING_API_KEY": "",
-                                        "SERBERO_REASONING_API_KEY_FILE": str(key_file)})
+    code, doc, err = h.mediate_cli(
+        env={"SERBERO_REASONING_API_KEY": "", "SERBERO_REASONING_API_KEY_FILE": str(key_file)}
+    )
     assert code == 0 and doc["sessions_opened"] == 1, err
     assert h.llm.model_requests()[-1].headers["authorization"] == "Bearer sk-from-file-0123456789"
     creds = tmp_path / "creds"
@@ -127,24 +146,38 @@ def test_mediation_sends_the_api_key_from_a_file_and_from_a_credential(harness, 
     (creds / "serbero-reasoning-api-key").write_text("sk-from-credential-0123456789")
     h.open()
     h.llm.push(ask())
-    code, doc, err = h.mediate_cli(env={"SERBERO_REASONING_API_KEY": "", "CREDENTIALS_DIRECTORY": str(creds)})
+    code, doc, err = h.mediate_cli(
+        env={"SERBERO_REASONING_API_KEY": "", "CREDENTIALS_DIRECTORY": str(creds)}
+    )
     assert code == 0 and doc["sessions_opened"] == 1, err
-    assert h.llm.model_requests()[-1].headers["authorization"] == "Bearer sk-from-credential-0123456789"
+    assert (
+        h.llm.model_requests()[-1].headers["authorization"]
+        == "Bearer sk-from-credential-0123456789"
+    )
     assert "sk-from" not in err
 
 
 def test_an_unreadable_api_key_file_is_exit_2_naming_the_variable(harness, tmp_path):
     h = harness()
-    code, doc, err = h.mediate_cli(env={"SERBERO_REASONING_API_KEY": "",
-                                        "SERBERO_REASONING_API_KEY_FILE": str(tmp_path / "nope")})
+    code, doc, err = h.mediate_cli(
+        env={
+            "SERBERO_REASONING_API_KEY": "",
+            "SERBERO_REASONING_API_KEY_FILE": str(tmp_path / "nope"),
+        }
+    )
     assert code == 2 and "SERBERO_REASONING_API_KEY_FILE" in doc["error"], err
 
 
-@pytest.mark.parametrize("env, expected", [
-    pytest.param({}, None, id="nothing-set"),
-    pytest.param({"K": " v "}, "v", id="variable-trimmed"),
-    pytest.param({"CREDENTIALS_DIRECTORY": "/nonexistent"}, None, id="credential-folder-without-the-file"),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        pytest.param({}, None, id="nothing-set"),
+        pytest.param({"K": " v "}, "v", id="variable-trimmed"),
+        pytest.param(
+            {"CREDENTIALS_DIRECTORY": "/nonexistent"}, None, id="credential-folder-without-the-file"
+        ),
+    ],
+)
 def test_find_secret_without_files(env, expected):
     found = find_secret(env, "K", "cred")
     assert (found.text if found else None) == expected
@@ -160,7 +193,9 @@ def test_find_secret_refuses_a_huge_file(tmp_path):
 def test_an_empty_credential_counts_as_unset_so_the_units_fallback_works(tmp_path):
     creds = tmp_path / "creds"
     creds.mkdir()
-    (creds / "cred").write_text("")  # what an empty SetCredential= leaves when LoadCredential= found no file
+    (creds / "cred").write_text(
+        ""
+    )  # what an empty SetCredential= leaves when LoadCredential= found no file
     assert find_secret({"CREDENTIALS_DIRECTORY": str(creds)}, "K", "cred") is None
     (creds / "cred").write_text(" s3cret \n")
     assert find_secret({"CREDENTIALS_DIRECTORY": str(creds)}, "K", "cred").text == "s3cret"
