@@ -9,6 +9,7 @@ request's headers are built and is scrubbed from any error body before it is log
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from typing import Any, Literal
@@ -184,7 +185,9 @@ class Provider:
         # Created on first use so it binds to the event loop that runs the call.
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(float(self.timeout_seconds)), follow_redirects=False
+                timeout=httpx.Timeout(float(self.timeout_seconds)),
+                follow_redirects=False,
+                verify=_tls_context(),
             )
         return self._client
 
@@ -315,3 +318,11 @@ def make_provider(cfg: ReasoningConfig, api_key: Secret, *, retry_pause: float =
 
 class _ShapeError(Exception):
     """The JSON envelope is not shaped as the provider documents."""
+
+
+@functools.cache
+def _tls_context() -> Any:
+    """httpx's default verifying TLS context, built once per process: loading the CA bundle costs
+    about 40 ms of CPU, and every provider (or a new one per run in a long-lived caller) would
+    otherwise load it again."""
+    return httpx.create_ssl_context()
