@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+
 import nostr_sdk as ns
 import pytest
+import typer.testing
 
 from serbero_cli.simulate.mostro import SimMostro
 from serbero_cli.simulate.relay import start_relay
 from serbero_cli.simulate.solver import SimSolver
 from tests.helpers import write_config
+
+# typer's CliRunner turns the Typer app into a click command on every invoke, inspecting the
+# signature of every command (about 70 ms of CPU for the full serbero app); the app does not change
+# during a run, so each worker builds it once. Typer is pinned below 0.29 in pyproject.toml, where
+# the runner looks the converter up as `typer.testing._get_command`.
+typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 
 @pytest.fixture(autouse=True)
