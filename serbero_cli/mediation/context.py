@@ -10,7 +10,7 @@ from typing import Any
 
 from serbero_cli.config import Config
 from serbero_cli.delivery.audience import Audience
-from serbero_cli.mediation import escalation
+from serbero_cli.mediation import chat_io, escalation
 from serbero_cli.mediation.policy import EscalationTrigger
 from serbero_cli.mediation.result import MediationResult
 from serbero_cli.mediation.transport import TakeTransport
@@ -56,6 +56,19 @@ class RunContext:
     @functools.cached_property
     def audience(self) -> Audience:
         return Audience.from_config(self.config)
+
+    async def publish_chat(self, session_ids: set[str] | None = None) -> chat_io.PublishStats:
+        """Publish every unpublished party message of this run's sessions (or only `session_ids`)."""
+        return await chat_io.publish_pending(
+            self.store,
+            self.pool,
+            secret=self.config.private_key,
+            channels=self.channels,
+            send_timeout=self.config.delivery.send_timeout_seconds,
+            now_fn=self.clock,
+            bundle=self.loaded,
+            session_ids=session_ids,
+        )
 
     async def model_ready(self) -> bool:
         """At most one health check per run, made lazily before the first model call (docs/mediation.md#run-order)."""

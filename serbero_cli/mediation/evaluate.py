@@ -262,16 +262,7 @@ async def _wait_for_other_party(
         counts["buyer"],
         counts["seller"],
     )
-    stats = await chat_io.publish_pending(
-        ctx.store,
-        ctx.pool,
-        secret=ctx.config.private_key,
-        channels=ctx.channels,
-        send_timeout=ctx.config.delivery.send_timeout_seconds,
-        now_fn=ctx.clock,
-        bundle=ctx.loaded,
-        session_ids={session.session_id},
-    )
+    stats = await ctx.publish_chat({session.session_id})
     ctx.result.publish_failures += stats.failed
 
 
@@ -302,15 +293,6 @@ async def _ask_followup(
                 copy_setting=ctx.config.chat.legacy_giftwrap_copy,
             )
         sess.update_session(conn, session.session_id, **marker)
-    stats = await chat_io.publish_pending(
-        ctx.store,
-        ctx.pool,
-        secret=ctx.config.private_key,
-        channels=ctx.channels,
-        send_timeout=ctx.config.delivery.send_timeout_seconds,
-        now_fn=ctx.clock,
-        bundle=ctx.loaded,
-        session_ids={session.session_id},
-    )
+    stats = await ctx.publish_chat({session.session_id})
     ctx.result.followups_sent += stats.published
     ctx.result.publish_failures += stats.failed

@@ -19,7 +19,7 @@ from serbero_cli.config import Config, load_reasoning_api_key
 from serbero_cli.domain.lifecycle import LifecycleState
 from serbero_cli.domain.sessions import SessionState
 from serbero_cli.errors import NoRelayReachable
-from serbero_cli.mediation import chat_io, ingest, node_messages, opening, summary, timeouts
+from serbero_cli.mediation import ingest, node_messages, opening, summary, timeouts
 from serbero_cli.mediation.context import RunContext
 from serbero_cli.mediation.evaluate import evaluate_sessions
 from serbero_cli.mediation.result import MediationResult
@@ -195,15 +195,7 @@ async def _steps(ctx: RunContext, sender: DmSender, max_starts: int) -> None:
 
 
 async def _publish(ctx: RunContext) -> None:
-    stats = await chat_io.publish_pending(
-        ctx.store,
-        ctx.pool,
-        secret=ctx.config.private_key,
-        channels=ctx.channels,
-        send_timeout=ctx.config.delivery.send_timeout_seconds,
-        now_fn=ctx.clock,
-        bundle=ctx.loaded,
-    )
+    stats = await ctx.publish_chat()
     ctx.result.publish_failures += stats.failed
     for session_id in stats.published_sessions:
         with ctx.store.immediate() as conn:
